@@ -1,0 +1,63 @@
+"""What the agent learns from its center before measuring: is it there, and where to probe.
+
+``GET {center}/healthz`` is public and answers
+``{"status": "ok", "version": "...", "reflector": {"host": "...", "port": 8751},
+"speedtest_path": "/speedtest/"}``. A reflector host of ``null`` means "the host you reached me
+on" (the center does not know its public name behind NAT unless told).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class CenterError(Exception):
+    """The center URL is malformed or the center does not answer."""
+
+
+@dataclass(frozen=True)
+class CenterTarget:
+    url: str                      # base URL, no trailing slash
+    host: str
+    port: int
+    reflector: tuple[str, int] | None
+    speedtest_url: str | None
+    version: str | None = None
+
+
+def parse_center_url(url: str) -> tuple[str, str, int]:
+    """Validate ``http(s)://host[:port]``; returns (base url, host, port)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CenterError(f"center URL {url!r} must look like https://center.example.com:8750")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise CenterError(f"center URL {url!r} has an invalid port") from None
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    return base, parts.hostname, port
+
+
+def discover_center(url: str, timeout_s: float = 3.0) -> CenterTarget:
+    """Ask the center for its reflector and bandwidth endpoint; raise CenterError if it is down."""
+    import httpx
+
+    base, host, port = parse_center_url(url)
+    try:
+        response = httpx.get(f"{base}/healthz", timeout=timeout_s)
+        response.raise_for_status()
+        info = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CenterError(f"center {base} does not answer: {exc}") from None
+    if not isinstance(info, dict):
+        raise CenterError(f"center {base} answered /healthz with something that is not JSON")
+    reflector = None
+    refl = info.get("reflector")
+    if isinstance(refl, dict) and isinstance(refl.get("port"), int):
+        reflector = (str(refl.get("host") or host), int(refl["port"]))
+    sp = info.get("speedtest_path")
+    return CenterTarget(url=base, host=host, port=port, reflector=reflector,
+                        speedtest_url=f"{base}{sp}" if isinstance(sp, str) else None,
+                        version=info.get("version") if isinstance(info.get("version"), str)
+                        else None)

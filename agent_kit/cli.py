@@ -1,0 +1,113 @@
+"""The ``agent-kit`` command: parses options, calls the runner, renders. Nothing else.
+
+Exit codes (check, diagnose, login, status): 0 ready, 1 not ready, 2 bad usage or input with a
+one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from agent_kit import __version__
+from agent_kit.checks import GROUPS
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Verify a contact-center agent's home workstation.",
+                  pretty_exceptions_enable=False)
+
+
+def fail_usage(reason: str) -> NoReturn:
+    """One line on stderr, exit 2."""
+    typer.echo(f"agent-kit: {reason}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agent-kit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                is_eager=True, help="Print the version.")]
+          = False) -> None:
+    """agent-kit: is this workstation ready to take calls?"""
+
+
+def parse_groups(only: str | None, skip: str | None) -> set[str]:
+    def names(value: str, option: str) -> set[str]:
+        items = {g.strip() for g in value.split(",") if g.strip()}
+        bad = sorted(items - set(GROUPS))
+        if bad or not items:
+            fail_usage(f"{option}: unknown group {', '.join(bad) or repr(value)} "
+                       f"(groups: {', '.join(GROUPS)})")
+        return items
+
+    if only and skip:
+        fail_usage("--only and --skip cannot be used together")
+    selected = names(only, "--only") if only else set(GROUPS)
+    if skip:
+        selected -= names(skip, "--skip")
+    if not selected:
+        fail_usage("--skip leaves no group to check")
+    return selected
+
+
+def parse_reflector(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail_usage(f"--reflector {value!r} must be HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+CenterOpt = Annotated[str | None, typer.Option("--center", help="Center URL (default: the one "
+                                               "this workstation enrolled with).")]
+PolicyOpt = Annotated[str | None, typer.Option("--policy", help="Call-standards TOML file "
+                                               "merged over the default policy.")]
+OnlyOpt = Annotated[str | None, typer.Option("--only", help=f"Only these groups "
+                                             f"({','.join(GROUPS)}).")]
+SkipOpt = Annotated[str | None, typer.Option("--skip", help="Skip these groups.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ReflectorOpt = Annotated[str | None, typer.Option("--reflector", help="Path-test target "
+                                                  "HOST:PORT instead of the center's.")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of messages.")]
+
+
+@app.command()
+def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
+          skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
+          lang: LangOpt = None) -> None:
+    """Onboarding check: every probe group, judged against the call standards."""
+    from agent_kit.session import prepare_run
+
+    groups = parse_groups(only, skip)
+    refl = parse_reflector(reflector)
+    run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
+                      interactive=sys.stdin.isatty() and not json_out, on_error=fail_usage)
+    report = run.execute(show_progress=sys.stderr.isatty())
+    if json_out:
+        from agent_kit.report import report_json
+
+        typer.echo(report_json(report))
+    else:
+        from agent_kit.report import render_terminal
+
+        render_terminal(report)
+    raise typer.Exit(EXIT_READY if report.ready else EXIT_NOT_READY)
+
+
+def main() -> None:
+    """Console-script entry point: usage errors exit 2 (click's default), as the contract says."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

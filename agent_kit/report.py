@@ -1,0 +1,66 @@
+"""Show a ``CheckReport``: a terminal table with colours and fixes, or the contract's JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from agent_kit.checks import BY_ID
+from agent_kit.results import CheckReport, CheckResult, Status
+
+_SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
+_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
+          Status.UNKNOWN: "magenta"}
+
+
+def report_json(report: CheckReport) -> str:
+    return json.dumps(report.to_json(), ensure_ascii=False, indent=2)
+
+
+def format_value(result: CheckResult) -> str:
+    v = result.value
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
+    else:
+        text = str(v)
+    return f"{text} {result.unit}" if result.unit and not isinstance(v, str) else text
+
+
+def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
+    """A table, one line per check, then the fixes, then READY / NOT READY."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream or sys.stdout, highlight=False)
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_column("what we found")
+    for r in report.checks:
+        title = BY_ID[r.id].title if r.id in BY_ID else r.id
+        table.add_row(f"[{_STYLE[r.status]}]{_SYMBOL[r.status]}[/]", title, format_value(r),
+                      r.message)
+    console.print(table)
+    fixes = [r for r in report.checks if r.fix and r.status is not Status.PASS]
+    if fixes:
+        console.print()
+        console.print("[bold]What to do:[/]")
+        for n, r in enumerate(sorted(fixes, key=lambda r: not r.blocks), start=1):
+            blocking = " [bold red](blocks login)[/]" if r.blocks else ""
+            console.print(f" {n}. {BY_ID[r.id].title if r.id in BY_ID else r.id}{blocking}: "
+                          f"{r.fix}")
+    console.print()
+    if report.ready:
+        extra = " (with warnings)" if report.verdict is Status.WARN else ""
+        console.print(f"[bold green]READY{extra}[/] — policy {report.policy_name} "
+                      f"{report.policy_version}, {report.duration_s:.1f} s")
+    else:
+        n = sum(1 for r in report.checks if r.blocks)
+        console.print(f"[bold red]NOT READY[/] — {n} problem(s) must be fixed before you take "
+                      f"calls (policy {report.policy_name} {report.policy_version})")
