@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from agent_kit.checks import BY_ID
+from agent_kit.i18n import _
 from agent_kit.results import CheckReport, CheckResult, Status
 
 _SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
@@ -23,12 +24,17 @@ def format_value(result: CheckResult) -> str:
     if v is None:
         return "—"
     if isinstance(v, bool):
-        return "yes" if v else "no"
+        return _("yes") if v else _("no")
     if isinstance(v, float):
         text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
     else:
         text = str(v)
     return f"{text} {result.unit}" if result.unit and not isinstance(v, str) else text
+
+
+def check_title(check_id: str) -> str:
+    """The check's human title in the current language."""
+    return _(BY_ID[check_id].title) if check_id in BY_ID else check_id
 
 
 def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
@@ -39,28 +45,31 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
     console = Console(file=stream or sys.stdout, highlight=False)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
-    table.add_column("check")
-    table.add_column("value", justify="right")
-    table.add_column("what we found")
+    table.add_column(_("check"))
+    table.add_column(_("value"), justify="right")
+    table.add_column(_("what we found"))
     for r in report.checks:
-        title = BY_ID[r.id].title if r.id in BY_ID else r.id
+        title = check_title(r.id)
         table.add_row(f"[{_STYLE[r.status]}]{_SYMBOL[r.status]}[/]", title, format_value(r),
                       r.message)
     console.print(table)
     fixes = [r for r in report.checks if r.fix and r.status is not Status.PASS]
     if fixes:
         console.print()
-        console.print("[bold]What to do:[/]")
+        console.print(f"[bold]{_('What to do:')}[/]")
         for n, r in enumerate(sorted(fixes, key=lambda r: not r.blocks), start=1):
-            blocking = " [bold red](blocks login)[/]" if r.blocks else ""
-            console.print(f" {n}. {BY_ID[r.id].title if r.id in BY_ID else r.id}{blocking}: "
-                          f"{r.fix}")
+            blocking = f" [bold red]({_('blocks login')})[/]" if r.blocks else ""
+            console.print(f" {n}. {check_title(r.id)}{blocking}: {r.fix}")
     console.print()
     if report.ready:
-        extra = " (with warnings)" if report.verdict is Status.WARN else ""
-        console.print(f"[bold green]READY{extra}[/] — policy {report.policy_name} "
-                      f"{report.policy_version}, {report.duration_s:.1f} s")
+        headline = _("READY (with warnings)") if report.verdict is Status.WARN else _("READY")
+        console.print(f"[bold green]{headline}[/] — " + _(
+            "policy {name} {version}, {seconds:.1f} s").format(
+            name=report.policy_name, version=report.policy_version,
+            seconds=report.duration_s))
     else:
         n = sum(1 for r in report.checks if r.blocks)
-        console.print(f"[bold red]NOT READY[/] — {n} problem(s) must be fixed before you take "
-                      f"calls (policy {report.policy_name} {report.policy_version})")
+        console.print(f"[bold red]{_('NOT READY')}[/] — " + _(
+            "{count} problem(s) must be fixed before you take calls (policy {name} "
+            "{version})").format(count=n, name=report.policy_name,
+                                 version=report.policy_version))

@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from agent_kit import __version__
 from agent_kit.checks import BY_ID, CATALOGUE
@@ -28,7 +28,7 @@ def _quiet(_event: str, _unit: str, _elapsed: float, _results: list[CheckResult]
 
 def run_checks(units: Iterable[ProbeUnit], ctx: ProbeContext, *,
                progress: ProgressFn = _quiet, clock: Callable[[], float] = time.monotonic,
-               now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> CheckReport:
+               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CheckReport:
     """Run every unit and return the report, checks in catalogue order."""
     units = list(units)
     started_at, t0 = now(), clock()

@@ -7,6 +7,7 @@ address names the interface. This works the same on Linux, Windows and macOS.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -67,10 +68,8 @@ def classify_interface(name: str) -> tuple[LinkKind, str]:
         except (OSError, ValueError):
             arp_type = -1
         uevent = ""
-        try:
+        with contextlib.suppress(OSError):
             uevent = (sysfs / "uevent").read_text()
-        except OSError:
-            pass
         if arp_type == _ARPHRD_LOOPBACK:
             return "loopback", "loopback device"
         if "DEVTYPE=wireguard" in uevent:

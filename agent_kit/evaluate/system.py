@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent_kit.evaluate import level_result, state_result
+from agent_kit.i18n import _
 from agent_kit.policy import Policy
 from agent_kit.results import CheckResult, Status
 from probes.system import SystemReading
@@ -12,21 +13,22 @@ def evaluate_system(reading: SystemReading, policy: Policy) -> list[CheckResult]
     results = [_cpu(reading, policy)]
     results.append(level_result(
         "system.memory", reading.memory_available_mb, policy, ndigits=0,
-        message=f"{reading.memory_available_mb:.0f} MB of {reading.memory_total_mb:.0f} MB "
-                "memory available",
-        fix_if_bad="Close programs you do not need for calls (extra browser tabs, games, "
-                   "video apps), or restart the computer.",
+        message=_("{available:.0f} MB of {total:.0f} MB memory available").format(
+            available=reading.memory_available_mb, total=reading.memory_total_mb),
+        fix_if_bad=_("Close programs you do not need for calls (extra browser tabs, games, "
+                     "video apps), or restart the computer."),
     ))
     results.append(level_result(
         "system.disk", reading.disk_free_gb, policy, ndigits=1,
-        message=f"{reading.disk_free_gb:.1f} GB free on {reading.disk_path}",
-        fix_if_bad="Free disk space: empty the recycle bin and delete large downloads.",
+        message=_("{free:.1f} GB free on {path}").format(free=reading.disk_free_gb,
+                                                         path=reading.disk_path),
+        fix_if_bad=_("Free disk space: empty the recycle bin and delete large downloads."),
     ))
     results.append(_power(reading, policy))
     results.append(level_result(
         "system.uptime", reading.uptime_days, policy, ndigits=1,
-        message=f"restarted {reading.uptime_days:.1f} days ago",
-        fix_if_bad="Restart the computer before your shift so pending updates install.",
+        message=_("restarted {days:.1f} days ago").format(days=reading.uptime_days),
+        fix_if_bad=_("Restart the computer before your shift so pending updates install."),
     ))
     return results
 
@@ -36,16 +38,18 @@ def _cpu(reading: SystemReading, policy: Policy) -> CheckResult:
     cores = reading.logical_cores
     result = level_result(
         "system.cpu", reading.cpu_load_pct, policy, ndigits=1,
-        message=f"CPU {reading.cpu_load_pct:.0f} % busy on {cores} cores",
-        fix_if_bad="Close programs that keep the computer busy (video, games, large downloads "
-                   "or updates), then run the check again.",
+        message=_("CPU {load:.0f} % busy on {cores} cores").format(
+            load=reading.cpu_load_pct, cores=cores),
+        fix_if_bad=_("Close programs that keep the computer busy (video, games, large "
+                     "downloads or updates), then run the check again."),
         details={"logical_cores": cores, "physical_cores": reading.physical_cores},
     )
     if cores < min_cores:
         return state_result(
             "system.cpu", Status.FAIL, reading.cpu_load_pct, policy,
-            message=f"only {cores} CPU core(s); the policy asks for at least {min_cores}",
-            fix="Ask IT for a computer that meets the workstation standard.",
+            message=_("only {cores} CPU core(s); the policy asks for at least {min}").format(
+                cores=cores, min=min_cores),
+            fix=_("Ask IT for a computer that meets the workstation standard."),
             details=result.details,
         )
     return result
@@ -55,14 +59,18 @@ def _power(reading: SystemReading, policy: Policy) -> CheckResult:
     p = reading.power
     if not p.has_battery:
         return state_result("system.power", Status.PASS, None, policy,
-                            message="no battery: mains powered")
+                            message=_("no battery: mains powered"))
     if not p.on_battery:
         return state_result("system.power", Status.PASS, p.charge_pct, policy,
-                            message=f"plugged in, battery at {p.charge_pct:.0f} %")
+                            message=_("plugged in, battery at {charge:.0f} %").format(
+                                charge=p.charge_pct))
     assert p.charge_pct is not None
-    left = f", about {p.minutes_left:.0f} minutes left" if p.minutes_left else ""
+    if p.minutes_left:
+        message = _("running on battery at {charge:.0f} %, about {minutes:.0f} minutes "
+                    "left").format(charge=p.charge_pct, minutes=p.minutes_left)
+    else:
+        message = _("running on battery at {charge:.0f} %").format(charge=p.charge_pct)
     return level_result(
-        "system.power", p.charge_pct, policy, ndigits=0,
-        message=f"running on battery at {p.charge_pct:.0f} %{left}",
-        fix_if_bad="Plug the laptop into its charger for your shift.",
+        "system.power", p.charge_pct, policy, ndigits=0, message=message,
+        fix_if_bad=_("Plug the laptop into its charger for your shift."),
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from agent_kit.evaluate import state_result, unknown_result
+from agent_kit.i18n import _
 from agent_kit.policy import Policy
 from agent_kit.results import CheckResult, Status
 from probes.interfaces import is_loopback_address
 from probes.vpn import VpnReading
 
-_START_VPN = ("Start your company VPN client and sign in; if it says connected, disconnect and "
-              "connect again.")
+
+def _start_vpn() -> str:
+    return _("Start your company VPN client and sign in; if it says connected, disconnect "
+             "and connect again.")
 
 
 def evaluate_vpn(reading: VpnReading, policy: Policy) -> list[CheckResult]:
@@ -19,19 +22,21 @@ def evaluate_vpn(reading: VpnReading, policy: Policy) -> list[CheckResult]:
     details = {"tunnels": [t.name for t in up]}
     if mode == "off":
         return [state_result("vpn.connected", Status.PASS, None, policy,
-                             message="VPN not used by this policy"),
+                             message=_("VPN not used by this policy")),
                 state_result("vpn.route", Status.PASS, None, policy,
-                             message="VPN not used by this policy")]
+                             message=_("VPN not used by this policy"))]
     if up:
         connected = state_result("vpn.connected", Status.PASS, True, policy,
-                                 message=f"VPN tunnel up ({', '.join(t.name for t in up)})",
+                                 message=_("VPN tunnel up ({tunnels})").format(
+                                     tunnels=", ".join(t.name for t in up)),
                                  details=details)
     elif mode == "required":
         connected = state_result("vpn.connected", Status.FAIL, False, policy,
-                                 message="no VPN tunnel is up", fix=_START_VPN, details=details)
+                                 message=_("no VPN tunnel is up"), fix=_start_vpn(),
+                                 details=details)
     else:
         connected = state_result("vpn.connected", Status.PASS, False, policy,
-                                 message="no VPN tunnel (optional in this policy)")
+                                 message=_("no VPN tunnel (optional in this policy)"))
     return [connected, _route(reading, policy, mode, split, bool(up))]
 
 
@@ -40,34 +45,40 @@ def _route(reading: VpnReading, policy: Policy, mode: str, split: str,
     details = {"center": reading.center_address, "interface": reading.center_interface,
                "default_interface": reading.default_interface}
     if reading.center_host is None or reading.center_via_tunnel is None:
-        return unknown_result("vpn.route", policy, f"cannot tell: {reading.problem}",
-                              fix=None if reading.center_host is None else _START_VPN)
+        return unknown_result("vpn.route", policy,
+                              _("cannot tell: {reason}").format(reason=reading.problem),
+                              fix=None if reading.center_host is None else _start_vpn())
     if is_loopback_address(reading.center_address or ""):
         return state_result("vpn.route", Status.PASS, "local", policy,
-                            message="the center runs on this computer: no tunnel needed",
+                            message=_("the center runs on this computer: no tunnel needed"),
                             details=details)
     if not reading.center_via_tunnel:
         if not tunnel_up and mode != "required":
             return state_result("vpn.route", Status.PASS, reading.center_interface, policy,
-                                message=f"center reached directly via "
-                                        f"{reading.center_interface} (VPN optional)",
+                                message=_("center reached directly via {interface} (VPN "
+                                          "optional)").format(
+                                    interface=reading.center_interface),
                                 details=details)
-        why = ("the VPN is down" if not tunnel_up else
-               "the VPN is up but the center is routed outside it (split tunnel misconfigured)")
-        fix = (_START_VPN if not tunnel_up else
-               "Disconnect and reconnect the VPN so it installs its routes; if that does not "
-               "help, tell IT the VPN profile does not route the contact center.")
+        why = (_("the VPN is down") if not tunnel_up else
+               _("the VPN is up but the center is routed outside it (split tunnel "
+                 "misconfigured)"))
+        fix = (_start_vpn() if not tunnel_up else
+               _("Disconnect and reconnect the VPN so it installs its routes; if that does "
+                 "not help, tell IT the VPN profile does not route the contact center."))
         return state_result("vpn.route", Status.FAIL, reading.center_interface, policy,
-                            message=f"center {reading.center_address} is reached via "
-                                    f"{reading.center_interface}: {why}",
+                            message=_("center {address} is reached via {interface}: {why}").format(
+                                address=reading.center_address,
+                                interface=reading.center_interface, why=why),
                             fix=fix, details=details)
     if split == "forbidden" and reading.default_via_tunnel is False:
         return state_result("vpn.route", Status.FAIL, reading.center_interface, policy,
-                            message=f"center goes through {reading.center_interface}, but other "
-                                    f"traffic leaves via {reading.default_interface} "
-                                    "(split tunnel, forbidden by this policy)",
-                            fix="Turn off split tunnelling in the VPN client, or ask IT for the "
-                                "full-tunnel VPN profile.", details=details)
+                            message=_("center goes through {interface}, but other traffic leaves "
+                                      "via {default} (split tunnel, forbidden by this "
+                                      "policy)").format(interface=reading.center_interface,
+                                                        default=reading.default_interface),
+                            fix=_("Turn off split tunnelling in the VPN client, or ask IT for "
+                                  "the full-tunnel VPN profile."), details=details)
     return state_result("vpn.route", Status.PASS, reading.center_interface, policy,
-                        message=f"center {reading.center_address} reached through the tunnel "
-                                f"{reading.center_interface}", details=details)
+                        message=_("center {address} reached through the tunnel {interface}").format(
+                            address=reading.center_address,
+                            interface=reading.center_interface), details=details)
