@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what agent-kit and its test lab need on Debian 12, as root. Idempotent.
+# Usage: scripts/install-deps.sh [run|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+
+# The desktop agent: PortAudio for sounddevice; PulseAudio for the audio devices on Linux.
+APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2)
+# The lab: virtual headset feed, reference meters, namespaces, VPN, PostgreSQL, browser, Xvfb.
+APT_TEST=(sox espeak-ng iperf3 openvpn postgresql chromium chromium-driver xvfb xdotool
+          python3-tk gettext imagemagick binutils)
+
+want=("${APT_RUN[@]}")
+[ "$mode" = test ] && want+=("${APT_TEST[@]}")
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --upgrade pip >/dev/null
+if [ "$mode" = test ]; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[center,test,build]'
+else
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[center]'
+fi
