@@ -78,7 +78,8 @@ SkipOpt = Annotated[str | None, typer.Option("--skip", help="Skip these groups."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ReflectorOpt = Annotated[str | None, typer.Option("--reflector", help="Path-test target "
                                                   "HOST:PORT instead of the center's.")]
-LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of messages.")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of messages: en, ja, "
+                                             "ko, sv (default: the OS locale).")]
 
 
 @app.command()
@@ -86,8 +87,10 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
           skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
           lang: LangOpt = None) -> None:
     """Onboarding check: every probe group, judged against the call standards."""
+    from agent_kit.i18n import set_language
     from agent_kit.session import prepare_run
 
+    set_language(lang)
     groups = parse_groups(only, skip)
     refl = parse_reflector(reflector)
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
