@@ -108,8 +108,27 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
 
 
 def main() -> None:
-    """Console-script entry point: usage errors exit 2 (click's default), as the contract says."""
-    app()
+    """Console-script entry point: a usage error is one line on stderr and exit 2."""
+    from typer import Abort
+
+    try:  # typer >= 0.20 vendors click; older releases use click itself
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "agent-kit --help")
+        sys.exit(0)
+    except UsageError as exc:
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        typer.echo(f"agent-kit: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Abort:
+        typer.echo("agent-kit: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

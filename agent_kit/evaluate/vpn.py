@@ -44,6 +44,13 @@ def _route(reading: VpnReading, policy: Policy, mode: str, split: str,
            tunnel_up: bool) -> CheckResult:
     details = {"center": reading.center_address, "interface": reading.center_interface,
                "default_interface": reading.default_interface}
+    if reading.center_host is not None and reading.center_via_tunnel is None and not tunnel_up \
+            and mode == "required":
+        # No route to (or no name for) the center and no tunnel: the VPN being down is why.
+        return state_result("vpn.route", Status.FAIL, None, policy,
+                            message=_("the center cannot be reached: {reason}; the VPN is "
+                                      "down").format(reason=reading.problem),
+                            fix=_start_vpn(), details=details)
     if reading.center_host is None or reading.center_via_tunnel is None:
         return unknown_result("vpn.route", policy,
                               _("cannot tell: {reason}").format(reason=reading.problem),

@@ -1,0 +1,128 @@
+"""The real `agent-kit` command: exit codes, JSON contract, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+CONTRACT_CHECK_FIELDS = {"id", "group", "status", "value", "unit", "warn", "fail", "message",
+                         "fix"}
+
+
+def agent_kit(*args: str, env: dict[str, str] | None = None, home=None):
+    e = {**os.environ, **(env or {})}
+    if home is not None:
+        e["AGENT_KIT_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "agent_kit.cli", *args], capture_output=True,
+                          text=True, timeout=60, env=e)
+
+
+@pytest.fixture
+def lenient(tmp_path):
+    f = tmp_path / "lenient.toml"
+    f.write_text('[checks."system.cpu"]\nwarn = "none"\nfail = "none"\n'
+                 '[checks."system.uptime"]\nwarn = "none"\n'
+                 '[checks."system.disk"]\nwarn = 0\nfail = 0\n'
+                 '[checks."system.memory"]\nwarn = 0\nfail = 0\n')
+    return f
+
+
+def test_ready_exits_0_with_contract_json(lenient, tmp_path):
+    proc = agent_kit("check", "--only", "system", "--policy", str(lenient), "--json",
+                     home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["verdict"] in ("pass", "warn")
+    assert data["policy"] == {"name": "agent-kit default call standards",
+                              "version": "2026.11.0"}
+    assert isinstance(data["duration_s"], float) and data["started_at"].endswith("+00:00")
+    ids = [c["id"] for c in data["checks"]]
+    assert ids == ["system.cpu", "system.memory", "system.disk", "system.power",
+                   "system.uptime"]
+    for c in data["checks"]:
+        assert CONTRACT_CHECK_FIELDS <= set(c)
+        assert c["status"] in ("pass", "warn", "fail", "unknown")
+
+
+def test_not_ready_exits_1_and_says_why(tmp_path):
+    f = tmp_path / "strict.toml"
+    f.write_text('[checks."system.disk"]\nwarn = 1e12\nfail = 1e12\n')
+    proc = agent_kit("check", "--only", "system", "--policy", str(f), home=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "NOT READY" in proc.stdout
+    assert "Free disk space" in proc.stdout     # the fix is shown
+    proc = agent_kit("check", "--only", "system", "--policy", str(f), "--json", home=tmp_path)
+    assert proc.returncode == 1
+    disk = next(c for c in json.loads(proc.stdout)["checks"] if c["id"] == "system.disk")
+    assert disk["status"] == "fail" and disk["fix"]
+
+
+def test_groups_without_center_report_unknown(tmp_path):
+    proc = agent_kit("check", "--only", "vpn", "--json", home=tmp_path)
+    route = next(c for c in json.loads(proc.stdout)["checks"] if c["id"] == "vpn.route")
+    assert route["status"] in ("unknown", "fail")
+    if route["status"] == "unknown":
+        assert "no center configured" in route["message"]
+
+
+def test_skip_removes_groups(lenient, tmp_path):
+    proc = agent_kit("check", "--skip", "vpn,network,bandwidth,audio", "--policy", str(lenient),
+                     "--json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {c["group"] for c in json.loads(proc.stdout)["checks"]} == {"system"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["check", "--frobnicate"], "No such option"),
+        (["check", "--only", "sytem"], "unknown group sytem"),
+        (["check", "--only", "system", "--skip", "vpn"], "cannot be used together"),
+        (["check", "--skip", "system,vpn,network,bandwidth,audio"], "leaves no group"),
+        (["check", "--reflector", "nohostport"], "must be HOST:PORT"),
+        (["check", "--reflector", "host:99999"], "must be HOST:PORT"),
+        (["check", "--policy", "/nonexistent/policy.toml"], "file not found"),
+        (["check", "--center", "ftp://center"], "must look like"),
+        (["check", "--center", "http://127.0.0.1:{closed}"], "does not answer"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(args, reason, tmp_path):
+    args = [a.replace("{closed}", str(_closed_port())) for a in args]
+    proc = agent_kit(*args, home=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert reason in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_malformed_policy_exits_2_with_file_and_line(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('[checks."network.rtt"]\nwarn = 100\nfail = 50\n')
+    proc = agent_kit("check", "--policy", str(f), "--json", home=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert str(f) in lines[0] and "line 3" in lines[0] and "fail" in lines[0]
+    assert proc.stdout == ""
+
+
+def test_broken_enrollment_file_exits_2(tmp_path):
+    (tmp_path / "enrollment.json").write_text("{not json")
+    proc = agent_kit("check", "--only", "vpn", home=tmp_path)
+    assert proc.returncode == 2 and "enroll" in proc.stderr
+
+
+def test_version():
+    proc = agent_kit("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("agent-kit ")
