@@ -24,6 +24,11 @@ class CenterTarget:
     reflector: tuple[str, int] | None
     speedtest_url: str | None
     version: str | None = None
+    problem: str | None = None    # set when the center did not answer: host known, no services
+
+    @property
+    def reachable(self) -> bool:
+        return self.problem is None
 
 
 def parse_center_url(url: str) -> tuple[str, str, int]:
@@ -37,6 +42,13 @@ def parse_center_url(url: str) -> tuple[str, str, int]:
         raise CenterError(f"center URL {url!r} has an invalid port") from None
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     return base, parts.hostname, port
+
+
+def unreachable_center(url: str, problem: str) -> CenterTarget:
+    """A center we know by URL (from enrollment) but which does not answer right now."""
+    base, host, port = parse_center_url(url)
+    return CenterTarget(url=base, host=host, port=port, reflector=None, speedtest_url=None,
+                        problem=problem)
 
 
 def discover_center(url: str, timeout_s: float = 3.0) -> CenterTarget:

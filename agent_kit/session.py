@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from agent_kit.center_client import CenterError, CenterTarget, discover_center
+from agent_kit.center_client import (
+    CenterError,
+    CenterTarget,
+    discover_center,
+    unreachable_center,
+)
 from agent_kit.config import load_enrollment
 from agent_kit.policy import Policy, PolicyError, load_policy
 from agent_kit.probe_units import ProbeContext, ProbeUnit, units_for
@@ -71,7 +76,12 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
             try:
                 target = discover_center(enrollment.center_url)
             except CenterError as exc:
+                # Keep the host: the VPN route check needs no answer from the center.
                 problem = str(exc)
+                try:
+                    target = unreachable_center(enrollment.center_url, problem)
+                except CenterError as bad_url:
+                    on_error(f"enrollment: {bad_url}")
     ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
                        interactive=interactive,
                        prompt=prompt or (_terminal_prompt if interactive else _silent))

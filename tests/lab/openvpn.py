@@ -51,10 +51,11 @@ def openvpn_tunnel(pair: NetnsPair, workdir: Path, *,
 
 
 def stop_home_end(workdir: Path) -> None:
-    """Drop the tunnel at home, as when the VPN client disconnects."""
-    pid_file = workdir / "home.pid"
-    sh("kill", pid_file.read_text().strip(), check=False)
+    """Drop the tunnel at home, as when the VPN client disconnects (waits until it is gone)."""
+    pid = (workdir / "home.pid").read_text().strip()  # OpenVPN removes the file on exit
+    sh("kill", pid, check=False)
     for _ in range(50):
-        if sh("kill", "-0", pid_file.read_text().strip(), check=False).returncode != 0:
+        if sh("kill", "-0", pid, check=False).returncode != 0:
             return
         time.sleep(0.1)
+    raise LabError(f"OpenVPN (pid {pid}) did not stop")
