@@ -37,6 +37,15 @@ SECTIONS: dict[str, dict[str, ParamSpec]] = {
         "window": ParamSpec(int, doc="samples kept per check for hysteresis"),
         "fail_to_block": ParamSpec(int, doc="failing samples in the window that close the gate"),
         "pass_to_open": ParamSpec(int, doc="consecutive passing samples that reopen it"),
+        "block_after_s": ParamSpec((int, float), doc="a failure persisting this long closes "
+                                   "the gate, whatever the sample count"),
+        "reopen_after_s": ParamSpec((int, float), doc="the passing samples that reopen it "
+                                    "must span at least this long"),
+        "shift_gap_s": ParamSpec((int, float), doc="a gap between measurements longer than "
+                                 "this starts a new shift: a fresh full check is needed"),
+        "center_unreachable": ParamSpec(str, ("local", "deny"), doc="agent-kit login when the "
+                                        "center cannot be reached: local = trust the local "
+                                        "gate alone, deny = refuse"),
     },
 }
 
