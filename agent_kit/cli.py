@@ -11,7 +11,6 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from agent_kit import __version__
 from agent_kit.checks import GROUPS
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
@@ -29,7 +28,9 @@ def fail_usage(reason: str) -> NoReturn:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"agent-kit {__version__}")
+        from agent_kit.build_info import version_line  # + commit and build date when frozen
+
+        typer.echo(version_line())
         raise typer.Exit(0)
 
 
