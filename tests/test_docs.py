@@ -1,0 +1,33 @@
+"""Every check id and every policy key is documented (datasette's habit)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agent_kit.checks import CATALOGUE
+from agent_kit.policy import SECTIONS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_every_check_id_and_key_is_in_the_policy_reference():
+    text = (DOCS / "policy.md").read_text("utf-8")
+    for spec in CATALOGUE:
+        assert f"`{spec.id}`" in text, f"{spec.id} is not in docs/policy.md"
+        for key in spec.params:
+            row = next(line for line in text.splitlines() if f"`{spec.id}`" in line)
+            assert f"`{key}`" in row, f"{spec.id}'s key {key} is not in docs/policy.md"
+    for section, keys in SECTIONS.items():
+        for key in keys:
+            assert f"`{section}.{key}`" in text, f"{section}.{key} is not in docs/policy.md"
+    for key in ("warn", "fail", "unknown_blocks", "schema", "name", "version"):
+        assert re.search(rf"`{key}`", text), key
+
+
+def test_architecture_names_real_modules():
+    text = (DOCS / "architecture.md").read_text("utf-8")
+    root = DOCS.parent
+    for path in set(re.findall(r"`((?:agent_kit|probes|tests|bench|installer)/[\w/.]+\.py)`",
+                               text)):
+        assert (root / path).exists(), f"docs/architecture.md names {path}, which does not exist"
