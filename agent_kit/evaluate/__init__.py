@@ -45,7 +45,8 @@ def level_result(check_id: str, value: float, policy: Policy, *, message: str,
     )
 
 
-def state_result(check_id: str, status: Status, value: str | bool | None, policy: Policy, *,
+def state_result(check_id: str, status: Status, value: float | str | bool | None,
+                 policy: Policy, *,
                  message: str, fix: str | None = None,
                  details: dict[str, Any] | None = None) -> CheckResult:
     """A check judged by a state (wired/wifi, tunnel up/down...) rather than a number."""
