@@ -108,6 +108,29 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     raise typer.Exit(EXIT_READY if report.ready else EXIT_NOT_READY)
 
 
+@app.command()
+def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
+             skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
+             lang: LangOpt = None,
+             report: Annotated[str | None, typer.Option(
+                 "--report", help="Where to write the HTML report (default: "
+                 "agent-kit-report-<date>.html in the current folder).")] = None,
+             upload: Annotated[bool, typer.Option(
+                 "--upload", help="Send the report to the center (needs enrollment).")] = False,
+             ) -> None:
+    """Why does my call sound bad? The full check, the likely cause, an HTML report."""
+    from agent_kit.diagnose_command import run_diagnose_command
+    from agent_kit.i18n import set_language
+
+    set_language(lang)
+    groups = parse_groups(only, skip)
+    refl = parse_reflector(reflector)
+    ready = run_diagnose_command(center=center, policy=policy, groups=groups, reflector=refl,
+                                 json_out=json_out, report_path=report, upload=upload,
+                                 on_error=fail_usage)
+    raise typer.Exit(EXIT_READY if ready else EXIT_NOT_READY)
+
+
 def main() -> None:
     """Console-script entry point: a usage error is one line on stderr and exit 2."""
     from typer import Abort

@@ -1,0 +1,108 @@
+"""Small inline SVG charts for the HTML report: no script, no font file, no network to view.
+
+Two shapes: a level bar (one reading against its warn/fail levels, coloured zones) and a line
+chart (a series over the test, with the levels as dashed lines). Output is an ``<svg>`` string
+ready to paste into HTML; every text is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+GREEN, AMBER, RED, GREY, INK = "#2e7d32", "#f9a825", "#c62828", "#9e9e9e", "#212121"
+_ZONE = {GREEN: "#e8f5e9", AMBER: "#fff8e1", RED: "#ffebee"}
+_STATUS_COLOUR = {"pass": GREEN, "warn": AMBER, "fail": RED, "unknown": GREY}
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _scale_max(values: Sequence[float]) -> float:
+    top = max((abs(v) for v in values), default=1.0)
+    return top * 1.25 if top > 0 else 1.0
+
+
+def level_bar(value: float, warn: float | None, fail: float | None, *, direction: str,
+              status: str, unit: str | None, width: int = 360, height: int = 30) -> str:
+    """One reading on a bar coloured by the policy's zones (good, warn, fail)."""
+    levels = [v for v in (value, warn, fail) if v is not None]
+    lo = min(0.0, *levels)
+    hi = _scale_max(levels)
+    if hi <= lo:
+        hi = lo + 1.0
+
+    def x(v: float) -> float:
+        return 4 + (width - 8) * (min(max(v, lo), hi) - lo) / (hi - lo)
+
+    bar_y, bar_h = 4, height - 16
+    zones: list[tuple[float, float, str]] = []
+    if direction == "higher_is_worse":
+        w = warn if warn is not None else (fail if fail is not None else hi)
+        f = fail if fail is not None else hi
+        zones = [(lo, w, GREEN), (w, f, AMBER), (f, hi, RED)]
+    else:  # lower_is_worse
+        f = fail if fail is not None else lo
+        w = warn if warn is not None else f
+        zones = [(lo, f, RED), (f, w, AMBER), (w, hi, GREEN)]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(_num(value))}">']
+    for a, b, colour in zones:
+        if b > a:
+            parts.append(f'<rect x="{x(a):.1f}" y="{bar_y}" width="{x(b) - x(a):.1f}" '
+                         f'height="{bar_h}" fill="{_ZONE[colour]}"/>')
+    for level in (warn, fail):
+        if level is not None:
+            parts.append(f'<line x1="{x(level):.1f}" x2="{x(level):.1f}" y1="{bar_y}" '
+                         f'y2="{bar_y + bar_h}" stroke="{GREY}" stroke-dasharray="3,2"/>'
+                         f'<text x="{x(level):.1f}" y="{height - 1}" font-size="9" '
+                         f'text-anchor="middle" fill="{GREY}">{escape(_num(level))}</text>')
+    colour = _STATUS_COLOUR.get(status, GREY)
+    parts.append(f'<rect x="{x(lo):.1f}" y="{bar_y + bar_h / 2 - 3:.1f}" '
+                 f'width="{max(x(value) - x(lo), 2):.1f}" height="6" rx="3" fill="{colour}"/>'
+                 f'<circle cx="{x(value):.1f}" cy="{bar_y + bar_h / 2:.1f}" r="5" '
+                 f'fill="{colour}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def line_chart(points: Sequence[float], *, title: str, unit: str | None,
+               warn: float | None = None, fail: float | None = None,
+               width: int = 560, height: int = 170) -> str:
+    """A series over the test (sample index on x), with the policy's levels dashed."""
+    left, right, top, bottom = 44, 8, 22, 20
+    values = [float(v) for v in points]
+    levels = [v for v in (warn, fail) if v is not None]
+    lo = min(0.0, *values)
+    hi = _scale_max(values + levels)
+    span = hi - lo if hi > lo else 1.0
+    n = max(len(values) - 1, 1)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def xy(i: int, v: float) -> str:
+        return f"{left + plot_w * i / n:.1f},{top + plot_h * (1 - (v - lo) / span):.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+             f'<text x="{left}" y="14" font-size="12" fill="{INK}">{escape(title)}'
+             f'{escape(f" ({unit})" if unit else "")}</text>',
+             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+             f'stroke="#e0e0e0"/>']
+    for frac in (0.0, 0.5, 1.0):
+        v = lo + span * frac
+        y = top + plot_h * (1 - frac)
+        parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" '
+                     f'fill="{GREY}">{escape(_num(v))}</text>')
+    for level, colour in ((warn, AMBER), (fail, RED)):
+        if level is not None and lo <= level <= hi:
+            y = top + plot_h * (1 - (level - lo) / span)
+            parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+                         f'stroke="{colour}" stroke-dasharray="4,3"/>')
+    if values:
+        path = " ".join(xy(i, v) for i, v in enumerate(values))
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" '
+                     f'stroke-width="1.5"/>')
+    parts.append(f'<text x="{left + plot_w}" y="{height - 4}" font-size="9" text-anchor="end" '
+                 f'fill="{GREY}">{len(values)}</text></svg>')
+    return "".join(parts)
