@@ -1,0 +1,140 @@
+"""Pure statistics of an RTP-like packet stream: jitter, loss, burst loss, reordering, RTT.
+
+No I/O; every function takes plain sequences so it can be checked against golden values.
+
+- Interarrival jitter: RFC 3550 section 6.4.1 and appendix A.8. For packets i-1, i in arrival
+  order, D = (R_i - R_{i-1}) - (S_i - S_{i-1}) = transit_i - transit_{i-1};
+  J += (|D| - J) / 16. Only transit differences matter, so the two clocks need no sync.
+- Reordering: RFC 4737 section 3.3 in its simplest form: a packet whose sequence number is
+  lower than one already received is reordered.
+- Burst loss: the worst loss fraction among packets sent within any window (200 ms: the
+  Microsoft Teams criterion "burst < 10 % in any 200 ms").
+- BurstR (ITU-T G.113 Appendix I / G.107): for a two-state Markov loss model with
+  p = P(loss | previous received) and q = P(received | previous lost), BurstR = 1 / (p + q);
+  1 for random loss, larger for bursty loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+JITTER_GAIN = 16          # RFC 3550 6.4.1: the 1/16 gain of the running estimate
+BURST_WINDOW_MS = 200.0   # Microsoft Teams: burst loss in any 200 ms
+
+
+def rfc3550_jitter_series(transits_ms: Sequence[float]) -> list[float]:
+    """The running RFC 3550 jitter J after each packet (from the second), in ms.
+
+    ``transits_ms`` are arrival-minus-send times (any constant clock offset) in arrival order.
+    """
+    series: list[float] = []
+    jitter = 0.0
+    for prev, cur in zip(transits_ms, transits_ms[1:], strict=False):
+        jitter += (abs(cur - prev) - jitter) / JITTER_GAIN
+        series.append(jitter)
+    return series
+
+
+def rfc3550_jitter(transits_ms: Sequence[float]) -> float:
+    """The final RFC 3550 jitter J (what an RTCP receiver report or iperf3 shows), in ms."""
+    series = rfc3550_jitter_series(transits_ms)
+    return series[-1] if series else 0.0
+
+
+def mean_jitter(transits_ms: Sequence[float], warmup: int = JITTER_GAIN) -> float:
+    """The RFC 3550 running jitter averaged over the stream, after ``warmup`` packets.
+
+    J starts at 0 and needs about 16 packets to settle; averaging the settled values gives a
+    steadier figure than the last value alone (which rests on the last ~30 packets).
+    """
+    series = rfc3550_jitter_series(transits_ms)
+    settled = series[warmup:] if len(series) > warmup else series
+    return sum(settled) / len(settled) if settled else 0.0
+
+
+def loss_pct(sent: int, received: int) -> float:
+    """Packets that never came back, in percent of those sent (duplicates not counted)."""
+    if sent <= 0:
+        return 0.0
+    return 100.0 * max(0, sent - received) / sent
+
+
+def burst_loss_pct(send_times_ms: Sequence[float], lost: Sequence[bool],
+                   window_ms: float = BURST_WINDOW_MS) -> float:
+    """The worst loss, in percent, among the packets sent within any window of ``window_ms``.
+
+    Windows start at each packet's send time; a stream shorter than a window counts as one.
+    """
+    if len(send_times_ms) != len(lost):
+        raise ValueError("send_times_ms and lost differ in length")
+    n = len(lost)
+    if n == 0:
+        return 0.0
+    worst, end, lost_in = 0.0, 0, 0
+    for start in range(n):
+        while end < n and send_times_ms[end] < send_times_ms[start] + window_ms:
+            lost_in += lost[end]
+            end += 1
+        worst = max(worst, lost_in / (end - start))
+        lost_in -= lost[start]
+    return 100.0 * worst
+
+
+def count_reordered(seqs_in_arrival_order: Sequence[int]) -> int:
+    """Packets that arrived after one with a higher sequence number (RFC 4737 3.3).
+
+    Duplicates of a sequence number already seen are not counted again.
+    """
+    seen: set[int] = set()
+    highest = -math.inf
+    reordered = 0
+    for seq in seqs_in_arrival_order:
+        if seq in seen:
+            continue
+        seen.add(seq)
+        if seq < highest:
+            reordered += 1
+        else:
+            highest = seq
+    return reordered
+
+
+def count_duplicates(seqs_in_arrival_order: Sequence[int]) -> int:
+    """Copies received of a sequence number already received."""
+    return len(seqs_in_arrival_order) - len(set(seqs_in_arrival_order))
+
+
+def burst_ratio(lost: Sequence[bool]) -> float:
+    """G.107 BurstR from the loss pattern (two-state Markov model); 1.0 without enough loss.
+
+    Needs at least one loss and one transition each way to estimate p and q; otherwise the
+    pattern is treated as random loss (BurstR = 1).
+    """
+    recv_to_lost = recv_total = lost_to_recv = lost_total = 0
+    for prev, cur in zip(lost, lost[1:], strict=False):
+        if prev:
+            lost_total += 1
+            lost_to_recv += not cur
+        else:
+            recv_total += 1
+            recv_to_lost += cur
+    if recv_to_lost == 0 or lost_to_recv == 0 or recv_total == 0 or lost_total == 0:
+        return 1.0
+    p = recv_to_lost / recv_total
+    q = lost_to_recv / lost_total
+    return 1.0 / (p + q)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile with linear interpolation between closest ranks (NumPy's default).
+
+    Raises ValueError on an empty sequence.
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
