@@ -1,0 +1,330 @@
+/* One agent's page: who it is, its login gate and current problems, the history of its call
+ * quality readings (charts from GET /api/v1/agents/{id}/heartbeats) and its uploaded
+ * diagnosis reports. */
+"use strict";
+
+(() => {
+  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatValue, formatAbsolute} =
+    Center;
+  const PAGE_LIMIT = 1000;          // heartbeats per request
+  const MAX_HEARTBEATS = 12000;     // enough for 24 h at a 15 s interval, with room
+  const RANGES_S = [3600, 21600, 86400];
+  const CHARTS = [
+    {figure: "chart-rtt", title: "Round-trip time", unit: "ms", zeroBased: true,
+     series: [{name: "RTT", key: "network.rtt"}]},
+    {figure: "chart-jitter", title: "Jitter", unit: "ms", zeroBased: true,
+     series: [{name: "Jitter", key: "network.jitter"}]},
+    {figure: "chart-loss", title: "Packet loss", unit: "%", zeroBased: true,
+     series: [{name: "Loss", key: "network.loss"}]},
+    {figure: "chart-mos", title: "Call quality (MOS)", unit: "MOS", zeroBased: false,
+     series: [{name: "MOS", key: "network.mos"}]},
+    {figure: "chart-noise", title: "Background noise", unit: "dBFS(A)", zeroBased: false,
+     series: [{name: "Noise", key: "audio.noise"}]},
+    {figure: "chart-bandwidth", title: "Bandwidth", unit: "Mbit/s", zeroBased: true,
+     series: [{name: "Down", key: "bandwidth.down"}, {name: "Up", key: "bandwidth.up"}]},
+  ];
+
+  const agentId = decodeURIComponent(location.pathname.replace(/\/+$/, "").split("/").pop());
+  const base = "/api/v1/agents/" + encodeURIComponent(agentId);
+  let agent = null;
+  let heartbeats = [];
+  let domain = null;
+  let rangeS = RANGES_S.includes(Number(new URLSearchParams(location.search).get("range")))
+    ? Number(new URLSearchParams(location.search).get("range")) : 21600;
+
+  function fact(label, value) {
+    return [el("dt", null, label), el("dd", null, value)];
+  }
+
+  function renderHead() {
+    const name = agent.display_name || agent.hostname || agent.agent_id;
+    document.title = name + " · agent-center";
+    document.getElementById("agent-name").textContent = name;
+    document.getElementById("crumb").textContent = name;
+    document.getElementById("agent-hostname").textContent = agent.hostname || "—";
+    document.getElementById("agent-id").textContent = agent.agent_id;
+    const verdict = agent.verdict
+      ? el("span", {class: "badge verdict-" + agent.verdict}, "Verdict: " + agent.verdict) : null;
+    document.getElementById("agent-badges").replaceChildren(
+      stateBadge(agent.state), readyBadge(agent.ready), verdict || "");
+    const readySince = agent.ready === true ? "Ready since" : agent.ready === false
+      ? "Not ready since" : "Since";
+    document.getElementById("facts").replaceChildren(
+      ...fact("Last seen", timeCell(agent.last_seen)),
+      ...fact(readySince, timeCell(agent.since)),
+      ...fact("Heartbeat interval", agent.interval_s ? agent.interval_s + " s" : "—"),
+      ...fact("Agent version", agent.agent_version || "—"),
+      ...fact("Heartbeats", agent.last_seq ? String(agent.last_seq) : "none"),
+    );
+  }
+
+  function renderGate(latest) {
+    const box = document.getElementById("gate");
+    if (!latest || !latest.gate) {
+      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet: the gate denies login."));
+      return;
+    }
+    const gate = latest.gate;
+    const stale = agent.state !== "online";
+    const head = el("p", {class: "gate-state"},
+      el("span", {class: "badge " + (gate.open && !stale ? "ready-yes" : "ready-no")},
+         gate.open ? "Open" : "Closed"),
+      " ",
+      gate.since ? el("span", {class: "muted"}, "since ", timeCell(gate.since)) : "");
+    const children = [head];
+    if (stale) {
+      children.push(el("p", {class: "note"},
+        "The agent is " + Center.STATE_LABELS[agent.state].toLowerCase() +
+        ": the center denies login until a fresh heartbeat arrives."));
+    }
+    if (gate.reasons && gate.reasons.length) {
+      children.push(el("ul", {class: "reasons"}, ...gate.reasons.map((r) => el("li", null, r))));
+    } else if (!gate.open) {
+      children.push(el("p", {class: "muted"}, "No reason given."));
+    }
+    box.replaceChildren(...children);
+  }
+
+  function checkLine(check) {
+    const value = formatValue(check.value, check.unit || Center.checkUnit(check.id));
+    return el("li", {class: "problem status-" + check.status},
+      el("span", {class: "badge status-" + check.status}, check.status),
+      el("span", {class: "problem-body"},
+        el("strong", null, checkTitle(check.id)),
+        " ", el("span", {class: "muted"}, value),
+        check.message ? el("span", {class: "problem-message"}, check.message) : null,
+        check.fix ? el("span", {class: "problem-fix"}, "Fix: " + check.fix) : null));
+  }
+
+  function renderProblems(latest) {
+    const box = document.getElementById("problems");
+    if (!latest) {
+      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet."));
+      return;
+    }
+    const order = {fail: 0, warn: 1, unknown: 2};
+    const problems = (latest.checks || [])
+      .filter((c) => c.status === "fail" || c.status === "warn")
+      .sort((a, b) => order[a.status] - order[b.status]);
+    if (!problems.length) {
+      box.replaceChildren(el("p", {class: "all-good"}, "Every check passes."));
+      return;
+    }
+    box.replaceChildren(el("ul", {class: "problems"}, ...problems.map(checkLine)));
+  }
+
+  function renderChecks(latest) {
+    const box = document.getElementById("checks");
+    if (!latest) {
+      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet."));
+      return;
+    }
+    const rows = (latest.checks || []).map((c) => el("tr", null,
+      el("td", null, checkTitle(c.id), el("span", {class: "sub"}, c.id)),
+      el("td", null, el("span", {class: "badge status-" + c.status}, c.status)),
+      el("td", {class: "num"}, formatValue(c.value, c.unit || Center.checkUnit(c.id)))));
+    box.replaceChildren(
+      el("p", {class: "muted"}, "Measured ", timeCell(latest.measured_at),
+         " · seq " + latest.seq),
+      el("table", {class: "checks"},
+        el("thead", null, el("tr", null, el("th", {scope: "col"}, "Check"),
+          el("th", {scope: "col"}, "Status"), el("th", {scope: "col", class: "num"}, "Value"))),
+        el("tbody", null, ...rows)));
+  }
+
+  async function loadReports() {
+    const box = document.getElementById("reports");
+    let data;
+    try {
+      data = await api(base + "/reports");
+    } catch (err) {
+      box.replaceChildren(el("p", {class: "muted"}, err.status === 404
+        ? "No reports." : "Reports are not available: " + err.message));
+      return;
+    }
+    const reports = Array.isArray(data) ? data : (data && data.reports) || [];
+    if (!reports.length) {
+      box.replaceChildren(el("p", {class: "muted"},
+        "No diagnosis report uploaded. The agent sends one with ",
+        el("code", null, "agent-kit diagnose --upload"), "."));
+      return;
+    }
+    const items = reports.map((r) => {
+      const id = r.report_id || r.id;
+      const when = r.received_at || r.uploaded_at || r.created_at || r.measured_at;
+      const size = typeof r.size_bytes === "number" ? r.size_bytes : r.size;
+      return el("li", null,
+        el("a", {href: base + "/reports/" + encodeURIComponent(id), target: "_blank",
+                 rel: "noopener"}, when ? formatAbsolute(when) : id),
+        r.verdict ? el("span", {class: "badge verdict-" + r.verdict}, r.verdict) : null,
+        typeof size === "number" ? el("span", {class: "muted"},
+          " " + Math.max(1, Math.round(size / 1024)) + " KiB") : null);
+    });
+    box.replaceChildren(el("ul", {class: "reports"}, ...items));
+  }
+
+  /** Heartbeats of the last `rangeS` seconds before `end`, fetched by seq pages. */
+  async function loadHeartbeats(endMs) {
+    const interval = Math.max(1, agent.interval_s || 15);
+    const startMs = endMs - rangeS * 1000;
+    let want = Math.ceil((rangeS / interval) * 1.25) + 10;
+    let out = [];
+    for (;;) {
+      want = Math.min(want, MAX_HEARTBEATS);
+      const since = Math.max(0, (agent.last_seq || 0) - want);
+      out = [];
+      let cursor = since;
+      while (out.length < MAX_HEARTBEATS) {
+        const page = await api(`${base}/heartbeats?since_seq=${cursor}&limit=${PAGE_LIMIT}`);
+        const batch = page.heartbeats || [];
+        out.push(...batch);
+        if (batch.length < PAGE_LIMIT) break;
+        cursor = batch[batch.length - 1].seq;
+      }
+      // Readings older than the window would be missing if the agent sent more often than
+      // its interval (spooled backlog): look further back once or twice.
+      const oldest = out.length ? Date.parse(out[0].measured_at) : Infinity;
+      if (since === 0 || oldest <= startMs || want >= MAX_HEARTBEATS) break;
+      want *= 2;
+    }
+    return out.filter((h) => Date.parse(h.measured_at) >= startMs);
+  }
+
+  function seriesOf(key, beats) {
+    return beats.map((h) => {
+      const check = (h.checks || []).find((c) => c.id === key);
+      const value = check && typeof check.value === "number" ? check.value : null;
+      return {t: Date.parse(h.measured_at), v: value, status: check ? check.status : null};
+    });
+  }
+
+  function renderGateStrip(beats, domain, gapMs) {
+    const figure = document.getElementById("gate-strip");
+    figure.replaceChildren();
+    const caption = el("figcaption", null, el("span", {class: "chart-title"}, "Login gate"),
+      el("span", {class: "strip-legend"},
+        el("span", {class: "swatch gate-open", "aria-hidden": "true"}), "open",
+        el("span", {class: "swatch gate-closed", "aria-hidden": "true"}), "closed",
+        el("span", {class: "swatch gate-none", "aria-hidden": "true"}), "no heartbeat"));
+    figure.append(caption);
+    const width = Math.max(280, Math.floor(figure.clientWidth || 800));
+    const height = 18;
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    svg.setAttribute("role", "img");
+    const [t0, t1] = domain;
+    const x = (t) => ((t - t0) / Math.max(1, t1 - t0)) * width;
+    const back = document.createElementNS(ns, "rect");
+    for (const [k, v] of Object.entries({x: 0, y: 0, width, height, class: "gate-none", rx: 3})) {
+      back.setAttribute(k, v);
+    }
+    svg.append(back);
+    let closedMs = 0;
+    beats.forEach((h, i) => {
+      const t = Date.parse(h.measured_at);
+      const next = i + 1 < beats.length ? Date.parse(beats[i + 1].measured_at) : t1;
+      const end = Math.min(next, t + gapMs, t1);
+      const open = h.gate ? h.gate.open : h.verdict !== "fail";
+      if (!open) closedMs += end - t;
+      const rect = document.createElementNS(ns, "rect");
+      const left = x(Math.max(t, t0));
+      for (const [k, v] of Object.entries({x: left, y: 0, width: Math.max(1, x(end) - left),
+                                           height, class: open ? "gate-open" : "gate-closed"})) {
+        rect.setAttribute(k, v);
+      }
+      svg.append(rect);
+    });
+    const title = document.createElementNS(ns, "title");
+    const minutes = Math.round(closedMs / 60000);
+    title.textContent = beats.length
+      ? `Login gate: closed for about ${minutes} min of this period.`
+      : "Login gate: no heartbeat in this period.";
+    svg.prepend(title);
+    figure.append(svg);
+  }
+
+  async function loadHistory() {
+    const note = document.getElementById("history-note");
+    for (const button of document.querySelectorAll("[data-range]")) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.range) === rangeS));
+    }
+    const lastMs = agent.last_seen ? Date.parse(agent.last_seen) : null;
+    // An offline agent's last hours are more telling than an empty window ending now.
+    const endMs = agent.state === "online" || lastMs === null
+      ? Date.now() : Math.min(Date.now(), lastMs + 60000);
+    if (!agent.last_seq) {
+      heartbeats = [];
+      note.textContent = "No heartbeat received yet.";
+    } else {
+      document.getElementById("charts").setAttribute("aria-busy", "true");
+      heartbeats = await loadHeartbeats(endMs);
+      document.getElementById("charts").removeAttribute("aria-busy");
+      note.textContent = `${heartbeats.length} heartbeats from ${formatAbsolute(
+        new Date(endMs - rangeS * 1000).toISOString())} to ${formatAbsolute(
+        new Date(endMs).toISOString())}` + (agent.state === "online" ? "" : " (the last hours before the agent went quiet)") + ".";
+    }
+    domain = [endMs - rangeS * 1000, endMs];
+    drawCharts();
+  }
+
+  function drawCharts() {
+    const interval = Math.max(1, agent.interval_s || 15) * 1000;
+    const gapMs = Math.max(3 * interval, 45000);
+    renderGateStrip(heartbeats, domain, gapMs);
+    for (const chart of CHARTS) {
+      Charts.lineChart(document.getElementById(chart.figure), {
+        title: chart.title, unit: chart.unit, zeroBased: chart.zeroBased, gapMs, domain,
+        series: chart.series.map((s) => ({...s, points: seriesOf(s.key, heartbeats)})),
+      });
+    }
+    document.getElementById("charts").dataset.drawn = String(heartbeats.length);
+    performance.mark("charts-drawn");
+  }
+
+  async function load() {
+    try {
+      const data = await api(base);
+      agent = data;
+      Center.showBanner("");
+      Center.hideLogin();
+      renderHead();
+      renderGate(data.latest);
+      renderProblems(data.latest);
+      renderChecks(data.latest);
+      await Promise.all([loadHistory(), loadReports()]);
+    } catch (err) {
+      if (err.status === 404) {
+        Center.hideLogin();
+        document.getElementById("app").replaceChildren(
+          el("nav", {class: "breadcrumb"}, el("a", {href: "/"}, "Fleet")),
+          el("h1", null, "Agent not found"),
+          el("p", null, "No agent has the id ", el("code", null, agentId), "."));
+        return;
+      }
+      Center.handleError(err);
+    }
+  }
+
+  for (const button of document.querySelectorAll("[data-range]")) {
+    button.addEventListener("click", async () => {
+      rangeS = Number(button.dataset.range);
+      const url = new URL(location.href);
+      url.searchParams.set("range", String(rangeS));
+      history.replaceState(null, "", url);
+      try { await loadHistory(); } catch (err) { Center.handleError(err); }
+    });
+  }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (agent && domain) drawCharts();
+    }, 200);
+  });
+
+  Center.setupLogin(load);
+  load();
+})();

@@ -1,0 +1,27 @@
+/* The check catalogue for the dashboard: id -> title, unit, group.
+ * Generated from agent_kit/checks.py by `python3 -m agent_kit.center.checks_js`. */
+"use strict";
+window.CHECKS = Object.freeze({
+  "system.cpu": {title: "CPU load", unit: "%", group: "system"},
+  "system.memory": {title: "Memory available", unit: "MB", group: "system"},
+  "system.disk": {title: "Disk free", unit: "GB", group: "system"},
+  "system.power": {title: "Battery charge (on battery)", unit: "%", group: "system"},
+  "system.uptime": {title: "Time since restart", unit: "days", group: "system"},
+  "network.link": {title: "Connection type", unit: null, group: "network"},
+  "vpn.connected": {title: "VPN tunnel", unit: null, group: "vpn"},
+  "vpn.route": {title: "Center reached through the VPN", unit: null, group: "vpn"},
+  "network.rtt": {title: "Round-trip time to the center", unit: "ms", group: "network"},
+  "network.jitter": {title: "Jitter (RFC 3550)", unit: "ms", group: "network"},
+  "network.loss": {title: "Packet loss", unit: "%", group: "network"},
+  "network.mos": {title: "Estimated call quality (MOS)", unit: "MOS", group: "network"},
+  "bandwidth.down": {title: "Download speed", unit: "Mbit/s", group: "bandwidth"},
+  "bandwidth.up": {title: "Upload speed", unit: "Mbit/s", group: "bandwidth"},
+  "bandwidth.bufferbloat": {title: "Latency under load", unit: "ms", group: "bandwidth"},
+  "audio.headset": {title: "Headset", unit: null, group: "audio"},
+  "audio.noise": {title: "Background noise", unit: "dBFS(A)", group: "audio"},
+  "audio.speech_level": {title: "Speech level", unit: "dBFS", group: "audio"},
+  "audio.snr": {title: "Speech-to-noise ratio", unit: "dB", group: "audio"},
+  "audio.clipping": {title: "Clipping", unit: "%", group: "audio"},
+  "audio.dropouts": {title: "Dropouts", unit: "count", group: "audio"},
+  "audio.hum": {title: "Mains hum (50/60 Hz)", unit: "dBFS", group: "audio"},
+});
