@@ -131,6 +131,42 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
     raise typer.Exit(EXIT_READY if ready else EXIT_NOT_READY)
 
 
+@app.command()
+def window(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
+           skip: SkipOpt = None, reflector: ReflectorOpt = None, lang: LangOpt = None,
+           start: Annotated[bool, typer.Option("--start", help="Start the check at once.")]
+           = False) -> None:
+    """The onboarding window (what double-clicking agent-kit opens)."""
+    from agent_kit.i18n import set_language
+
+    set_language(lang)
+    groups = parse_groups(only, skip)
+    refl = parse_reflector(reflector)
+    try:
+        import tkinter
+
+        from agent_kit.window import WindowOptions, run_window
+    except ImportError as exc:
+        fail_usage(f"cannot open a window: {exc}")
+    try:
+        code = run_window(WindowOptions(center=center, policy=policy, groups=frozenset(groups),
+                                        reflector=refl), autostart=start)
+    except tkinter.TclError as exc:
+        fail_usage(f"cannot open a window: {exc}")
+    raise typer.Exit(code)
+
+
+def _double_clicked() -> bool:
+    """No arguments, no terminal, and a screen: started from a file manager or the desktop."""
+    import os
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
 def main() -> None:
     """Console-script entry point: a usage error is one line on stderr and exit 2."""
     from typer import Abort
@@ -140,6 +176,8 @@ def main() -> None:
     except ImportError:  # pragma: no cover - depends on the installed typer
         from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore
 
+    if len(sys.argv) == 1 and _double_clicked():
+        sys.argv.append("window")
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as exc:
