@@ -156,6 +156,90 @@ def window(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = N
     raise typer.Exit(code)
 
 
+@app.command()
+def enroll(center: Annotated[str, typer.Option("--center", help="The center's URL.")],
+           token: Annotated[str | None, typer.Option(
+               "--token", envvar="AGENT_KIT_ENROLL_TOKEN",
+               help="One-time enrollment token from IT (or $AGENT_KIT_ENROLL_TOKEN).")] = None,
+           name: Annotated[str | None, typer.Option("--name", help="Display name for IT's "
+                                                    "dashboard.")] = None,
+           force: Annotated[bool, typer.Option("--force", help="Replace an existing "
+                                               "enrollment.")] = False) -> None:
+    """One-time enrollment of this workstation with its center."""
+    from agent_kit.enroll import EnrollError
+    from agent_kit.enroll import enroll as do_enroll
+
+    if not token:
+        fail_usage("--token is required (or set AGENT_KIT_ENROLL_TOKEN)")
+    try:
+        enrollment = do_enroll(center, token, display_name=name, force=force)
+    except EnrollError as exc:
+        fail_usage(str(exc))
+    typer.echo(f"enrolled as {enrollment.agent_id} with {enrollment.center_url}; "
+               f"now run: agent-kit monitor")
+
+
+@app.command()
+def monitor(interval: Annotated[float | None, typer.Option(
+                "--interval", help="Seconds between heartbeats (default: the center's, 15).")]
+            = None, policy: PolicyOpt = None, only: OnlyOpt = None, skip: SkipOpt = None,
+            lang: LangOpt = None) -> None:
+    """The probe loop of a shift: keeps measuring, keeps the gate, sends heartbeats."""
+    from agent_kit.i18n import set_language
+    from agent_kit.monitor import run_monitor_command
+
+    set_language(lang)
+    groups = parse_groups(only, skip) if (only or skip) else None
+    raise typer.Exit(run_monitor_command(interval_s=interval, policy_path=policy,
+                                         groups=groups))
+
+
+@app.command()
+def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+    """The gate now and why: exit 0 open, 1 closed, 2 not enrolled or no monitor running."""
+    import json
+
+    from agent_kit.i18n import set_language
+    from agent_kit.login import local_gate, render_lines, status_json
+
+    set_language(lang)
+    view = local_gate()
+    if json_out:
+        typer.echo(json.dumps(status_json(view), ensure_ascii=False))
+    else:
+        typer.echo("\n".join(render_lines(view.headline, view.reasons, view.notes)))
+    raise typer.Exit(view.code)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def login(command: Annotated[list[str], typer.Argument(help="The softphone command, after --.")],
+          policy: PolicyOpt = None, lang: LangOpt = None) -> None:
+    """Start the softphone (agent-kit login -- CMD ARGS) only when the gate is open."""
+    from agent_kit.i18n import set_language
+    from agent_kit.login import (
+        center_unreachable_rule,
+        decide_login,
+        render_lines,
+        start_command,
+    )
+    from agent_kit.policy import PolicyError
+
+    set_language(lang)
+    try:
+        rule = center_unreachable_rule(policy)
+    except PolicyError as exc:
+        fail_usage(f"invalid policy: {exc}")
+    decision = decide_login(center_unreachable=rule)
+    typer.echo("\n".join(render_lines(decision.headline, decision.reasons, decision.notes)),
+               err=True)
+    if not decision.allowed:
+        raise typer.Exit(decision.code)
+    try:
+        start_command(command)
+    except ValueError as exc:
+        fail_usage(str(exc))
+
+
 def _double_clicked() -> bool:
     """No arguments, no terminal, and a screen: started from a file manager or the desktop."""
     import os

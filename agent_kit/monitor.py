@@ -1,0 +1,431 @@
+"""``agent-kit monitor``: the probe loop of a shift. Measures, keeps the gate, sends heartbeats.
+
+Each probe unit (``agent_kit.probe_units.UNITS``, run through ``agent_kit.runner.run_checks``:
+nothing is measured twice or differently from ``agent-kit check``) runs on its own cadence:
+
+- cheap units (system, link, vpn) every interval;
+- the path test in short bursts (``path.duration_s`` capped at ``PATH_BURST_S``) every minute;
+- audio (room noise during non-speech) every minute;
+- bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
+- a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
+
+The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
+closed until it finishes (``agent_kit.gate``). Every ``interval_s`` one heartbeat with the latest
+result of every check and the gate goes into the on-disk spool (``agent_kit.spool``), and the
+courier (``agent_kit.heartbeat_client``) delivers it. The gate is written to the state file
+(``agent_kit.monitor_state``) each cycle, and a desktop notification says when it closes or opens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent_kit import __version__
+from agent_kit.checks import BY_ID, CATALOGUE
+from agent_kit.config import Enrollment, state_dir
+from agent_kit.gate import Gate, GateConfig, GateState
+from agent_kit.heartbeat_client import CenterClient, CenterRefused, CenterUnavailable, Courier
+from agent_kit.i18n import _
+from agent_kit.monitor_state import DeliveryState, MonitorState, write_state
+from agent_kit.notify import Notifier, desktop_notify
+from agent_kit.policy import Policy
+from agent_kit.probe_units import ProbeContext, ProbeUnit
+from agent_kit.results import CheckResult, overall_verdict
+from agent_kit.spool import Spool
+
+log = logging.getLogger("agent_kit.monitor")
+
+PATH_BURST_S = 3.0          # the monitor's path test: a short burst, not the onboarding's 6 s
+REDISCOVER_S = 300.0        # ask the center for its reflector again when it was not reachable
+SPEECH_ACTIVITY_CALL = 0.5  # P.56 activity factor above which a capture is "speech"
+CALL_SAMPLES = 2            # consecutive speech captures that mean "a call is going on"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often one unit runs; ``when_blocking_s`` while one of its checks closes the gate."""
+
+    every_s: float
+    when_blocking_s: float
+    skip_in_call: bool = False
+
+
+def cadence_for(unit: ProbeUnit, interval_s: float) -> Cadence:
+    """The schedule of a unit, by group (a new group gets a cautious once-a-minute default)."""
+    if unit.group in ("system", "vpn") or unit.name == "link":
+        return Cadence(interval_s, interval_s)
+    if unit.group == "bandwidth":
+        return Cadence(max(1800.0, interval_s), max(300.0, interval_s), skip_in_call=True)
+    if unit.group == "audio":
+        return Cadence(max(60.0, interval_s), max(30.0, interval_s))
+    return Cadence(max(60.0, interval_s), max(30.0, interval_s))   # path and anything new
+
+
+def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
+    """Speech in this audio capture? None when the audio unit says nothing about it.
+
+    An audio unit may put ``speech_activity`` (the ITU-T P.56 activity factor of its capture,
+    0..1) in the details of any of its results.
+    """
+    for result in audio_results:
+        activity = result.details.get("speech_activity")
+        if isinstance(activity, (int, float)) and not isinstance(activity, bool):
+            return float(activity) >= SPEECH_ACTIVITY_CALL
+    return None
+
+
+def monitor_policy(policy: Policy) -> Policy:
+    """The policy with the path test shortened to a burst."""
+    path = dict(policy.settings.get("path", {}))
+    path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
+    return dataclasses.replace(policy, settings={**policy.settings, "path": path})
+
+
+def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval_s: float,
+                    measured_at: float) -> dict[str, Any]:
+    """The heartbeat body of docs/center-api.md (the spool adds ``id``, ``seq``, ``dropped``)."""
+    order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
+    results = sorted(latest.values(), key=lambda r: order.get(r.id, len(order)))
+    checks = []
+    for r in results[:100]:
+        value = r.value if isinstance(r.value, (int, float)) and not isinstance(r.value, bool) \
+            else None
+        checks.append({"id": r.id, "status": r.status.value,
+                       "value": float(value) if value is not None else None,
+                       "unit": (r.unit or None) and r.unit[:16], "message": r.message[:500]})
+    return {
+        "measured_at": _iso(measured_at),
+        "interval_s": float(min(max(interval_s, 1.0), 3600.0)),
+        "agent_version": __version__[:32],
+        "verdict": overall_verdict(results).value,
+        "gate": {"open": gate.open, "since": _iso(gate.since),
+                 "reasons": [r[:500] for r in gate.reasons[:50]]},
+        "checks": checks,
+    }
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
+
+
+class MonitorError(Exception):
+    """The monitor cannot start; ``str()`` is the one line the user sees."""
+
+
+@dataclass
+class MonitorDeps:
+    """What the loop touches outside itself, injectable for tests and the benchmark."""
+
+    units: Sequence[ProbeUnit]
+    policy: Policy
+    enrollment: Enrollment
+    context_factory: Callable[[Policy], ProbeContext]
+    client: CenterClient
+    spool: Spool
+    notify: Notifier = desktop_notify
+    clock: Callable[[], float] = time.time          # wall clock (heartbeat times, gate)
+    monotonic: Callable[[], float] = time.monotonic  # schedules
+    state_file: Path | None = None
+
+
+class Monitor:
+    """The loop. ``run(stop)`` until ``stop`` is set or the center retires the workstation."""
+
+    def __init__(self, deps: MonitorDeps, *, interval_s: float = 15.0) -> None:
+        if not 1.0 <= interval_s <= 3600.0:
+            raise MonitorError(_("--interval must be between 1 and 3600 seconds"))
+        self.deps, self.interval_s = deps, interval_s
+        self.policy = monitor_policy(deps.policy)
+        try:
+            config = GateConfig.from_policy(self.policy)
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
+        self.gate = Gate(config, clock=deps.clock)
+        self.courier = Courier(deps.spool, deps.client, clock=deps.monotonic)
+        self.cadences = {u.name: cadence_for(u, interval_s) for u in deps.units}
+        self.last_run: dict[str, float | None] = {u.name: None for u in deps.units}
+        self.latest: dict[str, CheckResult] = {}
+        self.context = deps.context_factory(self.policy)
+        self.next_discovery = deps.monotonic() + REDISCOVER_S
+        self.next_heartbeat = 0.0
+        self.speech_run = 0
+        self.in_call = False
+        self.stopped: str | None = None
+        self.cycles = 0
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, stop: threading.Event) -> str | None:
+        """Loop until stopped; returns why it stopped on its own (retired...), else None."""
+        log.info("monitor started: agent %s, interval %.0f s, units %s",
+                 self.deps.enrollment.agent_id, self.interval_s,
+                 ",".join(u.name for u in self.deps.units))
+        while not stop.is_set() and self.stopped is None:
+            self.cycle()
+            stop.wait(self.seconds_to_next())
+        self.write_state()
+        return self.stopped
+
+    def cycle(self) -> None:
+        """One pass: measure what is due, heartbeat if due, deliver if due, save the state."""
+        mono = self.deps.monotonic
+        self.cycles += 1
+        before = self.gate.state.open
+        full = self.gate.state.awaiting_full_check
+        due = list(self.deps.units) if full else [u for u in self.deps.units
+                                                   if self._is_due(u, mono())]
+        if due:
+            self._measure(due, full=full)
+        state = self.gate.state
+        if state.open != before:
+            self._tell(state)
+        if mono() >= self.next_heartbeat and self.latest:
+            spooled = self.deps.spool.add(build_heartbeat(
+                self.latest, state, interval_s=self.interval_s,
+                measured_at=self.deps.client.now()))
+            log.debug("heartbeat seq %d spooled", spooled.seq)
+            self.next_heartbeat += self.interval_s
+            if self.next_heartbeat <= mono():   # late (a long full check): no burst to catch up
+                self.next_heartbeat = mono() + self.interval_s
+        if self.courier.due() and self.deps.spool.stats().pending:
+            result = self.courier.deliver()
+            if result.stopped is not None:
+                self._stop_refused(result.stopped)
+        if self.context.center is None and mono() >= self.next_discovery:
+            self.context = self.deps.context_factory(self.policy)
+            self.next_discovery = mono() + REDISCOVER_S
+        self.write_state()
+
+    def seconds_to_next(self) -> float:
+        mono = self.deps.monotonic()
+        events = [self.next_heartbeat, *(self._next_run(u) for u in self.deps.units
+                                         if not (self.in_call
+                                                 and self.cadences[u.name].skip_in_call))]
+        if self.courier.stopped is None and self.deps.spool.stats().pending:
+            events.append(self.courier.next_attempt_at)
+        return min(max(0.05, min(events) - mono), self.interval_s)
+
+    # ---------------------------------------------------------------- parts
+
+    def _next_run(self, unit: ProbeUnit) -> float:
+        """When the unit is next due (monotonic seconds); sooner while it closes the gate."""
+        last = self.last_run[unit.name]
+        if last is None:
+            return 0.0
+        cadence = self.cadences[unit.name]
+        blocking = {b.check_id for b in self.gate.state.blockers}
+        every = cadence.when_blocking_s if blocking & set(unit.check_ids) else cadence.every_s
+        return last + every
+
+    def _is_due(self, unit: ProbeUnit, now: float) -> bool:
+        if self.cadences[unit.name].skip_in_call and self.in_call:
+            return False
+        return now >= self._next_run(unit)
+
+    def _measure(self, units: list[ProbeUnit], *, full: bool) -> None:
+        from agent_kit.runner import run_checks
+
+        if full:
+            log.info("full check of the shift: %s", ",".join(u.name for u in units))
+        if self.in_call:
+            units = [u for u in units if not self.cadences[u.name].skip_in_call]
+        report = run_checks(units, self.context, clock=self.deps.monotonic,
+                            now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
+        now = self.deps.monotonic()
+        for unit in units:
+            self.last_run[unit.name] = now
+        for result in report.checks:
+            self.latest[result.id] = result
+        self._update_call(report.checks)
+        self.gate.observe(report.checks, full=full)
+
+    def _update_call(self, results: Iterable[CheckResult]) -> None:
+        audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]
+        speech = call_in_progress(audio) if audio else None
+        if speech is None:
+            return
+        self.speech_run = self.speech_run + 1 if speech else 0
+        in_call = self.speech_run >= CALL_SAMPLES
+        if in_call != self.in_call:
+            log.info("call %s (microphone speech activity)", "detected" if in_call else "ended")
+        self.in_call = in_call
+
+    def _tell(self, state: GateState) -> None:
+        if state.open:
+            log.info("gate opened")
+            self.deps.notify(_("Ready to take calls"),
+                             _("Your workstation meets call standards again."), False)
+        else:
+            log.warning("gate closed: %s", " | ".join(state.reasons))
+            self.deps.notify(_("Not ready to take calls"),
+                             "\n".join(state.reasons[:3]) or _("See agent-kit status."), True)
+
+    def _stop_refused(self, refused: CenterRefused) -> None:
+        if refused.retired:
+            self.stopped = "retired"
+            text = _("IT retired this workstation at the center: the monitor stopped. "
+                     "Ask IT for a new enrollment token and run agent-kit enroll --force.")
+        else:
+            self.stopped = "refused"
+            text = _("The center refuses this workstation ({error}): the monitor stopped. "
+                     "Ask IT for a new enrollment token and run agent-kit enroll --force."
+                     ).format(error=str(refused))
+        log.error("%s", text)
+        self.deps.notify(_("agent-kit stopped"), text, True)
+
+    def write_state(self) -> None:
+        gate = self.gate.state
+        stats = self.deps.spool.stats()
+        reasons = gate.reasons
+        if self.stopped == "retired":
+            reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+        elif self.stopped:
+            reasons = (_("The center refuses this workstation's credential: run agent-kit "
+                         "enroll again."), *reasons)
+        state = MonitorState(
+            agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
+            updated_at=self.deps.clock(), interval_s=self.interval_s,
+            gate_open=gate.open and self.stopped is None, gate_since=gate.since,
+            reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
+            watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
+            full_check_at=gate.full_check_at, in_call=self.in_call,
+            clock_offset_s=self.deps.client.offset_s, stopped=self.stopped,
+            delivery=DeliveryState(pending=stats.pending,
+                                   last_success_at=self.courier.last_success_at,
+                                   error=self.courier.last_error, next_seq=stats.next_seq,
+                                   dropped_total=stats.dropped_total,
+                                   rejected_total=stats.rejected_total))
+        write_state(state, self.deps.state_file)
+
+
+# ---------------------------------------------------------------- start-up (used by the CLI)
+
+def open_monitor(*, interval_s: float | None, policy_path: str | None,
+                 groups: set[str] | None, notify: Notifier = desktop_notify) -> Monitor:
+    """Everything ``agent-kit monitor`` needs from the enrollment and the options."""
+    from agent_kit.config import load_enrollment
+    from agent_kit.probe_units import UNITS
+
+    try:
+        enrollment = load_enrollment()
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    if enrollment is None:
+        raise MonitorError(_("this workstation is not enrolled: run agent-kit enroll --center "
+                             "URL --token TOKEN first"))
+    client = CenterClient(enrollment)
+    policy = _load_policy(policy_path, client)
+    units = tuple(u for u in UNITS if groups is None or u.group in groups)
+    spool = Spool(state_dir() / "spool.db", enrollment.agent_id)
+
+    def context(pol: Policy) -> ProbeContext:
+        from agent_kit.center_client import CenterError, discover_center
+
+        try:
+            target = discover_center(enrollment.center_url)
+        except CenterError as exc:
+            log.warning("%s: path and bandwidth tests wait for it", exc)
+            target = None
+        return ProbeContext(policy=pol, center=target, interactive=False)
+
+    deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
+                       context_factory=context, client=client, spool=spool, notify=notify)
+    return Monitor(deps, interval_s=interval_s or enrollment.heartbeat_interval_s)
+
+
+def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
+    """``--policy``, else the center's policy (cached for outages), else the default."""
+    from agent_kit.policy import PolicyError, load_policy, parse_policy_text
+
+    if policy_path is not None:
+        try:
+            return load_policy(policy_path)
+        except PolicyError as exc:
+            raise MonitorError(_("invalid policy: {error}").format(error=exc)) from None
+    cache = state_dir() / "center_policy.toml"
+    try:
+        text = client.policy_toml()
+        policy = parse_policy_text(text, "the center's policy")
+        cache.write_text(text, "utf-8")
+        return policy
+    except (CenterUnavailable, CenterRefused, PolicyError, ValueError) as exc:
+        log.warning("center policy not used (%s)", exc)
+    if cache.exists():
+        try:
+            return parse_policy_text(cache.read_text("utf-8"), str(cache))
+        except (PolicyError, OSError) as exc:
+            log.warning("cached center policy not used (%s)", exc)
+    return load_policy()
+
+
+class SingleInstance:
+    """One monitor per state folder: an exclusive lock on ``monitor.lock`` (released on exit,
+    even on kill -9, by the OS)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "monitor.lock"
+        self._fh: Any = None
+
+    def acquire(self) -> bool:
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            return False
+        return True
+
+
+def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
+                        groups: set[str] | None) -> int:
+    """``agent-kit monitor``: 0 when stopped by a signal, 1 when the center stopped it
+    (retired, refused), 2 when it cannot start (one line on stderr)."""
+    import signal
+    import sys
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lock = SingleInstance(state_dir())
+    if not lock.acquire():
+        print(_("agent-kit: another agent-kit monitor is already running for {folder}").format(
+            folder=state_dir()), file=sys.stderr)
+        return 2
+    try:
+        monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
+    except MonitorError as exc:
+        print(f"agent-kit: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(_signo: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stopped = monitor.run(stop)
+    finally:
+        monitor.deps.spool.close()
+        monitor.deps.client.close()
+    if stopped:
+        print("agent-kit: " + _("the monitor stopped: see agent-kit status"), file=sys.stderr)
+        return 1
+    return 0
