@@ -131,16 +131,27 @@ class Workstation:
     def __repr__(self) -> str:
         return f"Workstation({self.agent_id!r})"
 
-    def request(self, method: str, path: str, body: Any = None,
-                timestamp: int | None = None) -> httpx.Response:
-        raw = b"" if body is None else json.dumps(body).encode()
+    def request(self, method: str, path: str, body: Any = None, timestamp: int | None = None,
+                content: bytes | None = None,
+                content_type: str = "application/json") -> httpx.Response:
+        """A signed request; ``body`` is sent as JSON, ``content`` as it is."""
+        raw = content if content is not None else (
+            b"" if body is None else json.dumps(body).encode())
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {"X-Agent-Id": self.agent_id, "X-Agent-Timestamp": str(ts),
                    "X-Agent-Signature": signature(self.secret, method, path.split("?")[0], ts, raw)}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        if raw:
+            headers["Content-Type"] = content_type
         return httpx.request(method, self.center_url + path, content=raw, headers=headers,
                              timeout=30.0)
+
+    def upload_report(self, html: str) -> str:
+        """POST a diagnosis report (HTML); its report id."""
+        response = self.request("POST", "/api/v1/reports", content=html.encode(),
+                                content_type="text/html; charset=utf-8")
+        if response.status_code != 201:
+            raise AssertionError(f"report: {response.status_code} {response.text}")
+        return str(response.json()["report_id"])
 
     def send(self, heartbeats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """POST the heartbeats (in batches of 500); the center's acknowledgements."""

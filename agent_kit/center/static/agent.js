@@ -33,7 +33,7 @@
     ? Number(new URLSearchParams(location.search).get("range")) : 21600;
 
   function fact(label, value) {
-    return [el("dt", null, label), el("dd", null, value)];
+    return el("div", {class: "fact"}, el("dt", null, label), el("dd", null, value));
   }
 
   function renderHead() {
@@ -50,11 +50,11 @@
     const readySince = agent.ready === true ? "Ready since" : agent.ready === false
       ? "Not ready since" : "Since";
     document.getElementById("facts").replaceChildren(
-      ...fact("Last seen", timeCell(agent.last_seen)),
-      ...fact(readySince, timeCell(agent.since)),
-      ...fact("Heartbeat interval", agent.interval_s ? agent.interval_s + " s" : "—"),
-      ...fact("Agent version", agent.agent_version || "—"),
-      ...fact("Heartbeats", agent.last_seq ? String(agent.last_seq) : "none"),
+      fact("Last seen", timeCell(agent.last_seen)),
+      fact(readySince, timeCell(agent.since)),
+      fact("Heartbeat interval", agent.interval_s ? agent.interval_s + " s" : "—"),
+      fact("Agent version", agent.agent_version || "—"),
+      fact("Heartbeats", agent.last_seq ? String(agent.last_seq) : "none"),
     );
   }
 
@@ -86,7 +86,8 @@
   }
 
   function checkLine(check) {
-    const value = formatValue(check.value, check.unit || Center.checkUnit(check.id));
+    const value = check.value === null || check.value === undefined
+      ? "" : formatValue(check.value, check.unit || Center.checkUnit(check.id));
     return el("li", {class: "problem status-" + check.status},
       el("span", {class: "badge status-" + check.status}, check.status),
       el("span", {class: "problem-body"},
@@ -221,21 +222,28 @@
       back.setAttribute(k, v);
     }
     svg.append(back);
-    let closedMs = 0;
+    // Runs of the same gate state become one rectangle (no seams, few nodes).
+    const runs = [];
     beats.forEach((h, i) => {
-      const t = Date.parse(h.measured_at);
+      const t = Math.max(Date.parse(h.measured_at), t0);
       const next = i + 1 < beats.length ? Date.parse(beats[i + 1].measured_at) : t1;
       const end = Math.min(next, t + gapMs, t1);
       const open = h.gate ? h.gate.open : h.verdict !== "fail";
-      if (!open) closedMs += end - t;
+      const last = runs[runs.length - 1];
+      if (last && last.open === open && last.end >= t) last.end = end;
+      else runs.push({start: t, end, open});
+    });
+    let closedMs = 0;
+    for (const run of runs) {
+      if (!run.open) closedMs += run.end - run.start;
       const rect = document.createElementNS(ns, "rect");
-      const left = x(Math.max(t, t0));
-      for (const [k, v] of Object.entries({x: left, y: 0, width: Math.max(1, x(end) - left),
-                                           height, class: open ? "gate-open" : "gate-closed"})) {
+      const left = x(run.start);
+      for (const [k, v] of Object.entries({x: left, y: 0, width: Math.max(1, x(run.end) - left),
+                                           height, class: run.open ? "gate-open" : "gate-closed"})) {
         rect.setAttribute(k, v);
       }
       svg.append(rect);
-    });
+    }
     const title = document.createElementNS(ns, "title");
     const minutes = Math.round(closedMs / 60000);
     title.textContent = beats.length

@@ -94,7 +94,7 @@
       td.append(el("span", {class: "muted"}, "—"));
       return td;
     }
-    const shown = failing.slice(0, 3);
+    const shown = failing.slice(0, failing.length > 3 ? 2 : 3);
     for (const id of shown) td.append(el("span", {class: "chip", title: id}, checkTitle(id)));
     if (failing.length > shown.length) {
       const rest = failing.slice(shown.length);

@@ -61,7 +61,10 @@ const Charts = (() => {
   }
 
   function formatNumber(v, step) {
-    const decimals = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+    let decimals = 0;  // as many as the step needs: 0.25 -> 2, 0.5 -> 1, 5 -> 0
+    while (decimals < 4 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6) {
+      decimals += 1;
+    }
     return v.toFixed(decimals);
   }
 

@@ -128,7 +128,8 @@ const Center = (() => {
     if (typeof value === "number") {
       const abs = Math.abs(value);
       const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
-      text = value.toFixed(digits).replace(/\.?0+$/, "");
+      text = value.toFixed(digits);
+      if (text.includes(".")) text = text.replace(/\.?0+$/, "");
       if (text === "-0") text = "0";
     } else {
       text = String(value);
