@@ -1,0 +1,226 @@
+"""Golden values for the audio math (STANDARDS.md) and the analysis of synthetic captures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from probes import audio_dsp as dsp
+from probes.audio import analyze_capture
+
+FS = 48000
+
+
+def tone(freq: float, amplitude: float, seconds: float = 4.0, fs: int = FS) -> np.ndarray:
+    t = np.arange(int(seconds * fs)) / fs
+    return amplitude * np.sin(2 * np.pi * freq * t)
+
+
+def noise(level_dbfs: float, seconds: float = 4.0, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 10 ** (level_dbfs / 20), int(seconds * FS))
+
+
+# ------------------------------------------------------------------ levels and A-weighting
+
+@pytest.mark.parametrize(("freq", "expected"), [
+    (50, -30.27), (60, -27.05), (100, -19.14), (250, -8.67), (500, -3.25), (1000, 0.00),
+    (2000, 1.20), (4000, 0.96), (8000, -1.15)])
+def test_a_weighting_golden_values(freq: float, expected: float) -> None:
+    assert float(dsp.a_weighting_db(freq)) == pytest.approx(expected, abs=0.005)
+
+
+def test_full_scale_sine_is_minus_3_01_dbfs() -> None:
+    assert dsp.rms_dbfs(tone(1000, 1.0)) == pytest.approx(-3.0103, abs=1e-3)
+    assert dsp.rms_dbfs(tone(440, 0.1)) == pytest.approx(-23.0103, abs=1e-3)
+
+
+def test_silence_is_the_level_floor_not_minus_infinity() -> None:
+    assert dsp.rms_dbfs(np.zeros(4800)) == dsp.LEVEL_FLOOR_DBFS
+    assert dsp.rms_dbfs([]) == dsp.LEVEL_FLOOR_DBFS
+
+
+@pytest.mark.parametrize("freq", [50, 100, 250, 500, 1000, 2000, 4000, 8000])
+def test_a_weighted_level_of_sines_follows_the_curve(freq: float) -> None:
+    x = tone(freq, 0.1)
+    got = dsp.a_weighted_dbfs(x, FS) - dsp.rms_dbfs(x)
+    assert got == pytest.approx(float(dsp.a_weighting_db(freq)), abs=0.02)
+
+
+def test_a_weighted_white_noise_matches_the_band_average_of_the_curve() -> None:
+    x = noise(-40.0, seconds=8.0)
+    freqs = np.linspace(0, FS / 2, 200001)
+    expected = 10 * np.log10(np.mean(10 ** (dsp.a_weighting_db(freqs[1:]) / 10)))
+    assert dsp.a_weighted_dbfs(x, FS) - dsp.rms_dbfs(x) == pytest.approx(expected, abs=0.1)
+
+
+# ------------------------------------------------------------------ P.56
+
+def sv56_counts_sequential(x: np.ndarray, fs: int) -> list[int]:
+    """P.56 method B activity counts, sample by sample, as the recommendation words it."""
+    g = math.exp(-1 / (fs * 0.03))
+    hang_max = int(math.floor(0.2 * fs + 0.5))
+    c = [2.0 ** (j - 15) for j in range(15)]
+    a, hang, p, q = [0] * 15, [hang_max] * 15, 0.0, 0.0
+    for v in x:
+        p = g * p + (1 - g) * abs(v)
+        q = g * q + (1 - g) * p
+        for j in range(15):
+            if q >= c[j]:
+                a[j] += 1
+                hang[j] = 0
+            elif hang[j] < hang_max:
+                a[j] += 1
+                hang[j] += 1
+    return a
+
+
+def test_p56_vectorised_counts_equal_the_sequential_procedure() -> None:
+    fs = 8000
+    rng = np.random.default_rng(3)
+    t = np.arange(fs * 3) / fs
+    x = rng.normal(0, 0.05, t.size) * (np.sin(2 * np.pi * 1.3 * t) > 0.3)
+    x += rng.normal(0, 0.0005, t.size)
+    g = math.exp(-1 / (fs * 0.03))
+    q = dsp._one_pole(dsp._one_pole(np.abs(x), g), g)
+    level = np.clip(np.floor(np.log2(np.maximum(q, 1e-300))) + 15, -1, 14).astype(np.int8)
+    assert dsp._held_counts(level, int(0.2 * fs + 0.5), 15) == sv56_counts_sequential(x, fs)
+
+
+def test_p56_of_a_continuous_sine_is_its_rms_level() -> None:
+    got = dsp.active_speech_level(tone(1000, 0.1, 6.0), FS)
+    assert got.level_dbfs == pytest.approx(-23.01, abs=0.05)
+    assert got.activity == pytest.approx(1.0, abs=0.01)
+
+
+def test_p56_ignores_silence_between_bursts() -> None:
+    x = tone(1000, 0.1, 8.0)
+    x[x.size // 2:] = 0.0            # 4 s of tone, then 4 s of silence
+    got = dsp.active_speech_level(x, FS)
+    # Active: the 4 s of tone, the envelope's decay to the threshold, then 0.2 s of hangover.
+    assert 0.5 + 0.2 / 8 < got.activity < 0.5 + 0.4 / 8
+    assert got.long_term_dbfs == pytest.approx(-26.02, abs=0.01)
+    assert got.level_dbfs == pytest.approx(got.long_term_dbfs - 10 * math.log10(got.activity))
+    assert got.level_dbfs == pytest.approx(-23.01, abs=0.4)
+
+
+def test_p56_of_silence_is_the_floor() -> None:
+    got = dsp.active_speech_level(np.zeros(FS), FS)
+    assert got.level_dbfs == dsp.LEVEL_FLOOR_DBFS and got.activity == 0.0
+
+
+# ------------------------------------------------------------------ clipping
+
+def test_clipping_counts_only_runs_of_six_full_scale_samples() -> None:
+    x = np.zeros(FS)
+    for start in range(1000, 1000 + 10 * 1000, 1000):   # 10 runs of 6: counted
+        x[start:start + 6] = 1.0
+    for start in range(20000, 30000, 1000):              # 10 runs of 5: not clipping
+        x[start:start + 5] = -1.0
+    got = dsp.clipping(x)
+    assert (got.runs, got.samples) == (10, 60)
+    assert got.percent == pytest.approx(100 * 60 / FS)
+
+
+def test_clipping_of_a_sine_driven_twice_over_full_scale() -> None:
+    # |2 sin| >= 1 for 2/3 of the time: a hard-clipped sine at 6 dB over full scale. At 100 Hz
+    # and 48 kHz a half period is 240 samples and |sin| = 0.5 falls on samples 40 and 200, so
+    # 161 of every 240 samples sit at full scale.
+    x = np.clip(tone(100, 2.0, 2.0), -1.0, 1.0)
+    assert dsp.clipping(x).percent == pytest.approx(100 * 161 / 240, abs=0.01)
+
+
+def test_no_clipping_below_full_scale() -> None:
+    assert dsp.clipping(tone(440, 0.99)).percent == 0.0
+
+
+# ------------------------------------------------------------------ dropouts
+
+def test_a_50_ms_gap_mid_stream_is_one_dropout() -> None:
+    x = noise(-60.0)
+    x[2 * FS:2 * FS + 2400] = 0.0
+    gaps = dsp.digital_silence_gaps(x, FS)
+    assert len(gaps) == 1
+    assert gaps[0].start_s == pytest.approx(2.0) and gaps[0].duration_ms == pytest.approx(50.0)
+
+
+def test_silence_at_the_edges_and_short_zero_runs_are_not_dropouts() -> None:
+    x = noise(-60.0)
+    x[:4800] = 0.0                 # stream opening
+    x[-4800:] = 0.0                # stream closing
+    x[FS:FS + 100] = 0.0           # 2 ms: too short
+    assert dsp.digital_silence_gaps(x, FS) == ()
+
+
+def test_gaps_close_together_count_once() -> None:
+    x = noise(-60.0)
+    x[FS:FS + 480] = 0.0
+    x[FS + 960:FS + 1440] = 0.0    # 10 ms later: the same glitch
+    assert len(dsp.digital_silence_gaps(x, FS)) == 1
+
+
+# ------------------------------------------------------------------ hum
+
+def test_50_hz_hum_level_in_noise() -> None:
+    hum = dsp.mains_hum(tone(50, 0.01) + noise(-60.0), FS)
+    assert hum.mains_hz == 50
+    assert hum.level_dbfs == pytest.approx(-43.01, abs=0.3)
+
+
+def test_60_hz_hum_with_harmonics_sums_their_power() -> None:
+    x = tone(60, 0.01) + tone(180, 0.005) + noise(-60.0)
+    hum = dsp.mains_hum(x, FS)
+    assert hum.mains_hz == 60 and 3 in hum.harmonics
+    assert hum.level_dbfs == pytest.approx(10 * np.log10(0.01**2 / 2 + 0.005**2 / 2), abs=0.3)
+
+
+def test_broadband_noise_is_not_hum() -> None:
+    assert dsp.mains_hum(noise(-30.0), FS).mains_hz is None
+
+
+# ------------------------------------------------------------------ whole analysis
+
+def speechlike(seconds: float, level_dbfs: float, seed: int = 5) -> np.ndarray:
+    """Syllable-rate bursts of harmonic tones: what the VAD and P.56 take for speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * FS)) / FS
+    f0 = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / FS
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 20))
+    syllables = (np.sin(2 * np.pi * 4 * t) > -0.2).astype(float)
+    x = voiced * syllables * (1 + 0.1 * rng.normal(size=t.size))
+    active = x[syllables > 0]
+    return x * 10 ** (level_dbfs / 20) / np.sqrt(np.mean(active**2))
+
+
+def test_analysis_splits_noise_and_speech() -> None:
+    floor = noise(-60.0, seconds=9.0, seed=7)
+    x = floor.copy()
+    speech = speechlike(6.0, -26.0)
+    x[3 * FS:] += speech
+    r = analyze_capture((x * 32768).astype(np.int16), FS)
+    assert r.speech_heard and r.noise_method == "vad"
+    assert r.noise_dbfs == pytest.approx(-60.0, abs=1.0)
+    # Pauses shorter than P.56's 0.2 s hangover count as active: the level is the RMS of the
+    # whole spoken stretch.
+    level = dsp.rms_dbfs(speech)
+    assert r.speech_level_dbfs == pytest.approx(level, abs=1.0)
+    assert r.snr_db == pytest.approx(level + 60.0, abs=2.0)
+    assert r.dropout_count == 0 and r.clipping_pct == 0.0 and r.hum_hz is None
+
+
+def test_noise_alone_is_not_speech() -> None:
+    r = analyze_capture((noise(-45.0, 6.0) * 32768).astype(np.int16), FS)
+    assert not r.speech_heard and r.speech_level_dbfs is None and r.snr_db is None
+    assert r.noise_dbfs == pytest.approx(-45.0, abs=0.5)
+
+
+def test_a_muted_microphone_is_silent() -> None:
+    r = analyze_capture(np.zeros(5 * FS, dtype=np.int16), FS)
+    assert r.silent and r.noise_dbfs is None and r.dropout_count == 0
+
+
+def test_too_short_a_capture_is_a_problem_not_a_crash() -> None:
+    assert analyze_capture(np.zeros(100, dtype=np.int16), FS).problem
