@@ -1,0 +1,124 @@
+"""The center's bandwidth test endpoint: speedtest-cli's "mini server" protocol, as an ASGI app.
+
+speedtest-cli (``Speedtest.set_mini_server``) talks to a "Speedtest Mini" installation laid out
+as ``<base>/`` (an index page naming ``upload_extension: "php"``) and ``<base>/speedtest/``
+holding ``latency.txt`` (``test=test``), ``random{N}x{N}.jpg`` (downloads) and ``upload.php``
+(POSTed bodies, answered ``size=<bytes>``). The center mounts this app at ``/speedtest``, so the
+mini server URL an agent uses is ``https://center:8750/speedtest/`` (``speedtest_path`` in
+``GET /healthz``). The same files are also answered one level up (``/speedtest/upload.php`` of
+the center itself), which is where speedtest-cli looks when given the center's bare URL.
+
+Built for large transfers on a small server: downloads are generated on the fly from one shared
+random block (incompressible, so a compressing proxy cannot inflate the result) and streamed
+with back-pressure; uploads are read and discarded while counting. Memory use per transfer is
+one chunk, whatever the size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the web stack is the center's extra; import it where the app is built
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ASGIApp
+
+CHUNK_BYTES = 256 * 1024
+MAX_SIDE = 10_000                 # random10000x10000.jpg: 200 MB, the largest download served
+MAX_UPLOAD_BYTES = 1 << 30        # one upload request; more is refused (413), never stored
+_BLOCK = os.urandom(CHUNK_BYTES)  # shared by every download; random so nothing compresses it
+_RANDOM_NAME = re.compile(r"random(\d{1,5})x(\d{1,5})\.jpg")
+
+# What speedtest-cli reads from the mini server's index page (``upload_?[Ee]xtension: "..."``).
+INDEX_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>agent-center bandwidth endpoint</title></head>
+<body><p>agent-center bandwidth test endpoint (speedtest-cli mini server protocol).</p>
+<script>var settings = { upload_extension: "php" };</script></body></html>
+"""
+
+
+def download_size(side: int) -> int:
+    """Bytes of ``random{side}x{side}.jpg``: 2 * side^2, as speedtest.net's files
+    (random350x350.jpg is 245,388 bytes, random4000x4000.jpg 31,625,365)."""
+    return 2 * side * side
+
+
+async def _generated_bytes(total: int) -> AsyncIterator[bytes | memoryview]:
+    view = memoryview(_BLOCK)
+    left = total
+    while left > 0:
+        n = min(left, CHUNK_BYTES)
+        yield view[:n]
+        left -= n
+
+
+def create_speedtest_app() -> ASGIApp:
+    """The mini-server endpoint as an ASGI app, to mount at ``/speedtest`` in the center."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    no_cache = {"Cache-Control": "no-store"}
+
+    async def index(_: Request) -> Response:
+        return HTMLResponse(INDEX_HTML, headers=no_cache)
+
+    async def latency(_: Request) -> Response:
+        return PlainTextResponse("test=test", headers=no_cache)
+
+    async def download(request: Request) -> Response:
+        match = _RANDOM_NAME.fullmatch(request.path_params["name"])
+        if not match or match[1] != match[2] or not 0 < int(match[1]) <= MAX_SIDE:
+            return _error(404, "not found",
+                          f"downloads are random<N>x<N>.jpg with 1 <= N <= {MAX_SIDE}")
+        size = download_size(int(match[1]))
+        return StreamingResponse(_generated_bytes(size), media_type="image/jpeg",
+                                 headers={**no_cache, "Content-Length": str(size)})
+
+    async def upload(request: Request) -> Response:
+        if request.method == "GET":   # speedtest-cli's probe for the upload extension
+            return PlainTextResponse("size=0", headers=no_cache)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD_BYTES):
+            return _error(413, "upload too large",
+                          f"one upload may hold at most {MAX_UPLOAD_BYTES} bytes")
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > MAX_UPLOAD_BYTES:
+                    return _error(413, "upload too large",
+                                  f"one upload may hold at most {MAX_UPLOAD_BYTES} bytes")
+        except ClientDisconnect:  # the usual end of a timed upload: the client stops mid-body
+            return Response(status_code=204)
+        return PlainTextResponse(f"size={received}", headers=no_cache)
+
+    def _error(status: int, error: str, detail: str) -> Response:
+        return JSONResponse({"error": error, "detail": detail}, status_code=status,
+                            headers=no_cache)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail).lower(), request_detail(exc))
+
+    def request_detail(exc: HTTPException) -> str:
+        if exc.status_code == 405:
+            return "this path answers GET (and POST for upload.php) only"
+        return "the bandwidth endpoint serves /, latency.txt, random<N>x<N>.jpg and upload.php"
+
+    routes = []
+    for prefix in ("/speedtest", ""):
+        routes += [
+            Route(f"{prefix}/latency.txt", latency, methods=["GET"]),
+            Route(f"{prefix}/upload.php", upload, methods=["GET", "POST"]),
+            Route(f"{prefix}/{{name:str}}", download, methods=["GET"]),
+        ]
+    routes = [Route("/", index, methods=["GET"]),
+              Route("/index.html", index, methods=["GET"]), *routes]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -1,0 +1,41 @@
+"""Golden values of the bufferbloat grade (STANDARDS.md) and its properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from probes.bufferbloat import GRADES, bufferbloat_grade, latency_increase_ms
+
+
+@pytest.mark.parametrize(("increase_ms", "grade"), [
+    (4.9, "A+"), (5.0, "A"), (30.0, "B"), (60.0, "C"), (200.0, "D"), (400.0, "F"),
+])
+def test_golden_grades(increase_ms: float, grade: str) -> None:
+    assert bufferbloat_grade(increase_ms) == grade
+
+
+@pytest.mark.parametrize(("increase_ms", "grade"), [
+    (0.0, "A+"), (29.99, "A"), (59.99, "B"), (199.99, "C"), (399.99, "D"), (5000.0, "F"),
+])
+def test_just_below_each_bound(increase_ms: float, grade: str) -> None:
+    assert bufferbloat_grade(increase_ms) == grade
+
+
+def test_nan_has_no_grade() -> None:
+    with pytest.raises(ValueError):
+        bufferbloat_grade(math.nan)
+
+
+def test_increase_is_loaded_minus_idle_and_never_negative() -> None:
+    assert latency_increase_ms(12.0, 212.5) == pytest.approx(200.5)
+    assert latency_increase_ms(12.0, 11.0) == 0.0
+
+
+@given(st.floats(0, 10_000), st.floats(0, 10_000))
+def test_more_added_latency_never_gets_a_better_grade(a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert GRADES.index(bufferbloat_grade(high)) >= GRADES.index(bufferbloat_grade(low))
