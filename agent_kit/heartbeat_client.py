@@ -189,9 +189,9 @@ class Backoff:
     failures: int = 0
 
     def next_delay(self, retry_after_s: float | None = None) -> float:
-        step = min(self.cap_s, self.base_s * 2 ** min(self.failures, 30))
+        step = min(self.cap_s, self.base_s * 2.0 ** min(self.failures, 30))
         self.failures += 1
-        delay = step / 2 + self.rng.uniform(0, step / 2)
+        delay = float(step / 2 + self.rng.uniform(0, step / 2))
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, 10 * self.cap_s))
         return delay
@@ -233,7 +233,7 @@ class Courier:
         if self.stopped is not None:
             return DeliveryResult(error=str(self.stopped), stopped=self.stopped)
         started = self.clock()
-        totals = [0, 0, 0]
+        totals = [0, 0, 0]   # delivered, duplicates, rejected
         try:
             newest = self.spool.newest()
             if newest is not None:
@@ -249,17 +249,24 @@ class Courier:
             self.last_error = str(exc)
             log.warning("center unavailable (%s); %d heartbeat(s) kept, retry in %.1f s",
                         exc, self.spool.stats().pending, delay)
-            return DeliveryResult(*totals, error=str(exc), retry_in_s=delay)
+            return self._result(totals, error=str(exc), retry_in_s=delay)
         except CenterRefused as exc:
             self.stopped, self.last_error = exc, str(exc)
             log.error("the center refuses this workstation (%s): delivery stopped, "
                       "%d heartbeat(s) kept", exc, self.spool.stats().pending)
-            return DeliveryResult(*totals, error=str(exc), stopped=exc)
+            return self._result(totals, error=str(exc), stopped=exc)
         self.backoff.reset()
         self.next_attempt_at = 0.0
         self.last_error = None
         self.last_success_at = self.client.now()
-        return DeliveryResult(*totals)
+        return self._result(totals)
+
+    @staticmethod
+    def _result(totals: list[int], *, error: str | None = None,
+                stopped: CenterRefused | None = None,
+                retry_in_s: float | None = None) -> DeliveryResult:
+        return DeliveryResult(delivered=totals[0], duplicates=totals[1], rejected=totals[2],
+                              error=error, stopped=stopped, retry_in_s=retry_in_s)
 
     def _send(self, batch: list[Spooled], totals: list[int]) -> int:
         """Send one batch; returns how many heartbeats left the spool."""

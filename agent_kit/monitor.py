@@ -33,7 +33,13 @@ from agent_kit import __version__
 from agent_kit.checks import BY_ID, CATALOGUE
 from agent_kit.config import Enrollment, state_dir
 from agent_kit.gate import Gate, GateConfig, GateState
-from agent_kit.heartbeat_client import CenterClient, CenterRefused, CenterUnavailable, Courier
+from agent_kit.heartbeat_client import (
+    Backoff,
+    CenterClient,
+    CenterRefused,
+    CenterUnavailable,
+    Courier,
+)
 from agent_kit.i18n import _
 from agent_kit.monitor_state import DeliveryState, MonitorState, write_state
 from agent_kit.notify import Notifier, desktop_notify
@@ -150,7 +156,10 @@ class Monitor:
         except ValueError as exc:
             raise MonitorError(str(exc)) from None
         self.gate = Gate(config, clock=deps.clock)
-        self.courier = Courier(deps.spool, deps.client, clock=deps.monotonic)
+        # retry at least every 4 intervals (at most every minute): a center back from an
+        # outage hears from the workstation within a few heartbeats
+        backoff = Backoff(base_s=min(2.0, interval_s), cap_s=min(60.0, max(10.0, 4 * interval_s)))
+        self.courier = Courier(deps.spool, deps.client, clock=deps.monotonic, backoff=backoff)
         self.cadences = {u.name: cadence_for(u, interval_s) for u in deps.units}
         self.last_run: dict[str, float | None] = {u.name: None for u in deps.units}
         self.latest: dict[str, CheckResult] = {}
@@ -382,7 +391,7 @@ class SingleInstance:
             if os.name == "nt":
                 import msvcrt
 
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
             else:
                 import fcntl
 

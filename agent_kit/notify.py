@@ -37,8 +37,8 @@ def _macos(title: str, body: str, urgent: bool) -> None:
 
 def _windows(title: str, body: str, urgent: bool) -> None:
     # Windows.UI.Notifications toast through PowerShell (no extra module needed on Windows 10+)
-    xml = ("<toast><visual><binding template='ToastGeneric'><text>{t}</text><text>{b}</text>"
-           "</binding></visual></toast>").format(t=_xml(title), b=_xml(body))
+    xml = (f"<toast><visual><binding template='ToastGeneric'><text>{_xml(title)}</text>"
+           f"<text>{_xml(body)}</text></binding></visual></toast>")
     ps = (
         "[Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications, "
         "ContentType=WindowsRuntime] > $null;"
