@@ -1,0 +1,262 @@
+"""Judge the headset and the room: device inventory and microphone reading -> results with fixes.
+
+``audio.headset`` looks at the device calls will use (the system's default microphone) and the
+policy's ``builtin``/``webcam``/``bluetooth_handsfree``/``unapproved`` statuses and ``approved``
+list. The room checks judge ``probes.audio.AudioReading`` numbers against their levels. Every
+problem comes with one thing a non-technical person can do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+from agent_kit.evaluate import level_result, state_result, status_named, unknown_result
+from agent_kit.i18n import _
+from agent_kit.policy import Policy
+from agent_kit.results import STATUS_RANK, CheckResult, Status
+from probes.audio import AudioReading
+from probes.audio_devices import AudioDevice, DeviceInventory
+
+ROOM_CHECKS = ("audio.noise", "audio.speech_level", "audio.snr", "audio.clipping",
+               "audio.dropouts", "audio.hum")
+_USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
+
+
+def kind_label(kind: str) -> str:
+    """The kind in plain words (shared with ``agent-kit devices``)."""
+    return {
+        "usb_headset": _("USB headset"),
+        "analog_headset": _("headset on the audio jack"),
+        "bluetooth_headset": _("Bluetooth headset"),
+        "builtin": _("built-in microphone/speakers"),
+        "webcam": _("webcam microphone"),
+        "virtual": _("virtual device (software)"),
+        "unknown": _("unknown device"),
+    }.get(kind, kind)
+
+
+def is_approved(device: AudioDevice, approved: list[str]) -> bool:
+    """True when the policy's list is empty or a pattern/USB id matches the device."""
+    if not approved:
+        return True
+    for pattern in approved:
+        p = pattern.strip().lower()
+        if _USB_ID.match(p):
+            if device.usb_id == p:
+                return True
+        elif fnmatch.fnmatch(device.description.lower(), p) or fnmatch.fnmatch(
+                device.name.lower(), p):
+            return True
+    return False
+
+
+def _worst(*statuses: Status) -> Status:
+    return max(statuses, key=lambda s: STATUS_RANK[s])
+
+
+def _device_status(dev: AudioDevice, params: dict[str, Any], approved: list[str]) -> Status:
+    unapproved = status_named(params.get("unapproved", "warn"))
+    if dev.kind in ("usb_headset", "analog_headset"):
+        return Status.PASS if is_approved(dev, approved) else unapproved
+    if dev.kind == "bluetooth_headset":
+        ok = Status.PASS if is_approved(dev, approved) else unapproved
+        if dev.handsfree:
+            return _worst(ok, status_named(params.get("bluetooth_handsfree", "warn")))
+        return ok
+    if dev.kind == "builtin":
+        return status_named(params.get("builtin", "fail"))
+    if dev.kind == "webcam":
+        return status_named(params.get("webcam", "fail"))
+    return unapproved  # virtual or unknown: not a headset IT can vouch for
+
+
+def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
+    """audio.headset: is the default microphone the issued headset?"""
+    params = policy.check("audio.headset").params
+    approved = [str(a) for a in params.get("approved", [])]
+    inputs = inventory.of("input")
+    if not inventory.devices and inventory.problem:
+        return unknown_result("audio.headset", policy,
+                              _("cannot list the audio devices: {reason}").format(
+                                  reason=inventory.problem),
+                              fix=_("Restart the computer; if this stays, tell IT the sound "
+                                    "system does not answer."))
+    if not inputs:
+        return state_result("audio.headset", Status.FAIL, None, policy,
+                            message=_("no microphone found"),
+                            fix=_("Plug in the headset IT gave you, straight into the computer "
+                                  "(not a hub or dock), and wait ten seconds."))
+    default_in = inventory.default("input")
+    good = [d for d in inputs if _device_status(d, params, approved) is Status.PASS]
+    details: dict[str, Any] = {
+        "default_input": default_in.description if default_in else None,
+        "kind": default_in.kind if default_in else None,
+        "evidence": list(default_in.evidence) if default_in else [],
+        "headsets": [d.description for d in inputs if d.is_headset],
+        "backend": inventory.backend,
+    }
+    if default_in is None:
+        fix = (_("Select '{name}' as the default microphone in your sound settings.").format(
+            name=good[0].description) if good else _plug_in())
+        return state_result("audio.headset", Status.FAIL, None, policy,
+                            message=_("no default microphone is set"), fix=fix, details=details)
+    status = _device_status(default_in, params, approved)
+    value = default_in.kind
+    if status is Status.PASS:
+        return _check_output(inventory, default_in, policy, details)
+    message = _("calls would use {name} ({kind})").format(
+        name=default_in.description, kind=kind_label(default_in.kind))
+    if default_in.kind == "bluetooth_headset" and default_in.handsfree:
+        message = _("calls would use {name}, a Bluetooth headset in hands-free mode "
+                    "(narrowband, telephone-quality sound)").format(name=default_in.description)
+    elif default_in.is_headset and not is_approved(default_in, approved):
+        message = _("{name} is not one of the headsets IT approved").format(
+            name=default_in.description)
+    others = [d for d in good if d is not default_in]
+    if others:
+        fix = _("Select '{name}' as the default microphone in your sound settings, and in "
+                "your softphone.").format(name=others[0].description)
+    elif default_in.kind == "bluetooth_headset":
+        fix = _("Use the USB headset IT gave you (or the headset's USB dongle) instead of a "
+                "Bluetooth connection.")
+    elif default_in.is_headset:
+        fix = _("Use the headset IT issued ({models}); ask IT for one if you do not have "
+                "it.").format(models=", ".join(approved))
+    else:
+        fix = _plug_in()
+    return state_result("audio.headset", status, value, policy, message=message, fix=fix,
+                        details=details)
+
+
+def _plug_in() -> str:
+    return _("Plug in the headset IT gave you; if it is plugged in, unplug and replug the USB "
+             "headset, wait ten seconds and select it as the default microphone.")
+
+
+def _check_output(inventory: DeviceInventory, mic: AudioDevice, policy: Policy,
+                  details: dict[str, Any]) -> CheckResult:
+    """The microphone is right; warn when calls would still play through other speakers."""
+    out = inventory.default("output")
+    details["default_output"] = out.description if out else None
+    if out is None or out.is_headset or not inventory.of("output"):
+        return state_result("audio.headset", Status.PASS, mic.kind, policy,
+                            message=_("calls use {name} ({kind})").format(
+                                name=mic.description, kind=kind_label(mic.kind)),
+                            details=details)
+    match = next((o for o in inventory.of("output")
+                  if o.is_headset and o.description == mic.description), None) or next(
+        (o for o in inventory.of("output") if o.is_headset), None)
+    fix = (_("Select '{name}' as the default speaker (output) in your sound settings.").format(
+        name=match.description) if match else
+        _("Select your headset as the default speaker (output) in your sound settings."))
+    return state_result("audio.headset", Status.WARN, mic.kind, policy,
+                        message=_("the microphone is {mic}, but sound plays through {out}").format(
+                            mic=mic.description, out=out.description),
+                        fix=fix, details=details)
+
+
+# ------------------------------------------------------------------ the room
+
+def _fix_noise() -> str:
+    return _("Move away from the window, close the door, and turn off fans, radio or TV "
+             "nearby; keep the microphone close to your mouth.")
+
+
+def _fix_quiet_voice() -> str:
+    return _("Bring the headset's microphone to the corner of your mouth (two fingers away), "
+             "check that it is not muted, and raise the microphone volume in the sound "
+             "settings.")
+
+
+def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
+    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum."""
+    if reading.problem:
+        reason = _("could not record from the microphone: {reason}").format(
+            reason=reading.problem)
+        fix = _("Unplug and replug the USB headset, close other programs that use the "
+                "microphone, and run the check again.")
+        return [unknown_result(cid, policy, reason, fix=fix) for cid in ROOM_CHECKS]
+    common = {"device": reading.device, "captured_s": round(reading.captured_s, 2)}
+    out: list[CheckResult] = []
+    if reading.silent:
+        reason = _("the microphone sends only silence: it is muted or not working")
+        fix = _("Unmute the microphone (the mute button on the headset or its cable, and in the "
+                "sound settings), or unplug and replug the USB headset.")
+        for cid in ROOM_CHECKS:
+            if cid == "audio.speech_level" and reading.prompted:
+                out.append(state_result(cid, Status.FAIL, None, policy, message=reason,
+                                        fix=fix, details=common))
+            elif cid == "audio.dropouts":
+                out.append(_dropouts(reading, policy, common))
+            else:
+                out.append(unknown_result(cid, policy, reason, fix=fix))
+        return out
+    assert reading.noise_dbfs_a is not None and reading.noise_dbfs is not None
+    out.append(level_result(
+        "audio.noise", reading.noise_dbfs_a, policy,
+        message=_("background noise {level:.0f} dBFS(A)").format(level=reading.noise_dbfs_a),
+        fix_if_bad=_fix_noise(), ndigits=1,
+        details={**common, "method": reading.noise_method, "noise_s": round(reading.noise_s, 2),
+                 "unweighted_dbfs": round(reading.noise_dbfs, 1), "vad": reading.vad}))
+    out += _speech(reading, policy, common)
+    out.append(level_result(
+        "audio.clipping", reading.clipping_pct, policy,
+        message=_("{pct:.3f} % of the sound clipped ({runs} times)").format(
+            pct=reading.clipping_pct, runs=reading.clipped_runs),
+        fix_if_bad=_("Lower the microphone volume in the sound settings (to about 70 %) and "
+                     "keep the microphone out of your breath, at the corner of your mouth."),
+        ndigits=3, details={**common, "runs": reading.clipped_runs}))
+    out.append(_dropouts(reading, policy, common))
+    hum_value = reading.hum_dbfs if reading.hum_dbfs is not None else -120.0
+    message = (_("mains hum at {hz} Hz: {level:.0f} dBFS").format(hz=reading.hum_hz,
+                                                                   level=hum_value)
+               if reading.hum_hz else _("no mains hum"))
+    out.append(level_result(
+        "audio.hum", hum_value, policy, message=message,
+        fix_if_bad=_("Unplug the laptop charger during calls or plug it into another socket, "
+                     "keep the headset cable away from power cables, and prefer the USB "
+                     "headset to the audio jack."),
+        ndigits=1, details={**common, "mains_hz": reading.hum_hz}))
+    return out
+
+
+def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> list[CheckResult]:
+    if not reading.speech_heard or reading.speech_level_dbfs is None or reading.snr_db is None:
+        if reading.prompted:
+            fail = state_result(
+                "audio.speech_level", Status.FAIL, None, policy,
+                message=_("we asked you to read a sentence aloud but heard no speech"),
+                fix=_("Check that the microphone is not muted and is close to your mouth, then "
+                      "run the check again and read the sentence aloud."),
+                details={**common, "speech_s": round(reading.speech_s, 2)})
+            return [fail, unknown_result("audio.snr", policy, _("no speech heard"))]
+        reason = _("no speech heard: nobody was asked to speak (run 'agent-kit check' at a "
+                   "terminal to test your voice)")
+        return [unknown_result("audio.speech_level", policy, reason),
+                unknown_result("audio.snr", policy, reason)]
+    details = {**common, "activity": round(reading.speech_activity or 0.0, 3),
+               "speech_s": round(reading.speech_s, 2)}
+    level = level_result(
+        "audio.speech_level", reading.speech_level_dbfs, policy,
+        message=_("your voice reaches {level:.0f} dBFS (P.56 active level)").format(
+            level=reading.speech_level_dbfs),
+        fix_if_bad=_fix_quiet_voice(), ndigits=1, details=details)
+    snr = level_result(
+        "audio.snr", reading.snr_db, policy,
+        message=_("your voice is {snr:.0f} dB above the background").format(snr=reading.snr_db),
+        fix_if_bad=_("{noise} {voice}").format(noise=_fix_noise(), voice=_fix_quiet_voice()),
+        ndigits=1, details=details)
+    return [level, snr]
+
+
+def _dropouts(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> CheckResult:
+    gaps = [round(d.duration_ms, 1) for d in reading.dropouts]
+    return level_result(
+        "audio.dropouts", reading.dropout_count, policy,
+        message=_("{n} dropouts in {seconds:.0f} s of sound").format(
+            n=reading.dropout_count, seconds=reading.captured_s),
+        fix_if_bad=_("Unplug and replug the USB headset straight into the computer (not a hub "
+                     "or dock), and close other programs that use the microphone."),
+        ndigits=0, details={**common, "gaps_ms": gaps, "overflows": reading.overflows})

@@ -1,0 +1,249 @@
+"""Which audio devices this computer has, what kind each is, and which ones calls will use.
+
+Two sources, picked once (psutil style):
+- Linux with PulseAudio or PipeWire (``pactl -f json``): every source and sink with its
+  properties (``device.bus``, ``device.form_factor``, USB vendor/product ids, Bluetooth
+  profile, active port) and the server's default source and sink, which softphones use. PortAudio
+  cannot tell these apart there: it sees only the ALSA devices ``pulse`` and ``default``.
+- Everywhere else (Windows, macOS, Linux without a sound server): sounddevice/PortAudio device
+  names and its default input/output, classified by name.
+
+Each device gets a kind with the evidence for it. Measuring only: whether a kind is acceptable is
+the policy's business (``agent_kit.evaluate.audio``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["usb_headset", "analog_headset", "bluetooth_headset", "builtin", "webcam",
+               "virtual", "unknown"]
+Direction = Literal["input", "output"]
+KINDS: tuple[Kind, ...] = ("usb_headset", "analog_headset", "bluetooth_headset", "builtin",
+                           "webcam", "virtual", "unknown")
+
+PACTL_TIMEOUT_S = 5.0
+
+_HEADSET_FORM = {"headset", "headphone", "handset", "hands-free"}
+_BT_HANDSFREE = re.compile(r"head_unit|headset[-_]head|hands[-_ ]?free|\bhfp\b|\bhsp\b|"
+                           r"ag audio", re.I)
+_WEBCAM = re.compile(r"webcam|web cam|camera|\bcam\b|\bc9[0-9]{2}\b|\bbrio\b|facecam|kiyo|"
+                     r"streamcam|lifecam|\bc270\b|\bc310\b", re.I)
+_BUILTIN = re.compile(r"built-?in|internal|microphone array|digital microphone|\bdmic\b|"
+                      r"macbook|imac|realtek|hda intel|\balc\d{3}\b|conexant|smart sound|"
+                      r"sof-hda|cirrus", re.I)
+_VIRTUAL = re.compile(r"virtual|vb-audio|\bcable (in|out)put|voicemeeter|blackhole|soundflower|"
+                      r"loopback|krisp|broadcast|null|dummy|monitor of|zoomaudio|teams audio|"
+                      r"echo[- ]cancel|remap", re.I)
+_BLUETOOTH = re.compile(r"bluetooth|airpods|hands-?free|ag audio|\bbt\b|bluez", re.I)
+_HEADSET_NAME = re.compile(r"headset|jabra|plantronics|\bpoly\b|blackwire|voyager|savi|evolve|"
+                           r"engage|\bepos\b|sennheiser|yealink|logitech h\d|\bh[35]\d0\b|"
+                           r"zone wired|evolve2", re.I)
+# ALSA plugin names PortAudio lists on Linux: routes, not devices.
+_ALSA_ROUTES = {"pulse", "default", "pipewire", "sysdefault", "dmix", "dsnoop", "jack", "spdif",
+                "samplerate", "speexrate", "upmix", "vdownmix", "lavrate", "a52", "hdmi"}
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    """One microphone or speaker, as the system describes it, with its kind and why."""
+
+    direction: Direction
+    name: str                    # system id: PulseAudio name, or PortAudio device name
+    description: str             # what the person sees in the sound settings
+    kind: Kind
+    evidence: tuple[str, ...]    # the facts the kind rests on, "key=value"
+    is_default: bool             # the system default, i.e. what calls use
+    bus: str | None = None
+    form_factor: str | None = None
+    vendor_id: str | None = None   # 4 hex digits (USB)
+    product_id: str | None = None
+    handsfree: bool | None = None  # Bluetooth only: in the narrowband hands-free profile
+    backend: str = ""              # "pulseaudio" or "portaudio"
+
+    @property
+    def usb_id(self) -> str | None:
+        if self.vendor_id and self.product_id:
+            return f"{self.vendor_id.lower()}:{self.product_id.lower()}"
+        return None
+
+    @property
+    def is_headset(self) -> bool:
+        return self.kind in ("usb_headset", "analog_headset", "bluetooth_headset")
+
+
+@dataclass(frozen=True)
+class DeviceInventory:
+    backend: str                 # "pulseaudio", "portaudio" or "" when nothing answered
+    devices: tuple[AudioDevice, ...] = ()
+    problem: str | None = None   # why the list is empty or partial
+
+    def default(self, direction: Direction) -> AudioDevice | None:
+        return next((d for d in self.devices if d.direction == direction and d.is_default), None)
+
+    def of(self, direction: Direction) -> tuple[AudioDevice, ...]:
+        return tuple(d for d in self.devices if d.direction == direction)
+
+
+# ------------------------------------------------------------------ classification
+
+def classify(direction: Direction, name: str, description: str,
+             props: Mapping[str, str] | None = None,
+             active_port: str | None = None) -> tuple[Kind, tuple[str, ...], bool | None]:
+    """(kind, evidence, handsfree) from PulseAudio-style properties and/or the device's name.
+
+    Properties win over names: ``device.bus`` and ``device.form_factor`` are what the kernel
+    and the sound server know; names are the fallback (Windows, macOS, ALSA-only Linux).
+    """
+    props = props or {}
+    bus = (props.get("device.bus") or "").lower()
+    form = (props.get("device.form_factor") or "").lower()
+    text = f"{name} {description}"
+    port = (active_port or "").lower()
+    ev: list[str] = []
+    if bus:
+        ev.append(f"device.bus={bus}")
+    if form:
+        ev.append(f"device.form_factor={form}")
+
+    profile = (props.get("bluetooth.protocol") or props.get("api.bluez5.profile")
+               or props.get("device.profile.name") or "")
+    if bus == "bluetooth" or name.startswith("bluez_") or (not bus and _BLUETOOTH.search(text)):
+        if profile:
+            ev.append(f"profile={profile}")
+        elif not bus:
+            ev.append("name=bluetooth")
+        # A Bluetooth microphone exists only in the hands-free/headset profiles: A2DP is
+        # playback only. An output is hands-free when its profile (or name) says so.
+        handsfree = (direction == "input" or bool(_BT_HANDSFREE.search(profile))
+                     or bool(_BT_HANDSFREE.search(text)))
+        return "bluetooth_headset", tuple(ev), handsfree
+    if form == "webcam" or (form in ("", "microphone") and _WEBCAM.search(text)):
+        if form != "webcam":
+            ev.append("name=webcam")
+        return "webcam", tuple(ev), None
+    if form in _HEADSET_FORM:
+        if bus == "usb":
+            return "usb_headset", tuple(ev), None
+        if bus in ("pci", "platform", "isa") or "analog" in port:
+            return "analog_headset", tuple(ev), None
+    if form == "internal":
+        return "builtin", tuple(ev), None
+    if bus in ("pci", "platform", "isa", "sdio"):
+        # An on-board codec: the jack's active port tells a plugged headset from the laptop's
+        # own microphone and speakers.
+        if re.search(r"headset|headphone", port):
+            ev.append(f"port={active_port}")
+            return "analog_headset", tuple(ev), None
+        if port:
+            ev.append(f"port={active_port}")
+        return "builtin", tuple(ev), None
+    if bus == "usb":
+        if _HEADSET_NAME.search(text):
+            ev.append("name=headset model")
+            return "usb_headset", tuple(ev), None
+        return "unknown", tuple(ev), None
+    if props and not bus:
+        cls = (props.get("device.class") or "").lower()
+        if cls in ("abstract", "filter", "monitor") or _VIRTUAL.search(text) or not cls:
+            ev.append(f"device.class={cls or 'none'}")
+            return "virtual", tuple(ev), None
+    # Names only (PortAudio)
+    if name.split(":")[0].strip().lower() in _ALSA_ROUTES or _VIRTUAL.search(text):
+        ev.append("name=virtual/route")
+        return "virtual", tuple(ev), None
+    if _HEADSET_NAME.search(text):
+        ev.append("name=headset model")
+        return "usb_headset", tuple(ev), None
+    if _BUILTIN.search(text):
+        ev.append("name=built-in")
+        return "builtin", tuple(ev), None
+    return "unknown", tuple(ev), None
+
+
+# ------------------------------------------------------------------ PulseAudio / PipeWire
+
+def _pactl_json(*args: str) -> Any:
+    proc = subprocess.run(["pactl", "-f", "json", *args], capture_output=True, text=True,
+                          timeout=PACTL_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip() or f"pactl {' '.join(args)} failed")
+    return json.loads(proc.stdout)
+
+
+def _from_pulse_entry(entry: Mapping[str, Any], direction: Direction,
+                      default_name: str | None) -> AudioDevice | None:
+    props = {str(k): str(v) for k, v in (entry.get("properties") or {}).items()}
+    if props.get("device.class") == "monitor" or entry.get("monitor_of_sink") not in (None, "",
+                                                                                     "n/a"):
+        return None  # a sink's monitor: not a microphone
+    name = str(entry.get("name", ""))
+    description = str(entry.get("description") or props.get("device.description") or name)
+    kind, evidence, handsfree = classify(direction, name, description, props,
+                                         entry.get("active_port"))
+    return AudioDevice(
+        direction=direction, name=name, description=description, kind=kind, evidence=evidence,
+        is_default=name == default_name, bus=props.get("device.bus"),
+        form_factor=props.get("device.form_factor"),
+        vendor_id=props.get("device.vendor.id"), product_id=props.get("device.product.id"),
+        handsfree=handsfree, backend="pulseaudio")
+
+
+def pulse_inventory() -> DeviceInventory:
+    """Sources and sinks from the PulseAudio/PipeWire server (``pactl -f json``)."""
+    info = _pactl_json("info")
+    default_source = info.get("default_source_name")
+    default_sink = info.get("default_sink_name")
+    devices: list[AudioDevice] = []
+    for kind, direction, default in (("sources", "input", default_source),
+                                     ("sinks", "output", default_sink)):
+        for entry in _pactl_json("list", kind):
+            dev = _from_pulse_entry(entry, direction, default)  # type: ignore[arg-type]
+            if dev is not None:
+                devices.append(dev)
+    return DeviceInventory("pulseaudio", tuple(devices))
+
+
+# ------------------------------------------------------------------ PortAudio (everywhere)
+
+def portaudio_inventory() -> DeviceInventory:
+    """Devices as sounddevice/PortAudio names them, classified by name."""
+    import sounddevice as sd  # type: ignore[import-untyped]
+
+    default_in, default_out = sd.default.device
+    devices: list[AudioDevice] = []
+    for index, dev in enumerate(sd.query_devices()):
+        name = str(dev["name"])
+        for direction, channels, default in (("input", "max_input_channels", default_in),
+                                             ("output", "max_output_channels", default_out)):
+            if dev[channels] <= 0:
+                continue
+            kind, evidence, handsfree = classify(direction, name, name)  # type: ignore[arg-type]
+            devices.append(AudioDevice(direction=direction, name=name,  # type: ignore[arg-type]
+                                       description=name, kind=kind, evidence=evidence,
+                                       is_default=index == default, handsfree=handsfree,
+                                       backend="portaudio"))
+    return DeviceInventory("portaudio", tuple(devices))
+
+
+def list_audio_devices() -> DeviceInventory:
+    """Every input and output device, classified, with the call defaults marked. Never raises."""
+    problems: list[str] = []
+    if sys.platform.startswith("linux") and shutil.which("pactl"):
+        try:
+            return pulse_inventory()
+        except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+            problems.append(f"PulseAudio/PipeWire: {exc}")
+    try:
+        inv = portaudio_inventory()
+    except Exception as exc:  # noqa: BLE001 - PortAudio missing or broken: say so
+        problems.append(f"PortAudio: {exc}")
+        return DeviceInventory("", (), "; ".join(problems))
+    return DeviceInventory(inv.backend, inv.devices, "; ".join(problems) or None)
