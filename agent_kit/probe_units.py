@@ -65,11 +65,40 @@ def _vpn(ctx: ProbeContext) -> list[CheckResult]:
     return evaluate_vpn(measure_vpn(ctx.center.host if ctx.center else None), ctx.policy)
 
 
+def _headset(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.audio import evaluate_headset
+    from probes.audio_devices import list_audio_devices
+
+    return [evaluate_headset(list_audio_devices(), ctx.policy)]
+
+
+def _room(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.audio import evaluate_room
+    from agent_kit.i18n import _
+    from probes.audio import measure_audio
+
+    reading = measure_audio(
+        quiet_s=float(ctx.policy.setting("audio", "quiet_s", 3.0)),
+        speech_s=float(ctx.policy.setting("audio", "speech_s", 6.0)),
+        interactive=ctx.interactive, prompt=ctx.prompt,
+        quiet_text=_("Microphone test: please stay quiet for {seconds:g} seconds..."),
+        speech_text=_("Now read this sentence aloud: \"{sentence}\""),
+        sentence=_("The quick brown fox jumps over the lazy dog, and my headset is ready for "
+                   "today's calls."))
+    return evaluate_room(reading, ctx.policy)
+
+
 UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("system", "system", ("system.cpu", "system.memory", "system.disk",
                                    "system.power", "system.uptime"), _system, timeout_s=5.0),
     ProbeUnit("link", "network", ("network.link",), _link, timeout_s=3.0),
     ProbeUnit("vpn", "vpn", ("vpn.connected", "vpn.route"), _vpn, timeout_s=5.0),
+    ProbeUnit("headset", "audio", ("audio.headset",), _headset, timeout_s=15.0),
+    # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
+    # more than ~50 s of capture would need a longer timeout.
+    ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
+                                "audio.clipping", "audio.dropouts", "audio.hum"), _room,
+              timeout_s=60.0),
 )
 
 
