@@ -211,6 +211,28 @@ def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
     raise typer.Exit(view.code)
 
 
+@app.command()
+def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+    """Audio devices found, each classified, with the ones calls will use."""
+    import json
+
+    from agent_kit.devices_view import inventory_json, render_lines
+    from agent_kit.i18n import set_language
+    from agent_kit.policy import PolicyError, load_policy
+    from probes.audio_devices import list_audio_devices
+
+    set_language(lang)
+    try:
+        rules = load_policy(policy)
+    except PolicyError as exc:
+        fail_usage(str(exc))
+    inventory = list_audio_devices()
+    if json_out:
+        typer.echo(json.dumps(inventory_json(inventory, rules), ensure_ascii=False))
+    else:
+        typer.echo("\n".join(render_lines(inventory, rules)))
+
+
 @app.command(context_settings={"allow_interspersed_args": False})
 def login(command: Annotated[list[str], typer.Argument(help="The softphone command, after --.")],
           policy: PolicyOpt = None, lang: LangOpt = None) -> None:
