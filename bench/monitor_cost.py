@@ -1,0 +1,147 @@
+"""What `agent-kit monitor` costs the agent's PC: CPU (% of one core) and resident memory.
+
+Runs a real `agent-center serve` on loopback, enrolls a throwaway workstation, starts
+`agent-kit monitor --interval 15` with every probe group, and samples the monitor process with
+psutil every 5 s for the whole run (default 10 minutes). CPU includes the monitor's waited-for
+children (pactl and the like). Targets (issue 7): <= 1 % of one core on average, <= 80 MB RSS.
+
+With the audio lab's virtual headset (tests/lab/pulse.py) present, the monitor's audio unit
+captures from it; without it the audio group reports unknown (no sound card) and costs less
+than it would on a real PC: the output says which.
+
+    python bench/monitor_cost.py [--minutes 10] [--interval 15] [--only GROUPS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_center(work: Path, admin: str) -> tuple[subprocess.Popen[bytes], str]:
+    port, udp = free_port(), free_port(socket.SOCK_DGRAM)
+    log = (work / "center.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from agent_kit.center.cli import main; main()", "serve",
+         "--data-dir", str(work / "center"), "--host", "127.0.0.1", "--port", str(port),
+         "--udp-port", str(udp)],
+        env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin}, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit("the center did not start: " + (work / "center.log").read_text()[-2000:])
+
+
+@contextlib.contextmanager
+def virtual_headset():
+    """The audio helper's PulseAudio headset when tests/lab/pulse.py exists; else None."""
+    if not (ROOT / "tests" / "lab" / "pulse.py").exists():
+        yield None
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.lab import pulse  # type: ignore[attr-defined]
+
+    factory = getattr(pulse, "virtual_headset", None) or getattr(pulse, "pulse_headset", None)
+    if factory is None:
+        yield None
+        return
+    with factory() as headset:
+        yield headset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--only", default=None, help="probe groups (default: all)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="monitor-cost-"))
+    admin = "admin-" + uuid.uuid4().hex
+    center, url = start_center(work, admin)
+    env = {**os.environ, "AGENT_KIT_HOME": str(work / "agent")}
+    try:
+        token = httpx.post(f"{url}/api/v1/tokens", json={"uses": 1, "ttl_s": 600},
+                           headers={"Authorization": f"Bearer {admin}"}).json()["token"]
+        subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center", url,
+                        "--token", token], env=env, check=True, capture_output=True)
+        with virtual_headset() as headset:
+            if headset is not None and hasattr(headset, "env"):
+                env.update(headset.env)
+            cmd = [sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
+                   str(args.interval)]
+            if args.only:
+                cmd += ["--only", args.only]
+            log = (work / "monitor.log").open("wb")
+            monitor = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = psutil.Process(monitor.pid)
+            t0, c0 = time.monotonic(), proc.cpu_times()
+            rss: list[float] = []
+            cpu_after_warmup = None
+            deadline = t0 + args.minutes * 60
+            while time.monotonic() < deadline and monitor.poll() is None:
+                rss.append(proc.memory_info().rss / 2**20)
+                if cpu_after_warmup is None and time.monotonic() - t0 >= 60:
+                    cpu_after_warmup = (time.monotonic(), proc.cpu_times())
+                time.sleep(5)
+            t1, c1 = time.monotonic(), proc.cpu_times()
+            alive = monitor.poll() is None
+            monitor.send_signal(signal.SIGTERM)
+            monitor.wait(timeout=30)
+            log.close()
+    finally:
+        center.send_signal(signal.SIGTERM)
+        center.wait(timeout=30)
+
+    def busy(c: psutil._common.pcputimes) -> float:  # type: ignore[name-defined]
+        return float(c.user + c.system + c.children_user + c.children_system)
+
+    state = json.loads((work / "agent" / "gate.json").read_text())
+    print(f"machine: {platform.node()} {platform.platform()}, {psutil.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    print(f"run: {(t1 - t0) / 60:.1f} min, interval {args.interval:g} s, groups "
+          f"{args.only or 'all'}, virtual headset: {'yes' if headset else 'no (audio unknown)'}"
+          f", monitor alive at the end: {alive}")
+    print(f"cpu: {100 * (busy(c1) - busy(c0)) / (t1 - t0):.2f} % of one core on average "
+          f"(whole run, first full check included)")
+    if cpu_after_warmup is not None:
+        tw, cw = cpu_after_warmup
+        print(f"cpu: {100 * (busy(c1) - busy(cw)) / (t1 - tw):.2f} % of one core after the "
+              f"first minute")
+    print(f"rss: max {max(rss):.1f} MB, mean {sum(rss) / len(rss):.1f} MB "
+          f"({len(rss)} samples)")
+    print(f"heartbeats: {state['delivery']['next_seq'] - 1} spooled, "
+          f"{state['delivery']['pending']} pending at the end; gate open: {state['gate_open']}")
+    print(f"files kept in {work}")
+
+
+if __name__ == "__main__":
+    main()
