@@ -226,16 +226,15 @@ def start_command(argv: Sequence[str]) -> NoReturn:
 def center_unreachable_rule(policy_path: str | None = None) -> str:
     """``gate.center_unreachable`` from ``--policy``, else the center's cached policy (what the
     monitor uses), else the default policy. Raises ``PolicyError`` for a bad ``--policy``."""
-    from agent_kit.config import state_dir
-    from agent_kit.policy import PolicyError, load_policy, parse_policy_text
+    from agent_kit.monitor import center_policy_path
+    from agent_kit.policy import PolicyError, load_policy
 
     if policy_path is not None:
         policy = load_policy(policy_path)
     else:
-        cache = state_dir() / "center_policy.toml"
         try:
-            policy = parse_policy_text(cache.read_text("utf-8"), str(cache))
-        except (OSError, PolicyError):
+            policy = load_policy(center_policy_path())
+        except PolicyError:
             policy = load_policy()
     return str(policy.setting("gate", "center_unreachable", "local"))
 

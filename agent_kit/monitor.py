@@ -352,28 +352,36 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
 
 
 def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
-    """``--policy``, else the center's policy (cached for outages), else the default."""
-    from agent_kit.policy import PolicyError, load_policy, parse_policy_text
+    """``--policy``, else the center's policy (IT's file, merged over the default like
+    ``--policy``; cached for outages), else the default."""
+    from agent_kit.policy import PolicyError, load_policy
 
     if policy_path is not None:
         try:
             return load_policy(policy_path)
         except PolicyError as exc:
             raise MonitorError(_("invalid policy: {error}").format(error=exc)) from None
-    cache = state_dir() / "center_policy.toml"
+    cache = center_policy_path()
     try:
         text = client.policy_toml()
-        policy = parse_policy_text(text, "the center's policy")
-        cache.write_text(text, "utf-8")
+        fresh = cache.with_suffix(".new")
+        fresh.write_text(text, "utf-8")
+        policy = load_policy(fresh)     # validate before it replaces the cached one
+        os.replace(fresh, cache)
         return policy
-    except (CenterUnavailable, CenterRefused, PolicyError, ValueError) as exc:
+    except (CenterUnavailable, CenterRefused, PolicyError, OSError, ValueError) as exc:
         log.warning("center policy not used (%s)", exc)
     if cache.exists():
         try:
-            return parse_policy_text(cache.read_text("utf-8"), str(cache))
-        except (PolicyError, OSError) as exc:
+            return load_policy(cache)
+        except PolicyError as exc:
             log.warning("cached center policy not used (%s)", exc)
     return load_policy()
+
+
+def center_policy_path() -> Path:
+    """Where the monitor caches the center's policy (``login`` reads it too)."""
+    return state_dir() / "center_policy.toml"
 
 
 class SingleInstance:
