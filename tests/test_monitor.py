@@ -227,3 +227,57 @@ def test_heartbeat_matches_the_center_contract():
 def test_enrollment_repr_hides_the_secret():
     e = Enrollment(center_url="http://c", agent_id="a", secret="topsecret")
     assert "topsecret" not in repr(e)
+
+
+def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_path):
+    """`agent-kit monitor` with its center down from the start: local gate, heartbeats kept."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from agent_kit.spool import Spool
+
+    with socket.socket() as s:          # a port nobody listens on: the center is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "enrollment.json").write_text(json.dumps(
+        {"center_url": f"http://127.0.0.1:{port}", "agent_id": "ws-x", "secret": "s" * 64,
+         "heartbeat_interval_s": 15.0}))
+    policy = tmp_path / "lenient.toml"
+    policy.write_text('[checks."system.cpu"]\nwarn = "none"\nfail = "none"\nmin_cores = 1\n'
+                      '[checks."system.memory"]\nwarn = 0\nfail = 0\n'
+                      '[checks."system.disk"]\nwarn = 0\nfail = 0\n'
+                      '[checks."system.uptime"]\nwarn = "none"\n'
+                      '[checks."system.power"]\nwarn = 0\nfail = 0\n')
+    env = {**os.environ, "AGENT_KIT_HOME": str(home)}
+    cmd = [sys.executable, "-m", "agent_kit.cli", "monitor", "--interval", "1", "--only",
+           "system", "--policy", str(policy)]
+    monitor = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = read_state(home / "gate.json")
+            if state is not None and state.delivery.pending >= 3:
+                break
+            time.sleep(0.2)
+        assert state is not None and state.gate_open and state.delivery.error
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "already running" in second.stderr
+        status = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and "waiting to reach the center" in status.stdout
+    finally:
+        monitor.send_signal(signal.SIGTERM)
+        _, err = monitor.communicate(timeout=30)
+    assert monitor.returncode == 0, err
+    assert "s" * 64 not in err                                  # the secret is never logged
+    with Spool(home / "spool.db", "ws-x") as spool:
+        stats = spool.stats()
+        assert stats.pending >= 3 and stats.pending == stats.next_seq - 1
+        body = spool.oldest(1)[0].body
+        assert body["seq"] == 1 and body["gate"]["open"] and body["checks"]
