@@ -175,8 +175,10 @@ def enroll(center: Annotated[str, typer.Option("--center", help="The center's UR
         enrollment = do_enroll(center, token, display_name=name, force=force)
     except EnrollError as exc:
         fail_usage(str(exc))
-    typer.echo(f"enrolled as {enrollment.agent_id} with {enrollment.center_url}; "
-               f"now run: agent-kit monitor")
+    from agent_kit.i18n import _
+
+    typer.echo(_("Enrolled as {agent} with {center}. Now run: agent-kit monitor").format(
+        agent=enrollment.agent_id, center=enrollment.center_url))
 
 
 @app.command()
