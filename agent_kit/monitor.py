@@ -5,7 +5,7 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 
 - cheap units (system, link, vpn) every interval;
 - the path test in short bursts (``path.duration_s`` capped at ``PATH_BURST_S``) every minute;
-- audio (room noise during non-speech) every minute;
+- audio (room noise during non-speech, a 4.5 s capture) every minute;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 
@@ -51,8 +51,11 @@ from agent_kit.spool import Spool
 log = logging.getLogger("agent_kit.monitor")
 
 PATH_BURST_S = 3.0          # the monitor's path test: a short burst, not the onboarding's 6 s
+ROOM_BURST_S = 3.0          # the monitor's room capture: 3 s + 1.5 s, not the onboarding's 9 s
 REDISCOVER_S = 300.0        # ask the center for its reflector again when it was not reachable
-SPEECH_ACTIVITY_CALL = 0.5  # P.56 activity factor above which a capture is "speech"
+SPEECH_ACTIVITY_CALL = 0.25  # P.56 activity factor from which a capture is "speech"
+#                              (an agent on a call talks for roughly a third to a half
+#                              of the time; a quiet room scores 0)
 CALL_SAMPLES = 2            # consecutive speech captures that mean "a call is going on"
 
 
@@ -77,23 +80,34 @@ def cadence_for(unit: ProbeUnit, interval_s: float) -> Cadence:
 
 
 def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
-    """Speech in this audio capture? None when the audio unit says nothing about it.
+    """Speech in this audio capture? None when the capture says nothing either way.
 
-    An audio unit may put ``speech_activity`` (the ITU-T P.56 activity factor of its capture,
-    0..1) in the details of any of its results.
+    The room unit reports the ITU-T P.56 activity factor of the speech it heard (``activity``
+    in the details of ``audio.speech_level``); a capture in which it heard no speech has no
+    such detail but a measured ``audio.noise``. A capture at or above ``SPEECH_ACTIVITY_CALL``
+    counts as speech; ``CALL_SAMPLES`` of them in a row mean a call.
     """
+    heard_room = False
     for result in audio_results:
-        activity = result.details.get("speech_activity")
-        if isinstance(activity, (int, float)) and not isinstance(activity, bool):
-            return float(activity) >= SPEECH_ACTIVITY_CALL
-    return None
+        for key in ("activity", "speech_activity"):
+            activity = result.details.get(key)
+            if isinstance(activity, (int, float)) and not isinstance(activity, bool):
+                return float(activity) >= SPEECH_ACTIVITY_CALL
+        if result.id == "audio.noise" and result.value is not None:
+            heard_room = True
+    return False if heard_room else None
 
 
 def monitor_policy(policy: Policy) -> Policy:
-    """The policy with the path test shortened to a burst."""
+    """The policy with the path test and the room capture shortened to bursts."""
     path = dict(policy.settings.get("path", {}))
     path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
-    return dataclasses.replace(policy, settings={**policy.settings, "path": path})
+    audio = dict(policy.settings.get("audio", {}))
+    # unprompted, the room unit records quiet_s + speech_s and measures whatever it hears
+    audio["quiet_s"] = min(float(audio.get("quiet_s", ROOM_BURST_S)), ROOM_BURST_S)
+    audio["speech_s"] = min(float(audio.get("speech_s", ROOM_BURST_S)), ROOM_BURST_S / 2)
+    return dataclasses.replace(policy, settings={**policy.settings, "path": path,
+                                                 "audio": audio})
 
 
 def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval_s: float,

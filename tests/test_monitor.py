@@ -281,3 +281,22 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
         assert stats.pending >= 3 and stats.pending == stats.next_seq - 1
         body = spool.oldest(1)[0].body
         assert body["seq"] == 1 and body["gate"]["open"] and body["checks"]
+
+
+def test_call_detection_reads_the_room_units_real_results():
+    """Contract with agent_kit.evaluate.audio: speech activity comes from its details."""
+    from agent_kit.evaluate.audio import evaluate_room
+    from agent_kit.monitor import call_in_progress
+    from probes.audio import AudioReading
+
+    policy = load_policy()
+    quiet = AudioReading("pulse", 48000, 9.0, False, vad="webrtcvad", noise_dbfs_a=-60.0,
+                         noise_dbfs=-58.0, noise_method="vad", noise_s=9.0)
+    talking = AudioReading("pulse", 48000, 9.0, False, vad="webrtcvad", noise_dbfs_a=-60.0,
+                           noise_dbfs=-58.0, noise_method="vad", noise_s=4.0, speech_s=5.0,
+                           speech_heard=True, speech_level_dbfs=-26.0, speech_activity=0.55,
+                           snr_db=32.0)
+    broken = AudioReading(None, 48000, 0.0, False, problem="no device")
+    assert call_in_progress(evaluate_room(quiet, policy)) is False
+    assert call_in_progress(evaluate_room(talking, policy)) is True
+    assert call_in_progress(evaluate_room(broken, policy)) is None
