@@ -88,6 +88,25 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return evaluate_room(reading, ctx.policy)
 
 
+def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
+    from agent_kit.i18n import _
+    from probes.bandwidth import BandwidthError, measure_bandwidth
+
+    if ctx.center is None:
+        return bandwidth_unknown(ctx.policy, _("no center configured"))
+    if ctx.center.speedtest_url is None:
+        return bandwidth_unknown(ctx.policy, _("the center offers no bandwidth test endpoint"))
+    try:
+        reading = measure_bandwidth(
+            ctx.center.speedtest_url, reflector=ctx.reflector_address,
+            streams=int(ctx.policy.setting("bandwidth", "streams", 4)),
+            max_duration_s=float(ctx.policy.setting("bandwidth", "max_duration_s", 8.0)))
+    except BandwidthError as exc:
+        return bandwidth_unknown(ctx.policy, str(exc))
+    return evaluate_bandwidth(reading, ctx.policy)
+
+
 UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("system", "system", ("system.cpu", "system.memory", "system.disk",
                                    "system.power", "system.uptime"), _system, timeout_s=5.0),
@@ -99,6 +118,11 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
                                 "audio.clipping", "audio.dropouts", "audio.hum"), _room,
               timeout_s=60.0),
+    # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
+    # the endpoint's handshake and connection timeouts.
+    ProbeUnit("bandwidth", "bandwidth", ("bandwidth.down", "bandwidth.up",
+                                         "bandwidth.bufferbloat"), _bandwidth,
+              timeout_s=30.0, exclusive=True),
 )
 
 

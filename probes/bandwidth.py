@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ MIN_MEASURE_S = 1.0           # shortest measured window after warm-up
 STEADY_TOLERANCE = 0.04       # the two halves of the window agree within 4 %: steady
 SPIKE_RATIO = 0.4            # a 100 ms sample 40 % above the median ...
 SPIKE_MIN_BYTES = 64 * 1024  # ... and 64 KiB above it is a refilled hole, not noise
+LOADED_REPLY_WAIT_S = 0.6    # echoes may sit in a bloated queue: wait this long for them
 IDLE_RTT_S = 0.6              # idle path test before loading
 CENTER_DOWNLOAD_SIDE = 7000   # random7000x7000.jpg: 98 MB, so a stream rarely reconnects
 PUBLIC_DOWNLOAD_SIDE = 4000   # the largest file speedtest.net servers carry
@@ -430,16 +432,18 @@ def _workers(target: Callable[..., None], *args: Any, streams: int, name: str,
 
 
 class _LoadedLatency:
-    """The path probe running in the background while one direction is loaded."""
+    """The path probe (``probes.path``) running in the background while one direction is loaded."""
 
     def __init__(self, reflector: tuple[str, int], budget_s: float) -> None:
         self.reflector, self.budget_s = reflector, budget_s
         self.stop = threading.Event()
-        self.result: tuple[float | None, int, str | None] = (None, 0, "not run")
+        self.reading: Any = None
+        self.problem: str | None = "not run"
         self.thread = threading.Thread(target=self._run, name="bandwidth-rtt", daemon=True)
 
     def _run(self) -> None:
-        self.result = path_rtt_ms(self.reflector, self.budget_s, self.stop)
+        self.reading, self.problem = run_path_probe(self.reflector, self.budget_s, self.stop,
+                                                    reply_wait_s=LOADED_REPLY_WAIT_S)
 
     def __enter__(self) -> _LoadedLatency:
         self.thread.start()
@@ -447,23 +451,33 @@ class _LoadedLatency:
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.thread.join(timeout=2.0)
+        self.thread.join(timeout=LOADED_REPLY_WAIT_S + 1.0)
+
+    def loaded_rtt_ms(self, skip_s: float) -> tuple[float | None, int]:
+        """Median RTT of the echoes after the first ``skip_s`` (the load's warm-up, while the
+        queue was still filling), and how many echoes that median is of."""
+        if self.reading is None or not self.reading.rtt_ms_samples:
+            return None, 0
+        interval_s = self.reading.packet_interval_ms / 1000.0
+        rtts = list(self.reading.rtt_ms_samples)
+        kept = rtts[min(len(rtts) - 1, int(skip_s / interval_s)):]
+        return statistics.median(kept), len(kept)
 
 
-def path_rtt_ms(reflector: tuple[str, int], duration_s: float,
-                stop: threading.Event | None = None) -> tuple[float | None, int, str | None]:
-    """Median RTT (ms) of the path probe to ``reflector``, the sample count, and any problem."""
+def run_path_probe(reflector: tuple[str, int], duration_s: float,
+                   stop: threading.Event | None = None, *,
+                   reply_wait_s: float = 0.3) -> tuple[Any, str | None]:
+    """The path probe's reading to ``reflector`` (or None) and why it gave no RTT, if so."""
     from probes.path import measure_path
 
     try:
-        reading = measure_path(reflector[0], reflector[1], duration_s=duration_s, stop=stop)
+        reading = measure_path(reflector[0], reflector[1], duration_s=duration_s, stop=stop,
+                               reply_wait_s=reply_wait_s)
     except Exception as exc:  # noqa: BLE001 - latency under load is optional to the speed test
-        return None, 0, f"path probe failed: {type(exc).__name__}: {exc}"
-    rtt = getattr(reading, "rtt_median_ms", None)
-    received = int(getattr(reading, "received", 0) or 0)
-    if rtt is None:
-        return None, received, getattr(reading, "problem", None) or "no reply from the reflector"
-    return float(rtt), received, None
+        return None, f"path probe failed: {type(exc).__name__}: {exc}"
+    if reading.rtt_median_ms is None:
+        return reading, reading.problem or "no reply from the reflector"
+    return reading, None
 
 
 def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | None = None,
@@ -506,11 +520,15 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
     upload_bytes = PUBLIC_UPLOAD_BYTES if public else CENTER_UPLOAD_BYTES
     opener = _opener(timeout_s, source_address)
 
-    deadline = t_start + max_duration_s - 0.3   # joins and teardown
-    idle_rtt = latency_problem = None
+    # Joins and teardown; with a reflector, each direction also waits for late echoes.
+    deadline = t_start + max_duration_s - 0.3 - (2 * LOADED_REPLY_WAIT_S if reflector else 0.0)
+    idle_rtt: float | None = None
+    latency_problem: str | None = None
     samples: dict[str, int] = {}
     if reflector is not None:
-        idle_rtt, samples["idle"], latency_problem = path_rtt_ms(reflector, IDLE_RTT_S)
+        idle, latency_problem = run_path_probe(reflector, IDLE_RTT_S)
+        if idle is not None and latency_problem is None:
+            idle_rtt, samples["idle"] = idle.rtt_median_ms, idle.received
 
     def leg(target: Callable[..., None], *args: Any, name: str, share: float,
             ) -> tuple[DirectionReading, float | None]:
@@ -520,7 +538,7 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
             return _run_direction(start, streams, budget, clock), None
         with _LoadedLatency(reflector, budget) as loaded:
             reading = _run_direction(start, streams, budget, clock)
-        rtt, samples[name], _ = loaded.result
+        rtt, samples[name] = loaded.loaded_rtt_ms(reading.warmup_s)
         return reading, rtt
 
     download, rtt_down = leg(_download_worker, download_url, name="download", share=0.5)

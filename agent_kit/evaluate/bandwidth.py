@@ -1,0 +1,98 @@
+"""Judge the line: download and upload speed, and latency under load (bufferbloat).
+
+Speeds are judged by the policy's Mbit/s levels (lower is worse); bufferbloat by the RTT added
+under load in ms (higher is worse), reported with its letter grade (A+ .. F, the public
+bufferbloat tests' scale, ``probes.bufferbloat``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_kit.evaluate import level_result, unknown_result
+from agent_kit.i18n import _
+from agent_kit.policy import Policy
+from agent_kit.results import CheckResult
+from probes.bandwidth import BandwidthReading, DirectionReading
+from probes.bufferbloat import bufferbloat_grade
+
+CHECK_IDS = ("bandwidth.down", "bandwidth.up", "bandwidth.bufferbloat")
+
+
+def bandwidth_unknown(policy: Policy, reason: str) -> list[CheckResult]:
+    """Every bandwidth check ``unknown`` for one reason (no center, endpoint down...)."""
+    return [unknown_result(cid, policy, reason) for cid in CHECK_IDS]
+
+
+def evaluate_bandwidth(reading: BandwidthReading, policy: Policy) -> list[CheckResult]:
+    return [_speed("bandwidth.down", reading.download, policy),
+            _speed("bandwidth.up", reading.upload, policy),
+            _bufferbloat(reading, policy)]
+
+
+def _direction_details(d: DirectionReading) -> dict[str, Any]:
+    return {"measured_s": round(d.measured_s, 2), "warmup_s": round(d.warmup_s, 2),
+            "elapsed_s": round(d.elapsed_s, 2), "streams": d.streams, "steady": d.steady,
+            "measured_bytes": d.measured_bytes, "total_bytes": d.total_bytes,
+            "stream_errors": d.stream_errors}
+
+
+def _speed(check_id: str, d: DirectionReading, policy: Policy) -> CheckResult:
+    down = check_id == "bandwidth.down"
+    if d.mbit_s is None:
+        return unknown_result(check_id, policy, _("could not measure the speed: {reason}").format(
+            reason=d.problem or _("no data")))
+    rule = policy.check(check_id)
+    target = rule.warn if rule.warn is not None else rule.fail
+    if down:
+        message = (_("download {mbit:.1f} Mbit/s") if d.steady else
+                   _("download {mbit:.1f} Mbit/s (the speed varied during the test: "
+                     "approximate)")).format(mbit=d.mbit_s)
+        fix = _("Someone at home may be streaming or downloading: pause video, game and "
+                "cloud-backup downloads and run the check again. If it stays below {target:g} "
+                "Mbit/s, ask your internet provider for a faster plan.").format(target=target)
+    else:
+        message = (_("upload {mbit:.1f} Mbit/s") if d.steady else
+                   _("upload {mbit:.1f} Mbit/s (the speed varied during the test: "
+                     "approximate)")).format(mbit=d.mbit_s)
+        fix = _("Someone at home may be uploading: pause cloud photo or file backups and "
+                "video calls on other devices, then run the check again. If it stays below "
+                "{target:g} Mbit/s, ask your internet provider for a plan with a faster "
+                "upload.").format(target=target)
+    return level_result(check_id, d.mbit_s, policy, message=message, fix_if_bad=fix,
+                        details=_direction_details(d), ndigits=1)
+
+
+def _bufferbloat(reading: BandwidthReading, policy: Policy) -> CheckResult:
+    increase = reading.latency_increase_ms
+    if increase is None or reading.idle_rtt_ms is None:
+        return unknown_result("bandwidth.bufferbloat", policy,
+                              _("latency under load not measured: {reason}").format(
+                                  reason=reading.latency_problem or _("no reflector reply")))
+    grade = bufferbloat_grade(increase)
+    loaded = {"download": reading.loaded_rtt_down_ms, "upload": reading.loaded_rtt_up_ms}
+    worst = max((k for k, v in loaded.items() if v is not None),
+                key=lambda k: loaded[k] or 0.0)
+    worst_rtt = loaded[worst] or 0.0
+    if worst == "download":
+        message = _("grade {grade}: latency rises by {increase:.0f} ms while downloading "
+                    "({idle:.1f} ms idle, {loaded:.1f} ms loaded)")
+    else:
+        message = _("grade {grade}: latency rises by {increase:.0f} ms while uploading "
+                    "({idle:.1f} ms idle, {loaded:.1f} ms loaded)")
+    fix = _("Your router lets a queue build up when the line is busy, so calls break up "
+            "whenever someone streams or uploads. Enable SQM (Smart Queue Management) or QoS on "
+            "the router, set a little below your line speed; until then, ask others at home not "
+            "to stream or upload during your calls.")
+    details = {"grade": grade, "idle_rtt_ms": _r(reading.idle_rtt_ms),
+               "loaded_rtt_down_ms": _r(reading.loaded_rtt_down_ms),
+               "loaded_rtt_up_ms": _r(reading.loaded_rtt_up_ms), "worst_direction": worst,
+               "rtt_samples": dict(reading.rtt_samples)}
+    return level_result("bandwidth.bufferbloat", increase, policy, ndigits=1,
+                        message=message.format(grade=grade, increase=increase,
+                                               idle=reading.idle_rtt_ms, loaded=worst_rtt),
+                        fix_if_bad=fix, details=details)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
