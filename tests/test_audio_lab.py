@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +101,12 @@ def lab(tmp_path_factory):
         assert feed.error is None, f"the microphone feed failed: {feed.error}"
 
 
-def capture(server: PulseServer, feed, program: np.ndarray, background: np.ndarray):
+def capture(server: PulseServer, feed, program: np.ndarray, background: np.ndarray,
+            prompt=None):
     server.set_default_source("headset_mic")
     feed.play(program, then=background)
-    return measure_audio(quiet_s=QUIET_S, speech_s=SPEECH_S)
+    return measure_audio(quiet_s=QUIET_S, speech_s=SPEECH_S, interactive=prompt is not None,
+                         prompt=prompt)
 
 
 def statuses(results) -> dict[str, Status]:
@@ -140,8 +143,14 @@ def test_noisy_room_fails(lab):
 def test_clipped_speech_is_detected(lab):
     server, feed, sig = lab
     loud_voice = np.clip(sig.speech * 8.0, -1.0, 32767 / 32768)
-    reading = capture(server, feed, sig.room_with_speech(sig.quiet, loud_voice), sig.quiet)
-    assert reading.clipped_runs > 0
+    prompts: list[tuple[float, str]] = []
+    t0 = time.monotonic()
+    reading = capture(server, feed, sig.room_with_speech(sig.quiet, loud_voice), sig.quiet,
+                      prompt=lambda text: prompts.append((time.monotonic() - t0, text)))
+    # interactive: "stay quiet" at the start, the sentence to read after the quiet window
+    assert [text.split(":")[0].split()[0] for _, text in prompts] == ["Please", "Now"]
+    assert prompts[1][0] - prompts[0][0] == pytest.approx(0.2 + QUIET_S, abs=0.3)
+    assert reading.prompted and reading.clipped_runs > 0
     st = statuses(evaluate_room(reading, load_policy()))
     assert st["audio.clipping"] is Status.FAIL
 
