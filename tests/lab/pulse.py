@@ -139,6 +139,10 @@ class MicFeed:
                 delay = t0 + i * CHUNK_S - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                elif delay < -0.1:
+                    # The FIFO was full (nobody recording): resume at real time, without a
+                    # burst of catch-up chunks that would reach a recorder faster than real time.
+                    t0 -= delay
         except OSError as exc:
             if not self._stop.is_set():
                 self.error = exc
