@@ -224,3 +224,22 @@ def test_a_muted_microphone_is_silent() -> None:
 
 def test_too_short_a_capture_is_a_problem_not_a_crash() -> None:
     assert analyze_capture(np.zeros(100, dtype=np.int16), FS).problem
+
+
+def test_energy_fallback_when_the_vad_library_is_missing(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "webrtcvad", None)  # import raises ImportError
+    x = noise(-60.0, seconds=4.0)
+    x[2 * FS:] += speechlike(2.0, -26.0)
+    flags, name = dsp.speech_frames(x, FS)
+    assert name == "energy"
+    assert flags[: 2 * FS // 960].mean() < 0.1 and flags[2 * FS // 960:].mean() > 0.5
+
+
+def test_webrtc_vad_separates_speech_from_noise() -> None:
+    x = noise(-60.0, seconds=4.0)
+    x[2 * FS:] += speechlike(2.0, -26.0)
+    flags, name = dsp.speech_frames(x, FS)
+    assert name == "webrtcvad" and flags.size == 4 * FS // 960
+    assert flags[: 2 * FS // 960].mean() < 0.1 and flags[2 * FS // 960:].mean() > 0.5

@@ -7,6 +7,8 @@ inputs a lab cannot make: Windows/macOS device names, Bluetooth profiles, a mute
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_kit.evaluate.audio import ROOM_CHECKS, evaluate_headset, evaluate_room
 from agent_kit.policy import load_policy
@@ -155,3 +157,18 @@ def test_muted_microphone_and_failed_recording_say_why():
     broken = evaluate_room(reading(problem="device unavailable"), POLICY)
     assert {r.status for r in broken} == {Status.UNKNOWN}
     assert all("device unavailable" in r.message for r in broken)
+
+RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+@given(noise_a=st.floats(-100, 0), extra_noise=st.floats(0, 40), speech=st.floats(-80, 0),
+       quieter=st.floats(0, 40), clip=st.floats(0, 50), more_clip=st.floats(0, 50))
+def test_a_worse_room_never_gets_a_better_verdict(noise_a, extra_noise, speech, quieter, clip,
+                                                  more_clip):
+    good = reading(noise_dbfs_a=noise_a, speech_level_dbfs=speech, snr_db=speech - noise_a,
+                   clipping_pct=clip)
+    bad = reading(noise_dbfs_a=noise_a + extra_noise, speech_level_dbfs=speech - quieter,
+                  snr_db=speech - quieter - noise_a - extra_noise, clipping_pct=clip + more_clip)
+    before, after = by_id(evaluate_room(good, POLICY)), by_id(evaluate_room(bad, POLICY))
+    for cid in ("audio.noise", "audio.speech_level", "audio.snr", "audio.clipping"):
+        assert RANK[after[cid].status] >= RANK[before[cid].status], cid
