@@ -15,6 +15,7 @@ the policy's business (``agent_kit.evaluate.audio``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -170,12 +171,68 @@ def classify(direction: Direction, name: str, description: str,
 
 # ------------------------------------------------------------------ PulseAudio / PipeWire
 
-def _pactl_json(*args: str) -> Any:
-    proc = subprocess.run(["pactl", "-f", "json", *args], capture_output=True, text=True,
-                          timeout=PACTL_TIMEOUT_S)
+def _pactl(*args: str) -> str:
+    # LC_ALL=C: the text output is translated otherwise
+    proc = subprocess.run(["pactl", *args], capture_output=True, text=True,
+                          timeout=PACTL_TIMEOUT_S, env={**os.environ, "LC_ALL": "C"})
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip() or f"pactl {' '.join(args)} failed")
-    return json.loads(proc.stdout)
+    return proc.stdout
+
+
+def parse_pactl_list(text: str) -> list[dict[str, Any]]:
+    """``pactl list sources|sinks`` text (LC_ALL=C) as the entries ``pactl -f json`` gives.
+
+    For pactl older than 16 (Ubuntu 22.04's pipewire-pulse ships 15.99), which has no JSON.
+    """
+    entries: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    in_props = False
+    for line in text.splitlines():
+        if re.match(r"^(Source|Sink) #\d+", line):
+            current = {"properties": {}}
+            entries.append(current)
+            in_props = False
+            continue
+        if current is None or not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip("\t"))
+        stripped = line.strip()
+        if depth == 1:
+            in_props = stripped == "Properties:"
+            key, sep, value = stripped.partition(": ")
+            if sep:
+                field_name = {"Name": "name", "Description": "description",
+                              "Active Port": "active_port",
+                              "Monitor of Sink": "monitor_of_sink"}.get(key)
+                if field_name:
+                    current[field_name] = value.strip()
+        elif depth == 2 and in_props:
+            key, sep, value = stripped.partition(" = ")
+            if sep:
+                current["properties"][key] = value.strip().strip('"')
+    return entries
+
+
+def _pactl_info_defaults() -> dict[str, str]:
+    try:
+        info = json.loads(_pactl("-f", "json", "info"))
+        return {"source": info.get("default_source_name") or "",
+                "sink": info.get("default_sink_name") or ""}
+    except (RuntimeError, ValueError):
+        text = _pactl("info")
+        found = dict(re.findall(r"^Default (Source|Sink): (.*)$", text, re.M))
+        return {"source": found.get("Source", ""), "sink": found.get("Sink", "")}
+
+
+def _pactl_entries(kind: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(_pactl("-f", "json", "list", kind))
+        if isinstance(data, list):
+            return data
+    except (RuntimeError, ValueError):
+        pass
+    return parse_pactl_list(_pactl("list", kind))
 
 
 def _from_pulse_entry(entry: Mapping[str, Any], direction: Direction,
@@ -197,14 +254,12 @@ def _from_pulse_entry(entry: Mapping[str, Any], direction: Direction,
 
 
 def pulse_inventory() -> DeviceInventory:
-    """Sources and sinks from the PulseAudio/PipeWire server (``pactl -f json``)."""
-    info = _pactl_json("info")
-    default_source = info.get("default_source_name")
-    default_sink = info.get("default_sink_name")
+    """Sources and sinks from the PulseAudio/PipeWire server (``pactl -f json``, else text)."""
+    defaults = _pactl_info_defaults()
     devices: list[AudioDevice] = []
-    for kind, direction, default in (("sources", "input", default_source),
-                                     ("sinks", "output", default_sink)):
-        for entry in _pactl_json("list", kind):
+    for kind, direction, default in (("sources", "input", defaults["source"]),
+                                     ("sinks", "output", defaults["sink"])):
+        for entry in _pactl_entries(kind):
             dev = _from_pulse_entry(entry, direction, default)  # type: ignore[arg-type]
             if dev is not None:
                 devices.append(dev)

@@ -172,3 +172,40 @@ def test_a_worse_room_never_gets_a_better_verdict(noise_a, extra_noise, speech, 
     before, after = by_id(evaluate_room(good, POLICY)), by_id(evaluate_room(bad, POLICY))
     for cid in ("audio.noise", "audio.speech_level", "audio.snr", "audio.clipping"):
         assert RANK[after[cid].status] >= RANK[before[cid].status], cid
+
+
+PACTL_TEXT = """Source #0
+\tState: SUSPENDED
+\tName: alsa_output.pci-0000_00_1f.3.analog-stereo.monitor
+\tDescription: Monitor of Built-in Audio Analog Stereo
+\tMonitor of Sink: alsa_output.pci-0000_00_1f.3.analog-stereo
+\tProperties:
+\t\tdevice.description = "Monitor of Built-in Audio Analog Stereo"
+\t\tdevice.class = "monitor"
+
+Source #1
+\tState: RUNNING
+\tName: alsa_input.pci-0000_00_1f.3.analog-stereo
+\tDescription: Built-in Audio Analog Stereo
+\tMonitor of Sink: n/a
+\tProperties:
+\t\tdevice.bus = "pci"
+\t\tdevice.description = "Built-in Audio Analog Stereo"
+\tPorts:
+\t\tanalog-input-internal-mic: Internal Microphone (type: Mic, priority: 8900)
+\t\tanalog-input-headset-mic: Headset Microphone (type: Headset, priority: 8800)
+\tActive Port: analog-input-headset-mic
+"""
+
+
+def test_pactl_text_output_is_parsed_and_the_jack_port_decides():
+    from probes.audio_devices import _from_pulse_entry, parse_pactl_list
+
+    entries = parse_pactl_list(PACTL_TEXT)
+    assert [e["name"] for e in entries] == ["alsa_output.pci-0000_00_1f.3.analog-stereo.monitor",
+                                           "alsa_input.pci-0000_00_1f.3.analog-stereo"]
+    assert entries[1]["active_port"] == "analog-input-headset-mic"
+    assert entries[1]["properties"]["device.bus"] == "pci"
+    assert _from_pulse_entry(entries[0], "input", None) is None   # a monitor is no microphone
+    mic = _from_pulse_entry(entries[1], "input", "alsa_input.pci-0000_00_1f.3.analog-stereo")
+    assert mic is not None and mic.kind == "analog_headset" and mic.is_default

@@ -265,3 +265,17 @@ def test_check_only_audio_in_a_quiet_room_with_speech_is_ready(lab, tmp_path):
                            "audio.clipping", "audio.dropouts", "audio.hum"}
     assert {c["status"] for c in checks.values()} == {"pass"}, checks
     assert report["verdict"] == "pass"
+
+
+def test_pactl_text_fallback_reads_what_json_reads(lab):
+    """pactl < 16 (Ubuntu 22.04's PipeWire) has no JSON: the text parser must see the same."""
+    from probes.audio_devices import parse_pactl_list
+
+    server, _, _ = lab
+    for kind in ("sources", "sinks"):
+        as_json = json.loads(server.pactl("-f", "json", "list", kind))
+        as_text = parse_pactl_list(subprocess.run(
+            ["pactl", "list", kind], capture_output=True, text=True, timeout=10,
+            env={**server.env, "LC_ALL": "C"}).stdout)
+        assert [(e["name"], e["description"], e["properties"]) for e in as_text] == \
+            [(e["name"], e["description"], e["properties"]) for e in as_json]
