@@ -268,13 +268,33 @@ def pulse_inventory() -> DeviceInventory:
 
 # ------------------------------------------------------------------ PortAudio (everywhere)
 
+def _preferred_hostapi(hostapis: list[dict[str, Any]], default_in: int) -> int | None:
+    """One host API, so each device is listed once: WASAPI on Windows (full names, the
+    system's own defaults; MME cuts names at 31 characters and DirectSound/WDM-KS repeat every
+    device), else the host API of the default input."""
+    for index, api in enumerate(hostapis):
+        if "WASAPI" in str(api.get("name", "")):
+            return index
+    for index, api in enumerate(hostapis):
+        if default_in in api.get("devices", ()):
+            return index
+    return None
+
+
 def portaudio_inventory() -> DeviceInventory:
     """Devices as sounddevice/PortAudio names them, classified by name."""
     import sounddevice as sd  # type: ignore[import-untyped]
 
     default_in, default_out = sd.default.device
+    hostapis = list(sd.query_hostapis())
+    api = _preferred_hostapi(hostapis, default_in)
+    if api is not None:
+        default_in = hostapis[api].get("default_input_device", default_in)
+        default_out = hostapis[api].get("default_output_device", default_out)
     devices: list[AudioDevice] = []
     for index, dev in enumerate(sd.query_devices()):
+        if api is not None and dev.get("hostapi") != api:
+            continue
         name = str(dev["name"])
         for direction, channels, default in (("input", "max_input_channels", default_in),
                                              ("output", "max_output_channels", default_out)):

@@ -209,3 +209,14 @@ def test_pactl_text_output_is_parsed_and_the_jack_port_decides():
     assert _from_pulse_entry(entries[0], "input", None) is None   # a monitor is no microphone
     mic = _from_pulse_entry(entries[1], "input", "alsa_input.pci-0000_00_1f.3.analog-stereo")
     assert mic is not None and mic.kind == "analog_headset" and mic.is_default
+
+
+def test_windows_devices_are_read_from_wasapi_once():
+    from probes.audio_devices import _preferred_hostapi
+
+    apis = [{"name": "MME", "devices": [0, 1, 2], "default_input_device": 1},
+            {"name": "Windows DirectSound", "devices": [3, 4], "default_input_device": 3},
+            {"name": "Windows WASAPI", "devices": [5, 6], "default_input_device": 6}]
+    assert _preferred_hostapi(apis, 1) == 2
+    assert _preferred_hostapi([{"name": "Core Audio", "devices": [0, 1]}], 1) == 0
+    assert _preferred_hostapi([{"name": "ALSA", "devices": [0]}], -1) is None
