@@ -176,7 +176,8 @@ def _pactl(*args: str) -> str:
     proc = subprocess.run(["pactl", *args], capture_output=True, text=True,
                           timeout=PACTL_TIMEOUT_S, env={**os.environ, "LC_ALL": "C"})
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip() or f"pactl {' '.join(args)} failed")
+        first = (proc.stderr.strip().splitlines() or [""])[0]
+        raise RuntimeError(first or f"pactl {' '.join(args)} failed")
     return proc.stdout
 
 
