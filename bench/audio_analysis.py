@@ -60,7 +60,8 @@ def main() -> None:
     print(f"capture: {seconds:.1f} s at {FS} Hz; median of {args.repeat} runs")
     steps = {
         "voice activity (webrtcvad)": lambda: dsp.speech_frames(x, FS),
-        "A-weighted frame powers": lambda: dsp.a_weighted_frame_mean_squares(x, FS, 960),
+        "A-weighted 160 ms frames": lambda: dsp.a_weighted_frame_mean_squares(x, FS, 7680,
+                                                                       hann=True),
         "P.56 active speech level": lambda: dsp.active_speech_level(x, FS),
         "clipping": lambda: dsp.clipping(x),
         "dropouts": lambda: dsp.digital_silence_gaps(x, FS),

@@ -29,6 +29,8 @@ SETTLE_S = 0.2           # dropped at the start: devices click and pipes fill wh
 MIN_NOISE_S = 0.5        # non-speech time needed to trust the VAD's split
 MIN_SPEECH_S = 1.0       # speech time needed to call it speech
 SPEECH_OVER_NOISE_DB = 6.0  # and the P.56 level must stand this far above the noise
+LONG_FRAME_RUN = 8       # 8 x 20 ms = 160 ms frames for the A-weighted floor
+LONG_FRAMES_MIN = 3      # at least 0.48 s of them, else the 20 ms frames
 SENTENCE = ("The quick brown fox jumps over the lazy dog, and my headset is ready for "
             "today's calls.")
 
@@ -73,9 +75,9 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
 
     from probes import audio_dsp as dsp
 
-    x = np.asarray(samples)
-    x = x.astype(np.float64) / 32768.0 if x.dtype == np.int16 else x.astype(np.float64)
-    x = x.ravel()
+    raw = np.asarray(samples)
+    scale = 1.0 / 32768.0 if raw.dtype == np.int16 else 1.0
+    x = np.asarray(raw, dtype=np.float64).ravel() * scale
     base: dict[str, Any] = dict(device=device, sample_rate=sample_rate,
                                 captured_s=x.size / sample_rate, prompted=prompted,
                                 overflows=overflows)
@@ -90,9 +92,8 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
 
     speech, vad_name = dsp.speech_frames(x, sample_rate)
     power = dsp.frame_mean_squares(x, frame_len)
-    power_a = dsp.a_weighted_frame_mean_squares(x, sample_rate, frame_len)
     n = min(speech.size, power.size)
-    speech, power, power_a = speech[:n], power[:n], power_a[:n]
+    speech, power = speech[:n], power[:n]
     frame_s = dsp.VAD_FRAME_MS / 1000
     # Keep 40 ms around speech out of the noise estimate (onsets, breaths, VAD latency).
     near_speech = speech.copy()
@@ -108,7 +109,7 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         noise_sel[order[: max(1, n // 5)]] = True
         method = "quietest"
     noise = dsp.power_db(float(power[noise_sel].mean()))
-    noise_a = dsp.power_db(float(power_a[noise_sel].mean()))
+    noise_a = _a_weighted_floor(x, sample_rate, noise_sel, frame_len)
 
     active = dsp.active_speech_level(x, sample_rate)
     speech_s = float(speech.sum()) * frame_s
@@ -129,6 +130,26 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         speech_activity=active.activity if heard else None,
         snr_db=active.level_dbfs - noise if heard else None,
         hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz)
+
+
+def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],
+                      frame_len: int) -> float:
+    """A-weighted level of the noise frames, from Hann-windowed long frames where possible.
+
+    20 ms frames let low rumble leak into bins A-weighting favours (``audio_dsp``); so the
+    floor is taken on 160 ms frames made entirely of noise frames, when at least
+    ``LONG_FRAMES_MIN`` of them exist, else on the 20 ms frames themselves.
+    """
+    from probes import audio_dsp as dsp
+
+    n = noise_frames.size // LONG_FRAME_RUN * LONG_FRAME_RUN
+    whole = noise_frames[:n].reshape(-1, LONG_FRAME_RUN).all(axis=1)
+    if whole.sum() >= LONG_FRAMES_MIN:
+        long_a = dsp.a_weighted_frame_mean_squares(x[: n * frame_len], sample_rate,
+                                                   frame_len * LONG_FRAME_RUN, hann=True)
+        return dsp.power_db(float(long_a[: whole.size][whole].mean()))
+    power_a = dsp.a_weighted_frame_mean_squares(x, sample_rate, frame_len)[: noise_frames.size]
+    return dsp.power_db(float(power_a[noise_frames].mean()))
 
 
 def call_input_device() -> tuple[Any, str]:

@@ -56,6 +56,25 @@ def test_a_weighted_white_noise_matches_the_band_average_of_the_curve() -> None:
     assert dsp.a_weighted_dbfs(x, FS) - dsp.rms_dbfs(x) == pytest.approx(expected, abs=0.1)
 
 
+@pytest.mark.parametrize("freq", [30, 75, 1001])
+def test_hann_long_frames_keep_low_rumble_from_leaking(freq: float) -> None:
+    x = tone(freq, 0.1)
+    ms = dsp.a_weighted_frame_mean_squares(x, FS, 7680, hann=True)
+    got = dsp.power_db(float(np.mean(ms))) - dsp.rms_dbfs(x)
+    assert got == pytest.approx(float(dsp.a_weighting_db(freq)), abs=0.7)
+
+
+def test_rumble_in_a_quiet_room_does_not_inflate_the_a_weighted_floor() -> None:
+    room = noise(-70.0, seconds=6.0) + tone(30, 10 ** (-40 / 20) * np.sqrt(2), 6.0)
+    r = analyze_capture((room * 32768).astype(np.int16), FS)
+    # A(30 Hz) = -39.5 dB: the -40 dBFS rumble weighs about -79.5 dBFS(A); the -70 dBFS white
+    # noise about -70.6 dBFS(A) (its band average of the curve), together about -70.1.
+    white = 10 * np.log10(np.mean(10 ** (dsp.a_weighting_db(np.linspace(1, FS / 2, 100000)) /
+                                         10)))
+    expected = 10 * np.log10(10 ** ((-70 + white) / 10) + 10 ** ((-40 - 39.5) / 10))
+    assert r.noise_dbfs_a == pytest.approx(expected, abs=0.5)
+
+
 # ------------------------------------------------------------------ P.56
 
 def sv56_counts_sequential(x: np.ndarray, fs: int) -> list[int]:
