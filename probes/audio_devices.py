@@ -121,6 +121,9 @@ def classify(direction: Direction, name: str, description: str,
             ev.append(f"profile={profile}")
         elif not bus:
             ev.append("name=bluetooth")
+        codec = props.get("api.bluez5.codec") or props.get("bluetooth.codec")
+        if codec:  # CVSD: 8 kHz narrowband; mSBC/LC3: 16 kHz wideband hands-free
+            ev.append(f"codec={codec}")
         # A Bluetooth microphone exists only in the hands-free/headset profiles: A2DP is
         # playback only. An output is hands-free when its profile (or name) says so.
         handsfree = (direction == "input" or bool(_BT_HANDSFREE.search(profile))
