@@ -35,7 +35,7 @@ DEFAULT_CACHE = Path(os.environ.get("AGENT_KIT_BUILD_CACHE")
                      or Path(tempfile.gettempdir()) / "agent-kit-frozen")
 # What goes into the binary: a change to any of these makes a new cache key.
 _SOURCE_PARTS = ("agent_kit", "probes", "installer/agent-kit.spec", "installer/agent_kit_entry.py",
-                 "installer/rthooks", "pyproject.toml")
+                 "installer/rthooks", "installer/hooks", "pyproject.toml")
 
 
 class BuildError(RuntimeError):
@@ -145,10 +145,11 @@ def cached_build(mode: str, cache_root: Path = DEFAULT_CACHE, *,
 
 
 def artifact_size(build_: FrozenBuild) -> int:
-    """Bytes on disk of what ships (the file, or the whole folder)."""
+    """Bytes of what ships (the file, or the whole folder; symlinks inside count once)."""
     if build_.artifact.is_file():
         return build_.artifact.stat().st_size
-    return sum(f.stat().st_size for f in build_.artifact.rglob("*") if f.is_file())
+    return sum(f.lstat().st_size for f in build_.artifact.rglob("*")
+               if f.is_file() and not f.is_symlink())
 
 
 def main(argv: list[str] | None = None) -> int:
