@@ -221,9 +221,10 @@ def test_approved_list_by_usb_id_and_by_name(lab, tmp_path):
 
 # ------------------------------------------------------------------ the commands
 
-def agent_kit(server: PulseServer, *args: str, timeout: float = 90):
+def agent_kit(server: PulseServer, *args: str, timeout: float = 90,
+              env: dict[str, str] | None = None, cwd: Path | None = None):
     return subprocess.run([sys.executable, "-m", "agent_kit.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=server.env)
+                          text=True, timeout=timeout, env={**server.env, **(env or {})}, cwd=cwd)
 
 
 def test_devices_command_lists_and_classifies(lab):
@@ -254,11 +255,23 @@ def test_check_only_audio_in_a_quiet_room_with_speech_is_ready(lab, tmp_path):
     gap = sig.quiet[: int(1.5 * RATE)]
     loop = np.concatenate((gap, sig.speech + sig.quiet[: sig.speech.size]))
     feed.set_background(loop)
+    # Privacy: every place the agent could write to is empty afterwards (no audio file).
+    places = {name: tmp_path / name for name in ("home", "state", "tmp", "cwd")}
+    for place in places.values():
+        place.mkdir()
     try:
-        proc = agent_kit(server, "check", "--only", "audio", "--json", "--policy", str(policy))
+        proc = agent_kit(server, "check", "--only", "audio", "--json", "--policy", str(policy),
+                         env={"HOME": str(places["home"]), "AGENT_KIT_HOME": str(places["state"]),
+                              "TMPDIR": str(places["tmp"])}, cwd=places["cwd"])
     finally:
         feed.set_background(sig.quiet)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, place in places.items():
+        written = [p for p in place.rglob("*") if p.is_file()
+                   and p.relative_to(place).parts != (".config", "pulse", "cookie")]
+        # (libpulse's own client cookie is the one file allowed: 256 bytes, no audio)
+        assert not written, f"the check wrote to {name}: {written}"
+    assert len(proc.stdout) + len(proc.stderr) < 20000  # numbers, not samples
     report = json.loads(proc.stdout)
     checks = {c["id"]: c for c in report["checks"]}
     assert set(checks) == {"audio.headset", "audio.noise", "audio.speech_level", "audio.snr",
