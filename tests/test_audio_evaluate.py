@@ -220,3 +220,27 @@ def test_windows_devices_are_read_from_wasapi_once():
     assert _preferred_hostapi(apis, 1) == 2
     assert _preferred_hostapi([{"name": "Core Audio", "devices": [0, 1]}], 1) == 0
     assert _preferred_hostapi([{"name": "ALSA", "devices": [0]}], -1) is None
+
+
+def test_devices_command_rejects_a_bad_policy_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[checks."audio.headset"]\nbuiltin = "maybe"\n')
+    proc = subprocess.run([sys.executable, "-m", "agent_kit.cli", "devices", "--policy", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "builtin" in proc.stderr
+
+
+def test_a_recording_that_cannot_start_is_a_reason_not_a_crash(monkeypatch):
+    import probes.audio as audio
+
+    def no_device():
+        raise RuntimeError("no microphone: the system has no default input device")
+
+    monkeypatch.setattr(audio, "call_input_device", no_device)
+    got = audio.measure_audio(quiet_s=0.1, speech_s=0.1)
+    assert got.problem and "no default input device" in got.problem
+    assert {r.status for r in evaluate_room(got, POLICY)} == {Status.UNKNOWN}
