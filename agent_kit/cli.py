@@ -193,7 +193,7 @@ def monitor(interval: Annotated[float | None, typer.Option(
     set_language(lang)
     groups = parse_groups(only, skip) if (only or skip) else None
     raise typer.Exit(run_monitor_command(interval_s=interval, policy_path=policy,
-                                         groups=groups))
+                                         groups=groups, lang=lang))
 
 
 @app.command()
