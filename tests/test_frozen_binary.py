@@ -389,3 +389,45 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
     assert unknown_frozen == unknown_source, (
         {k: checks[k]["message"] for k in unknown_frozen - unknown_source},
         {k: source_checks[k]["message"] for k in unknown_source - unknown_frozen})
+
+
+def test_monitor_as_the_service_runs_it_sends_heartbeats_and_stops_on_sigterm(
+        frozen, headset, center_lab, tmp_path):
+    """``agent-kit monitor`` (what the systemd unit, the logon task and the LaunchAgent start):
+    its heartbeats reach the center in order, and SIGTERM (systemctl stop) ends it with 0."""
+    pair, admin = center_lab
+    env = clean_env(tmp_path, pulse_env(headset))
+    token = enrollment_token(pair, admin)
+    enrolled = run_frozen(frozen, ["enroll", "--center", CENTER_URL, "--token", token], env,
+                          netns=(pair, pair.home))
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    agent_id = json.loads((tmp_path / "state" / "enrollment.json").read_text())["agent_id"]
+    cmd = pair.exec_args(pair.home, *without_python_and_portaudio(), str(frozen), "monitor",
+                         "--interval", "2", "--skip", "bandwidth")
+    log = (tmp_path / "monitor.log").open("w")
+    monitor = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        seqs = _in_ns(pair, pair.home, (
+            "import httpx, json, os, time\n"
+            f"url = '{CENTER_URL}/api/v1/agents/{agent_id}/heartbeats'\n"
+            "auth = {'Authorization': 'Bearer ' + os.environ['ADMIN']}\n"
+            "end = time.monotonic() + 90\n"
+            "while True:\n"
+            "    r = httpx.get(url, headers=auth, timeout=5)\n"
+            "    seqs = [h['seq'] for h in r.json().get('heartbeats', [])] if r.status_code == 200"
+            " else []\n"
+            "    if len(seqs) >= 2 or time.monotonic() > end: break\n"
+            "    time.sleep(1)\n"
+            "print(json.dumps(seqs))"), {"ADMIN": admin})
+        assert monitor.poll() is None, (tmp_path / "monitor.log").read_text()
+        assert json.loads(seqs)[:2] == [1, 2], (seqs, (tmp_path / "monitor.log").read_text())
+    finally:
+        monitor.send_signal(signal.SIGTERM)   # ip netns exec execs: the monitor gets it
+        try:
+            code = monitor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            monitor.kill()
+            monitor.wait()
+            code = None
+        log.close()
+    assert code == 0, (code, (tmp_path / "monitor.log").read_text())
