@@ -306,8 +306,11 @@ def center_lab(tmp_path_factory) -> Iterator[tuple[NetnsPair, str]]:
             env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin}, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait = (f"import httpx, time\nend = time.monotonic() + 60\n"
+            wait = (f"import httpx, os, sys, time\nend = time.monotonic() + 45\n"
                     f"while True:\n"
+                    f"    stat = open('/proc/{proc.pid}/stat').read().rsplit(')', 1)[1]\n"
+                    f"    if stat.split()[0] in ('Z', 'X'):\n"
+                    f"        sys.exit('agent-center serve exited')\n"
                     f"    try:\n"
                     f"        if httpx.get('{CENTER_URL}/healthz', timeout=1).status_code == 200:"
                     f" break\n"
