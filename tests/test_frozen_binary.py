@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -199,6 +200,57 @@ def test_catalogs_are_used_by_the_binary(frozen, tmp_path):
         translated = messages(lang, as_frozen)
         assert translated == messages(lang, from_source), lang
         assert translated != english, (lang, translated)
+
+
+@pytest.fixture
+def xserver() -> Iterator[str]:
+    """A private Xvfb display (the number Xvfb picks itself); yields DISPLAY."""
+    require_tools("Xvfb", "xdotool")
+    read_fd, write_fd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24",
+                             "-nolisten", "tcp"], pass_fds=(write_fd,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number.isdigit():
+            raise LabError("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+
+def test_window_opens_from_the_binary(frozen, xserver, tmp_path):
+    """The onboarding window (Tk and its bundled Tcl/Tk data, the desktop's own X11 and fonts)
+    opens from the frozen binary and shows its verdict."""
+    env = clean_env(tmp_path, {"DISPLAY": xserver})
+    cmd = [*without_python_and_portaudio(), str(frozen), "window", "--only", "system", "--start"]
+    log = (tmp_path / "window.log").open("w")
+    window = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        found = ""
+        for _ in range(60):
+            probe = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "agent-kit"],
+                                   capture_output=True, text=True, env=env, timeout=10)
+            found = probe.stdout.strip()
+            if found or window.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert found, (window.poll(), (tmp_path / "window.log").read_text())
+        shot = tmp_path / "window.png"
+        subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True,
+                       timeout=30)
+        assert shot.stat().st_size > 5000   # a drawn window, not an empty black screen
+    finally:
+        window.terminate()
+        try:
+            window.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            window.kill()
+            window.wait()
+        log.close()
 
 
 # --- installing it ---------------------------------------------------------------------------
