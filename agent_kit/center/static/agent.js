@@ -30,7 +30,7 @@
   let heartbeats = [];
   let domain = null;
   let rangeS = RANGES_S.includes(Number(new URLSearchParams(location.search).get("range")))
-    ? Number(new URLSearchParams(location.search).get("range")) : 21600;
+    ? Number(new URLSearchParams(location.search).get("range")) : 3600;
 
   function fact(label, value) {
     return el("div", {class: "fact"}, el("dt", null, label), el("dd", null, value));
@@ -152,7 +152,8 @@
     }
     const items = reports.map((r) => {
       const id = r.report_id || r.id;
-      const when = r.received_at || r.uploaded_at || r.created_at || r.measured_at;
+      let when = r.created_at || r.received_at || r.uploaded_at;
+      if (typeof when === "number") when = new Date(when * 1000).toISOString();  // epoch s
       const size = typeof r.size_bytes === "number" ? r.size_bytes : r.size;
       return el("li", null,
         el("a", {href: base + "/reports/" + encodeURIComponent(id), target: "_blank",

@@ -185,14 +185,13 @@ const Charts = (() => {
       const group = svg("g", {class: "series series-" + index, "data-series": series.key});
       group.append(svg("path", {d, class: "chart-line"}));
       // Lone readings (between gaps) would be invisible as a line: draw them as dots.
-      const sparse = pts.length <= 60;
       pts.forEach((p, i) => {
         const alone = (i === 0 || p.t - pts[i - 1].t > spec.gapMs) &&
                       (i === pts.length - 1 || pts[i + 1].t - p.t > spec.gapMs);
         if (p.status === "fail" || p.status === "warn") {
           group.append(svg("circle", {cx: x(p.t), cy: yPos(p.v), r: 3.5,
                                       class: "mark mark-" + p.status}));
-        } else if (sparse || alone) {
+        } else if (alone) {
           group.append(svg("circle", {cx: x(p.t), cy: yPos(p.v), r: 2.5, class: "mark"}));
         }
       });
