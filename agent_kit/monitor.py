@@ -456,6 +456,13 @@ class SingleInstance:
         return True
 
 
+# The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
+# 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
+# that import is blocked (httpx then falls back to a stub ``main``).
+LEAN_START = ("import sys; sys.modules['httpx._main'] = None; "
+              "from agent_kit.monitor import main; main()")
+
+
 def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
                         groups: set[str] | None, lang: str | None = None) -> int:
     """``agent-kit monitor``: 0 when stopped by a signal, 1 when the center stopped it
@@ -463,7 +470,8 @@ def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
 
     From source on POSIX the CLI process *becomes* a lean one (``exec``, same pid, so service
     managers and signals are unaffected): the command-line layer (typer, which loads pydantic)
-    would otherwise stay resident for the whole shift, about 10 MB for nothing.
+    would otherwise stay resident for the whole shift, about 10 MB for nothing (see also
+    ``LEAN_START``).
     """
     import sys
 
@@ -471,8 +479,7 @@ def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
     if os.name == "posix" and not getattr(sys, "frozen", False):
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-c",
-                                  "from agent_kit.monitor import main; main()", *argv])
+        os.execv(sys.executable, [sys.executable, "-c", LEAN_START, *argv])
     return _run_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
 
 

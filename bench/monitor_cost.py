@@ -62,19 +62,25 @@ def start_center(work: Path, admin: str) -> tuple[subprocess.Popen[bytes], str]:
 
 @contextlib.contextmanager
 def virtual_headset():
-    """The audio helper's PulseAudio headset when tests/lab/pulse.py exists; else None."""
+    """The audio lab's PulseAudio headset (tests/lab/pulse.py) with a quiet room's pink noise
+    looping into its microphone; None when that lab part is not there."""
     if not (ROOT / "tests" / "lab" / "pulse.py").exists():
         yield None
         return
     sys.path.insert(0, str(ROOT))
-    from tests.lab import pulse  # type: ignore[attr-defined]
+    import numpy as np
 
-    factory = getattr(pulse, "virtual_headset", None) or getattr(pulse, "pulse_headset", None)
-    if factory is None:
-        yield None
-        return
-    with factory() as headset:
-        yield headset
+    from tests.lab.pulse import RATE, pulse_server
+
+    with pulse_server(set_process_env=False) as server:
+        feed = server.add_microphone("headset_mic", "Jabra Evolve2 40", bus="usb",
+                                     form_factor="headset", default=True)
+        server.add_speaker("headset_out", "Jabra Evolve2 40", bus="usb", form_factor="headset",
+                           default=True)
+        white = np.random.default_rng(1).normal(0, 1, 10 * RATE)
+        pink = np.cumsum(white) - np.convolve(np.cumsum(white), np.ones(400) / 400, "same")
+        feed.set_background(0.003 * pink / np.std(pink))   # about -50 dBFS of room noise
+        yield server
 
 
 def main() -> None:
@@ -82,17 +88,28 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--only", default=None, help="probe groups (default: all)")
+    parser.add_argument("--without-center", action="store_true",
+                        help="enroll against a closed port: no delivery, no path/bandwidth "
+                             "test (heartbeats pile up in the spool)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="monitor-cost-"))
     admin = "admin-" + uuid.uuid4().hex
-    center, url = start_center(work, admin)
     env = {**os.environ, "AGENT_KIT_HOME": str(work / "agent")}
+    center = None
+    if args.without_center:
+        (work / "agent").mkdir()
+        (work / "agent" / "enrollment.json").write_text(json.dumps(
+            {"center_url": f"http://127.0.0.1:{free_port()}", "agent_id": "ws-bench",
+             "secret": uuid.uuid4().hex, "heartbeat_interval_s": args.interval}))
+    else:
+        center, url = start_center(work, admin)
     try:
-        token = httpx.post(f"{url}/api/v1/tokens", json={"uses": 1, "ttl_s": 600},
-                           headers={"Authorization": f"Bearer {admin}"}).json()["token"]
-        subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center", url,
-                        "--token", token], env=env, check=True, capture_output=True)
+        if center is not None:
+            token = httpx.post(f"{url}/api/v1/tokens", json={"uses": 1, "ttl_s": 600},
+                               headers={"Authorization": f"Bearer {admin}"}).json()["token"]
+            subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center", url,
+                            "--token", token], env=env, check=True, capture_output=True)
         with virtual_headset() as headset:
             if headset is not None and hasattr(headset, "env"):
                 env.update(headset.env)
@@ -113,13 +130,16 @@ def main() -> None:
                     cpu_after_warmup = (time.monotonic(), proc.cpu_times())
                 time.sleep(5)
             t1, c1 = time.monotonic(), proc.cpu_times()
+            full = proc.memory_full_info()
+            uss, pss = full.uss / 2**20, full.pss / 2**20
             alive = monitor.poll() is None
             monitor.send_signal(signal.SIGTERM)
             monitor.wait(timeout=30)
             log.close()
     finally:
-        center.send_signal(signal.SIGTERM)
-        center.wait(timeout=30)
+        if center is not None:
+            center.send_signal(signal.SIGTERM)
+            center.wait(timeout=30)
 
     def busy(c: psutil._common.pcputimes) -> float:  # type: ignore[name-defined]
         return float(c.user + c.system + c.children_user + c.children_system)
@@ -127,6 +147,7 @@ def main() -> None:
     state = json.loads((work / "agent" / "gate.json").read_text())
     print(f"machine: {platform.node()} {platform.platform()}, {psutil.cpu_count()} cores, "
           f"Python {platform.python_version()}")
+    print(f"center: {'none (--without-center)' if args.without_center else 'agent-center serve'}")
     print(f"run: {(t1 - t0) / 60:.1f} min, interval {args.interval:g} s, groups "
           f"{args.only or 'all'}, virtual headset: {'yes' if headset else 'no (audio unknown)'}"
           f", monitor alive at the end: {alive}")
@@ -137,7 +158,7 @@ def main() -> None:
         print(f"cpu: {100 * (busy(c1) - busy(cw)) / (t1 - tw):.2f} % of one core after the "
               f"first minute")
     print(f"rss: max {max(rss):.1f} MB, mean {sum(rss) / len(rss):.1f} MB "
-          f"({len(rss)} samples)")
+          f"({len(rss)} samples); at the end uss {uss:.1f} MB (private), pss {pss:.1f} MB")
     print(f"heartbeats: {state['delivery']['next_seq'] - 1} spooled, "
           f"{state['delivery']['pending']} pending at the end; gate open: {state['gate_open']}")
     print(f"files kept in {work}")
