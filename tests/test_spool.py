@@ -90,7 +90,7 @@ WRITER = textwrap.dedent("""
         s = spool.add({"verdict": "pass", "checks": [{"id": "x", "pad": "y" * 2000}]})
         if s.seq % 3 == 0:
             spool.ack([s.id])
-        sys.stdout.write(f"{s.seq} {s.id}\n")   # written only after the commit returned
+        sys.stdout.write(f"{s.seq} {s.id}\\n")   # written only after the commit returned
         sys.stdout.flush()
 """)
 
