@@ -72,10 +72,18 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_NO_STATE, _("The monitor is not running (its last update is "
                                          "{age:.0f} s old): start agent-kit monitor.").format(
                                              age=age), (), notes, state, enrollment)
+    since = _local_time(state.gate_since)
     if state.gate_open:
-        return GateView(EXIT_OPEN, _("Ready to take calls."), (), notes, state, enrollment)
-    return GateView(EXIT_CLOSED, _("Not ready to take calls."), state.reasons, notes, state,
-                    enrollment)
+        return GateView(EXIT_OPEN, _("Ready to take calls (since {time}).").format(time=since),
+                        (), notes, state, enrollment)
+    return GateView(EXIT_CLOSED, _("Not ready to take calls (since {time}).").format(time=since),
+                    state.reasons, notes, state, enrollment)
+
+
+def _local_time(unix_s: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(unix_s).strftime("%H:%M:%S")
 
 
 def _delivery_notes(state: MonitorState, now: float) -> tuple[str, ...]:
