@@ -13,6 +13,8 @@ import random
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent_kit.config import Enrollment
 from agent_kit.heartbeat_client import (
@@ -235,3 +237,32 @@ def test_the_secret_never_appears_in_a_repr_or_log(tmp_path, caplog):
     center.script = [httpx.ConnectError("refused")]
     courier.deliver()
     assert ENR.secret not in repr(ENR) and ENR.secret not in caplog.text
+
+
+faults = st.sampled_from(["ok", "connect", "timeout_after_store", "503", "429"])
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 4), faults), min_size=1, max_size=25))
+def test_property_any_fault_sequence_ends_exactly_once(tmp_path_factory, plan):
+    """Whatever mix of outages, lost answers and throttling: once the center is healthy again,
+    it holds every heartbeat exactly once, seq 1..N."""
+    center = FakeCenter()
+    spool, _, courier, mono = make(tmp_path_factory.mktemp("p"), center, batch_size=3)
+    for new, fault in plan:
+        fill(spool, new)
+        if fault == "connect":
+            center.script = [httpx.ConnectError("down")]
+        elif fault == "timeout_after_store":
+            center.lose_answer_once = True
+        elif fault in ("503", "429"):
+            center.script = [httpx.Response(int(fault), json={"error": "busy", "detail": ""})]
+        mono.t += 1000          # past any backoff
+        courier.deliver()
+        center.script, center.lose_answer_once = [], False
+    mono.t += 1000
+    courier.deliver()
+    total = spool.stats().next_seq - 1
+    assert spool.stats().pending == 0
+    assert sorted(center.stored.values()) == list(range(1, total + 1))
