@@ -119,7 +119,8 @@ class CenterProc:
             r = self.admin("GET", f"/api/v1/agents/{agent_id}/heartbeats",
                            params={"since_seq": since, "limit": 1000})
             r.raise_for_status()
-            beats = r.json()["heartbeats"]
+            # since_seq=N: after N (tolerate an inclusive reading: drop what we already have)
+            beats = [b for b in r.json()["heartbeats"] if int(b["seq"]) > since]
             if not beats:
                 return out
             out += [int(b["seq"]) for b in beats]
