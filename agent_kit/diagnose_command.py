@@ -38,7 +38,7 @@ def write_report(d: Diagnosis, path: str | None = None) -> WrittenReport:
 def send_report(d: Diagnosis, written: WrittenReport) -> dict[str, str]:
     """Upload to the enrolled center: {"report_id", "url"} or {"error": plain words}."""
     from agent_kit.config import load_enrollment
-    from agent_kit.report_upload import UploadError, report_body, upload_report
+    from agent_kit.report_upload import UploadError, upload_report
 
     try:
         enrollment = load_enrollment()
@@ -48,7 +48,7 @@ def send_report(d: Diagnosis, written: WrittenReport) -> dict[str, str]:
         return {"error": _("this computer is not enrolled with a center: run 'agent-kit "
                            "enroll' first")}
     try:
-        result = upload_report(enrollment, report_body(d, written.html))
+        result = upload_report(enrollment, written.html)
     except UploadError as exc:
         return {"error": str(exc)}
     return {"report_id": result.report_id, "url": result.url}

@@ -37,7 +37,7 @@ font-size:.85em;color:#fff}.pass{background:#2e7d32}.warn{background:#f9a825;col
 .cause{margin:8px 0;padding:10px 14px;border-left:5px solid #1565c0;background:#f5f9ff}
 .cause.first{border-left-color:#c62828;background:#fff5f5}.score{display:inline-block;
 height:8px;background:#1565c0;border-radius:4px;vertical-align:middle;margin-right:8px}
-.fix{color:#1b5e20}.chart{margin:10px 0}footer{margin-top:32px;color:#757575;font-size:.85em}
+td.value{white-space:nowrap}.fix{color:#1b5e20}.chart{margin:10px 0}footer{margin-top:32px;color:#757575;font-size:.85em}
 """
 
 
@@ -65,7 +65,7 @@ def _check_row(r: CheckResult) -> str:
         else ""
     return (f'<tr data-check="{escape(r.id)}"><td><span class="badge {r.status.value}">'
             f'{escape(_status_word(r.status))}</span></td><td>{escape(check_title(r.id))}</td>'
-            f'<td>{escape(format_value(r))}</td><td>{chart}</td>'
+            f'<td class="value">{escape(format_value(r))}</td><td>{chart}</td>'
             f'<td>{escape(r.message)}{fix}</td></tr>')
 
 

@@ -52,12 +52,15 @@ def level_bar(value: float, warn: float | None, fail: float | None, *, direction
         if b > a:
             parts.append(f'<rect x="{x(a):.1f}" y="{bar_y}" width="{x(b) - x(a):.1f}" '
                          f'height="{bar_h}" fill="{_ZONE[colour]}"/>')
+    labelled: list[float] = []
     for level in (warn, fail):
         if level is not None:
             parts.append(f'<line x1="{x(level):.1f}" x2="{x(level):.1f}" y1="{bar_y}" '
-                         f'y2="{bar_y + bar_h}" stroke="{GREY}" stroke-dasharray="3,2"/>'
-                         f'<text x="{x(level):.1f}" y="{height - 1}" font-size="9" '
-                         f'text-anchor="middle" fill="{GREY}">{escape(_num(level))}</text>')
+                         f'y2="{bar_y + bar_h}" stroke="{GREY}" stroke-dasharray="3,2"/>')
+            if all(abs(x(level) - done) >= 22 for done in labelled):  # no overlapping labels
+                labelled.append(x(level))
+                parts.append(f'<text x="{x(level):.1f}" y="{height - 1}" font-size="9" '
+                             f'text-anchor="middle" fill="{GREY}">{escape(_num(level))}</text>')
     colour = _STATUS_COLOUR.get(status, GREY)
     parts.append(f'<rect x="{x(lo):.1f}" y="{bar_y + bar_h / 2 - 3:.1f}" '
                  f'width="{max(x(value) - x(lo), 2):.1f}" height="6" rx="3" fill="{colour}"/>'
