@@ -1,0 +1,151 @@
+"""Self-diagnosis: the cause ranking, the HTML report, and the ``diagnose`` command."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent_kit.checks import BY_ID, CATALOGUE
+from agent_kit.diagnose import CAUSES, diagnose_report, rank_causes
+from agent_kit.report_html import MAX_SERIES_POINTS, render_html
+from agent_kit.results import CheckReport, CheckResult, Status, overall_verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def result(cid: str, status: Status = Status.PASS, value: object = 1.0,
+           details: dict[str, object] | None = None, message: str = "m") -> CheckResult:
+    spec = BY_ID[cid]
+    return CheckResult(id=cid, group=spec.group, status=status, value=value,  # type: ignore[arg-type]
+                       unit=spec.unit, warn=None, fail=None, message=message,
+                       fix="do this" if status is not Status.PASS else None,
+                       details=details or {})
+
+
+def report(*bad: CheckResult, link: str = "wired", tunnel: bool = True) -> CheckReport:
+    given_ids = {r.id for r in bad}
+    checks = [r for r in bad]
+    if "network.link" not in given_ids:
+        checks.append(result("network.link", value=link,
+                             status=Status.WARN if link == "wifi" else Status.PASS))
+    if "vpn.connected" not in given_ids:
+        checks.append(result("vpn.connected", value=tunnel))
+    checks += [result(s.id) for s in CATALOGUE
+               if s.id not in {c.id for c in checks} and s.has_thresholds]
+    return CheckReport(verdict=overall_verdict(checks), policy_name="p", policy_version="1",
+                       started_at="2026-11-23T12:00:00+00:00", duration_s=9.5,
+                       checks=tuple(checks), version="0.1.0")
+
+
+def keys(rep: CheckReport) -> list[str]:
+    return [c.key for c in rank_causes(rep)]
+
+
+def test_jitter_on_wifi_blames_wifi_first() -> None:
+    rep = report(result("network.jitter", Status.FAIL, 45.0), link="wifi")
+    assert keys(rep)[0] == "wifi"
+    assert rank_causes(rep)[0].evidence[0] in ("network.jitter", "network.link")
+
+
+def test_jitter_on_a_cable_blames_the_line_then_the_vpn() -> None:
+    rep = report(result("network.jitter", Status.FAIL, 45.0), result("network.loss", Status.WARN))
+    assert keys(rep)[:2] == ["isp", "vpn"]
+    assert "wifi" not in keys(rep)
+
+
+def test_without_a_tunnel_path_trouble_is_not_the_vpns() -> None:
+    rep = report(result("network.loss", Status.FAIL, 5.0), tunnel=False)
+    assert keys(rep) == ["isp"]
+
+
+def test_each_kind_of_trouble_names_its_cause() -> None:
+    assert keys(report(result("vpn.route", Status.FAIL, "eth0")))[0] == "vpn"
+    assert keys(report(result("audio.noise", Status.FAIL, -30.0)))[0] == "room"
+    assert keys(report(result("audio.headset", Status.FAIL, "builtin")))[0] == "headset"
+    assert keys(report(result("system.cpu", Status.FAIL, 99.0)))[0] == "pc"
+    assert keys(report(result("bandwidth.up", Status.FAIL, 0.8)))[0] == "isp"
+    assert keys(report(result("network.link", Status.FAIL, "cellular")))[0] == "isp"
+
+
+def test_nothing_wrong_names_no_cause_and_unknown_is_no_evidence() -> None:
+    assert rank_causes(report()) == ()
+    unknown = report(result("audio.noise", Status.UNKNOWN, None))
+    d = diagnose_report(unknown)
+    assert d.causes == () and d.likely is None
+    assert "could not measure" in d.summary()
+
+
+_STATUSES = st.sampled_from([Status.PASS, Status.WARN, Status.FAIL, Status.UNKNOWN])
+
+
+@given(st.dictionaries(st.sampled_from([s.id for s in CATALOGUE if s.direction != "state"]),
+                       _STATUSES, min_size=1),
+       st.sampled_from([s.id for s in CATALOGUE if s.direction != "state"]))
+def test_a_worse_reading_never_lowers_a_cause(statuses: dict[str, Status], worse: str) -> None:
+    before = report(*[result(cid, st_) for cid, st_ in statuses.items()])
+    after_statuses = {**statuses, worse: Status.FAIL}
+    after = report(*[result(cid, st_) for cid, st_ in after_statuses.items()])
+    score_before = {c.key: c.score for c in rank_causes(before)}
+    score_after = {c.key: c.score for c in rank_causes(after)}
+    for cause in CAUSES:
+        assert score_after.get(cause, 0.0) >= score_before.get(cause, 0.0) - 1e-9
+
+
+def test_html_is_self_contained_escaped_and_holds_no_long_series() -> None:
+    rtts = [20.0 + (i % 7) for i in range(200)]
+    waveform = [0.1] * (MAX_SERIES_POINTS + 1)
+    rep = report(result("network.jitter", Status.FAIL, 41.0, details={"jitter_ms": rtts}),
+                 result("audio.noise", Status.WARN, -40.0, details={"samples": waveform},
+                        message="<script>alert(1)</script>"))
+    html = render_html(diagnose_report(rep), hostname="pc-7", agent_id="a-1")
+    assert html.startswith("<!doctype html>")
+    assert "<script" not in html and "&lt;script&gt;" in html
+    # nothing to fetch: the only URL is the SVG namespace name
+    assert set(re.findall(r"https?://[^\s\"'<>)]+", html)) <= {"http://www.w3.org/2000/svg"}
+    assert not re.search(r"\s(src|href)=", html)
+    assert html.count("<polyline") == 1          # the 200-point jitter series, not the waveform
+    assert "NOT READY" in html and "pc-7" in html and 'data-cause="isp"' in html
+
+
+def test_diagnose_command_writes_the_report_and_names_it_in_json(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home")}
+    target = tmp_path / "r.html"
+    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system,vpn",
+                          "--json", "--report", str(target)], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 1, out.stderr          # no VPN tunnel here: not ready
+    data = json.loads(out.stdout)
+    assert data["report"] == str(target) and target.exists()
+    vpn = [c for c in data["causes"] if c["cause"] == "vpn"]
+    assert vpn and vpn[0]["evidence"] == ["vpn.connected"] and data["likely_cause"] is not None
+    assert "vpn.connected" in target.read_text("utf-8")
+
+
+def test_diagnose_default_report_is_timestamped_in_the_current_folder(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert out.returncode in (0, 1), out.stderr     # a busy CI machine may fail system.cpu
+    written = list(tmp_path.glob("agent-kit-report-*.html"))
+    assert len(written) == 1 and str(written[0]) in out.stdout.replace("\n", "")
+
+
+def test_diagnose_bad_report_folder_and_upload_without_enrollment(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system",
+                          "--report", str(tmp_path / "nope" / "r.html")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 2 and "no such folder" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system",
+                          "--json", "--upload", "--report", str(tmp_path / "r.html")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode in (0, 1), out.stderr
+    assert "not enrolled" in json.loads(out.stdout)["upload"]["error"]
+    assert "not sent" in out.stderr
