@@ -31,6 +31,8 @@ _UNIT_LABEL = {
     "network": N_("Connection to the contact center"),
     "bandwidth": N_("Internet speed"),
     "audio": N_("Headset and room"),
+    "headset": N_("Headset"),
+    "room": N_("Microphone test and room noise"),
 }
 _GROUP_LABEL = {
     "system": N_("Your computer"),
