@@ -57,7 +57,8 @@ def display() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def headset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, dict[str, np.ndarray]]]:
+def headset(tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[object, dict[str, np.ndarray]]]:
     d = tmp_path_factory.mktemp("window-audio")
     raw = d / "speech22k.wav"
     subprocess.run(["espeak-ng", "-w", str(raw), SENTENCE], check=True, timeout=60,
