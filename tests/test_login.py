@@ -205,3 +205,17 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+def test_status_json_carries_the_gate_and_the_monitor(home):
+    import json
+
+    env = {**os.environ, "AGENT_KIT_HOME": str(home)}
+    write_state(state(updated_at=_now(), watching=("network.jitter",)))
+    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status", "--json"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["open"] is True and data["agent_id"] == "ws-1"
+    assert data["monitor"]["watching"] == ["network.jitter"]
+    assert any("network.jitter" in n for n in data["notes"])
