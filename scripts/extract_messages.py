@@ -1,0 +1,45 @@
+"""Write agent_kit/locale/agent_kit.pot: every constant first argument of _() and N_().
+
+Walks the Python syntax tree (so calls inside f-strings are found too, which pybabel's
+tokenizer-based extractor misses on Python 3.11) -- the same rule tests/test_i18n.py checks.
+Run by scripts/update-translations.sh; needs Babel (a build/test dependency only).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    catalog = Catalog(project="agent-kit", copyright_holder="agent-kit authors",
+                      msgid_bugs_address="", charset="utf-8")
+    for path in sorted((ROOT / "agent_kit").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        calls = [n for n in ast.walk(ast.parse(path.read_text("utf-8"), rel))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                 and n.func.id in ("_", "N_") and n.args]
+        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
+            arg = call.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
+                catalog.add(arg.value, locations=[(rel, call.lineno)],
+                            flags=("python-brace-format",) if "{" in arg.value else ())
+    for message in catalog:
+        # Messages use str.format, never %: Babel guesses "python-format" from text like
+        # "5 % of", and its compile check would then reject a correct translation.
+        message.flags.discard("python-format")
+    out = ROOT / "agent_kit" / "locale" / "agent_kit.pot"
+    with open(out, "wb") as fh:
+        write_po(fh, catalog, width=100, include_lineno=False, sort_by_file=True)
+    print(f"{len(catalog)} messages -> {out.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
