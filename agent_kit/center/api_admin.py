@@ -1,0 +1,272 @@
+"""What IT, the dashboard and the ACD/SSO call: the fleet, one agent's history, tokens, the
+dashboard session, the login gate and its clearance key, health and metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from agent_kit import __version__
+from agent_kit.center.auth import (SESSION_COOKIE, Caller, caller_admin, caller_gate,
+                                   has_signature, require_admin, require_workstation, runtime)
+from agent_kit.center.errors import APIError
+from agent_kit.center.fleet import agent_view, iso
+from agent_kit.center.models import (AgentDetail, AgentList, ClearanceKey, GateDecision, Health,
+                                     HeartbeatHistory, ReportList, SessionRequest, TokenCreate,
+                                     TokenCreated, TokenList)
+from agent_kit.center.request_bodies import json_body, read_json
+from agent_kit.center.store import SORTS, STATES, AgentFilter
+
+router = APIRouter()
+Admin = Annotated[Caller, Depends(require_admin)]
+AGENT_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+CHECK_ID = r"^[a-z_]{1,20}\.[a-z_]{1,30}$"
+CSV_LIMIT = 1_000_000
+
+
+def _ts(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(request: Request) -> dict[str, Any]:
+    """Public: the center is up, and where workstations probe (reflector, bandwidth)."""
+    s = runtime(request).settings
+    return {"status": "ok", "version": __version__,
+            "reflector": {"host": s.reflector_host, "port": s.reflector_port},
+            "speedtest_path": "/speedtest/" if s.mount_speedtest else None}
+
+
+# -- dashboard session ---------------------------------------------------------------------
+@router.post("/api/v1/session", status_code=204, openapi_extra=json_body(SessionRequest),
+             responses={401: {"description": "wrong token"}})
+async def login(request: Request) -> Response:
+    """Exchange the admin token for an HttpOnly session cookie."""
+    req = await read_json(request, SessionRequest)
+    rt = runtime(request)
+    if not rt.admin_token_valid(req.token):
+        raise APIError(401, "unauthorized", "that is not the admin token")
+    session = await run_in_threadpool(rt.store.create_session, rt.now)
+    response = Response(status_code=204)
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
+                        secure=rt.settings.tls, path="/", max_age=12 * 3600)
+    return response
+
+
+@router.delete("/api/v1/session", status_code=204)
+async def logout(request: Request) -> Response:
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and len(session) <= 200:
+        await run_in_threadpool(runtime(request).store.delete_session, session)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- enrollment tokens -----------------------------------------------------------------------
+@router.post("/api/v1/tokens", status_code=201, response_model=TokenCreated,
+             openapi_extra=json_body(TokenCreate))
+async def create_token(request: Request, _: Admin) -> JSONResponse:
+    req = await read_json(request, TokenCreate)
+    rt = runtime(request)
+    token, token_id, expires = await run_in_threadpool(rt.store.create_token, req.uses,
+                                                       req.ttl_s, req.note, rt.now)
+    return JSONResponse({"token": token, "token_id": token_id, "expires_at": _ts(expires)},
+                        status_code=201)
+
+
+@router.get("/api/v1/tokens", response_model=TokenList)
+async def list_tokens(request: Request, _: Admin) -> dict[str, Any]:
+    rt = runtime(request)
+    rows = await run_in_threadpool(rt.store.tokens)
+    now = rt.now
+    return {"tokens": [{
+        "token_id": t.token_id, "note": t.note, "uses": t.uses_max, "used": t.uses,
+        "created_at": _ts(t.created_at), "expires_at": _ts(t.expires_at),
+        "revoked_at": _ts(t.revoked_at) if t.revoked_at else None,
+        "active": t.revoked_at is None and t.expires_at > now and t.uses < t.uses_max,
+    } for t in rows]}
+
+
+@router.delete("/api/v1/tokens/{token_id}", status_code=204,
+               responses={404: {"description": "unknown token"}})
+async def revoke_token_by_id(request: Request, token_id: str, _: Admin) -> Response:
+    """Revoke an enrollment token (workstations already enrolled keep their credentials)."""
+    rt = runtime(request)
+    if len(token_id) > 32 or not await run_in_threadpool(rt.store.revoke_token, token_id,
+                                                         rt.now):
+        raise APIError(404, "not_found", "unknown token")
+    return Response(status_code=204)
+
+
+# -- the fleet ------------------------------------------------------------------------------
+def _filter(state: str | None, ready: bool | None, q: str | None,
+            failing: str | None) -> AgentFilter:
+    return AgentFilter(state=state, ready=ready, q=q or None, failing=failing or None)
+
+
+StateQ = Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")]
+SortQ = Annotated[str, Query(pattern="^(" + "|".join(s.replace("-", r"\-")
+                                                      for s in SORTS) + ")$")]
+TextQ = Annotated[str | None, Query(max_length=100)]
+FailingQ = Annotated[str | None, Query(pattern=CHECK_ID)]
+
+
+@router.get("/api/v1/agents", response_model=AgentList)
+async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool | None = None,
+                 q: TextQ = None, failing: FailingQ = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                 sort: SortQ = "hostname") -> JSONResponse:
+    """One page of the fleet, filtered server-side, with counts over the whole fleet."""
+    rt = runtime(request)
+    now = rt.now
+    total, counts, rows = await run_in_threadpool(
+        rt.store.overview, _filter(state, ready, q, failing), sort, limit, offset, now)
+    return JSONResponse({"total": total, "counts": counts,
+                         "agents": [agent_view(r, now) for r in rows]})
+
+
+CSV_COLUMNS = ("agent_id", "hostname", "display_name", "state", "ready", "verdict", "failing",
+               "last_seen", "since", "interval_s", "agent_version", "last_seq")
+
+
+@router.get("/api/v1/agents.csv", response_class=PlainTextResponse)
+async def agents_csv(request: Request, _: Admin, state: StateQ = None,
+                     ready: bool | None = None, q: TextQ = None, failing: FailingQ = None,
+                     sort: SortQ = "hostname") -> Response:
+    """The filtered fleet as CSV (a spreadsheet-safe export: formulas are neutralised)."""
+    rt = runtime(request)
+    now = rt.now
+    _, _, rows = await run_in_threadpool(
+        rt.store.overview, _filter(state, ready, q, failing), sort, CSV_LIMIT, 0, now)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        view = agent_view(row, now)
+        cells = []
+        for col in CSV_COLUMNS:
+            value = view[col]
+            text = ";".join(value) if isinstance(value, list) else \
+                "" if value is None else str(value).lower() if isinstance(value, bool) \
+                else str(value)
+            if text[:1] in ("=", "+", "-", "@") and col in ("hostname", "display_name"):
+                text = "'" + text   # CSV injection: never let a cell be a formula
+            cells.append(text)
+        writer.writerow(cells)
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="agent-fleet-{stamp}.csv"'})
+
+
+async def _agent_row(request: Request, agent_id: str) -> Any:
+    rt = runtime(request)
+    if len(agent_id) > 64:
+        raise APIError(404, "not_found", "unknown agent")
+    row = await run_in_threadpool(rt.store.agent, agent_id)
+    if row is None:
+        raise APIError(404, "not_found", "unknown agent")
+    return row
+
+
+@router.get("/api/v1/agents/{agent_id}", response_model=AgentDetail,
+            responses={404: {"description": "unknown agent"}})
+async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+    rt = runtime(request)
+    row = await _agent_row(request, agent_id)
+    latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id)
+    return JSONResponse({**agent_view(row, rt.now), "latest": latest})
+
+
+@router.get("/api/v1/agents/{agent_id}/heartbeats", response_model=HeartbeatHistory,
+            responses={404: {"description": "unknown agent"}})
+async def heartbeats(request: Request, agent_id: str, _: Admin,
+                     since_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> JSONResponse:
+    """Stored heartbeats after ``since_seq``, in seq order (page with the last seq)."""
+    await _agent_row(request, agent_id)
+    rows = await run_in_threadpool(runtime(request).store.heartbeats, agent_id, since_seq, limit)
+    return JSONResponse({"heartbeats": rows})
+
+
+@router.post("/api/v1/agents/{agent_id}/retire", responses={404: {"description": "unknown"}})
+async def retire(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+    """Revoke the workstation's credential: its requests are refused from now on."""
+    rt = runtime(request)
+    if len(agent_id) > 64 or not await run_in_threadpool(rt.store.retire, agent_id, rt.now):
+        raise APIError(404, "not_found", "unknown agent")
+    rt.forget_agent(agent_id)
+    return JSONResponse({"agent_id": agent_id, "state": "retired"})
+
+
+@router.get("/api/v1/agents/{agent_id}/reports", response_model=ReportList)
+async def reports(request: Request, agent_id: str, _: Admin) -> dict[str, Any]:
+    await _agent_row(request, agent_id)
+    rows = await run_in_threadpool(runtime(request).store.reports, agent_id)
+    return {"reports": [{"report_id": r, "created_at": _ts(t), "size_bytes": n}
+                        for r, t, n in rows]}
+
+
+@router.get("/api/v1/agents/{agent_id}/reports/{report_id}", response_class=HTMLResponse)
+async def report(request: Request, agent_id: str, report_id: str, _: Admin) -> Response:
+    """One uploaded report, shown sandboxed: its scripts cannot reach the dashboard."""
+    if len(report_id) > 32:
+        raise APIError(404, "not_found", "unknown report")
+    html = await run_in_threadpool(runtime(request).store.report, agent_id, report_id)
+    if html is None:
+        raise APIError(404, "not_found", "unknown report")
+    return HTMLResponse(html, headers={"Content-Security-Policy": "sandbox; default-src 'none';"
+                                       " img-src data:; style-src 'unsafe-inline'",
+                                       "X-Content-Type-Options": "nosniff"})
+
+
+# -- the login gate ---------------------------------------------------------------------------
+@router.get("/api/v1/gate/{agent_id}", response_model=GateDecision,
+            responses={401: {"description": "gate key, admin token or that workstation"}})
+async def gate(request: Request, agent_id: str) -> JSONResponse:
+    """May this agent log in now? Allowed answers carry a signed, short-lived clearance."""
+    from agent_kit.center.gate import decide
+
+    rt = runtime(request)
+    if has_signature(request):
+        caller = await require_workstation(request)
+        if caller.agent_id != agent_id:
+            raise APIError(403, "forbidden", "a workstation may ask only about itself")
+    elif await run_in_threadpool(caller_gate, request) is None and \
+            await run_in_threadpool(caller_admin, request) is None:
+        raise APIError(401, "unauthorized", "a gate key or the admin token (Bearer) is needed",
+                       headers={"WWW-Authenticate": "Bearer"})
+    now = rt.now
+    row = await run_in_threadpool(rt.store.agent, agent_id) if len(agent_id) <= 64 else None
+    latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
+    verdict = decide(row, latest, now)
+    return JSONResponse({"allowed": verdict.allowed, "reasons": verdict.reasons,
+                         "as_of": iso(now),
+                         "clearance": rt.signer.sign(agent_id, now) if verdict.allowed
+                         else None})
+
+
+@router.get("/api/v1/clearance-key", response_model=ClearanceKey)
+async def clearance_key(request: Request) -> dict[str, str]:
+    """Public: the Ed25519 key that verifies clearances offline."""
+    return {"alg": "EdDSA", "public_key_pem": runtime(request).signer.public_pem}
+
+
+# -- metrics --------------------------------------------------------------------------------
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> Response:
+    """Prometheus text: the fleet by state, readiness, failing checks, intake."""
+    from agent_kit.center.metrics import render_metrics
+
+    rt = runtime(request)
+    if not rt.settings.metrics_public:
+        await run_in_threadpool(require_admin, request)
+    text = await run_in_threadpool(render_metrics, rt)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

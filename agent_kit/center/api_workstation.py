@@ -1,0 +1,97 @@
+"""What workstations call: enrollment, heartbeats, the policy, diagnosis reports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from agent_kit.center.auth import (Caller, caller_admin, has_signature, require_workstation,
+                                   runtime)
+from agent_kit.center.errors import APIError
+from agent_kit.center.intake import IntakeJob, SeqConflict
+from agent_kit.center.models import (EnrollRequest, EnrollResponse, HeartbeatAck, HeartbeatBatch,
+                                     PolicyDocument)
+from agent_kit.center.request_bodies import json_body, read_json
+
+router = APIRouter(prefix="/api/v1")
+Workstation = Annotated[Caller, Depends(require_workstation)]
+ERRORS = {401: {"description": "unauthorized, bad_signature or clock_skew"},
+          403: {"description": "retired"}}
+
+
+@router.post("/enroll", status_code=201, response_model=EnrollResponse,
+             openapi_extra=json_body(EnrollRequest), responses={401: {"description":
+                                                                      "invalid_token"}})
+async def enroll(request: Request) -> JSONResponse:
+    """Exchange an enrollment token for this workstation's id and secret."""
+    from starlette.concurrency import run_in_threadpool
+
+    from agent_kit.center.credentials import derive_secret
+
+    req = await read_json(request, EnrollRequest)
+    rt = runtime(request)
+    now = rt.now
+    made = await run_in_threadpool(rt.store.enroll, req.token, req.hostname, req.display_name,
+                                   now)
+    if made is None:
+        raise APIError(401, "invalid_token", "unknown, expired, revoked or used-up token")
+    agent_id, nonce = made
+    body = EnrollResponse(agent_id=agent_id, secret=derive_secret(rt.center_key, agent_id, nonce),
+                          heartbeat_interval_s=rt.settings.heartbeat_interval_s,
+                          server_time=int(now))
+    return JSONResponse(body.model_dump(), status_code=201)
+
+
+@router.post("/heartbeats", response_model=HeartbeatAck, openapi_extra=json_body(HeartbeatBatch),
+             responses={**ERRORS, 409: {"description": "seq_conflict"}})
+async def heartbeats(request: Request, caller: Workstation) -> JSONResponse:
+    """Store a batch of heartbeats; answered once committed."""
+    batch = await read_json(request, HeartbeatBatch)
+    rt = runtime(request)
+    assert caller.agent_id is not None
+    job = IntakeJob(caller.agent_id, batch.heartbeats, rt.now)
+    outcome = await asyncio.wrap_future(rt.intake.submit(job))
+    if isinstance(outcome, SeqConflict):
+        raise APIError(409, "seq_conflict", f"seq {outcome.seq} is already stored under another "
+                       "heartbeat id; nothing of this batch was stored",
+                       extra={"id": outcome.id, "seq": outcome.seq})
+    return JSONResponse({"results": [{"id": i, "seq": s, "status": st} for i, s, st in outcome],
+                         "server_time": int(rt.now)})
+
+
+@router.get("/policy", response_model=PolicyDocument, responses=ERRORS)
+async def policy(request: Request) -> PolicyDocument:
+    """The call standards this center's workstations apply (workstation or admin)."""
+    from starlette.concurrency import run_in_threadpool
+
+    if has_signature(request):
+        await require_workstation(request)
+    elif await run_in_threadpool(caller_admin, request) is None:
+        raise APIError(401, "unauthorized", "a signed workstation request or the admin token")
+    doc = runtime(request).policy
+    return PolicyDocument(name=doc.name, version=doc.version, toml=doc.toml)
+
+
+@router.post("/reports", status_code=201, responses=ERRORS, openapi_extra={"requestBody": {
+    "required": True, "content": {"text/html": {"schema": {"type": "string"}}}}})
+async def upload_report(request: Request, caller: Workstation) -> JSONResponse:
+    """A diagnosis report (HTML, 2 MiB max) for the agent's dashboard page."""
+    from starlette.concurrency import run_in_threadpool
+
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "text/html":
+        raise APIError(415, "unsupported_media_type", "send the report as text/html")
+    raw = await request.body()
+    try:
+        html = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise APIError(400, "bad_request", "the report is not UTF-8 text") from None
+    if "\x00" in html:
+        raise APIError(400, "bad_request", "the report contains NUL characters")
+    rt = runtime(request)
+    assert caller.agent_id is not None
+    report_id = await run_in_threadpool(rt.store.add_report, caller.agent_id, html, rt.now)
+    return JSONResponse({"report_id": report_id}, status_code=201)

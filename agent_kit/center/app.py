@@ -1,0 +1,110 @@
+"""The center's ASGI app: API routers, error handling, body limits, dashboard files, the
+bandwidth endpoint. ``create_app(settings)`` builds one; uvicorn serves it (``cli.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response
+
+from agent_kit import __version__
+from agent_kit.center.settings import CenterSettings, from_env
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: CenterSettings | None = None) -> FastAPI:
+    from agent_kit.center import api_admin, api_workstation
+    from agent_kit.center.alerts import AlertLoop
+    from agent_kit.center.errors import BodyLimit, install_error_handlers
+    from agent_kit.center.request_bodies import add_body_schemas
+    from agent_kit.center.runtime import build_runtime
+
+    settings = settings or from_env()
+    rt = build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.intake.start()
+        alerts = AlertLoop(rt)
+        alerts.start()
+        try:
+            yield
+        finally:
+            alerts.stop()
+            rt.close()
+
+    app = FastAPI(title="agent-center", version=__version__, lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+    app.state.center = rt
+    install_error_handlers(app)
+    app.include_router(api_workstation.router)
+    app.include_router(api_admin.router)
+
+    if settings.serve_dashboard:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def fleet_page() -> Response:
+            return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+
+        @app.get("/agents/{agent_id}", include_in_schema=False)
+        async def agent_page(agent_id: str) -> Response:
+            return FileResponse(STATIC / "agent.html", headers=_PAGE_HEADERS)
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        async def favicon() -> Response:
+            return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    if settings.mount_speedtest:
+        from agent_kit.center.speedtest import create_speedtest_app
+
+        app.mount("/speedtest", create_speedtest_app())
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            app.openapi_schema = add_body_schemas(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    # The bandwidth endpoint limits its own uploads (it counts and discards them).
+    from agent_kit.center.speedtest import MAX_UPLOAD_BYTES
+
+    limits = {"/api/v1/reports": settings.report_limit_bytes,
+              "/speedtest/upload.php": MAX_UPLOAD_BYTES,
+              "/speedtest/speedtest/upload.php": MAX_UPLOAD_BYTES}
+    wrapped = BodyLimit(app, settings.body_limit_bytes, limits)
+    app.state.asgi = wrapped
+    return app
+
+
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                 "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                 "Cache-Control": "no-store"}
+
+
+def asgi_app(settings: CenterSettings | None = None) -> Any:
+    """The app with the body-size limit in front (what uvicorn serves)."""
+    return create_app(settings).state.asgi
+
+
+def worker_app() -> Any:
+    """Factory for uvicorn workers (``--workers N``): settings from the environment."""
+    return asgi_app(from_env())

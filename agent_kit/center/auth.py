@@ -1,0 +1,105 @@
+"""Who is calling: the admin (bearer token or dashboard session cookie), a gate client (gate
+key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+from agent_kit.center import credentials
+from agent_kit.center.errors import APIError
+from agent_kit.center.runtime import CenterRuntime
+
+SESSION_COOKIE = "agent_center_session"
+Role = Literal["admin", "gate", "workstation"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: Role
+    agent_id: str | None = None
+
+
+def runtime(request: Request) -> CenterRuntime:
+    rt: CenterRuntime = request.app.state.center
+    return rt
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None
+    return token
+
+
+def _unauthorized(detail: str) -> APIError:
+    return APIError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def caller_admin(request: Request) -> Caller | None:
+    rt = runtime(request)
+    token = _bearer(request)
+    if token is not None and rt.admin_token_valid(token):
+        return Caller("admin")
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and len(session) <= 200 and rt.store.session_valid(session, rt.now):
+        return Caller("admin")
+    return None
+
+
+def require_admin(request: Request) -> Caller:
+    found = caller_admin(request)
+    if found is None:
+        raise _unauthorized("an admin token (Bearer) or a dashboard session is needed")
+    return found
+
+
+def caller_gate(request: Request) -> Caller | None:
+    token = _bearer(request)
+    if token is not None and token.startswith("gate_") and \
+            runtime(request).store.gate_key_valid(credentials.token_hash(token)):
+        return Caller("gate")
+    return None
+
+
+def has_signature(request: Request) -> bool:
+    return "x-agent-id" in request.headers
+
+
+async def require_workstation(request: Request) -> Caller:
+    """Verify the HMAC signature over method, path, timestamp and body."""
+    rt = runtime(request)
+    headers = request.headers
+    agent_id = headers.get("x-agent-id")
+    timestamp = headers.get("x-agent-timestamp")
+    signature = headers.get("x-agent-signature")
+    if not agent_id or not timestamp or not signature:
+        raise APIError(401, "unauthorized", "signed request expected (X-Agent-Id, "
+                       "X-Agent-Timestamp, X-Agent-Signature)")
+    if not timestamp.isdigit() or len(timestamp) > 12 or len(signature) != 64 \
+            or len(agent_id) > 64:
+        raise APIError(401, "bad_signature", "malformed signature headers")
+    now = rt.now
+    if abs(int(timestamp) - now) > rt.settings.clock_window_s:
+        raise APIError(401, "clock_skew", f"timestamp is more than "
+                       f"{rt.settings.clock_window_s} s from the center's clock",
+                       extra={"server_time": int(now)})
+    body = await request.body()
+    auth = rt.cached_agent_auth(agent_id)
+    if auth is None:
+        from starlette.concurrency import run_in_threadpool
+
+        auth = await run_in_threadpool(rt.agent_auth, agent_id)
+    # Unknown agent and wrong signature look the same (no oracle for agent ids).
+    if auth is None or not credentials.signature_matches(
+            auth[0], request.method, request.url.path, timestamp, body, signature):
+        raise APIError(401, "bad_signature", "the request signature does not match")
+    if auth[1]:
+        raise APIError(403, "retired", "this workstation was retired; enroll it again")
+    return Caller("workstation", agent_id)

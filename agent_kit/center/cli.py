@@ -1,0 +1,273 @@
+"""The ``agent-center`` command: serve the center, and the IT chores that work on its database
+directly (tokens, gate keys, the fleet list, retiring a workstation). Thin: parses and calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent_kit import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="The contact center's side of agent-kit.")
+token_app = typer.Typer(no_args_is_help=True, help="Enrollment tokens.")
+gate_app = typer.Typer(no_args_is_help=True, help="Keys for the gate API (ACD / SSO).")
+app.add_typer(token_app, name="token")
+app.add_typer(gate_app, name="gate-key")
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="postgresql://... or a SQLite file "
+                                           "(default: center.db in the data dir).")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default "
+                                              "$AGENT_CENTER_DATA_DIR or "
+                                              "~/.local/share/agent-center).")]
+
+
+def _fail(reason: str) -> None:
+    typer.echo(f"agent-center: {reason}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
+    from agent_kit.center.settings import CenterSettings, default_data_dir, resolve_db_url
+
+    folder = (data_dir or default_data_dir()).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        _fail(f"cannot use data dir {folder}: {exc}")
+    return CenterSettings(db_url=resolve_db_url(db, folder), data_dir=str(folder), **kw)
+
+
+def _store(db: str | None, data_dir: Path | None) -> Any:
+    from agent_kit.center.database import Database, DatabaseUnavailable
+    from agent_kit.center.store import Store
+
+    settings = _settings(db, data_dir)
+    try:
+        store = Store(Database(settings.db_url, pool_size=1))
+        store.setup()
+    except DatabaseUnavailable as exc:
+        _fail(f"database unavailable: {exc}")
+    return store
+
+
+def _parse_duration(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+    except (ValueError, KeyError):
+        _fail(f"--ttl {text!r}: use seconds or a number with s/m/h/d (e.g. 24h)")
+        raise
+
+
+def _hostport(value: str | None, option: str) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _fail(f"{option} {value!r} must be HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")]
+          = False) -> None:
+    if version:
+        typer.echo(f"agent-center {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def serve(db: DbOpt = None, data_dir: DataOpt = None,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="HTTP(S) port.")] = 8750,
+          udp_port: Annotated[int, typer.Option("--udp-port", help="Path-test reflector "
+                                                "port (0: no reflector).")] = 8751,
+          advertise_reflector: Annotated[str | None, typer.Option(
+              "--advertise-reflector", help="HOST:PORT workstations should probe (NAT).")]
+          = None,
+          policy: Annotated[str | None, typer.Option(help="Call-standards TOML for the "
+                                                     "fleet.")] = None,
+          webhook: Annotated[str | None, typer.Option(help="URL that receives alerts.")]
+          = None,
+          tls_cert: Annotated[str | None, typer.Option("--tls-cert")] = None,
+          tls_key: Annotated[str | None, typer.Option("--tls-key")] = None,
+          workers: Annotated[int, typer.Option(help="HTTP worker processes.")] = 1,
+          metrics_public: Annotated[bool, typer.Option("--metrics-public", help="Serve "
+                                                       "/metrics without the admin token.")]
+          = False,
+          heartbeat_interval: Annotated[int, typer.Option("--heartbeat-interval", help="Seconds"
+                                                          " between heartbeats told to new "
+                                                          "workstations.")] = 15) -> None:
+    """Run the center: API, dashboard, gate, metrics, reflector and bandwidth endpoint."""
+    import uvicorn
+
+    from agent_kit.center.database import DatabaseUnavailable
+    from agent_kit.policy import PolicyError, load_policy
+
+    if (tls_cert is None) != (tls_key is None):
+        _fail("--tls-cert and --tls-key go together")
+    if policy is not None:
+        try:
+            load_policy(policy)
+        except PolicyError as exc:
+            _fail(f"invalid policy: {exc}")
+    advertised = _hostport(advertise_reflector, "--advertise-reflector")
+    settings = _settings(db, data_dir, policy_path=policy, webhook_url=webhook,
+                         metrics_public=metrics_public, tls=tls_cert is not None,
+                         heartbeat_interval_s=max(1, heartbeat_interval),
+                         reflector_host=advertised[0] if advertised else None,
+                         reflector_port=advertised[1] if advertised else udp_port)
+    reflector = None
+    if udp_port:
+        from agent_kit.center.reflector import start_reflector
+
+        try:
+            reflector = start_reflector(host, udp_port)
+        except OSError as exc:
+            _fail(f"cannot open the reflector on UDP {host}:{udp_port}: {exc}")
+    ssl = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
+    scheme = "https" if tls_cert else "http"
+    try:
+        if workers > 1:
+            _store(db, data_dir)  # migrate once, before the workers race to do it
+            os.environ["AGENT_CENTER_SETTINGS"] = settings.to_env()
+            from agent_kit.center.app import asgi_app
+
+            asgi_app(settings)  # prints the admin token once, on first start
+            print(f"agent-center {__version__} on {scheme}://{host}:{port} "
+                  f"({workers} workers)", file=sys.stderr, flush=True)
+            uvicorn.run("agent_kit.center.app:worker_app", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", **ssl)
+        else:
+            from agent_kit.center.app import asgi_app
+
+            try:
+                served = asgi_app(settings)
+            except DatabaseUnavailable as exc:
+                _fail(f"database unavailable: {exc}")
+            print(f"agent-center {__version__} on {scheme}://{host}:{port}, reflector "
+                  f"udp/{udp_port or 'off'}, data {settings.data_dir}", file=sys.stderr,
+                  flush=True)
+            uvicorn.run(served, host=host, port=port, log_level="warning", access_log=False,
+                        **ssl)
+    finally:
+        if reflector is not None:
+            reflector.close()
+
+
+@app.command()
+def reflector(host: Annotated[str, typer.Option()] = "0.0.0.0",
+              port: Annotated[int, typer.Option()] = 8751) -> None:
+    """Run only the UDP path-test reflector (an edge site)."""
+    from agent_kit.center.reflector import main as reflector_main
+
+    raise typer.Exit(reflector_main(["--host", host, "--port", str(port)]))
+
+
+@token_app.command("create")
+def token_create(db: DbOpt = None, data_dir: DataOpt = None,
+                 uses: Annotated[int, typer.Option(min=1, max=100_000)] = 1,
+                 ttl: Annotated[str, typer.Option(help="Lifetime: 3600, 30m, 24h, 7d.")]
+                 = "24h",
+                 note: Annotated[str | None, typer.Option(max=200)] = None,
+                 json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Make an enrollment token (shown once)."""
+    ttl_s = _parse_duration(ttl)
+    if not 60 <= ttl_s <= 366 * 86400:
+        _fail("--ttl must be between 1 minute and 366 days")
+    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, note,
+                                                                  time.time())
+    if json_out:
+        typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires}))
+    else:
+        typer.echo(token)
+        typer.echo(f"(id {token_id}, {uses} use(s), expires "
+                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))})", err=True)
+
+
+@token_app.command("list")
+def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Enrollment tokens: id, uses, expiry, revoked."""
+    now = time.time()
+    for t in _store(db, data_dir).tokens():
+        state = "revoked" if t.revoked_at else "expired" if t.expires_at <= now else \
+            "used up" if t.uses >= t.uses_max else "active"
+        typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  {t.note or ''}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Revoke an enrollment token."""
+    if not _store(db, data_dir).revoke_token(token_id, time.time()):
+        _fail(f"no token {token_id!r}")
+    typer.echo(f"token {token_id} revoked")
+
+
+@gate_app.command("create")
+def gate_key_create(db: DbOpt = None, data_dir: DataOpt = None,
+                    note: Annotated[str | None, typer.Option()] = None) -> None:
+    """Make a key for the gate API (shown once)."""
+    key, key_id = _store(db, data_dir).create_gate_key(note, time.time())
+    typer.echo(key)
+    typer.echo(f"(id {key_id})", err=True)
+
+
+@app.command()
+def agents(db: DbOpt = None, data_dir: DataOpt = None,
+           json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The fleet: every workstation with its state and what fails."""
+    from agent_kit.center.fleet import agent_view
+    from agent_kit.center.store import AgentFilter
+
+    now = time.time()
+    total, counts, rows = _store(db, data_dir).overview(AgentFilter(), "hostname", None, 0, now)
+    views = [agent_view(r, now) for r in rows]
+    if json_out:
+        typer.echo(json.dumps({"total": total, "counts": counts, "agents": views}, indent=2))
+        return
+    for v in views:
+        ready = {True: "ready", False: "NOT READY", None: "-"}[v["ready"]]  # type: ignore[index]
+        failing = ",".join(v["failing"])  # type: ignore[arg-type]
+        typer.echo(f"{v['agent_id']}  {v['hostname']:24}  {v['state']:10}  {ready:9}  "
+                   f"{failing}")
+    typer.echo(f"{total} workstation(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()),
+               err=True)
+
+
+@app.command()
+def retire(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Revoke a workstation's credential (takes effect within 30 s on running centers)."""
+    if not _store(db, data_dir).retire(agent_id, time.time()):
+        _fail(f"no workstation {agent_id!r}")
+    typer.echo(f"workstation {agent_id} retired")
+
+
+def main() -> None:
+    try:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover
+        from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "agent-center --help")
+        sys.exit(0)
+    except UsageError as exc:
+        typer.echo(f"agent-center: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""One small database layer for the two back-ends: SQLite (stdlib, WAL) and PostgreSQL (psycopg 3).
+
+SQL is written once with ``?`` placeholders and types both understand (TEXT, BIGINT, SMALLINT
+0/1 for booleans, DOUBLE PRECISION for epoch seconds); :meth:`Database.sql` turns it into
+psycopg's ``%s`` style. Connections come from a small pool; each ``transaction()`` commits on
+success and rolls back on error. A database that cannot be reached raises
+:class:`DatabaseUnavailable` (the API answers 503).
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+Params = Sequence[Any]
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or is locked for too long."""
+
+
+class Database:
+    """A pool of connections to one SQLite file or one PostgreSQL database."""
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self.url = url
+        if url.startswith(("postgresql://", "postgres://")):
+            self.dialect = "postgresql"
+        elif url.startswith("sqlite:///"):
+            self.dialect = "sqlite"
+            self.path = Path(url[len("sqlite:///"):])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or a "
+                             "SQLite file path")
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._sql_cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show a password from the URL
+        return f"Database({self.dialect})"
+
+    # -- connections ---------------------------------------------------------------------
+    def connect(self) -> Any:
+        """A new raw connection (the intake writer keeps its own)."""
+        try:
+            if self.dialect == "sqlite":
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a commit is on disk (fsync of the WAL) before we acknowledge it.
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                return conn
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseUnavailable(str(exc)) from None
+        except Exception as exc:
+            if _is_pg_operational(exc):
+                raise DatabaseUnavailable(_pg_reason(exc)) from None
+            raise
+
+    def sql(self, text: str) -> str:
+        """``?`` placeholders -> the driver's style (cached)."""
+        if self.dialect == "sqlite":
+            return text
+        out = self._sql_cache.get(text)
+        if out is None:
+            out = text.replace("%", "%%").replace("?", "%s")
+            self._sql_cache[text] = out
+        return out
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Tx]:
+        """A transaction on a pooled connection; ``write`` takes SQLite's write lock up front."""
+        if not self._slots.acquire(timeout=30):
+            raise DatabaseUnavailable("no database connection free for 30 s")
+        conn = None
+        try:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self.connect()
+            tx = Tx(self, conn)
+            try:
+                tx.begin(write)
+                yield tx
+                tx.commit()
+            except BaseException:
+                tx.rollback_quietly()
+                raise
+        except sqlite3.OperationalError as exc:
+            self._discard(conn)
+            conn = None
+            raise DatabaseUnavailable(str(exc)) from None
+        except Exception as exc:
+            if _is_pg_operational(exc):
+                self._discard(conn)
+                conn = None
+                raise DatabaseUnavailable(_pg_reason(exc)) from None
+            raise
+        finally:
+            if conn is not None:
+                self._pool.put(conn)
+            self._slots.release()
+
+    def _discard(self, conn: Any) -> None:
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class Tx:
+    """One transaction: ``execute``, ``one``, ``all``, with ``?`` placeholders."""
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db, self.conn = db, conn
+
+    def begin(self, write: bool) -> None:
+        if self.db.dialect == "sqlite":
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        else:
+            self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback_quietly(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+
+    def execute(self, text: str, params: Params = ()) -> Any:
+        return self.conn.execute(self.db.sql(text), params)
+
+    def executemany(self, text: str, rows: Sequence[Params]) -> None:
+        if self.db.dialect == "sqlite":
+            self.conn.executemany(text, rows)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.db.sql(text), rows)
+
+    def one(self, text: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self.execute(text, params).fetchone()
+        return row
+
+    def all(self, text: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self.execute(text, params).fetchall())
+
+    def rowcount(self, text: str, params: Params = ()) -> int:
+        return int(self.execute(text, params).rowcount)
+
+
+def _is_pg_operational(exc: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown)
+
+
+def _pg_reason(exc: BaseException) -> str:
+    # psycopg messages can echo the connection string; keep only the first line's tail.
+    return type(exc).__name__ + ": " + str(exc).splitlines()[0][-200:] if str(exc) else \
+        type(exc).__name__

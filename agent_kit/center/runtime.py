@@ -1,0 +1,129 @@
+"""The live parts of one center process, built once by the app factory: database, store,
+intake writer, clearance signer, admin credential, policy, alerting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_kit.center import credentials
+from agent_kit.center.clearance import SECRET_NAME, ClearanceSigner, new_private_pem
+from agent_kit.center.database import Database
+from agent_kit.center.intake import IntakeWriter
+from agent_kit.center.settings import CenterSettings
+from agent_kit.center.store import Store
+
+log = logging.getLogger("agent_kit.center")
+
+ADMIN_HASH = "admin_token_sha256"
+CENTER_KEY = "center_key_hex"
+AUTH_CACHE_S = 30.0  # a retirement reaches other processes within this
+
+
+@dataclass(frozen=True)
+class PolicyDocument:
+    name: str
+    version: str
+    toml: str
+
+
+def load_policy_document(path: str | None) -> PolicyDocument:
+    """The policy workstations fetch: the file IT gave (merged over the default by the agent,
+    like ``--policy``), or the default. Validated here so a bad file stops the center early."""
+    from agent_kit.policy import default_policy_text, load_policy
+
+    policy = load_policy(path)
+    text = Path(path).read_text("utf-8") if path else default_policy_text()
+    return PolicyDocument(policy.name, policy.version, text)
+
+
+def ensure_admin_token(store: Store, now: float) -> str | None:
+    """Make the admin token on first start (returned once, to be printed); None if one exists or
+    ``AGENT_CENTER_ADMIN_TOKEN`` provides it."""
+    if os.environ.get("AGENT_CENTER_ADMIN_TOKEN"):
+        return None
+    if store.get_secret(ADMIN_HASH) is not None:
+        return None
+    token = credentials.new_token("adm", 32)
+    store.set_secret(ADMIN_HASH, credentials.token_hash(token), now)
+    return token
+
+
+def reset_admin_token(store: Store, now: float) -> str:
+    token = credentials.new_token("adm", 32)
+    store.set_secret(ADMIN_HASH, credentials.token_hash(token), now)
+    return token
+
+
+@dataclass
+class CenterRuntime:
+    settings: CenterSettings
+    db: Database
+    store: Store
+    intake: IntakeWriter
+    signer: ClearanceSigner
+    center_key: bytes
+    admin_hash: str
+    policy: PolicyDocument
+    _auth_cache: dict[str, tuple[float, str, bool]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def now(self) -> float:
+        return self.settings.now()
+
+    def cached_agent_auth(self, agent_id: str) -> tuple[str, bool] | None:
+        hit = self._auth_cache.get(agent_id)
+        if hit is not None and time.monotonic() - hit[0] < AUTH_CACHE_S:
+            return hit[1], hit[2]
+        return None
+
+    def agent_auth(self, agent_id: str) -> tuple[str, bool] | None:
+        """``(secret, retired)`` for a workstation (cached a few seconds), None if unknown."""
+        now = time.monotonic()
+        found = self.store.agent_auth(agent_id)
+        if found is None:
+            return None
+        nonce, retired = found
+        secret = credentials.derive_secret(self.center_key, agent_id, nonce)
+        if len(self._auth_cache) > 200_000:
+            self._auth_cache.clear()
+        self._auth_cache[agent_id] = (now, secret, retired)
+        return secret, retired
+
+    def forget_agent(self, agent_id: str) -> None:
+        self._auth_cache.pop(agent_id, None)
+
+    def admin_token_valid(self, token: str) -> bool:
+        return credentials.same_secret(credentials.token_hash(token), self.admin_hash)
+
+    def close(self) -> None:
+        self.intake.stop()
+        self.db.close()
+
+
+def build_runtime(settings: CenterSettings) -> CenterRuntime:
+    db = Database(settings.db_url, pool_size=4 if settings.db_url.startswith("sqlite") else 8)
+    store = Store(db)
+    store.setup()
+    now = settings.now()
+    new_token = ensure_admin_token(store, now)
+    if new_token:  # printed once, to the terminal, never to the log
+        print(f"agent-center: admin token (shown once, keep it safe): {new_token}",
+              file=sys.stderr, flush=True)
+    env_token = os.environ.get("AGENT_CENTER_ADMIN_TOKEN")
+    admin_hash = credentials.token_hash(env_token) if env_token else store.get_secret(ADMIN_HASH)
+    assert admin_hash is not None
+    center_key = bytes.fromhex(store.secret(CENTER_KEY, lambda: secrets.token_hex(32), now))
+    signer = ClearanceSigner.from_pem(store.secret(SECRET_NAME, new_private_pem, now))
+    intake = IntakeWriter(db)
+    return CenterRuntime(settings=settings, db=db, store=store, intake=intake, signer=signer,
+                         center_key=center_key, admin_hash=admin_hash,
+                         policy=load_policy_document(settings.policy_path))

@@ -1,0 +1,73 @@
+"""What one center process is configured with: where its data lives, what it advertises.
+
+The CLI builds a :class:`CenterSettings`; the app factory takes one. Several uvicorn workers get
+it through the ``AGENT_CENTER_SETTINGS`` environment variable (JSON), see :func:`from_env`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+MIB = 1024 * 1024
+# The center's clock; tests inject their own (one time source, injectable).
+Clock = Callable[[], float]
+
+
+def default_data_dir() -> Path:
+    """``$AGENT_CENTER_DATA_DIR`` or ``~/.local/share/agent-center``."""
+    if env := os.environ.get("AGENT_CENTER_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "agent-center"
+
+
+def resolve_db_url(db: str | None, data_dir: Path) -> str:
+    """``--db`` as given (``postgresql://...`` or a SQLite path/``sqlite:///path``), else the
+    embedded SQLite file in the data dir."""
+    if not db:
+        return f"sqlite:///{data_dir / 'center.db'}"
+    if db.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+@dataclass(frozen=True)
+class CenterSettings:
+    db_url: str
+    data_dir: str
+    reflector_host: str | None = None        # advertised; None = "the host you reached me on"
+    reflector_port: int = 8751
+    policy_path: str | None = None
+    webhook_url: str | None = None
+    metrics_public: bool = False
+    heartbeat_interval_s: int = 15           # told to workstations at enrollment
+    body_limit_bytes: int = MIB
+    report_limit_bytes: int = 2 * MIB
+    clock_window_s: int = 300                # accepted distance of a signed timestamp
+    alert_period_s: float = 5.0              # how often offline/not-ready transitions are checked
+    tls: bool = False                        # session cookie gets Secure
+    serve_dashboard: bool = True
+    mount_speedtest: bool = True
+    now: Clock = field(default=time.time, compare=False, repr=False)
+
+    def to_env(self) -> str:
+        data = asdict(self)
+        data.pop("now")
+        return json.dumps(data)
+
+    def with_(self, **changes: object) -> CenterSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def from_env() -> CenterSettings:
+    """The settings a uvicorn worker process was started with."""
+    raw = os.environ.get("AGENT_CENTER_SETTINGS")
+    if not raw:
+        data_dir = default_data_dir()
+        return CenterSettings(db_url=resolve_db_url(None, data_dir), data_dir=str(data_dir))
+    return CenterSettings(**json.loads(raw))
