@@ -115,7 +115,13 @@ class OnboardingWindow:
         self.frame = ttk.Frame(root, padding=18)
         self.frame.pack(fill="both", expand=True)
         self._build()
-        root.after(50, self._drain)
+        self._prompting_unit: str | None = None
+        self._after_id = root.after(50, self._drain)
+        root.bind("<Destroy>", self._on_destroy, add="+")
+
+    def _on_destroy(self, event: tk.Event) -> None:  # type: ignore[type-arg]
+        if event.widget is self.root:
+            self.root.after_cancel(self._after_id)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -127,10 +133,13 @@ class OnboardingWindow:
         self.title = ttk.Label(top, text=_("Is this computer ready for calls?"),
                                font=self.fonts["title"])
         self.title.pack(side="left")
-        self.lang_var = tk.StringVar(value=dict(LANGUAGES)[current_language()])
-        self.lang_menu = ttk.OptionMenu(top, self.lang_var, self.lang_var.get(),
-                                        *[name for _code, name in LANGUAGES],
-                                        command=self._change_language)
+        # A combobox, not an OptionMenu: a tk.StringVar could be garbage-collected from the
+        # worker thread, which Tk refuses.
+        self.lang_menu = ttk.Combobox(top, state="readonly", width=10,
+                                      values=[name for _code, name in LANGUAGES])
+        self.lang_menu.set(dict(LANGUAGES)[current_language()])
+        self.lang_menu.bind("<<ComboboxSelected>>",
+                            lambda _e: self._change_language(self.lang_menu.get()))
         self.lang_menu.pack(side="right")
         self.intro = ttk.Label(f, wraplength=680, justify="left", text=_(
             "This check tests your computer, your connection, the VPN, your internet speed, "
@@ -170,7 +179,7 @@ class OnboardingWindow:
 
     def _change_language(self, name: str) -> None:
         if self.busy:
-            self.lang_var.set(dict(LANGUAGES)[current_language()])
+            self.lang_menu.set(dict(LANGUAGES)[current_language()])
             return
         set_language({n: c for c, n in LANGUAGES}[name])
         self.last_report = None
@@ -212,7 +221,7 @@ class OnboardingWindow:
             run = prepare_run(center=self.options.center, policy_path=self.options.policy,
                               groups=set(self.options.groups), reflector=self.options.reflector,
                               interactive=True, on_error=refuse,
-                              prompt=lambda text: self.events.put(("prompt", text)))
+                              prompt=self._post_prompt)
             self.events.put(("units", [(u.name, u.group) for u in run.units]))
 
             def progress(event: str, unit: str, _elapsed: float,
@@ -241,6 +250,11 @@ class OnboardingWindow:
         except Exception as exc:  # noqa: BLE001 - the window must say something, not vanish
             self.events.put(("error", f"{type(exc).__name__}: {exc}"))
 
+    def _post_prompt(self, text: str) -> None:
+        """Called by a probe thread (the runner names it ``probe-<unit>``)."""
+        unit = threading.current_thread().name.removeprefix("probe-")
+        self.events.put(("prompt", (unit, text)))
+
     def _drain(self) -> None:
         """Main thread: apply what the worker posted, then look again in 50 ms."""
         try:
@@ -250,7 +264,7 @@ class OnboardingWindow:
         except queue.Empty:
             pass
         if self.root.winfo_exists():
-            self.root.after(50, self._drain)
+            self._after_id = self.root.after(50, self._drain)
 
     def _apply(self, kind: str, payload: Any) -> None:
         if kind == "units":
@@ -268,9 +282,11 @@ class OnboardingWindow:
                            _STATUS_COLOUR[status])
             self._units_done += 1
             self.progress.configure(value=100 * self._units_done / self._units_total)
-            self._show_prompt("")
+            if unit == self._prompting_unit:   # its instructions are over
+                self._show_prompt("")
         elif kind == "prompt":
-            self._show_prompt(str(payload))
+            self._prompting_unit, text = payload
+            self._show_prompt(str(text))
         elif kind == "report":
             self._finish(payload)
         elif kind == "diagnosis":
@@ -340,20 +356,22 @@ class OnboardingWindow:
         for r in bad:
             self._add_line(f"{_SYMBOL[r.status]} {check_title(r.id)}: {r.message}",
                            _STATUS_COLOUR[r.status], bold=True)
-            if r.fix:
-                self._add_line(f"    → {r.fix}", "#1b1b1b")
+            if r.fix:   # no-break space: the arrow stays with the first word when wrapped
+                self._add_line(f"→\u00a0{r.fix}", "#1b1b1b", indent=22)
         if report_path:
             self._add_line(_("Report saved: {path}").format(path=report_path), GREY)
             self.report_buttons.pack(fill="x", side="bottom", pady=(0, 8), after=self._buttons)
 
-    def _add_line(self, text: str, colour: str, *, bold: bool = False) -> None:
-        ttk.Label(self.problems, text=text, foreground=colour, wraplength=680, justify="left",
-                  font=self.fonts["bold"] if bold else None).pack(fill="x", anchor="w")
+    def _add_line(self, text: str, colour: str, *, bold: bool = False, indent: int = 0) -> None:
+        ttk.Label(self.problems, text=text, foreground=colour, wraplength=680 - indent,
+                  justify="left", font=self.fonts["bold"] if bold else None).pack(
+            fill="x", anchor="w", padx=(indent, 0), pady=(0, 2))
 
     def _set_buttons(self, *, enabled: bool) -> None:
         flag = "!disabled" if enabled else "disabled"
-        for button in (self.start_button, self.diagnose_button, self.lang_menu):
+        for button in (self.start_button, self.diagnose_button):
             button.state([flag])
+        self.lang_menu.configure(state="readonly" if enabled else "disabled")
 
     def _open_report(self) -> None:
         if self.last_report_path:
