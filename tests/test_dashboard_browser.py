@@ -1,0 +1,391 @@
+"""The dashboard in a real headless Chromium against a real ``agent-center serve``.
+
+A center process with a temporary data dir; workstations enrolled with a token and sending
+HMAC-signed heartbeats through the API (tests/center_seed.py); then Chromium, driven by
+Playwright, logs in, reads the fleet overview, filters it, exports CSV and opens one agent's
+history. Screenshots go to test-artifacts/dashboard-*.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.center_seed import Center, Workstation, heartbeat, history, run_center
+
+pytestmark = pytest.mark.lab
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+HISTORY = 40                 # heartbeats per charted agent
+INTERVAL_S = 60              # online agents stay online for the whole module (60 + 120 s grace)
+BULK = 30                    # never-seen agents, so the fleet has more than one page
+ADMIN_TOKEN = "dashboard-test-admin-token"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    center: Center
+    alice: Workstation       # online, ready, every check passes
+    bob: Workstation         # online, not ready: jitter and loss fail
+    carol: Workstation       # online, ready with a warning
+    quiet: Workstation       # went offline (1 s interval, then silence)
+    dave: Workstation        # enrolled, never seen
+    erin: Workstation        # retired
+    rtt_bob: tuple[float, ...]
+    report_id: str
+
+    @property
+    def total(self) -> int:
+        return 6 + BULK
+
+
+def _bob_rtt(i: int) -> float:
+    return round(30 + 12 * math.sin(i / 5) + (90 if i == 27 else 0), 2)
+
+
+def _bob_readings(i: int) -> dict[str, tuple[str, float | None]]:
+    bad = i >= HISTORY - 3
+    return {
+        "network.rtt": ("warn" if _bob_rtt(i) > 100 else "pass", _bob_rtt(i)),
+        "network.jitter": ("fail" if bad else "pass", 41.5 if bad else 3.0 + (i % 4)),
+        "network.loss": ("fail" if bad else "pass", 4.2 if bad else 0.1 * (i % 3)),
+        "network.mos": ("warn" if bad else "pass", 3.4 if bad else 4.3 - 0.01 * (i % 5)),
+        "audio.noise": ("pass", -58.0 + (i % 6)),
+        "bandwidth.down": ("pass", 95.0 + i % 7),
+        "bandwidth.up": ("pass", 19.0 + i % 3),
+        "audio.headset": ("pass", None),
+    }
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    data_dir = Path(tempfile.mkdtemp(prefix="dashboard-center-"))
+    try:
+        with run_center(data_dir, admin_token=ADMIN_TOKEN) as center:
+            yield _seed(center)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _seed(center: Center) -> Fleet:
+    token = center.create_token(uses=10 + BULK, note="dashboard test")
+    # First the agent that must go offline: 1 s interval, so the center calls it offline
+    # after interval + grace (10 s minimum) of silence.
+    quiet = center.enroll(token, "quiet-pc", "Quentin Quiet")
+    quiet.send([heartbeat(1, datetime.now(UTC), {"network.rtt": ("pass", 20.0)}, interval_s=1)])
+    alice = center.enroll(token, "alice-pc", "Alice Ready")
+    bob = center.enroll(token, "bob-pc", "Bob Failing")
+    carol = center.enroll(token, "carol-pc", "Carol Warning")
+    dave = center.enroll(token, "dave-pc", "Dave New")
+    erin = center.enroll(token, "erin-pc", "Erin Gone")
+    for i in range(BULK):
+        center.enroll(token, f"bulk-{i:02d}.corp.example")
+
+    alice.send(history(HISTORY, lambda i: {"network.rtt": ("pass", 25.0 + i % 5),
+                                           "network.jitter": ("pass", 2.0)},
+                       interval_s=INTERVAL_S))
+    bob.send(history(HISTORY, _bob_readings, interval_s=INTERVAL_S))
+    carol.send(history(5, lambda i: {"network.rtt": ("warn", 120.0)}, interval_s=INTERVAL_S))
+    erin.send(history(2, lambda i: {"network.rtt": ("pass", 22.0)}, interval_s=INTERVAL_S))
+    with center.admin() as admin:
+        admin.post(f"/api/v1/agents/{erin.agent_id}/retire").raise_for_status()
+    # Bob's failing checks carry the agent's own words.
+    last = heartbeat(HISTORY + 1, datetime.now(UTC), _bob_readings(HISTORY - 1),
+                     interval_s=INTERVAL_S,
+                     reasons=["Jitter 41.5 ms is above 30 ms", "Packet loss 4.2 % is above 3 %"],
+                     messages={"network.jitter": "Jitter is 41.5 ms: calls will break up.",
+                               "network.loss": "4.2 % of packets are lost."})
+    bob.send([last])
+    report_id = bob.upload_report("<!doctype html><title>Diagnosis</title><h1>Bob's report</h1>")
+
+    # Wait (at most 20 s) until the quiet agent is offline.
+    deadline = time.monotonic() + 20
+    with center.admin() as admin:
+        while True:
+            state = admin.get(f"/api/v1/agents/{quiet.agent_id}").json()["state"]
+            if state == "offline":
+                break
+            assert time.monotonic() < deadline, f"quiet agent still {state}"
+            time.sleep(0.5)
+    rtt = tuple(_bob_rtt(i) for i in range(HISTORY)) + (_bob_rtt(HISTORY - 1),)
+    return Fleet(center, alice, bob, carol, quiet, dave, erin, rtt, report_id)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A real Chromium; if it cannot start, the test fails (no skip)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                              headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture()
+def page(browser, fleet: Fleet):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1360, "height": 900},
+                                  accept_downloads=True, base_url=fleet.center.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Console errors include Content-Security-Policy refusals. Expected: the 401 of the first
+    # API call before logging in, the 404 of an unknown agent (the page says so).
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not re.search(r"status of 40[14]", msg.text) else None)
+    yield page
+    context.close()
+    assert not errors, f"errors in the browser: {errors}"
+
+
+def _login(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#login-token", ADMIN_TOKEN)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#agents[data-loaded]")
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def _rows(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all("#agent-rows tr", "rows => rows.map(r => r.dataset.agentId)")
+
+
+FILTER_KEYS = ("q", "state", "ready", "failing", "sort")
+
+
+def _wait_loaded(page, **params: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the table shows the page for exactly these filters (others unset), and the
+    given limit/offset."""
+    def wanted(loaded: str) -> bool:
+        got = {k: v for k, v in re.findall(r"([^&=]+)=([^&]*)", loaded)}
+        return (all(got.get(k, "") == params.get(k, "") for k in FILTER_KEYS)
+                and all(got.get(k) == params[k] for k in ("limit", "offset") if k in params))
+    deadline = time.monotonic() + 10
+    while True:
+        loaded = page.get_attribute("#agents", "data-loaded") or ""
+        if wanted(loaded) and page.get_attribute("#agents", "aria-busy") is None:
+            return
+        assert time.monotonic() < deadline, f"table shows {loaded!r}, wanted {params}"
+        page.wait_for_timeout(50)
+
+
+def test_login_gate_and_fleet_counts(page, fleet: Fleet) -> None:
+    page.goto("/")
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.is_hidden("#app")
+    _shot(page, "login")
+    page.fill("#login-token", "not-the-token")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-error:not([hidden])")
+    assert "not valid" in page.inner_text("#login-error")
+
+    page.fill("#login-token", ADMIN_TOKEN)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#agents[data-loaded]")
+    counts = {key: page.inner_text(f"#count-{key}") for key in
+              ("online", "offline", "never_seen", "retired", "ready", "not_ready")}
+    assert counts == {"online": "3", "offline": "1", "never_seen": str(1 + BULK),
+                      "retired": "1", "ready": "2", "not_ready": "2"}
+    assert len(_rows(page)) == fleet.total
+    assert page.inner_text("#result-count") == f"1–{fleet.total} of {fleet.total} agents"
+
+    row = page.locator(f"tr[data-agent-id='{fleet.bob.agent_id}']")
+    assert row.locator(".badge").all_inner_texts() == ["Online", "Not ready"]
+    assert row.locator(".chip").all_inner_texts() == ["Jitter (RFC 3550)", "Packet loss"]
+    assert row.locator("td.time time").count() == 2          # since, last seen
+    quiet = page.locator(f"tr[data-agent-id='{fleet.quiet.agent_id}']")
+    assert quiet.locator(".badge").all_inner_texts() == ["Offline", "Not ready"]
+    dave = page.locator(f"tr[data-agent-id='{fleet.dave.agent_id}']")
+    assert dave.locator(".badge").all_inner_texts() == ["Never seen", "No data"]
+    _shot(page, "fleet")
+
+    # The session cookie keeps the admin logged in across pages; logging out ends it.
+    page.reload()
+    page.wait_for_selector("#agents[data-loaded]")
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])")
+    page.reload()
+    page.wait_for_selector("#login:not([hidden])")
+
+
+def test_filters_search_and_pages_are_served_by_the_center(page, fleet: Fleet) -> None:
+    _login(page)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/v1/agents?" in r.url else None)
+
+    page.select_option("#f-failing", "network.jitter")
+    _wait_loaded(page, failing="network.jitter")
+    assert _rows(page) == [fleet.bob.agent_id]
+    assert "failing=network.jitter" in page.url
+
+    page.select_option("#f-failing", "")
+    page.select_option("#f-ready", "false")
+    _wait_loaded(page, ready="false")
+    assert sorted(_rows(page)) == sorted([fleet.bob.agent_id, fleet.quiet.agent_id])
+
+    page.click("#clear-filters")
+    page.fill("#f-q", "CAROL")                      # case-insensitive, debounced
+    _wait_loaded(page, q="CAROL")
+    assert _rows(page) == [fleet.carol.agent_id]
+    page.fill("#f-q", "")
+    _wait_loaded(page, offset="0")
+
+    page.click(".stat[data-value=retired]")         # a summary card is a filter too
+    _wait_loaded(page, state="retired")
+    assert _rows(page) == [fleet.erin.agent_id]
+    assert page.get_attribute(".stat[data-value=retired]", "aria-pressed") == "true"
+
+    page.select_option("#f-state", "never_seen")
+    page.select_option("#page-size", "25")
+    _wait_loaded(page, state="never_seen", limit="25")
+    first = _rows(page)
+    assert len(first) == 25
+    assert page.inner_text("#result-count") == f"1–25 of {1 + BULK} agents"
+    page.click("#next-page")
+    _wait_loaded(page, state="never_seen", offset="25")
+    second = _rows(page)
+    assert len(second) == 1 + BULK - 25 and not set(first) & set(second)
+    assert page.is_disabled("#next-page")
+    _shot(page, "fleet-filtered")
+
+    # Sorting by hostname, from the column header.
+    page.select_option("#page-size", "50")
+    page.select_option("#f-state", "online")
+    _wait_loaded(page, state="online")
+    page.click("th[data-sort=hostname] button")
+    _wait_loaded(page, state="online", sort="hostname")
+    assert _rows(page) == [fleet.alice.agent_id, fleet.bob.agent_id, fleet.carol.agent_id]
+    assert page.get_attribute("th[data-sort=hostname]", "aria-sort") == "ascending"
+    # The center did the filtering: the browser asked with the filters in the query.
+    assert any("failing=network.jitter" in url for url in requests)
+    assert any("state=never_seen" in url and "offset=25" in url for url in requests)
+
+    # A reload keeps the view (the filters live in the address bar).
+    page.reload()
+    _wait_loaded(page, state="online", sort="hostname")
+    assert page.input_value("#f-state") == "online"
+
+
+def test_csv_export_downloads_the_filtered_rows(page, fleet: Fleet) -> None:
+    _login(page)
+    page.select_option("#f-ready", "false")
+    _wait_loaded(page, ready="false")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    download = info.value
+    text = Path(download.path()).read_text("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(r["agent_id"] for r in rows) == sorted([fleet.bob.agent_id,
+                                                          fleet.quiet.agent_id])
+    bob = next(r for r in rows if r["agent_id"] == fleet.bob.agent_id)
+    assert bob["hostname"] == "bob-pc"
+    assert "network.jitter" in bob["failing"] and "network.loss" in bob["failing"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "dashboard-export.csv").write_text(text, "utf-8")
+
+    page.click("#clear-filters")
+    _wait_loaded(page, offset="0")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    everyone = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text("utf-8-sig"))))
+    assert len(everyone) == fleet.total
+
+
+def _path_points(d: str) -> list[tuple[str, float, float]]:
+    return [(cmd, float(x), float(y)) for cmd, x, y in
+            re.findall(r"([ML])(-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def test_agent_history_draws_the_charts(page, fleet: Fleet) -> None:
+    _login(page)
+    page.click(f"tr[data-agent-id='{fleet.bob.agent_id}'] a.agent-name")
+    page.wait_for_selector("#charts[data-drawn]")
+    assert page.url.endswith(f"/agents/{fleet.bob.agent_id}")
+    assert page.inner_text("#agent-name") == "Bob Failing"
+    assert page.locator("#agent-badges .badge").all_inner_texts()[:2] == ["Online", "Not ready"]
+    assert page.get_attribute("#charts", "data-drawn") == str(HISTORY + 1)
+
+    # Current problems: the failing checks with the agent's messages; the gate's reasons.
+    problems = page.inner_text("#problems")
+    assert "Jitter (RFC 3550)" in problems and "Jitter is 41.5 ms: calls will break up." in problems
+    assert "Packet loss" in problems and "4.2 % of packets are lost." in problems
+    assert page.locator("#gate .badge").inner_text() == "Closed"
+    assert page.locator("#gate .reasons li").all_inner_texts() == [
+        "Jitter 41.5 ms is above 30 ms", "Packet loss 4.2 % is above 3 %"]
+
+    # Every chart has its line; the RTT line has one point per heartbeat, and its highest
+    # point is the heartbeat with the highest RTT (the SVG shows the data, not a picture).
+    for figure in ("rtt", "jitter", "loss", "mos", "noise", "bandwidth"):
+        assert page.locator(f"#chart-{figure} path.chart-line").count() >= 1, figure
+    assert page.locator("#chart-bandwidth path.chart-line").count() == 2
+    points = _path_points(page.get_attribute("#chart-rtt path.chart-line", "d") or "")
+    assert len(points) == len(fleet.rtt_bob)
+    assert [cmd for cmd, _, _ in points].count("M") == 1         # no gap: one unbroken line
+    highest = min(range(len(points)), key=lambda i: points[i][2])  # smallest y = highest
+    assert highest == fleet.rtt_bob.index(max(fleet.rtt_bob))
+    xs = [x for _, x, _ in points]
+    assert xs == sorted(xs)
+    latest = page.inner_text("#chart-rtt .chart-latest")
+    assert latest.endswith(" ms") and float(latest[:-3]) == pytest.approx(fleet.rtt_bob[-1],
+                                                                          abs=0.05)
+    assert page.locator("#chart-jitter .mark-fail").count() == 4  # the failing readings
+    assert "closed" in (page.text_content("#gate-strip svg title") or "")
+
+    # The cursor reads out a heartbeat.
+    page.hover("#chart-rtt svg", position={"x": 400, "y": 90})
+    page.wait_for_selector("#chart-rtt .chart-tip:not([hidden])")
+    assert re.search(r"\d ms", page.inner_text("#chart-rtt .chart-tip"))
+
+    # The uploaded diagnosis report is listed and opens.
+    link = page.locator("#reports a")
+    assert link.count() == 1
+    href = link.get_attribute("href") or ""
+    assert href.endswith(f"/reports/{fleet.report_id}")
+    _shot(page, "agent")
+    with page.context.expect_page() as popup:
+        link.click()
+    report = popup.value
+    report.wait_for_load_state()
+    assert "Bob's report" in report.content()
+    report.close()
+
+
+def test_agent_with_no_heartbeat_and_unknown_agent(page, fleet: Fleet) -> None:
+    _login(page)
+    page.goto(f"/agents/{fleet.dave.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
+    assert page.get_attribute("#charts", "data-drawn") == "0"
+    assert "No heartbeat" in page.inner_text("#gate")
+    assert page.locator("#chart-rtt .chart-empty").count() == 1
+    page.goto("/agents/ws-doesnotexist")
+    page.wait_for_selector("text=Agent not found")
+
+
+def test_dashboard_is_closed_without_login(fleet: Fleet) -> None:
+    """The pages are public files; the data behind them needs the admin credential."""
+    for path in ("/api/v1/agents", "/api/v1/agents.csv",
+                 f"/api/v1/agents/{fleet.bob.agent_id}/heartbeats"):
+        assert httpx.get(fleet.center.url + path, timeout=10).status_code == 401, path
