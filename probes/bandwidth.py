@@ -25,9 +25,11 @@ while each direction is loaded, minus the idle RTT measured just before (``probe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +38,8 @@ from typing import Any
 
 SAMPLE_S = 0.1                # byte counter sampling period
 MIN_WARMUP_S = 0.4            # never trust the first 0.4 s (connection set-up, slow start)
-MIN_MEASURE_S = 1.0           # shortest measured window after warm-up
+MIN_MEASURE_S = 1.0           # shortest measured window after warm-up ...
+MIN_MEASURE_BYTES = 256 * 1024  # ... and it holds at least this much
 STEADY_TOLERANCE = 0.04       # the two halves of the window agree within 4 %: steady
 SPIKE_RATIO = 0.4            # a 100 ms sample 40 % above the median ...
 SPIKE_MIN_BYTES = 64 * 1024  # ... and 64 KiB above it is a refilled hole, not noise
@@ -82,6 +85,7 @@ class DirectionReading:
     stream_errors: int = 0
     problem: str | None = None
     trace_mbit_s: tuple[float, ...] = ()   # rate in each 100 ms sample, warm-up included
+    counted: str = "read"         # "read" by the app, "acked" by the receiver, or "sent"
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class BandwidthReading:
 
 
 def _speedtest_module() -> Any:
-    import speedtest
+    import speedtest  # type: ignore[import-untyped]  # no stubs: 2.1.3 is unmaintained
 
     return speedtest
 
@@ -126,7 +130,8 @@ def _offline_speedtest_class() -> type[Any]:
             self.config.update({k: (dict(v) if isinstance(v, dict) else v)
                                 for k, v in STOCK_CONFIG.items()})
             self.lat_lon = (0.0, 0.0)
-            return self.config
+            config: dict[str, Any] = self.config
+            return config
 
     return _OfflineSpeedtest
 
@@ -150,12 +155,13 @@ def _opener(timeout_s: float, source_address: str | None) -> Any:
     speedtest = _speedtest_module()
 
     def tune(sock: socket.socket) -> None:
+        counter = getattr(_thread_counter, "counter", None)
+        if counter is not None:
+            counter.register(sock)
         lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
         if lowat is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, lowat, NOTSENT_LOWAT)
-            except OSError:
-                pass
 
     class _Connection(speedtest.SpeedtestHTTPConnection):  # type: ignore[misc, name-defined]
         def connect(self) -> None:
@@ -191,12 +197,40 @@ def _opener(timeout_s: float, source_address: str | None) -> Any:
     return opener
 
 
+_TCPI_BYTES_ACKED = 120   # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (4.2+)
+_thread_counter = threading.local()   # the upload counter of the worker thread, if any
+
+
+def _bytes_acked(sock: socket.socket) -> int | None:
+    """Bytes of this connection the receiver has acknowledged (Linux ``TCP_INFO``), or None."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, 256)
+    except OSError:
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    return int(struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0])
+
+
 class _ByteCounter:
+    """Bytes moved by one direction's streams, read by the sampler every 100 ms.
+
+    Downloads count what the application read (delivered, in order). Uploads prefer what the
+    receiver acknowledged (``tcpi_bytes_acked``), which sockets register as they connect; the
+    bytes handed to the socket are the fallback where the OS does not tell.
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.total = 0
+        self.total = 0           # bytes read (download) or handed to the socket (upload)
         self.errors = 0
         self.last_error: str | None = None
+        self._sockets: list[socket.socket] = []
+        self._acked: list[int] = []   # last value seen per socket, kept after it closes
+        self._acked_usable = True
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -206,6 +240,29 @@ class _ByteCounter:
         with self._lock:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def register(self, sock: socket.socket) -> None:
+        first = _bytes_acked(sock)
+        with self._lock:
+            if first is None:
+                self._acked_usable = False
+            self._sockets.append(sock)
+            self._acked.append(first or 0)
+
+    @property
+    def counts_acked(self) -> bool:
+        return self._acked_usable and bool(self._sockets)
+
+    def sample(self) -> int:
+        """Bytes so far: acknowledged by the receiver when known, else counted locally."""
+        with self._lock:
+            if not (self._acked_usable and self._sockets):
+                return self.total
+            for i, sock in enumerate(self._sockets):
+                value = _bytes_acked(sock)   # None once closed: keep the last value
+                if value is not None and value > self._acked[i]:
+                    self._acked[i] = value
+            return sum(self._acked)
 
 
 def _download_worker(opener: Any, url: str, counter: _ByteCounter, stop: threading.Event,
@@ -257,6 +314,7 @@ class _GeneratedBody:
 def _upload_worker(opener: Any, url: str, size: int, counter: _ByteCounter,
                    stop: threading.Event, index: int) -> None:
     speedtest = _speedtest_module()
+    _thread_counter.counter = counter   # sockets this thread opens report their acked bytes
     n = 0
     while not stop.is_set():
         body = _GeneratedBody(size, counter, stop)
@@ -354,6 +412,17 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
         excess = samples[k][1] - samples[k - 1][1] - typical
         if excess > max(SPIKE_RATIO * typical, SPIKE_MIN_BYTES):
             first_start = k
+    # Upload counts bytes as they are handed to the socket: the first moments stuff the socket
+    # buffers, the qdisc and the initial congestion windows, faster than the line carries them.
+    # No window starts before the line could have carried what was counted in the first 0.2 s.
+    backlog = samples[index_at(0.2)][1]
+    line_rate = rate(warm, last)
+    if line_rate > 0 and backlog / line_rate > times[first_start]:
+        first_start = max(first_start, min(last, index_at(backlog / line_rate) + 1))
+    # A slow line carries few packets in a second: TCP's stalls and refills then weigh more,
+    # so the window must also hold MIN_MEASURE_BYTES (about 2 s at 1 Mbit/s).
+    if line_rate > 0:
+        min_measure_s = max(min_measure_s, MIN_MEASURE_BYTES / line_rate)
     best: tuple[tuple[int, float], _Window] | None = None
     for start in [*range(first_start, last, 2), *(range(warm, first_start, 2) if done else ())]:
         if times[last] - times[start] < min_measure_s - 1e-9:
@@ -378,8 +447,8 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
 
 
 def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list[threading.Thread]],
-                   streams: int, budget_s: float,
-                   clock: Callable[[], float]) -> DirectionReading:
+                   streams: int, budget_s: float, clock: Callable[[], float], *,
+                   download: bool) -> DirectionReading:
     counter, stop = _ByteCounter(), threading.Event()
     t0 = clock()
     threads = start_workers(counter, stop)
@@ -391,11 +460,10 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             time.sleep(max(0.0, next_tick - clock()))
             next_tick += SAMPLE_S
             now = clock() - t0
-            samples.append((now, counter.total))
+            samples.append((now, counter.sample()))
             done = now + SAMPLE_S > budget_s
-            if counter.total == 0 and counter.errors >= streams and not done:
-                if now > 1.0:   # every stream failed and nothing arrived
-                    done = True
+            if samples[-1][1] == 0 and counter.errors >= streams and now > 1.0:
+                done = True   # every stream failed and nothing arrived
             window = steady_window(samples, done=done)
             if window is not None or done:
                 break
@@ -405,6 +473,7 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             thread.join(timeout=0.5)
     elapsed = clock() - t0
     total = counter.total
+    counted = "read" if download else ("acked" if counter.counts_acked else "sent")
     trace = tuple(round((b1 - b0) * 8 / max(1e-9, t1 - t0_) / 1e6, 2)
                   for (t0_, b0), (t1, b1) in zip(samples, samples[1:], strict=False))
     if window is None or window.rate <= 0:
@@ -415,7 +484,8 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
     return DirectionReading(mbit_s=window.rate * 8 / 1e6, measured_bytes=be - bw,
                             measured_s=te - tw, warmup_s=tw, elapsed_s=elapsed,
                             total_bytes=total, streams=streams, steady=window.steady,
-                            stream_errors=counter.errors, trace_mbit_s=trace)
+                            stream_errors=counter.errors, trace_mbit_s=trace,
+                            counted=counted)
 
 
 def _workers(target: Callable[..., None], *args: Any, streams: int, name: str,
@@ -535,9 +605,10 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
         budget = max(1.0, (deadline - clock()) * share)
         start = _workers(target, opener, *args, streams=streams, name=name)
         if reflector is None or idle_rtt is None:
-            return _run_direction(start, streams, budget, clock), None
+            return _run_direction(start, streams, budget, clock, download=name == "download"), None
         with _LoadedLatency(reflector, budget) as loaded:
-            reading = _run_direction(start, streams, budget, clock)
+            reading = _run_direction(start, streams, budget, clock,
+                                     download=name == "download")
         rtt, samples[name] = loaded.loaded_rtt_ms(reading.warmup_s)
         return reading, rtt
 

@@ -79,10 +79,10 @@ def serve_bandwidth_center(pair: NetnsPair) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            proc.communicate(timeout=5)
 
 
 if __name__ == "__main__":
