@@ -53,6 +53,8 @@ class Heartbeat(BaseModel):
     verdict: Verdict
     gate: GateState
     checks: list[CheckReading] = Field(default_factory=list, max_length=100)
+    # Heartbeats the workstation's spool discarded (overflow); absent when none.
+    dropped: int | None = Field(default=None, ge=1, le=MAX_SEQ)
 
 
 class HeartbeatBatch(BaseModel):
