@@ -6,7 +6,7 @@
 
 (() => {
   const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatCount} = Center;
-  const FILTERS = ["q", "state", "ready", "failing"];
+  const {FILTERS} = FleetQuery;
   const REFRESH_MS = 30000;
   const SEARCH_DEBOUNCE_MS = 250;
 
@@ -15,26 +15,15 @@
   let refreshTimer = null;
 
   function readLocation() {
-    const params = new URLSearchParams(location.search);
-    for (const key of FILTERS) view[key] = params.get(key) || "";
-    view.sort = params.get("sort") || "";
-    view.offset = Math.max(0, parseInt(params.get("offset"), 10) || 0);
-    const limit = parseInt(params.get("limit"), 10);
-    view.limit = [25, 50, 100, 200].includes(limit) ? limit : 50;
+    Object.assign(view, FleetQuery.read(location.search));
   }
 
   function filterParams() {
-    const params = new URLSearchParams();
-    for (const key of FILTERS) if (view[key]) params.set(key, view[key]);
-    if (view.sort) params.set("sort", view.sort);
-    return params;
+    return FleetQuery.filterParams(view);
   }
 
   function pageParams() {
-    const params = filterParams();
-    params.set("limit", String(view.limit));
-    params.set("offset", String(view.offset));
-    return params;
+    return FleetQuery.pageParams(view);
   }
 
   function writeLocation() {
@@ -147,8 +136,13 @@
     const table = document.getElementById("agents");
     if (!quiet) table.setAttribute("aria-busy", "true");
     try {
-      const data = await api("/api/v1/agents?" + pageParams().toString(),
-                             {signal: controller.signal});
+      const query = pageParams().toString();
+      // The first load takes over the request boot.js sent while the page was loading.
+      const early = FleetQuery.early && FleetQuery.early.query === query
+        ? FleetQuery.early.response : null;
+      FleetQuery.early = null;
+      const data = await api("/api/v1/agents?" + query,
+                             {signal: controller.signal, response: early});
       if (controller !== inFlight) return;
       if (data.agents.length === 0 && view.offset > 0 && data.total > 0) {
         // The fleet shrank under this page (or a stale bookmark): go to the last page.

@@ -14,17 +14,19 @@ const Center = (() => {
     }
   }
 
+  /** fetch + JSON + errors as ApiError. options.json: a body to POST; options.response: a
+   * fetch already under way for this path (the fleet page's early request). */
   async function api(path, options = {}) {
-    const init = {credentials: "same-origin", headers: {Accept: "application/json"}, ...options};
-    if (options.json !== undefined) {
+    const {json, response: pending, ...rest} = options;
+    const init = {credentials: "same-origin", headers: {Accept: "application/json"}, ...rest};
+    if (json !== undefined) {
       init.method = init.method || "POST";
       init.headers = {...init.headers, "Content-Type": "application/json"};
-      init.body = JSON.stringify(options.json);
-      delete init.json;
+      init.body = JSON.stringify(json);
     }
     let response;
     try {
-      response = await fetch(path, init);
+      response = await (pending || fetch(path, init));
     } catch (err) {
       throw new ApiError(0, "network", "The center does not answer (" + err.message + ").");
     }
