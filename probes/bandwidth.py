@@ -363,7 +363,8 @@ def _slope(samples: list[tuple[float, int]], i: int, j: int) -> tuple[float, flo
 
 def steady_window(samples: list[tuple[float, int]], *, done: bool,
                   min_warmup_s: float = MIN_WARMUP_S, min_measure_s: float = MIN_MEASURE_S,
-                  tolerance: float = STEADY_TOLERANCE) -> _Window | None:
+                  tolerance: float = STEADY_TOLERANCE,
+                  counted_when_sent: bool = False) -> _Window | None:
     """The measured window: after warm-up, at least ``min_measure_s`` long, and steady.
 
     ``samples`` are (seconds since the load started, bytes so far), every 100 ms. Warm-up (TCP
@@ -412,10 +413,11 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
         excess = samples[k][1] - samples[k - 1][1] - typical
         if excess > max(SPIKE_RATIO * typical, SPIKE_MIN_BYTES):
             first_start = k
-    # Upload counts bytes as they are handed to the socket: the first moments stuff the socket
+    # An upload counted as bytes are handed to the socket (where the OS does not report acked
+    # bytes) runs ahead of the line: the first moments stuff the socket
     # buffers, the qdisc and the initial congestion windows, faster than the line carries them.
     # No window starts before the line could have carried what was counted in the first 0.2 s.
-    backlog = samples[index_at(0.2)][1]
+    backlog = samples[index_at(0.2)][1] if counted_when_sent else 0
     line_rate = rate(warm, last)
     if line_rate > 0 and backlog / line_rate > times[first_start]:
         first_start = max(first_start, min(last, index_at(backlog / line_rate) + 1))
@@ -464,7 +466,8 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             done = now + SAMPLE_S > budget_s
             if samples[-1][1] == 0 and counter.errors >= streams and now > 1.0:
                 done = True   # every stream failed and nothing arrived
-            window = steady_window(samples, done=done)
+            window = steady_window(samples, done=done,
+                                   counted_when_sent=not download and not counter.counts_acked)
             if window is not None or done:
                 break
     finally:
@@ -528,9 +531,11 @@ class _LoadedLatency:
         queue was still filling), and how many echoes that median is of."""
         if self.reading is None or not self.reading.rtt_ms_samples:
             return None, 0
-        interval_s = self.reading.packet_interval_ms / 1000.0
+        # Echoes lost in the full queue leave no sample, so skip by share of the test's time,
+        # never more than half of the samples.
         rtts = list(self.reading.rtt_ms_samples)
-        kept = rtts[min(len(rtts) - 1, int(skip_s / interval_s)):]
+        share = min(0.5, skip_s / self.reading.duration_s) if self.reading.duration_s > 0 else 0
+        kept = rtts[int(len(rtts) * share):]
         return statistics.median(kept), len(kept)
 
 

@@ -1,0 +1,206 @@
+"""The bandwidth endpoint (real ASGI app over real HTTP on loopback), the steady-window rule,
+the evaluator and the unit's 'no center' answer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agent_kit.center.speedtest import create_speedtest_app, download_size
+from agent_kit.evaluate.bandwidth import evaluate_bandwidth
+from agent_kit.policy import load_policy
+from agent_kit.probe_units import UNITS, ProbeContext
+from agent_kit.results import Status
+from agent_kit.runner import run_checks
+from probes.bandwidth import (
+    BandwidthError,
+    BandwidthReading,
+    DirectionReading,
+    make_speedtest,
+    measure_bandwidth,
+    steady_window,
+)
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """The speedtest app mounted at /speedtest as the center does, served by uvicorn."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    app = Starlette(routes=[Mount("/speedtest", app=create_speedtest_app())])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/speedtest/"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+def test_mini_server_protocol_answers(endpoint: str) -> None:
+    import httpx
+
+    base = endpoint + "speedtest/"
+    assert 'upload_extension: "php"' in httpx.get(endpoint).text
+    assert httpx.get(base + "latency.txt").text == "test=test"
+    assert httpx.get(base + "upload.php").text == "size=0"
+    body = httpx.get(base + "random350x350.jpg").content
+    assert len(body) == download_size(350) == 245_000
+    assert len(set(body[:4096])) > 200   # random bytes, nothing for a proxy to compress
+    posted = httpx.post(base + "upload.php", content=b"x" * 1_000_003)
+    assert posted.text == "size=1000003"
+
+
+@pytest.mark.parametrize("path", ["speedtest/random0x0.jpg", "speedtest/random10001x10001.jpg",
+                                  "speedtest/random10x20.jpg", "speedtest/passwd",
+                                  "speedtest/random350x350.jpg.bak", "nope/deeper/x"])
+def test_bad_paths_get_a_json_4xx(endpoint: str, path: str) -> None:
+    import httpx
+
+    response = httpx.get(endpoint + path)
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+
+
+def test_oversized_upload_is_refused_before_reading(endpoint: str) -> None:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as conn:
+        conn.sendall(f"POST {url.path}speedtest/upload.php HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {2 << 30}\r\n\r\n".encode())
+        head = conn.recv(4096).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413"), head
+    assert '"error"' in head
+
+
+def test_stock_speedtest_cli_accepts_the_endpoint_offline(endpoint: str) -> None:
+    """speedtest-cli's own mini-server handshake and latency test, with no internet."""
+    client = make_speedtest()
+    servers = client.set_mini_server(endpoint)
+    assert servers[0]["url"].endswith("/speedtest/speedtest/upload.php")
+    best = client.get_best_server(servers)
+    assert 0 < best["latency"] < 1000
+
+
+def test_measure_on_loopback_gives_both_directions_within_budget(endpoint: str) -> None:
+    reading = measure_bandwidth(endpoint, max_duration_s=4.0)
+    for direction in (reading.download, reading.upload):
+        assert direction.mbit_s is not None and direction.mbit_s > 10
+        assert direction.warmup_s >= 0.4 and direction.measured_s >= 1.0
+    assert reading.upload.counted in ("acked", "sent")
+    assert reading.latency_problem == "no reflector to measure latency under load"
+
+
+def test_an_endpoint_that_is_not_there_raises_a_clear_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(BandwidthError, match="not usable"):
+        measure_bandwidth(f"http://127.0.0.1:{port}/speedtest/", timeout_s=1.0)
+
+
+def _samples(rates_mbit: list[float]) -> list[tuple[float, int]]:
+    out = [(0.0, 0)]
+    for rate in rates_mbit:
+        t, b = out[-1]
+        out.append((round(t + 0.1, 3), b + int(rate * 1e6 / 8 * 0.1)))
+    return out
+
+
+def test_steady_window_skips_slow_start_and_a_refilled_hole() -> None:
+    # slow start, a loss (dip) and its refill (spike), then a steady 19.1 Mbit/s
+    rates = [5, 10, 16, 20, 14, 10, 6, 12, 55] + [19.1] * 12
+    window = steady_window(_samples(rates), done=False)
+    assert window is not None and window.steady
+    assert window.rate * 8 / 1e6 == pytest.approx(19.1, rel=0.01)
+    # a naive bytes/time over everything after 0.4 s would say 20.6
+    assert window.start >= 9
+
+
+def test_steady_window_waits_while_the_rate_still_climbs() -> None:
+    assert steady_window(_samples([1, 2, 4, 8, 16, 32, 64, 100]), done=False) is None
+
+
+def test_steady_window_gives_its_best_guess_when_time_is_up() -> None:
+    rates = [10, 30, 5, 40, 8, 35, 12, 28, 6, 33, 9, 31, 7, 36]
+    window = steady_window(_samples(rates), done=True)
+    assert window is not None and not window.steady and window.rate > 0
+
+
+def _direction(mbit: float | None, steady: bool = True) -> DirectionReading:
+    return DirectionReading(mbit_s=mbit, measured_bytes=1, measured_s=1.0, warmup_s=0.5,
+                            elapsed_s=1.6, total_bytes=2, streams=4, steady=steady,
+                            problem=None if mbit is not None else "nothing measured (refused)")
+
+
+def _reading(down: float | None, up: float | None, idle: float | None = 10.0,
+             loaded_down: float | None = 12.0, loaded_up: float | None = 14.0,
+             ) -> BandwidthReading:
+    return BandwidthReading(server_url="http://c/speedtest/", download=_direction(down),
+                            upload=_direction(up), http_latency_ms=1.0, idle_rtt_ms=idle,
+                            loaded_rtt_down_ms=loaded_down, loaded_rtt_up_ms=loaded_up,
+                            latency_problem=None if idle is not None else "no reply",
+                            duration_s=5.0)
+
+
+def test_evaluation_of_a_good_line() -> None:
+    results = {r.id: r for r in evaluate_bandwidth(_reading(300, 50), load_policy())}
+    assert results["bandwidth.down"].status is Status.PASS
+    assert results["bandwidth.down"].message == "download 300.0 Mbit/s"
+    assert results["bandwidth.up"].status is Status.PASS
+    bloat = results["bandwidth.bufferbloat"]
+    assert bloat.status is Status.PASS and bloat.value == 4.0
+    assert bloat.details["grade"] == "A+" and "grade A+" in bloat.message
+    assert bloat.fix is None
+
+
+@pytest.mark.parametrize(("loaded_up", "grade", "status"), [
+    (14.9, "A+", Status.PASS), (15.0, "A", Status.PASS), (40.0, "B", Status.WARN),
+    (70.0, "C", Status.WARN), (210.0, "D", Status.FAIL), (410.0, "F", Status.FAIL)])
+def test_bufferbloat_grade_and_verdict(loaded_up: float, grade: str, status: Status) -> None:
+    result = evaluate_bandwidth(_reading(100, 20, idle=10.0, loaded_down=11.0,
+                                         loaded_up=loaded_up), load_policy())[2]
+    assert result.details["grade"] == grade
+    assert f"grade {grade}" in result.message and "uploading" in result.message
+    assert result.status is status
+    assert (result.fix is not None) == (status is not Status.PASS)
+    if result.fix:
+        assert "SQM" in result.fix
+
+
+def test_slow_line_fails_with_plain_fixes() -> None:
+    results = {r.id: r for r in evaluate_bandwidth(_reading(3.2, 0.8), load_policy())}
+    down, up = results["bandwidth.down"], results["bandwidth.up"]
+    assert down.status is Status.FAIL and up.status is Status.FAIL
+    assert "streaming" in (down.fix or "") and "internet provider" in (down.fix or "")
+    assert "uploading" in (up.fix or "") and "20 Mbit/s" in (up.fix or "")
+
+
+def test_nothing_measured_is_unknown_with_the_reason() -> None:
+    results = {r.id: r for r in evaluate_bandwidth(_reading(None, 20, idle=None),
+                                                   load_policy())}
+    assert results["bandwidth.down"].status is Status.UNKNOWN
+    assert "refused" in results["bandwidth.down"].message
+    assert results["bandwidth.bufferbloat"].status is Status.UNKNOWN
+
+
+def test_unit_without_a_center_says_so() -> None:
+    unit = next(u for u in UNITS if u.name == "bandwidth")
+    assert unit.exclusive and unit.group == "bandwidth"
+    report = run_checks([unit], ProbeContext(policy=load_policy()))
+    assert [c.status for c in report.checks] == [Status.UNKNOWN] * 3
+    assert all(c.message == "no center configured" for c in report.checks)
