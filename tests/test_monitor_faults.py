@@ -168,10 +168,17 @@ class Workstation:
 
     def spool_rows(self) -> tuple[int, set[int]]:
         """(next seq, pending seqs) read from the spool database (WAL allows a reader)."""
-        db = sqlite3.connect(self.home / "spool.db", timeout=10)
+        path = self.home / "spool.db"
+        if not path.exists():
+            return 1, set()
+        db = sqlite3.connect(path, timeout=10)
         try:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            nxt = int(db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0])
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+            except sqlite3.OperationalError:   # the monitor is creating it right now
+                return 1, set()
+            nxt = int(row[0]) if row else 1
             pending = {int(r[0]) for r in db.execute("SELECT seq FROM heartbeats")}
         finally:
             db.close()
@@ -247,11 +254,13 @@ def test_kill_9_of_the_monitor_spool_intact_seq_continues(center, ws):
     last_next = 1
     for _ in range(3):
         monitor = ws.start_monitor(interval=1.0)
-        wait_for(lambda floor=last_next + 1: ws.spool_rows()[0] > floor, 60, "heartbeats",
-                 ws.log)
-        time.sleep(rng.uniform(0.5, 2.5))
-        monitor.send_signal(signal.SIGKILL)
-        monitor.wait(timeout=10)
+        try:
+            wait_for(lambda floor=last_next + 1: ws.spool_rows()[0] > floor, 60, "heartbeats",
+                     ws.log)
+            time.sleep(rng.uniform(0.5, 2.5))
+        finally:
+            monitor.send_signal(signal.SIGKILL)
+            monitor.wait(timeout=10)
         nxt, _pending = ws.spool_rows()    # integrity_check inside
         assert nxt > last_next             # seq continues, never goes back
         last_next = nxt
