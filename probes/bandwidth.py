@@ -39,7 +39,7 @@ from typing import Any
 SAMPLE_S = 0.1                # byte counter sampling period
 MIN_WARMUP_S = 0.4            # never trust the first 0.4 s (connection set-up, slow start)
 MIN_MEASURE_S = 1.0           # shortest measured window after warm-up ...
-MIN_MEASURE_BYTES = 256 * 1024  # ... and it holds at least this much
+MIN_MEASURE_BYTES = 768 * 1024  # ... and it holds at least this much (1.3 s at 5 Mbit/s)
 STEADY_TOLERANCE = 0.04       # the two halves of the window agree within 4 %: steady
 SPIKE_RATIO = 0.4            # a 100 ms sample 40 % above the median ...
 SPIKE_MIN_BYTES = 64 * 1024  # ... and 64 KiB above it is a refilled hole, not noise
@@ -422,7 +422,7 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     if line_rate > 0 and backlog / line_rate > times[first_start]:
         first_start = max(first_start, min(last, index_at(backlog / line_rate) + 1))
     # A slow line carries few packets in a second: TCP's stalls and refills then weigh more,
-    # so the window must also hold MIN_MEASURE_BYTES (about 2 s at 1 Mbit/s).
+    # so the window must also hold MIN_MEASURE_BYTES (1.3 s at 5 Mbit/s, 2 s at 3 Mbit/s).
     if line_rate > 0:
         min_measure_s = max(min_measure_s, MIN_MEASURE_BYTES / line_rate)
     best: tuple[tuple[int, float], _Window] | None = None
