@@ -35,14 +35,17 @@ import pytest
 
 from agent_kit import __version__
 from agent_kit.probe_units import UNITS
-from tests.lab.netns import CENTER_ADDR, LabError, NetnsPair, netns_pair, require_tools
+from tests.lab.netns import LabError, NetnsPair, netns_pair, require_tools
+from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"   # the frozen check's JSON and the window, to look at
 CENTER_PORT, REFLECTOR_PORT = 8750, 8751
-CENTER_URL = f"http://{CENTER_ADDR}:{CENTER_PORT}"
+# The center as a home agent reaches it: through the company VPN (a real OpenVPN tunnel).
+CENTER_URL = f"http://{TUNNEL_CENTER}:{CENTER_PORT}"
 # Never inside the agent: the center's web stack and database drivers, the test tools.
 # (pydantic is inside: typer converts option values with it.)
 FORBIDDEN = ("agent_kit.center", "fastapi", "starlette", "uvicorn", "psycopg", "sqlalchemy",
@@ -243,6 +246,8 @@ def test_window_opens_from_the_binary(frozen, xserver, tmp_path):
         subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True,
                        timeout=30)
         assert shot.stat().st_size > 5000   # a drawn window, not an empty black screen
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "frozen-window.png").write_bytes(shot.read_bytes())
     finally:
         window.terminate()
         try:
@@ -346,14 +351,15 @@ def _in_ns(pair: NetnsPair, ns: str, code: str, env: dict[str, str] | None = Non
 
 @pytest.fixture(scope="module")
 def center_lab(tmp_path_factory) -> Iterator[tuple[NetnsPair, str]]:
-    """``agent-center serve`` in the center namespace; yields the pair and the admin token."""
+    """``agent-center serve`` in the center namespace, reached from home through an OpenVPN
+    tunnel; yields the pair and the admin token."""
     data = tmp_path_factory.mktemp("frozen-center")
     admin = "admin-" + uuid.uuid4().hex
-    with netns_pair() as pair:
+    with netns_pair() as pair, openvpn_tunnel(pair, data):
         log = (data / "center.log").open("wb")
         proc = pair.popen(pair.center, [
             sys.executable, "-c", "from agent_kit.center.cli import main; main()", "serve",
-            "--data-dir", str(data), "--host", CENTER_ADDR, "--port", str(CENTER_PORT),
+            "--data-dir", str(data), "--host", "0.0.0.0", "--port", str(CENTER_PORT),
             "--udp-port", str(REFLECTOR_PORT)],
             env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin}, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
@@ -415,6 +421,8 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
                       netns=(pair, pair.home), timeout=180)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "frozen-check.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     checks = {c["id"]: c for c in report["checks"]}
     expected = {cid for unit in UNITS for cid in unit.check_ids}
     assert set(checks) == expected, sorted(set(checks) ^ expected)
@@ -422,12 +430,17 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
     for result in checks.values():   # a module missing from the binary would read like this
         assert not re.search(r"No module named|ModuleNotFound|PortAudio|ImportError",
                              f"{result['message']} {result.get('fix')}"), result
+    assert checks["vpn.connected"]["status"] == "pass", checks["vpn.connected"]
+    assert checks["vpn.route"]["status"] == "pass", checks["vpn.route"]
     assert checks["audio.headset"]["status"] == "pass", checks["audio.headset"]
     assert checks["audio.noise"]["status"] != "unknown", checks["audio.noise"]
     down, up = checks["bandwidth.down"], checks["bandwidth.up"]
     assert down["status"] != "unknown" and up["status"] != "unknown", (down, up)
-    assert down["value"] == pytest.approx(down_mbit, rel=0.25), down
-    assert up["value"] == pytest.approx(up_mbit, rel=0.25), up
+    # Never above the tbf rate (ground truth; the tunnel's overhead only lowers it), and not
+    # far below: precision is tests/test_bandwidth_lab.py's job, this shows the frozen probe
+    # measures the line (user-space OpenVPN on 2 busy cores makes the rate wobble).
+    assert 0.5 * down_mbit <= down["value"] <= 1.1 * down_mbit, down
+    assert 0.5 * up_mbit <= up["value"] <= 1.1 * up_mbit, up
     if "network.rtt" in checks:
         assert checks["network.rtt"]["status"] != "unknown", checks["network.rtt"]
         assert checks["network.loss"]["value"] == 0, checks["network.loss"]
