@@ -355,3 +355,26 @@ def test_login_when_the_center_is_unreachable_follows_the_policy(center, ws, tmp
         assert login.returncode == 1 and not marker.exists()
     finally:
         assert stop(monitor) == 0, ws.log()
+
+
+def test_spool_overflow_is_reported_to_the_center(center, ws, tmp_path):
+    """A full spool drops its oldest; the center gets the newest and the count."""
+    from agent_kit.config import Enrollment
+    from agent_kit.heartbeat_client import CenterClient, Courier
+    from agent_kit.spool import Spool
+
+    enr = Enrollment(**json.loads((ws.home / "enrollment.json").read_text()))
+    with Spool(tmp_path / "small.db", enr.agent_id, max_rows=3) as spool, \
+            CenterClient(enr) as client:
+        for _ in range(5):
+            spool.add({"measured_at": "2026-11-23T12:00:00+00:00", "interval_s": 15.0,
+                       "agent_version": "0.1.0", "verdict": "pass",
+                       "gate": {"open": True, "reasons": []}, "checks": []})
+        result = Courier(spool, client).deliver()
+        assert result.error is None and result.delivered == 3
+    assert center.seqs(enr.agent_id) == [3, 4, 5]
+    beats = center.admin("GET", f"/api/v1/agents/{enr.agent_id}/heartbeats",
+                         params={"since_seq": 0}).json()["heartbeats"]
+    # each drop is counted once, in a heartbeat the center did get: the counts explain the gap
+    assert [b.get("dropped") for b in beats] == [None, 1, 1]
+    assert sum(b.get("dropped") or 0 for b in beats) == 2 == len({1, 2})
