@@ -377,4 +377,4 @@ def test_spool_overflow_is_reported_to_the_center(center, ws, tmp_path):
                          params={"since_seq": 0}).json()["heartbeats"]
     # each drop is counted once, in a heartbeat the center did get: the counts explain the gap
     assert [b.get("dropped") for b in beats] == [None, 1, 1]
-    assert sum(b.get("dropped") or 0 for b in beats) == 2 == len({1, 2})
+    assert sum(b.get("dropped") or 0 for b in beats) == 5 - len(beats)
