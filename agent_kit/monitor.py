@@ -526,6 +526,8 @@ def _run_monitor(*, interval_s: float | None, policy_path: str | None,
         os.environ.setdefault(var, "1")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per request for a whole shift is noise; failures are logged by the courier
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     limit_malloc_arenas()
     lock = SingleInstance(state_dir())
     if not lock.acquire():
