@@ -28,8 +28,10 @@ def level_bar(value: float, warn: float | None, fail: float | None, *, direction
               status: str, unit: str | None, width: int = 360, height: int = 30) -> str:
     """One reading on a bar coloured by the policy's zones (good, warn, fail)."""
     levels = [v for v in (value, warn, fail) if v is not None]
-    lo = min(0.0, *levels)
-    hi = _scale_max(levels)
+    if max(levels) <= 0:     # levels in dBFS: the scale ends at full scale (0)
+        lo, hi = min(levels) * 1.25 if min(levels) < 0 else -1.0, 0.0
+    else:
+        lo, hi = min(0.0, *levels), _scale_max(levels)
     if hi <= lo:
         hi = lo + 1.0
 
