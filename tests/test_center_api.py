@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import jwt
 import pytest
 
 from agent_kit.center.clearance import verify_clearance
@@ -141,7 +142,7 @@ def test_gate_allows_with_a_verifiable_clearance_and_denies_with_reasons(center)
         key = httpx.get(f"{center.url}/api/v1/clearance-key").json()
         claims = verify_clearance(ok["clearance"], key["public_key_pem"], ws.agent_id)
         assert claims["exp"] - claims["iat"] <= 120
-        with pytest.raises(Exception):
+        with pytest.raises(jwt.PyJWTError):
             verify_clearance(ok["clearance"], key["public_key_pem"], "someone-else")
         ws.send([heartbeat(2, now(), BAD, interval_s=1, reasons=["jitter 45 ms"])])
         denied = admin.get(f"/api/v1/gate/{ws.agent_id}").json()

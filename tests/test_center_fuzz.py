@@ -50,10 +50,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def _assert_json_error(response: httpx.Response | object, what: str) -> None:
     status = response.status_code  # type: ignore[attr-defined]
     assert status < 500, f"{what} -> {status}: {response.text[:300]}"  # type: ignore[attr-defined]
-    if status >= 400 and status != 404 or what.startswith("/api/"):
-        if status >= 400:
-            body = response.json()  # type: ignore[attr-defined]
-            assert isinstance(body, dict) and body.get("error"), f"{what}: {body}"
+    if status >= 400:
+        body = response.json()  # type: ignore[attr-defined]
+        assert isinstance(body, dict) and body.get("error"), f"{what}: {body}"
 
 
 @schema.parametrize()

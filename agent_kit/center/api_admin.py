@@ -13,13 +13,31 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 
 from agent_kit import __version__
-from agent_kit.center.auth import (SESSION_COOKIE, Caller, caller_admin, caller_gate,
-                                   has_signature, require_admin, require_workstation, runtime)
+from agent_kit.center.auth import (
+    SESSION_COOKIE,
+    Caller,
+    caller_admin,
+    caller_gate,
+    has_signature,
+    require_admin,
+    require_workstation,
+    runtime,
+)
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
-from agent_kit.center.models import (AgentDetail, AgentList, ClearanceKey, GateDecision, Health,
-                                     HeartbeatHistory, ReportList, SessionRequest, TokenCreate,
-                                     TokenCreated, TokenList)
+from agent_kit.center.models import (
+    AgentDetail,
+    AgentList,
+    ClearanceKey,
+    GateDecision,
+    Health,
+    HeartbeatHistory,
+    ReportList,
+    SessionRequest,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+)
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 

@@ -8,12 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from agent_kit.center.auth import (Caller, caller_admin, has_signature, require_workstation,
-                                   runtime)
+from agent_kit.center.auth import Caller, caller_admin, has_signature, require_workstation, runtime
 from agent_kit.center.errors import APIError
 from agent_kit.center.intake import IntakeJob, SeqConflict
-from agent_kit.center.models import (EnrollRequest, EnrollResponse, HeartbeatAck, HeartbeatBatch,
-                                     PolicyDocument)
+from agent_kit.center.models import (
+    EnrollRequest,
+    EnrollResponse,
+    HeartbeatAck,
+    HeartbeatBatch,
+    PolicyDocument,
+)
 from agent_kit.center.request_bodies import json_body, read_json
 
 router = APIRouter(prefix="/api/v1")

@@ -51,7 +51,7 @@ def verify_clearance(token: str, public_pem: str, agent_id: str | None = None) -
     claims: dict[str, Any] = jwt.decode(token, public_pem, algorithms=["EdDSA"],
                                         options={"require": ["sub", "iat", "exp"]})
     if agent_id is not None and claims.get("sub") != agent_id:
-        raise jwt.InvalidSubjectError("clearance is for another agent")
+        raise jwt.InvalidTokenError("clearance is for another agent")
     if claims.get("allowed") is not True:
         raise jwt.InvalidTokenError("clearance does not allow")
     return claims

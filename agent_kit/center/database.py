@@ -9,6 +9,7 @@ success and rolls back on error. A database that cannot be reached raises
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -114,10 +115,8 @@ class Database:
 
     def _discard(self, conn: Any) -> None:
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken
                 conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
 
     def close(self) -> None:
         while True:
@@ -143,10 +142,8 @@ class Tx:
         self.conn.execute("COMMIT")
 
     def rollback_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the connection may already be gone
             self.conn.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            pass
 
     def execute(self, text: str, params: Params = ()) -> Any:
         return self.conn.execute(self.db.sql(text), params)

@@ -14,6 +14,7 @@ nothing of it is stored. Then the workstation's latest state (``agents`` row) is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -124,10 +125,8 @@ class IntakeWriter:
         except Exception as exc:  # the database is down or broken: every request gets a 503
             log.warning("heartbeat intake failed: %s", type(exc).__name__)
             if self._conn is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
                 self._conn = None
             error = DatabaseUnavailable(f"database error during intake: {type(exc).__name__}")
             for job in jobs:

@@ -52,7 +52,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             expires_at DOUBLE PRECISION NOT NULL)""",
         """CREATE TABLE reports (
             report_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL, size_bytes BIGINT NOT NULL, body TEXT NOT NULL)""",
+            created_at DOUBLE PRECISION NOT NULL, size_bytes BIGINT NOT NULL,
+            body TEXT NOT NULL)""",
         "CREATE INDEX reports_by_agent ON reports (agent_id, created_at)",
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
         "INSERT INTO counters (name, value) VALUES ('heartbeats_stored', 0)",

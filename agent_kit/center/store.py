@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_kit.center import credentials
-from agent_kit.center.database import Database, Tx
+from agent_kit.center.database import Database
 from agent_kit.center.fleet import AGENT_COLUMNS, AgentRow
 from agent_kit.center.migrations import migrate
 
