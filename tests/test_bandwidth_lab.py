@@ -127,3 +127,45 @@ def test_no_reflector_answer_leaves_bufferbloat_unknown_but_measures_speed(lab: 
     assert checks["bandwidth.bufferbloat"]["status"] == "unknown"
     assert "reflector" in checks["bandwidth.bufferbloat"]["message"]
     assert checks["bandwidth.down"]["value"] == pytest.approx(20, rel=0.10)
+
+
+def test_through_the_real_agent_center_serve(tmp_path: Path) -> None:
+    """The same check against ``agent-center serve`` itself: /healthz advertises the endpoint
+    and the reflector, the endpoint is mounted at /speedtest/."""
+    import os
+    import subprocess
+    import time
+
+    with netns_pair() as pair:
+        env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": "lab-admin-token-0123456789abcdef"}
+        center = pair.popen(pair.center, [sys.executable, "-m", "agent_kit.center.cli", "serve",
+                                          "--host", pair.center_addr, "--port", "8750",
+                                          "--udp-port", "8751", "--data-dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            cwd=str(ROOT))
+        try:
+            url = f"http://{pair.center_addr}:8750"
+            deadline = time.monotonic() + 30
+            while True:
+                probe = pair.run(pair.home, sys.executable, "-c",
+                                 f"import httpx; print(httpx.get('{url}/healthz').text)",
+                                 check=False)
+                if probe.returncode == 0:
+                    break
+                assert center.poll() is None, "agent-center serve exited"
+                assert time.monotonic() < deadline, probe.stderr
+                time.sleep(0.3)
+            assert json.loads(probe.stdout)["speedtest_path"] == "/speedtest/"
+            lab = Lab(pair, url)
+            lab.shape(20, 10)
+            _, checks = lab.check()
+            assert checks["bandwidth.down"]["value"] == pytest.approx(20, rel=0.10)
+            assert checks["bandwidth.up"]["value"] == pytest.approx(10, rel=0.10)
+            assert checks["bandwidth.bufferbloat"]["status"] == "pass"
+        finally:
+            center.terminate()
+            try:
+                center.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                center.kill()
+                center.communicate(timeout=5)
