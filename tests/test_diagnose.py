@@ -149,3 +149,31 @@ def test_diagnose_bad_report_folder_and_upload_without_enrollment(tmp_path: Path
     assert out.returncode in (0, 1), out.stderr
     assert "not enrolled" in json.loads(out.stdout)["upload"]["error"]
     assert "not sent" in out.stderr
+
+
+def test_upload_reaches_the_agents_page_on_a_real_center(tmp_path: Path) -> None:
+    """diagnose --upload against ``agent-center serve``: the same HTML is stored for the agent."""
+    from tests.center_seed import run_center
+
+    env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": str(ROOT)}
+    with run_center(tmp_path / "center") as center:
+        token = center.create_token()
+        enrolled = subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center",
+                                   center.url, "--token", token], capture_output=True, text=True,
+                                  env=env, cwd=tmp_path, timeout=60)
+        assert enrolled.returncode == 0, enrolled.stderr
+        out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only",
+                              "system,vpn", "--json", "--upload", "--lang", "sv", "--report",
+                              str(tmp_path / "r.html")], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, timeout=60)
+        data = json.loads(out.stdout)
+        report_id = data["upload"]["report_id"]
+        agent_id = json.loads((tmp_path / "home" / "enrollment.json").read_text())["agent_id"]
+        with center.admin() as admin:
+            listed = admin.get(f"/api/v1/agents/{agent_id}/reports").json()
+            stored = admin.get(f"/api/v1/agents/{agent_id}/reports/{report_id}")
+    assert report_id in json.dumps(listed)
+    assert stored.status_code == 200
+    assert stored.text == (tmp_path / "r.html").read_text("utf-8")
+    assert 'lang="sv"' in stored.text and "Rapport om samtalskvalitet" in stored.text
