@@ -44,7 +44,7 @@ ADMIN = "admin-e2e-" + os.urandom(8).hex()
 PORT = 8750
 CENTER_URL = f"http://{TUNNEL_CENTER}:{PORT}"
 INTERVAL_S = 2
-REOPEN_S = 20
+REOPEN_S = 30
 
 POLICY = f"""
 [audio]
