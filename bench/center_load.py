@@ -41,11 +41,12 @@ CHECKS = [{"id": "network.rtt", "status": "pass", "value": 23.0, "unit": "ms"},
           {"id": "audio.noise", "status": "warn", "value": -52.0, "unit": "dBFS(A)"}]
 
 
-def _request(host: str, port: int, agent_id: str, secret: str, seq: int) -> bytes:
+def _request(host: str, port: int, agent_id: str, secret: str, seq: int, batch: int) -> bytes:
     body = json.dumps({"heartbeats": [{
-        "id": str(uuid.uuid4()), "seq": seq, "measured_at": datetime.now(UTC).isoformat(),
+        "id": str(uuid.uuid4()), "seq": s, "measured_at": datetime.now(UTC).isoformat(),
         "interval_s": 15, "agent_version": "0.1.0", "verdict": "warn",
-        "gate": {"open": True, "reasons": []}, "checks": CHECKS}]}).encode()
+        "gate": {"open": True, "reasons": []}, "checks": CHECKS}
+        for s in range(seq, seq + batch)]}).encode()
     ts = str(int(time.time()))
     msg = f"POST\n/api/v1/heartbeats\n{ts}\n{hashlib.sha256(body).hexdigest()}".encode()
     sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
@@ -57,15 +58,16 @@ def _request(host: str, port: int, agent_id: str, secret: str, seq: int) -> byte
 
 
 async def _connection(host: str, port: int, agents: list[tuple[str, str]], stop_at: float,
-                      warm_until: float, latencies: list[float], errors: list[int]) -> None:
+                      warm_until: float, latencies: list[float], errors: list[int],
+                      batch: int) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     seqs = {a: 0 for a, _ in agents}
     i = 0
     while time.monotonic() < stop_at:
         agent_id, secret = agents[i % len(agents)]
         i += 1
-        seqs[agent_id] += 1
-        data = _request(host, port, agent_id, secret, seqs[agent_id])
+        data = _request(host, port, agent_id, secret, seqs[agent_id] + 1, batch)
+        seqs[agent_id] += batch
         t0 = time.monotonic()
         writer.write(data)
         head = await reader.readuntil(b"\r\n\r\n")
@@ -83,9 +85,9 @@ async def _connection(host: str, port: int, agents: list[tuple[str, str]], stop_
     writer.close()
 
 
-def _client(args: tuple[str, int, list[tuple[str, str]], int, float, float]) -> tuple[
+def _client(args: tuple[str, int, list[tuple[str, str]], int, float, float, int]) -> tuple[
         list[float], list[int]]:
-    host, port, agents, connections, duration, warmup = args
+    host, port, agents, connections, duration, warmup, batch = args
     latencies: list[float] = []
     errors: list[int] = []
 
@@ -93,7 +95,7 @@ def _client(args: tuple[str, int, list[tuple[str, str]], int, float, float]) -> 
         start = time.monotonic()
         share = [agents[i::connections] for i in range(connections)]
         await asyncio.gather(*(_connection(host, port, s, start + warmup + duration,
-                                           start + warmup, latencies, errors)
+                                           start + warmup, latencies, errors, batch)
                                for s in share if s))
 
     asyncio.run(main())
@@ -101,15 +103,15 @@ def _client(args: tuple[str, int, list[tuple[str, str]], int, float, float]) -> 
 
 
 def heartbeat_load(url: str, agents: list[tuple[str, str]], clients: int, connections: int,
-                   duration: float, warmup: float = 3.0) -> dict[str, float]:
+                   duration: float, warmup: float = 3.0, batch: int = 1) -> dict[str, float]:
     host, port = url.split("//")[1].rsplit(":", 1)
     share = [agents[i::clients] for i in range(clients)]
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
         parts = pool.map(_client, [(host, int(port), s, connections // clients, duration,
-                                    warmup) for s in share])
+                                    warmup, batch) for s in share])
     lat = sorted(x for p in parts for x in p[0])
     errors = [e for p in parts for e in p[1]]
-    return {"heartbeats_per_s": len(lat) / duration, "p50_ms": 1000 * lat[len(lat) // 2],
+    return {"heartbeats_per_s": batch * len(lat) / duration, "p50_ms": 1000 * lat[len(lat) // 2],
             "p99_ms": 1000 * lat[int(len(lat) * 0.99)], "errors": len(errors),
             "count": len(lat)}
 
@@ -166,6 +168,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--clients", type=int, default=1, help="load-generator processes")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--batch", type=int, default=1, help="heartbeats per request (1..500)")
     p.add_argument("--overview-agents", type=int, default=100_000)
     args = p.parse_args()
     with contextlib.ExitStack() as stack:
@@ -184,9 +187,10 @@ def main() -> int:
             ws = center.enroll(token, f"load-{i}")
             agents.append((ws.agent_id, ws.secret))
         result = heartbeat_load(center.url, agents, args.clients, args.connections,
-                                args.duration)
+                                args.duration, batch=args.batch)
         print(f"{args.db}, {args.workers} worker(s), {args.clients} client process(es), "
-              f"{args.connections} connections, {args.agents} agents, {args.duration:.0f} s: "
+              f"{args.connections} connections, {args.agents} agents, batches of {args.batch}, "
+              f"{args.duration:.0f} s: "
               f"{result['heartbeats_per_s']:.0f} heartbeats/s, p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}")
         if args.overview_agents:
