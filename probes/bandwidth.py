@@ -14,10 +14,12 @@ speedtest.net configuration and server selection. Two of its weaknesses are desi
   ``_OfflineSpeedtest`` supplies that configuration itself, so no internet is needed;
 - it under-reports fast lines (its issues #649, #730): its figure is all bytes over all the time,
   TCP slow start, connection set-up and the tail of many short requests included. Here a few
-  long-lived parallel streams carry the load; a byte counter is sampled every 100 ms; the
-  warm-up (until the rate stops rising) is excluded; the measurement stops as soon as the rate is
-  steady (two halves agree), so a steady line is done in about 1.5 s per direction and the
-  whole phase stays within ``max_duration_s`` (8 s by default).
+  long-lived parallel streams carry the load; a byte counter is sampled every 100 ms (uploads:
+  the bytes the receiver acknowledged, Linux ``TCP_INFO``); the warm-up (until the rate stops
+  rising, and past the refill of any early loss) is excluded; the rate is the least-squares
+  slope of the byte count over a window that stops as soon as it is steady
+  (``steady_window``), so a steady line is done in about 1.5-2 s per direction and the whole
+  phase stays within ``max_duration_s`` (8 s by default).
 
 Latency under load (bufferbloat) is the path probe's RTT to the center's UDP reflector measured
 while each direction is loaded, minus the idle RTT measured just before (``probes.path``).
