@@ -119,7 +119,7 @@ class OnboardingWindow:
         self._after_id = root.after(50, self._drain)
         root.bind("<Destroy>", self._on_destroy, add="+")
 
-    def _on_destroy(self, event: tk.Event) -> None:  # type: ignore[type-arg]
+    def _on_destroy(self, event: tk.Event[tk.Misc]) -> None:
         if event.widget is self.root:
             self.root.after_cancel(self._after_id)
 
@@ -363,9 +363,11 @@ class OnboardingWindow:
             self.report_buttons.pack(fill="x", side="bottom", pady=(0, 8), after=self._buttons)
 
     def _add_line(self, text: str, colour: str, *, bold: bool = False, indent: int = 0) -> None:
-        ttk.Label(self.problems, text=text, foreground=colour, wraplength=680 - indent,
-                  justify="left", font=self.fonts["bold"] if bold else None).pack(
-            fill="x", anchor="w", padx=(indent, 0), pady=(0, 2))
+        label = ttk.Label(self.problems, text=text, foreground=colour,
+                          wraplength=680 - indent, justify="left")
+        if bold:
+            label.configure(font=self.fonts["bold"])
+        label.pack(fill="x", anchor="w", padx=(indent, 0), pady=(0, 2))
 
     def _set_buttons(self, *, enabled: bool) -> None:
         flag = "!disabled" if enabled else "disabled"
@@ -401,7 +403,7 @@ def widget_texts(widget: tk.Misc) -> list[str]:
     """Every non-empty text shown in a widget tree, in layout order (tests and screen readers)."""
     texts: list[str] = []
     try:
-        text = str(widget.cget("text"))  # type: ignore[no-untyped-call]
+        text = str(widget.cget("text"))
     except tk.TclError:
         text = ""
     if text and widget.winfo_ismapped():
