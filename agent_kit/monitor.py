@@ -291,16 +291,22 @@ class Monitor:
             log.info("full check of the shift: %s", ",".join(u.name for u in units))
         if self.in_call:
             units = [u for u in units if not self.cadences[u.name].skip_in_call]
-        report = run_checks(units, self.context, clock=self.deps.monotonic,
-                            now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
+        # the concurrent units first, then each exclusive one (bandwidth) alone, with the
+        # memory freed in between so their peaks do not add up
+        batches = [[u for u in units if not u.exclusive], *([u] for u in units if u.exclusive)]
+        checks: list[CheckResult] = []
+        for batch in (b for b in batches if b):
+            report = run_checks(batch, self.context, clock=self.deps.monotonic,
+                                now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
+            checks += report.checks
+            release_free_memory()
         now = self.deps.monotonic()
         for unit in units:
             self.last_run[unit.name] = now
-        for result in report.checks:
+        for result in checks:
             self.latest[result.id] = result
-        self._update_call(report.checks)
-        self.gate.observe(report.checks, full=full)
-        release_free_memory()
+        self._update_call(checks)
+        self.gate.observe(checks, full=full)
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]
