@@ -205,6 +205,30 @@ def test_webhook_alerts_on_not_ready(center):
     assert events[0]["failing"] == ["network.jitter"]
 
 
+def _events_for(agent_id: str, count: int, timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = [e["event"] for e in Hook.received if e["agent_id"] == agent_id]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.2)
+
+
+def test_webhook_alerts_recovery_and_offline(center):
+    ws = center.enroll(center.create_token(), "home-flap")
+    ws.send([heartbeat(1, now(), BAD, interval_s=1)])
+    assert _events_for(ws.agent_id, 1, 15) == ["agent_not_ready"]
+    ws.send([heartbeat(2, now(), GOOD, interval_s=1)])
+    sent_at = time.monotonic()
+    assert _events_for(ws.agent_id, 2, 15) == ["agent_not_ready", "agent_recovered"]
+    # silent for interval (1 s) + grace (10 s): offline, alerted once by the checker (5 s)
+    events = _events_for(ws.agent_id, 3, 25)
+    assert events == ["agent_not_ready", "agent_recovered", "agent_offline"]
+    assert 10.5 <= time.monotonic() - sent_at <= 25
+    time.sleep(6)  # one more checker period: no repeated alert
+    assert _events_for(ws.agent_id, 4, 0) == events
+
+
 def test_dashboard_session_cookie(center):
     r = httpx.post(f"{center.url}/api/v1/session", json={"token": "wrong"})
     assert r.status_code == 401
