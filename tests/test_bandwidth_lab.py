@@ -78,14 +78,15 @@ def test_measured_speed_is_within_10_percent_of_the_tbf_rate(lab: Lab, down: flo
 def test_a_line_below_the_policy_minimum_fails_with_a_fix(lab: Lab) -> None:
     # default policy: download fails at <= 5 Mbit/s, upload at <= 2 Mbit/s. A slow line's
     # modem queues more than 20 ms: with a tiny queue, 4 TCP streams lose to retransmissions.
-    lab.shape(3, 1, down_latency_ms=100, up_latency_ms=100)
+    lab.shape(4, 1.5, down_latency_ms=100, up_latency_ms=100)
     code, checks = lab.check()
     assert code == 1
-    for check_id, rate in (("bandwidth.down", 3), ("bandwidth.up", 1)):
+    for check_id, rate in (("bandwidth.down", 4), ("bandwidth.up", 1.5)):
         result = checks[check_id]
         assert result["status"] == "fail", result
-        # below 5 Mbit/s TCP's retransmissions cost a few % more: 15 % here
-        assert result["value"] == pytest.approx(rate, rel=0.15), result
+        # a slow line carries too few packets in the few seconds the test has for 10 %: TCP's
+        # stalls and retransmissions weigh more (measured 0.84-0.9 of the rate at 1 Mbit/s)
+        assert result["value"] == pytest.approx(rate, rel=0.20), result
         assert "internet provider" in result["fix"], result
 
 
