@@ -64,10 +64,9 @@ class AlertLoop:
                 continue
             event = {"offline": "agent_offline", "not_ready": "agent_not_ready",
                      "ok": "agent_recovered"}[new]
-            payload = {"event": event, "agent_id": agent_id, "hostname": hostname,
-                       "previous": old, "state": new, "failing": [f for f in failing.split(",")
-                                                                  if f],
-                       "at": iso(now)}
+            payload: dict[str, object] = {
+                "event": event, "agent_id": agent_id, "hostname": hostname, "previous": old,
+                "state": new, "failing": [f for f in failing.split(",") if f], "at": iso(now)}
             if post_json(url, payload):
                 sent += 1
         return sent

@@ -162,7 +162,7 @@ async def agents_csv(request: Request, _: Admin, state: StateQ = None,
     """The filtered fleet as CSV (a spreadsheet-safe export: formulas are neutralised)."""
     rt = runtime(request)
     now = rt.now
-    _, _, rows = await run_in_threadpool(
+    _total, _counts, rows = await run_in_threadpool(
         rt.store.overview, _filter(state, ready, q, failing), sort, CSV_LIMIT, 0, now)
     out = io.StringIO()
     writer = csv.writer(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -22,8 +22,9 @@ from agent_kit.center.request_bodies import json_body, read_json
 
 router = APIRouter(prefix="/api/v1")
 Workstation = Annotated[Caller, Depends(require_workstation)]
-ERRORS = {401: {"description": "unauthorized, bad_signature or clock_skew"},
-          403: {"description": "retired"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "unauthorized, bad_signature or clock_skew"},
+    403: {"description": "retired"}}
 
 
 @router.post("/enroll", status_code=201, response_model=EnrollResponse,

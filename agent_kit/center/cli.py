@@ -133,7 +133,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             reflector = start_reflector(host, udp_port)
         except OSError as exc:
             _fail(f"cannot open the reflector on UDP {host}:{udp_port}: {exc}")
-    ssl = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
+    ssl: dict[str, Any] = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
     scheme = "https" if tls_cert else "http"
     try:
         if workers > 1:

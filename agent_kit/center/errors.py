@@ -7,6 +7,7 @@ request body) and answered with 500 ``internal``, which the fuzz test proves nev
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,7 +38,7 @@ class APIError(StarletteHTTPException):
 
 
 def error_response(status: int, error: str, detail: Any = None,
-                   headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status,
                         headers=headers)
 
