@@ -1,0 +1,130 @@
+"""Judge the path to the center: round-trip time, jitter, loss and the estimated call quality.
+
+Input is one ``probes.path.PathReading`` (an RTP-like stream to the center's reflector):
+
+- ``network.rtt``: the median RTT (ms), the reflector's own hold time taken out (RFC 5357).
+- ``network.jitter``: RFC 3550 interarrival jitter (ms) of the worse direction, the running J
+  averaged over the stream (``probes.rtp_stats.mean_jitter``).
+- ``network.loss``: round-trip packet loss (%).
+- ``network.mos``: ITU-T G.107 E-model MOS (``probes.emodel``) for the policy's codec
+  (``[checks."network.mos"] codec``), from the same median RTT, jitter, loss and the loss
+  pattern's BurstR. The one-way mouth-to-ear delay Ta is estimated as
+  ``RTT/2`` (the network one way; the path is taken as symmetric because the two clocks are
+  not synchronised) ``+ 2 x jitter`` (an adaptive jitter buffer sized at twice the jitter, a
+  common setting) ``+`` the codec's packetisation and look-ahead (20 ms for G.711 at 20 ms
+  packets; ``probes.emodel.mouth_to_ear_ms``). Terminal and headset delays are not known to the
+  agent and left out, so the MOS is that of the network part of the call: an upper bound.
+
+A failing check's fix names the likely cause in plain words; the same words in every language
+go through ``_()``.
+"""
+
+from __future__ import annotations
+
+from agent_kit.evaluate import level_result, unknown_result
+from agent_kit.i18n import _
+from agent_kit.policy import Policy
+from agent_kit.results import CheckResult
+from probes import emodel
+from probes.path import PathReading
+
+CHECK_IDS = ("network.rtt", "network.jitter", "network.loss", "network.mos")
+DEFAULT_CODEC = "G.711"
+
+
+def network_unknown(policy: Policy, reason: str) -> list[CheckResult]:
+    """Every path check ``unknown`` for one reason (no center, no reflector answer...)."""
+    return [unknown_result(cid, policy, reason) for cid in CHECK_IDS]
+
+
+def evaluate_network(reading: PathReading, policy: Policy) -> list[CheckResult]:
+    """The four path checks of one reading; all ``unknown`` when nothing came back."""
+    if reading.received == 0 or reading.rtt_median_ms is None or reading.jitter_ms is None:
+        reason = reading.problem or _("no packet came back from the reflector")
+        return network_unknown(policy, _("the path test to the center did not run: "
+                                         "{reason}").format(reason=reason))
+    return [_rtt(reading, policy), _jitter(reading, policy), _loss(reading, policy),
+            _mos(reading, policy)]
+
+
+def _fix_line() -> str:
+    return _("Use a cable instead of Wi-Fi and pause big downloads, uploads and video streams "
+             "at home, then run the check again; if it stays, call your internet provider "
+             "(ISP).")
+
+
+def _fix_delay() -> str:
+    return _("The connection to the center is slow. Use a cable instead of Wi-Fi and pause big "
+             "uploads at home; if you use a mobile or satellite connection, switch to your "
+             "home line. If it stays, call your internet provider (ISP) and say the delay to "
+             "{target} is {rtt:.0f} ms.")
+
+
+def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
+    median = reading.rtt_median_ms or 0.0
+    p95 = reading.rtt_p95_ms if reading.rtt_p95_ms is not None else median
+    message = _("{median:.1f} ms round trip to the center (95 % of packets within "
+                "{p95:.1f} ms)").format(median=median, p95=p95)
+    details = {"target": reading.target, "p95_ms": _r(reading.rtt_p95_ms),
+               "min_ms": _r(reading.rtt_min_ms), "samples": reading.received}
+    return level_result("network.rtt", median, policy, message=message,
+                        fix_if_bad=_fix_delay().format(target=reading.target,
+                                                                 rtt=median),
+                        details=details)
+
+
+def _jitter(reading: PathReading, policy: Policy) -> CheckResult:
+    jitter = reading.jitter_ms or 0.0
+    up = reading.jitter_up_ms or 0.0
+    down = reading.jitter_down_ms or 0.0
+    message = _("{jitter:.1f} ms jitter (towards the center {up:.1f} ms, back {down:.1f} "
+                "ms)").format(jitter=jitter, up=up, down=down)
+    fix = _("Packets reach the center unevenly, so voices will break up. This usually comes "
+            "from Wi-Fi or from someone at home streaming or downloading.") + " " + _fix_line()
+    details = {"up_ms": _r(reading.jitter_up_ms), "down_ms": _r(reading.jitter_down_ms),
+               "up_final_ms": _r(reading.jitter_up_final_ms),
+               "down_final_ms": _r(reading.jitter_down_final_ms),
+               "kernel_timestamps": reading.kernel_timestamps,
+               "reordered": reading.reordered}
+    return level_result("network.jitter", jitter, policy, message=message, fix_if_bad=fix,
+                        details=details)
+
+
+def _loss(reading: PathReading, policy: Policy) -> CheckResult:
+    lost = max(0, reading.sent - reading.received)
+    message = _("{loss:.1f} % of packets lost ({lost} of {sent}; worst 200 ms: "
+                "{burst:.0f} %)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
+                                         burst=reading.burst_loss_pct)
+    fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi and a "
+            "busy home line are the usual causes.") + " " + _fix_line()
+    details = {"sent": reading.sent, "received": reading.received,
+               "burst_loss_pct": round(reading.burst_loss_pct, 1),
+               "burst_ratio": round(reading.burst_ratio, 2),
+               "duplicates": reading.duplicates, "reordered": reading.reordered}
+    return level_result("network.loss", reading.loss_pct, policy, message=message,
+                        fix_if_bad=fix, details=details)
+
+
+def _mos(reading: PathReading, policy: Policy) -> CheckResult:
+    codec = str(policy.check("network.mos").params.get("codec", DEFAULT_CODEC))
+    est = emodel.estimate(reading.rtt_median_ms or 0.0, reading.jitter_ms or 0.0,
+                          reading.loss_pct, codec, reading.burst_ratio)
+    message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls").format(
+        mos=est.mos, r=est.r, codec=est.codec)
+    # Name the larger of the two impairments the network adds: loss (Ie_eff above the codec's
+    # own Ie) or delay (Idd, which includes the jitter buffer).
+    loss_part = est.ie_eff - emodel.CODECS[est.codec].ie
+    if loss_part >= est.idd:
+        fix = _("Calls would sound poor mainly because packets get lost.") + " " + _fix_line()
+    else:
+        fix = _("Calls would sound poor mainly because of the delay (including the jitter "
+                "buffer).") + " " + _fix_line()
+    details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
+               "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
+               "burst_ratio": round(reading.burst_ratio, 2)}
+    return level_result("network.mos", est.mos, policy, message=message, fix_if_bad=fix,
+                        details=details)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
