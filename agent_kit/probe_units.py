@@ -14,6 +14,8 @@ from agent_kit.center_client import CenterTarget
 from agent_kit.policy import Policy
 from agent_kit.results import CheckResult
 
+PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
+
 
 def _no_prompt(_: str) -> None:
     return None
@@ -88,6 +90,24 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return evaluate_room(reading, ctx.policy)
 
 
+def _path(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.network import evaluate_network, network_unknown
+    from agent_kit.i18n import _
+    from probes.path import measure_path
+
+    address = ctx.reflector_address
+    if address is None:
+        if ctx.center is None:
+            return network_unknown(ctx.policy, _("no center configured"))
+        return network_unknown(ctx.policy, ctx.center.problem
+                               or _("the center offers no path-test reflector"))
+    reading = measure_path(
+        address[0], address[1],
+        duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
+        packet_interval_ms=float(ctx.policy.setting("path", "packet_interval_ms", 20.0)))
+    return evaluate_network(reading, ctx.policy)
+
+
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
     from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
     from agent_kit.i18n import _
@@ -118,6 +138,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
                                 "audio.clipping", "audio.dropouts", "audio.hum"), _room,
               timeout_s=60.0),
+    # duration_s of packets (6 s by default) + 1 s for late echoes + margin; a policy asking
+    # for a longer path test than PATH_DURATION_S needs this timeout raised too.
+    ProbeUnit("path", "network", ("network.rtt", "network.jitter", "network.loss",
+                                  "network.mos"), _path, timeout_s=PATH_DURATION_S + 5.0),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", "bandwidth", ("bandwidth.down", "bandwidth.up",

@@ -1,0 +1,65 @@
+"""The "path" probe unit: no center, an unreachable center, and a real reflector on loopback."""
+
+from __future__ import annotations
+
+from agent_kit.center.reflector import start_reflector
+from agent_kit.center_client import CenterTarget, unreachable_center
+from agent_kit.policy import load_policy
+from agent_kit.probe_units import UNITS, ProbeContext
+from agent_kit.results import Status
+from agent_kit.runner import run_checks
+
+IDS = ["network.rtt", "network.jitter", "network.loss", "network.mos"]
+
+
+def unit():
+    return next(u for u in UNITS if u.name == "path")
+
+
+def test_unit_shape() -> None:
+    u = unit()
+    assert u.group == "network" and list(u.check_ids) == IDS
+    assert u.timeout_s == 6.0 + 5.0 and not u.exclusive
+
+
+def test_no_center_is_unknown_for_every_check() -> None:
+    report = run_checks([unit()], ProbeContext(policy=load_policy()))
+    assert [c.id for c in report.checks] == IDS
+    assert all(c.status is Status.UNKNOWN and c.message == "no center configured"
+               for c in report.checks)
+
+
+def test_unreachable_center_gives_its_problem() -> None:
+    center = unreachable_center("https://center.example.com:8750",
+                                "the center https://center.example.com:8750 does not answer")
+    report = run_checks([unit()], ProbeContext(policy=load_policy(), center=center))
+    assert all(c.status is Status.UNKNOWN and "does not answer" in c.message
+               for c in report.checks)
+
+
+def test_reflector_on_loopback_passes(tmp_path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text("[path]\nduration_s = 1\npacket_interval_ms = 20\n")
+    with start_reflector("127.0.0.1", 0) as refl:
+        center = CenterTarget(url="http://127.0.0.1:1", host="127.0.0.1", port=1,
+                              reflector=refl.address, speedtest_url=None)
+        report = run_checks([unit()], ProbeContext(policy=load_policy(f), center=center))
+    res = {c.id: c for c in report.checks}
+    assert res["network.loss"].value == 0.0 and res["network.loss"].details["sent"] == 50
+    assert all(c.status is not Status.UNKNOWN for c in report.checks), report.checks
+    assert res["network.rtt"].value < 50
+
+
+def test_no_reflector_answer_is_unknown_with_the_reason(tmp_path) -> None:
+    """A closed UDP port on loopback: nothing comes back, so every check says why."""
+    import socket
+
+    f = tmp_path / "p.toml"
+    f.write_text("[path]\nduration_s = 0.2\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    report = run_checks([unit()], ProbeContext(policy=load_policy(f),
+                                               reflector=("127.0.0.1", port)))
+    assert all(c.status is Status.UNKNOWN and "no answer from the reflector" in c.message
+               for c in report.checks)
