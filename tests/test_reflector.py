@@ -85,8 +85,8 @@ def test_malformed_and_hostile_packets_get_no_answer(reflector, data):
 def test_reply_is_never_larger_than_request(reflector):
     rng = __import__("random").Random(3)
     with client() as sock:
-        sock.settimeout(0.05)
-        for _ in range(300):
+        sock.settimeout(0.02)
+        for _ in range(200):
             size = rng.choice([0, 1, 20, 35, 36, 37, 100, 172, 1000, 1472, 1473, 2000])
             body = bytearray(os.urandom(size))
             if size >= 36 and rng.random() < 0.7:   # most of them well-formed headers
@@ -96,7 +96,7 @@ def test_reply_is_never_larger_than_request(reflector):
             reply = exchange(sock, reflector.address, bytes(body))
             if reply is not None:
                 assert len(reply) <= len(body)
-    assert reflector.stats.answered > 50
+    assert reflector.stats.answered > 30
 
 
 def test_rate_limit_per_source():
