@@ -1,0 +1,307 @@
+"""A user-space UDP impairment relay: the lab's netem (which this kernel lacks).
+
+Listens on ``--listen HOST:PORT`` and forwards each client's datagrams to ``--upstream
+HOST:PORT`` (one upstream socket per client, so replies find their way back), adding per
+direction (``up``: client -> upstream, ``down``: back):
+
+- a base delay plus a random extra delay: ``uniform`` U(0, jitter_ms) (i.i.d., so the RFC 3550
+  jitter of the stream is E|X1 - X2| = jitter_ms / 3 while packets do not overtake each other)
+  or ``exponential`` with mean jitter_ms (E|X1 - X2| = jitter_ms);
+- loss with probability loss_pct / 100;
+- reordering: with probability reorder_pct / 100 a packet is held reorder_extra_ms longer, so
+  the next packets overtake it.
+
+Every random draw comes from ``random.Random(f"{seed}:{direction}")`` in a fixed order per
+packet (loss, delay, reorder), so a seed gives the same impairment for the same packets. The
+ground truth is the record of what was done: per datagram the kernel receive time, the time
+it was sent on (or that it was dropped), and, for path-test packets (``AKPT``), the sequence
+number. ``truth()`` turns the record into the figures a probe should measure.
+
+Run in a namespace: ``python -m tests.lab.relay --listen 192.0.2.2:9000 --upstream
+127.0.0.1:8751 --spec '{"up": {"delay_ms": 10, "jitter_ms": 30}}' --record out.json``; it
+prints ``relay ready`` and writes the record on SIGTERM/SIGINT. Optional ``--tcp-upstream``
+also passes TCP connections through unimpaired (iperf3's control connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import json
+import random
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from probes import rtp_stats
+from probes.udp_clock import enable_rx_timestamps, recv_stamped
+
+DISTRIBUTIONS = ("uniform", "exponential")
+
+
+@dataclass(frozen=True)
+class Impairment:
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    distribution: str = "uniform"
+    loss_pct: float = 0.0
+    reorder_pct: float = 0.0
+    reorder_extra_ms: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}")
+        if min(self.delay_ms, self.jitter_ms, self.loss_pct, self.reorder_pct,
+               self.reorder_extra_ms) < 0 or self.loss_pct > 100 or self.reorder_pct > 100:
+            raise ValueError(f"impairment values out of range: {self}")
+
+    def expected_jitter_ms(self) -> float:
+        """RFC 3550 jitter of i.i.d. extra delays (no reordering): E|X1 - X2|."""
+        return self.jitter_ms / 3 if self.distribution == "uniform" else self.jitter_ms
+
+
+@dataclass(frozen=True)
+class Spec:
+    up: Impairment = field(default_factory=Impairment)
+    down: Impairment = field(default_factory=Impairment)
+    seed: int = 1
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        data = json.loads(text)
+        return cls(up=Impairment(**data.get("up", {})), down=Impairment(**data.get("down", {})),
+                   seed=int(data.get("seed", 1)))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class Record:
+    """One datagram through the relay. ``tx_ns`` None: dropped."""
+
+    direction: str
+    flow: str           # the client's address
+    index: int          # arrival order in this direction
+    rx_ns: int
+    tx_ns: int | None
+    seq: int | None     # path-test sequence number (AKPT packets), else None
+
+
+class _Direction:
+    def __init__(self, name: str, imp: Impairment, seed: int) -> None:
+        self.name, self.imp = name, imp
+        self.rng = random.Random(f"{seed}:{name}")
+        self.count = 0
+
+    def decide(self) -> float | None:
+        """Hold time in ns for the next datagram, None to drop it (draws in a fixed order)."""
+        imp, rng = self.imp, self.rng
+        self.count += 1
+        lost = rng.random() < imp.loss_pct / 100
+        if imp.distribution == "uniform":
+            extra = rng.uniform(0, imp.jitter_ms)
+        else:
+            extra = rng.expovariate(1 / imp.jitter_ms) if imp.jitter_ms > 0 else 0.0
+        reorder = rng.random() < imp.reorder_pct / 100
+        if lost:
+            return None
+        return (imp.delay_ms + extra + (imp.reorder_extra_ms if reorder else 0.0)) * 1e6
+
+
+def _seq_of(data: bytes) -> int | None:
+    if len(data) >= 12 and data[:4] == b"AKPT":
+        return int(struct.unpack_from("!I", data, 8)[0])
+    return None
+
+
+class Relay:
+    """The relay loop (one thread: select on every socket, send what is due)."""
+
+    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int], spec: Spec) -> None:
+        self.upstream, self.spec = upstream, spec
+        self.listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.listen.bind(listen)
+        self.kernel = enable_rx_timestamps(self.listen)
+        self.dirs = {"up": _Direction("up", spec.up, spec.seed),
+                     "down": _Direction("down", spec.down, spec.seed)}
+        self.flows: dict[Any, socket.socket] = {}
+        self.sock_flow: dict[socket.socket, Any] = {}
+        self.records: list[Record] = []
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.listen, selectors.EVENT_READ)
+        self.heap: list[tuple[int, int, int]] = []     # (due_ns, tiebreak, record index)
+        self.payloads: dict[int, tuple[socket.socket, bytes, Any]] = {}
+        self.stop = threading.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listen.getsockname()[:2]
+
+    def _upstream_for(self, client: Any) -> socket.socket:
+        sock = self.flows.get(client)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            enable_rx_timestamps(sock)
+            sock.connect(self.upstream)
+            sock.setblocking(False)
+            self.flows[client], self.sock_flow[sock] = sock, client
+            self.sel.register(sock, selectors.EVENT_READ)
+        return sock
+
+    def _accept(self, direction: str, data: bytes, client: Any, rx_ns: int,
+                out: socket.socket, dest: Any) -> None:
+        d = self.dirs[direction]
+        index = d.count
+        hold = d.decide()
+        rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data))
+        self.records.append(rec)
+        if hold is None:
+            return
+        i = len(self.records) - 1
+        heapq.heappush(self.heap, (rx_ns + int(hold), i, i))
+        self.payloads[i] = (out, data, dest)
+
+    def _drain(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data, addr, rx_ns = recv_stamped(sock, 65536, self.kernel)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if sock is self.listen:
+                self._accept("up", data, addr, rx_ns, self._upstream_for(addr), None)
+            else:
+                client = self.sock_flow[sock]
+                self._accept("down", data, client, rx_ns, self.listen, client)
+
+    def serve(self) -> None:
+        self.listen.setblocking(False)
+        while not self.stop.is_set():
+            now = time.time_ns()
+            while self.heap and self.heap[0][0] <= now:
+                _due, _t, i = heapq.heappop(self.heap)
+                out, data, dest = self.payloads.pop(i)
+                self.records[i].tx_ns = time.time_ns()
+                try:
+                    out.send(data) if dest is None else out.sendto(data, dest)
+                except OSError:
+                    self.records[i].tx_ns = None
+                now = time.time_ns()
+            wait = (self.heap[0][0] - now) / 1e9 if self.heap else 0.1
+            for key, _ev in self.sel.select(min(0.1, max(0.0, wait))):
+                self._drain(key.fileobj)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.stop.set()
+        for sock in [self.listen, *self.flows.values()]:
+            sock.close()
+        self.sel.close()
+
+
+def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, Any]:
+    """What a probe on this flow should have measured, from the relay's record.
+
+    Jitter per direction: RFC 3550 (mean running J after warm-up, and the final J) of the hold
+    times in the order the relay sent the packets on; loss: round trip for path-test packets
+    (lost if either direction dropped it), and per direction; RTT: median of up + down hold
+    time per path-test sequence number; reordering: ``count_reordered`` of the send order.
+    """
+    recs = [r for r in records if flow is None or r["flow"] == flow]
+    out: dict[str, Any] = {}
+    for direction in ("up", "down"):
+        mine = [r for r in recs if r["direction"] == direction]
+        sent = sorted((r for r in mine if r["tx_ns"] is not None), key=lambda r: r["tx_ns"])
+        holds = [(r["tx_ns"] - r["rx_ns"]) / 1e6 for r in sent]
+        out[direction] = {
+            "packets": len(mine), "dropped": sum(r["tx_ns"] is None for r in mine),
+            "loss_pct": 100.0 * sum(r["tx_ns"] is None for r in mine) / len(mine)
+            if mine else 0.0,
+            "jitter_ms": rtp_stats.mean_jitter(holds) if holds else 0.0,
+            "jitter_final_ms": rtp_stats.rfc3550_jitter(holds) if holds else 0.0,
+            "hold_median_ms": rtp_stats.percentile(holds, 50) if holds else 0.0,
+            "reordered": rtp_stats.count_reordered([r["index"] for r in sent]),
+        }
+    up = {r["seq"]: r for r in recs if r["direction"] == "up" and r["seq"] is not None}
+    down = {r["seq"]: r for r in recs if r["direction"] == "down" and r["seq"] is not None}
+    if up:
+        rtts = [((up[s]["tx_ns"] - up[s]["rx_ns"]) + (down[s]["tx_ns"] - down[s]["rx_ns"])) / 1e6
+                for s in up if up[s]["tx_ns"] is not None and s in down
+                and down[s]["tx_ns"] is not None]
+        back = len(rtts)
+        out["path"] = {"sent": len(up), "returned": back,
+                       "loss_pct": 100.0 * (len(up) - back) / len(up),
+                       "rtt_median_ms": rtp_stats.percentile(rtts, 50) if rtts else None}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab.relay")
+    parser.add_argument("--listen", required=True, help="HOST:PORT to listen on (UDP)")
+    parser.add_argument("--upstream", required=True, help="HOST:PORT to forward to")
+    parser.add_argument("--spec", default="{}", help="JSON: {up: {...}, down: {...}, seed}")
+    parser.add_argument("--record", required=True, help="file for the JSON record at exit")
+    parser.add_argument("--tcp-upstream", help="also pass TCP on the listen port to HOST:PORT")
+    args = parser.parse_args(argv)
+
+    def addr(text: str) -> tuple[str, int]:
+        host, _, port = text.rpartition(":")
+        return host, int(port)
+
+    relay = Relay(addr(args.listen), addr(args.upstream), Spec.from_json(args.spec))
+    if args.tcp_upstream:
+        threading.Thread(target=_tcp_pass, args=(relay.address, addr(args.tcp_upstream),
+                                                 relay.stop), daemon=True).start()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: relay.stop.set())
+    print(f"relay ready {relay.address[0]}:{relay.address[1]}", flush=True)
+    try:
+        relay.serve()
+    finally:
+        relay.close()
+        with open(args.record, "w", encoding="utf-8") as fh:
+            json.dump({"spec": json.loads(relay.spec.to_json()), "kernel_timestamps":
+                       relay.kernel, "records": [asdict(r) for r in relay.records]}, fh)
+    return 0
+
+
+def _tcp_pass(listen: tuple[str, int], upstream: tuple[str, int],
+              stop: threading.Event) -> None:
+    """Unimpaired TCP pass-through (iperf3's control connection)."""
+    server = socket.create_server(listen)
+    server.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        up = socket.create_connection(upstream)
+        for a, b in ((conn, up), (up, conn)):
+            threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+    server.close()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

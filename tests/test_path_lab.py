@@ -1,0 +1,226 @@
+"""The path probe against the relay's ground truth, between two network namespaces.
+
+Center namespace: the reflector (``python -m agent_kit.center.reflector`` on 127.0.0.1) and
+the impairment relay (``tests/lab/relay.py``) on 192.0.2.2; home namespace: the probe (and the
+real CLI) sending to the relay. The relay's seeded settings decide what happens to each
+packet and its record of what it did is the ground truth: measured RTT within 2 ms, jitter
+within 1 ms or 10 %, loss within 0.5 percentage points. The realized loss is compared (not the
+configured probability), so the test is exact where counting is exact and never flaky; each
+scenario also checks that the realization matches its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.netns import CENTER_ADDR, NetnsPair, netns_pair
+from tests.lab.relay import Impairment, Spec, truth
+
+ROOT = Path(__file__).resolve().parents[1]
+REFLECTOR_PORT = 8751
+DURATION_S = 6.0
+pytestmark = pytest.mark.lab
+
+PROBE = """
+import json, sys
+from dataclasses import asdict
+from probes.path import measure_path
+r = measure_path(sys.argv[1], int(sys.argv[2]), duration_s=float(sys.argv[3]))
+d = asdict(r); d.pop("rtt_ms_samples"); d["reordered"] = r.reordered
+print(json.dumps(d))
+"""
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[NetnsPair]:
+    with netns_pair() as pair:
+        refl = pair.popen(pair.center, [sys.executable, "-m", "agent_kit.center.reflector",
+                                        "--host", "127.0.0.1", "--port", str(REFLECTOR_PORT)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        try:
+            line = refl.stdout.readline()
+            assert "listening" in line, (line, refl.stderr.read() if refl.poll() else "")
+            yield pair
+        finally:
+            refl.terminate()
+            refl.wait(10)
+            refl.stdout.close()
+            refl.stderr.close()
+
+
+class RelayRun:
+    def __init__(self, pair: NetnsPair, spec: Spec, port: int, record: Path,
+                 tcp_upstream: str | None = None) -> None:
+        args = [sys.executable, "-m", "tests.lab.relay", "--listen", f"{CENTER_ADDR}:{port}",
+                "--upstream", f"127.0.0.1:{REFLECTOR_PORT}", "--spec", spec.to_json(),
+                "--record", str(record)]
+        if tcp_upstream:
+            args += ["--tcp-upstream", tcp_upstream]
+        self.record = record
+        self.proc = pair.popen(pair.center, args, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=ROOT)
+        line = self.proc.stdout.readline()
+        if "relay ready" not in line:
+            raise AssertionError(f"relay did not start: {line} {self.proc.stderr.read()}")
+
+    def finish(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(20)
+        self.proc.stdout.close()
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        assert self.proc.returncode == 0, err
+        return json.loads(self.record.read_text())
+
+
+def probe(pair: NetnsPair, port: int, duration_s: float = DURATION_S) -> dict[str, Any]:
+    out = pair.run(pair.home, sys.executable, "-c", PROBE, CENTER_ADDR, str(port),
+                   str(duration_s), timeout=duration_s + 30)
+    return json.loads(out.stdout)
+
+
+def measure(pair: NetnsPair, spec: Spec, port: int, tmp: Path) -> tuple[dict, dict]:
+    relay = RelayRun(pair, spec, port, tmp / f"relay{port}.json")
+    try:
+        reading = probe(pair, port)
+    finally:
+        record = relay.finish()
+    return reading, truth(record["records"])
+
+
+def close_jitter(measured: float, true: float) -> bool:
+    return abs(measured - true) <= max(1.0, 0.10 * true)
+
+
+SCENARIOS = {
+    # name: (spec, expected statuses of network.jitter / network.loss by the default policy)
+    "clean": Spec(seed=1),
+    "delay 40 ms + uniform 0-24 ms": Spec(up=Impairment(delay_ms=20, jitter_ms=12),
+                                         down=Impairment(delay_ms=20, jitter_ms=12), seed=2),
+    "exponential 15 ms up, 1 % loss down": Spec(
+        up=Impairment(delay_ms=5, jitter_ms=15, distribution="exponential"),
+        down=Impairment(delay_ms=5, loss_pct=1.0), seed=3),
+    "4 % loss up, 5 % reordering down": Spec(
+        up=Impairment(delay_ms=2, loss_pct=4.0),
+        down=Impairment(delay_ms=2, jitter_ms=2, reorder_pct=5.0, reorder_extra_ms=45),
+        seed=4),
+    "uniform 0-110 ms up (36 ms jitter)": Spec(up=Impairment(delay_ms=10, jitter_ms=110),
+                                              seed=5),
+}
+
+
+@pytest.fixture(scope="module")
+def readings(lab: NetnsPair, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
+    tmp = tmp_path_factory.mktemp("relay")
+    return {name: measure(lab, spec, 9000 + i, tmp)
+            for i, (name, spec) in enumerate(SCENARIOS.items())}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_probe_matches_the_relay_ground_truth(readings, name: str) -> None:
+    got, true = readings[name]
+    spec = SCENARIOS[name]
+    assert got["problem"] is None and got["kernel_timestamps"]
+    # The relay saw exactly the probe's packets.
+    assert true["path"]["sent"] == got["sent"] == round(DURATION_S * 50)
+    # RTT within 2 ms of the hold times the relay applied (plus the veth's microseconds).
+    assert got["rtt_median_ms"] == pytest.approx(true["path"]["rtt_median_ms"], abs=2.0)
+    # Jitter per direction within 1 ms or 10 %.
+    for direction, key in (("up", "jitter_up_ms"), ("down", "jitter_down_ms")):
+        assert close_jitter(got[key], true[direction]["jitter_ms"]), (direction, got, true)
+    # Loss within 0.5 points of what the relay dropped (counting: it is exact here).
+    assert got["loss_pct"] == pytest.approx(true["path"]["loss_pct"], abs=0.5)
+    # Reordering (RFC 4737): packets the relay sent within microseconds of each other may
+    # swap places on the way or tie on the receive stamp, so allow 2 or 10 %.
+    for direction in ("up", "down"):
+        assert abs(got[f"reordered_{direction}"] - true[direction]["reordered"]) <= max(
+            2, 0.1 * true[direction]["reordered"]), (direction, got, true)
+    # The realization follows the settings (seeded: this is a check of the relay itself).
+    for direction in ("up", "down"):
+        imp: Impairment = getattr(spec, direction)
+        assert true[direction]["hold_median_ms"] >= imp.delay_ms
+        assert true[direction]["loss_pct"] == pytest.approx(imp.loss_pct, abs=2.5)
+
+
+def test_relay_jitter_follows_its_setting_without_reordering(readings) -> None:
+    """Uniform U(0, a) extra delay, i.i.d. and narrower than the packet spacing: J -> a/3."""
+    _got, true = readings["delay 40 ms + uniform 0-24 ms"]
+    expected = SCENARIOS["delay 40 ms + uniform 0-24 ms"].up.expected_jitter_ms()   # 4 ms
+    assert true["up"]["jitter_ms"] == pytest.approx(expected, rel=0.2)
+    assert true["up"]["reordered"] == 0
+
+
+def test_reordering_is_seen(readings) -> None:
+    got, true = readings["4 % loss up, 5 % reordering down"]
+    assert true["down"]["reordered"] >= 5
+    assert abs(got["reordered_down"] - true["down"]["reordered"]) <= 2
+
+
+def _judge(reading: dict) -> dict[str, Any]:
+    from agent_kit.evaluate.network import evaluate_network
+    from agent_kit.policy import load_policy
+    from probes.path import PathReading
+
+    fields = {k: v for k, v in reading.items() if k != "reordered"}
+    fields["rtt_ms_samples"] = ()
+    return {r.id: r for r in evaluate_network(PathReading(**fields), load_policy())}
+
+
+def test_clean_path_passes(readings) -> None:
+    res = _judge(readings["clean"][0])
+    assert {r.status.value for r in res.values()} == {"pass"}, res
+
+
+def test_36_ms_jitter_fails_with_a_fix(readings) -> None:
+    got, true = readings["uniform 0-110 ms up (36 ms jitter)"]
+    assert true["up"]["jitter_ms"] >= 30
+    jit = _judge(got)["network.jitter"]
+    assert jit.status.value == "fail" and "Wi-Fi" in jit.fix and "ISP" in jit.fix
+
+
+def test_4_percent_loss_fails_with_a_fix(readings) -> None:
+    got, true = readings["4 % loss up, 5 % reordering down"]
+    assert true["path"]["loss_pct"] >= 2.0
+    loss = _judge(got)["network.loss"]
+    assert loss.status.value == "fail" and "Wi-Fi" in loss.fix
+
+
+def test_cli_in_the_home_namespace(lab: NetnsPair, tmp_path: Path) -> None:
+    """The real CLI at home, through the relay (2 % loss up): JSON with the four path checks."""
+    spec = Spec(up=Impairment(delay_ms=15, jitter_ms=6, loss_pct=3.0),
+                down=Impairment(delay_ms=15), seed=7)
+    relay = RelayRun(lab, spec, 9100, tmp_path / "cli.json")
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        started = time.monotonic()
+        out = subprocess.run(
+            lab.exec_args(lab.home, "env", f"AGENT_KIT_HOME={home}", f"PATH={os.environ['PATH']}",
+                          sys.executable, "-m", "agent_kit.cli", "check", "--only", "network",
+                          "--reflector", f"{CENTER_ADDR}:9100", "--json"),
+            capture_output=True, text=True, cwd=ROOT, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        record = relay.finish()
+    true = truth(record["records"])
+    assert out.returncode == 1, out.stderr   # not ready: the loss fails
+    report = json.loads(out.stdout)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert {"network.rtt", "network.jitter", "network.loss", "network.mos"} <= set(checks)
+    assert checks["network.rtt"]["value"] == pytest.approx(true["path"]["rtt_median_ms"],
+                                                           abs=2.0)
+    assert checks["network.loss"]["value"] == pytest.approx(true["path"]["loss_pct"], abs=0.5)
+    assert true["path"]["loss_pct"] >= 2.0
+    assert checks["network.loss"]["status"] == "fail" and checks["network.loss"]["fix"]
+    assert close_jitter(checks["network.jitter"]["details"]["up_ms"], true["up"]["jitter_ms"])
+    assert elapsed < 40
