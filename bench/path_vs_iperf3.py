@@ -1,19 +1,19 @@
 """Our path probe vs ``iperf3 -u`` vs the relay's ground truth, on the same impaired path.
 
 Lab (root, network namespaces; see tests/lab/): in the center namespace the reflector
-(127.0.0.1:8751), ``iperf3 -s`` (127.0.0.1:5201) and one impairment relay per setting
-(``tests/lab/relay.py``) on 192.0.2.2. At home, AT THE SAME TIME, our probe
-(``probes.path.measure_path``, 6 s, 172-byte packets every 20 ms) to the relay's UDP port, and
-``iperf3 -c 192.0.2.2 -u -b 68.8K -l 172 -t 6`` (the same packet size and rate) to the same
-port: the relay forwards iperf3's TCP control connection unimpaired and its UDP datagrams
-through the same impairment, as a separate flow. Only the upstream direction (home -> center)
-is impaired, because iperf3 measures that direction only (its server computes jitter and loss)
-and its UDP handshake must not be lost on the way back.
+(127.0.0.1:8751), ``iperf3 -s`` (127.0.0.1:5201) and, per setting, TWO impairment relays
+(``tests/lab/relay.py``) on 192.0.2.2 with the same spec and the same seed: one forwards to the
+reflector, the other to iperf3 (its UDP impaired, its TCP control connection passed through
+unimpaired). At home, AT THE SAME TIME, our probe (``probes.path.measure_path``, 6 s, 172-byte
+packets every 20 ms) to the first relay and ``iperf3 -c 192.0.2.2 -u -b 68800 -l 172 -t 6``
+(the same packet size and rate) to the second. The same seed gives packet i of each flow the
+same loss and delay draw (iperf3's flow is one datagram longer: its UDP handshake). Only the
+upstream direction (home -> center) is impaired, because iperf3 measures that direction only
+(its server computes jitter and loss) and its UDP handshake must not be lost on the way back.
 
-Both tools see the same settings and the same seeded random stream (the two flows take turns
-drawing from it), so each is compared with the truth of its own packets, from the relay's
-record: RFC 3550 jitter (final J, what iperf3 reports; and the running J averaged over the
-stream, what our check uses) of the hold times the relay applied, and the packets it dropped.
+Each tool is compared with the truth of its own packets, from its relay's record: RFC 3550
+jitter (final J, what iperf3 reports; and the running J averaged over the stream, what our
+check uses) of the hold times the relay applied, and the packets it dropped.
 
 Run: ``python bench/path_vs_iperf3.py`` (about 1 minute).
 """
