@@ -42,6 +42,7 @@ def test_clean_path_passes(policy):
     assert set(res) == set(CHECK_IDS)
     assert {r.status for r in res.values()} == {Status.PASS}
     assert res["network.rtt"].value == 20.0 and res["network.loss"].value == 0.0
+    assert res["network.rtt"].details["rtt_ms"] == [20.0] * 300
     assert res["network.mos"].value == pytest.approx(4.41, abs=0.01)   # G.107 R 93.2 max
     assert all(r.fix is None for r in res.values())
 

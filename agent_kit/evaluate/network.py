@@ -66,7 +66,9 @@ def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
     message = _("{median:.1f} ms round trip to the center (95 % of packets within "
                 "{p95:.1f} ms)").format(median=median, p95=p95)
     details = {"target": reading.target, "p95_ms": _r(reading.rtt_p95_ms),
-               "min_ms": _r(reading.rtt_min_ms), "samples": reading.received}
+               "min_ms": _r(reading.rtt_min_ms), "samples": reading.received,
+               # per echoed packet in sequence order: the diagnosis report draws it
+               "rtt_ms": [round(x, 2) for x in reading.rtt_ms_samples]}
     return level_result("network.rtt", median, policy, message=message,
                         fix_if_bad=_fix_delay().format(target=reading.target,
                                                                  rtt=median),
