@@ -67,6 +67,11 @@ CATALOGUE: tuple[CheckSpec, ...] = (
               "lower_is_worse",
               {"codec": ParamSpec(str, ("G.711", "G.711-noplc", "G.729", "Opus"),
                                   "codec assumed by the E-model")}),
+    CheckSpec("network.hops", "network", N_("Where on the path problems start"), None, "state",
+              {"loss_pct": ParamSpec((int, float), doc="loss (percentage points) a segment must "
+                                     "add, lasting to the center, to be named"),
+               "delay_ms": ParamSpec((int, float), doc="median round-trip time a segment must "
+                                     "add, lasting to the center, to be named")}),
     CheckSpec("bandwidth.down", "bandwidth", N_("Download speed"), "Mbit/s", "lower_is_worse"),
     CheckSpec("bandwidth.up", "bandwidth", N_("Upload speed"), "Mbit/s", "lower_is_worse"),
     CheckSpec("bandwidth.bufferbloat", "bandwidth", N_("Latency under load"), "ms",

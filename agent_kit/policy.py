@@ -24,6 +24,8 @@ SECTIONS: dict[str, dict[str, ParamSpec]] = {
     "path": {
         "duration_s": ParamSpec((int, float), doc="length of the path test, seconds"),
         "packet_interval_ms": ParamSpec((int, float), doc="packet spacing; 20 ms for G.711"),
+        "traceroute": ParamSpec(bool, doc="trace the hops to the center (network.hops); needs "
+                                "raw-socket privileges"),
     },
     "bandwidth": {
         "max_duration_s": ParamSpec((int, float), doc="upper bound of the whole bandwidth phase"),

@@ -15,6 +15,7 @@ from agent_kit.policy import Policy
 from agent_kit.results import CheckResult
 
 PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
+TRACEROUTE_BUDGET_S = 3.0   # the hop-by-hop test after it ([path] traceroute = true)
 
 
 def _no_prompt(_: str) -> None:
@@ -91,21 +92,29 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _path(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.hops import evaluate_hops, hops_off, hops_unknown
     from agent_kit.evaluate.network import evaluate_network, network_unknown
     from agent_kit.i18n import _
     from probes.path import measure_path
 
     address = ctx.reflector_address
     if address is None:
-        if ctx.center is None:
-            return network_unknown(ctx.policy, _("no center configured"))
-        return network_unknown(ctx.policy, ctx.center.problem
-                               or _("the center offers no path-test reflector"))
+        reason = (_("no center configured") if ctx.center is None else ctx.center.problem
+                  or _("the center offers no path-test reflector"))
+        return network_unknown(ctx.policy, reason) + [hops_unknown(ctx.policy, reason)]
     reading = measure_path(
         address[0], address[1],
         duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
         packet_interval_ms=float(ctx.policy.setting("path", "packet_interval_ms", 20.0)))
-    return evaluate_network(reading, ctx.policy)
+    results = evaluate_network(reading, ctx.policy)
+    if not ctx.policy.setting("path", "traceroute", True):
+        return [*results, hops_off(ctx.policy)]
+    # Right after the path burst, not during it: scapy parsing every packet in this process
+    # would hold the GIL between the burst's send timestamps and its sends (false jitter).
+    from probes.traceroute import measure_hops
+
+    trace = measure_hops(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S)
+    return [*results, evaluate_hops(trace, ctx.policy)]
 
 
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
@@ -138,10 +147,12 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
                                 "audio.clipping", "audio.dropouts", "audio.hum"), _room,
               timeout_s=60.0),
-    # duration_s of packets (6 s by default) + 1 s for late echoes + margin; a policy asking
-    # for a longer path test than PATH_DURATION_S needs this timeout raised too.
+    # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
+    # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
+    # path test than PATH_DURATION_S needs this timeout raised too.
     ProbeUnit("path", "network", ("network.rtt", "network.jitter", "network.loss",
-                                  "network.mos"), _path, timeout_s=PATH_DURATION_S + 5.0),
+                                  "network.mos", "network.hops"), _path,
+              timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", "bandwidth", ("bandwidth.down", "bandwidth.up",

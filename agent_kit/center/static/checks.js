@@ -14,6 +14,7 @@ window.CHECKS = Object.freeze({
   "network.jitter": {title: "Jitter (RFC 3550)", unit: "ms", group: "network"},
   "network.loss": {title: "Packet loss", unit: "%", group: "network"},
   "network.mos": {title: "Estimated call quality (MOS)", unit: "MOS", group: "network"},
+  "network.hops": {title: "Where on the path problems start", unit: null, group: "network"},
   "bandwidth.down": {title: "Download speed", unit: "Mbit/s", group: "bandwidth"},
   "bandwidth.up": {title: "Upload speed", unit: "Mbit/s", group: "bandwidth"},
   "bandwidth.bufferbloat": {title: "Latency under load", unit: "ms", group: "bandwidth"},

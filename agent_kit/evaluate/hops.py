@@ -1,0 +1,119 @@
+"""Judge the traceroute: which part of the path (home, ISP, beyond) loss or delay starts in.
+
+Input is one ``probes.traceroute.TracerouteReading``; ``probes.hop_segments.locate`` names the
+hop where loss rises by at least ``loss_pct`` points or the median round-trip time by at least
+``delay_ms`` and stays so to the center (``[checks."network.hops"]``). ``network.hops`` is
+informational: it passes when no segment adds that much, warns naming the segment where it
+starts (loss before delay: it hurts calls more), and is ``unknown`` with the reason when the
+traceroute could not run (no raw-socket privileges, no scapy, switched off with
+``[path] traceroute = false``). Its value is the segment: ``home``, ``isp``, ``beyond`` or
+``clean``; ``details`` hold every hop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_kit.evaluate import state_result, unknown_result
+from agent_kit.i18n import N_, _
+from agent_kit.policy import Policy
+from agent_kit.results import CheckResult, Status
+from probes.hop_segments import HopFinding, HopStep, locate
+from probes.traceroute import TracerouteReading
+
+CHECK_ID = "network.hops"
+DEFAULT_LOSS_PCT = 20.0
+DEFAULT_DELAY_MS = 50.0
+
+_SEGMENT = {
+    "home": N_("your home network (this computer to the home router: Wi-Fi or cable)"),
+    "isp": N_("your internet provider's network (after the home router)"),
+    "beyond": N_("beyond your internet provider (the internet or the center)"),
+}
+_FIX = {
+    "home": N_("The problem starts between this computer and your home router. Use a cable "
+               "instead of Wi-Fi (or sit close to the router), and restart the router."),
+    "isp": N_("The problem starts at your internet provider, after your home router. Restart "
+              "the router; if it stays, call your internet provider (ISP) and give them the "
+              "hop and the figures in this report."),
+    "beyond": N_("The problem starts beyond your internet provider, on the way to the center "
+                 "or at the center. Nothing at home will fix it: send this report to IT."),
+}
+
+
+def hops_unknown(policy: Policy, reason: str, *, privileges: bool = False) -> CheckResult:
+    fix = (_("IT can let the agent see where problems start by allowing raw sockets: run it "
+             "as root or give it the CAP_NET_RAW capability (Linux), or install Npcap "
+             "(Windows).") if privileges else None)
+    return unknown_result(CHECK_ID, policy, reason, fix=fix)
+
+
+def hops_off(policy: Policy) -> CheckResult:
+    return hops_unknown(policy, _("the hop-by-hop test is switched off in the policy "
+                                  "([path] traceroute = false)"))
+
+
+def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
+    """``network.hops`` of one traceroute."""
+    if reading.needs_privileges:
+        return hops_unknown(policy, _("the hop-by-hop test needs raw-socket privileges: "
+                                      "{reason}").format(reason=reading.problem),
+                            privileges=True)
+    if not reading.hops:
+        reason = reading.problem or _("no hop answered")
+        return hops_unknown(policy, _("the hop-by-hop test did not run: {reason}").format(
+            reason=reason))
+    params = policy.check(CHECK_ID).params
+    finding = locate(reading.hops,
+                     loss_pct=float(params.get("loss_pct", DEFAULT_LOSS_PCT)),
+                     delay_ms=float(params.get("delay_ms", DEFAULT_DELAY_MS)))
+    details = _details(reading, finding)
+    if finding.segment is None:
+        if reading.reached:
+            message = _("{hops} hops to the center; no part of the path adds loss or "
+                        "delay").format(hops=len(reading.hops))
+        else:
+            message = _("{hops} hops traced (the center itself did not answer); no part of "
+                        "the path adds loss or delay").format(hops=len(reading.hops))
+        return state_result(CHECK_ID, Status.PASS, "clean", policy, message=message,
+                            details=details)
+    parts = []
+    if finding.loss_at is not None:
+        parts.append(_("loss starts in {segment}: {added:.0f} % more probes lost from hop "
+                       "{ttl} ({address}) on").format(
+            segment=_(_SEGMENT[finding.loss_at.segment]), added=finding.loss_at.added_loss_pct,
+            ttl=finding.loss_at.ttl, address=_address(finding.loss_at)))
+    if finding.delay_at is not None:
+        parts.append(_("delay starts in {segment}: {added:.0f} ms more from hop {ttl} "
+                       "({address}) on").format(
+            segment=_(_SEGMENT[finding.delay_at.segment]),
+            added=finding.delay_at.added_delay_ms, ttl=finding.delay_at.ttl,
+            address=_address(finding.delay_at)))
+    return state_result(CHECK_ID, Status.WARN, finding.segment, policy,
+                        message="; ".join(parts), fix=_(_FIX[finding.segment]),
+                        details=details)
+
+
+def _address(step: HopStep) -> str:
+    return step.address or "?"
+
+
+def _details(reading: TracerouteReading, finding: HopFinding) -> dict[str, Any]:
+    return {
+        "target": reading.target, "reached": reading.reached,
+        "duration_s": round(reading.duration_s, 2),
+        "segment": finding.segment,
+        "loss_at": finding.loss_at.ttl if finding.loss_at else None,
+        "delay_at": finding.delay_at.ttl if finding.delay_at else None,
+        "hops": [{"ttl": s.ttl, "address": s.address, "segment": s.segment,
+                  "sent": h.sent, "received": h.received,
+                  "loss_pct": None if s.loss_pct is None else round(s.loss_pct, 1),
+                  "rtt_median_ms": _r(h.rtt_median_ms), "rtt_p95_ms": _r(h.rtt_p95_ms),
+                  "added_loss_pct": round(s.added_loss_pct, 1),
+                  "added_delay_ms": round(s.added_delay_ms, 2)}
+                 for s, h in zip(finding.steps, reading.hops, strict=True)],
+    }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
