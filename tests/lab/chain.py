@@ -13,7 +13,7 @@ kernel's defaults, as on a real router.
 
 Ground truth for loss: ``drop_every(link, n, port)`` adds an nftables rule at the receiving end
 of a link that drops every n-th UDP packet to the center's port coming in over it (a
-deterministic counter, ``numgen inc``); ``dropped(link)`` reads the rule's counter. netem is
+deterministic counter, ``numgen inc``); ``drop_counts(link)`` reads its counters. netem is
 not in this kernel; nftables is (Debian ``nftables``). Names are unique per process;
 everything is torn down on exit, and no traffic leaves the namespaces made here.
 """
@@ -72,7 +72,7 @@ class Chain:
             "  chain pre {",
             "    type filter hook prerouting priority -300;",
             f"    iifname \"{far_if}\" ip daddr {CENTER_ADDR} udp dport {dport} "
-            f"numgen inc mod {n} == {n - 1} counter drop",
+            f"counter numgen inc mod {n} == {n - 1} counter drop",
             "  }",
             "}", ""))
         proc = subprocess.run(self.exec_args(far_role, "nft", "-f", "-"), input=script,
@@ -80,13 +80,13 @@ class Chain:
         if proc.returncode != 0:
             raise LabError(f"nft on {far_role}: {proc.stderr.strip()}")
 
-    def dropped(self, link: str) -> int:
-        """Packets the ``drop_every`` rule of ``link`` dropped so far."""
+    def drop_counts(self, link: str) -> tuple[int, int]:
+        """(packets seen, packets dropped) by the ``drop_every`` rule of ``link`` so far."""
         out = self.run(link.split("-")[1], "nft", "list", "table", "inet", "lab").stdout
-        found = re.search(r"counter packets (\d+)", out)
-        if not found:
+        counts = [int(n) for n in re.findall(r"counter packets (\d+)", out)]
+        if len(counts) != 2:
             raise LabError(f"no drop rule on {link}: {out}")
-        return int(found.group(1))
+        return counts[0], counts[1]
 
 
 @contextmanager
