@@ -6,7 +6,10 @@ check``). Each failing or warning check points at one or more causes a home agen
 says how strongly it points there; a failure counts fully, a warning less, an ``unknown`` not at
 all (no reading is no evidence). Path problems (jitter, loss, MOS) are blamed on Wi-Fi when the
 link is Wi-Fi (Microsoft Teams and Amazon Connect both name Wi-Fi as the usual cause of jitter
-and loss for home workers) and on the line or the VPN when the link is wired.
+and loss for home workers) and on the line or the VPN when the link is wired. When the
+traceroute (``network.hops``) named the segment where loss or delay starts, that segment
+decides instead: the home network (Wi-Fi, or the home router on a cable), the ISP, or beyond
+the ISP (the VPN when a tunnel is up; otherwise nothing at home).
 
 Pure functions here; running the check and writing the HTML report are in ``run_diagnosis`` and
 ``agent_kit.report_html``.
@@ -117,6 +120,17 @@ def _weights(result: CheckResult, by_id: dict[str, CheckResult]) -> dict[str, fl
         return {"isp": 1.0} if result.value == "cellular" else {"wifi": 1.0}
     if cid in ("vpn.connected", "vpn.route"):
         return {"vpn": 1.0}
+    segment = _hop_segment(by_id)
+    if cid == "network.hops" or (segment and cid in ("network.jitter", "network.loss",
+                                                     "network.mos", "network.rtt")):
+        # where the traceroute saw it start; the home router is the ISP cause's first advice
+        if segment == "home":
+            return {"wifi": 1.0, "isp": 0.1} if on_wifi else {"isp": 0.7}
+        if segment == "isp":
+            return {"isp": 1.0, "wifi": 0.1 if on_wifi else 0.0}
+        if segment == "beyond":
+            return {"vpn": 0.6 if tunnel else 0.0, "isp": 0.2}
+        return {}
     if cid in ("network.jitter", "network.loss", "network.mos"):
         if on_wifi:
             return {"wifi": 0.8, "isp": 0.3, "vpn": 0.2 if tunnel else 0.0}
@@ -148,6 +162,15 @@ def _weights(result: CheckResult, by_id: dict[str, CheckResult]) -> dict[str, fl
     if cid in ("system.disk", "system.uptime"):
         return {"pc": 0.3}
     return {}
+
+
+def _hop_segment(by_id: dict[str, CheckResult]) -> str | None:
+    """The segment (home, isp, beyond) the traceroute named, if it found one."""
+    hops = by_id.get("network.hops")
+    if hops is None or hops.status not in _SEVERITY:
+        return None
+    segment = hops.details.get("segment")
+    return segment if isinstance(segment, str) else None
 
 
 def rank_causes(report: CheckReport) -> tuple[Cause, ...]:

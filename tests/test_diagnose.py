@@ -177,3 +177,29 @@ def test_upload_reaches_the_agents_page_on_a_real_center(tmp_path: Path) -> None
     assert stored.status_code == 200
     assert stored.text == (tmp_path / "r.html").read_text("utf-8")
     assert 'lang="sv"' in stored.text and "Rapport om samtalskvalitet" in stored.text
+
+
+def hops(segment: str) -> CheckResult:
+    return result("network.hops", Status.WARN, segment, details={"segment": segment})
+
+
+def test_the_traceroute_segment_decides_where_path_trouble_is_blamed() -> None:
+    loss = result("network.loss", Status.FAIL, 5.0)
+    # on Wi-Fi, loss alone blames the Wi-Fi; the traceroute seeing it start at the ISP wins
+    assert keys(report(loss, link="wifi"))[0] == "wifi"
+    assert keys(report(loss, hops("isp"), link="wifi"))[0] == "isp"
+    assert keys(report(loss, hops("home"), link="wifi"))[0] == "wifi"
+    # on a cable, loss starting in the home network is the router: the ISP cause's advice
+    assert keys(report(loss, hops("home"), link="wired", tunnel=False)) == ["isp"]
+    # beyond the ISP with a tunnel up: the VPN; without one, little for the agent to do
+    assert keys(report(loss, hops("beyond"), link="wired"))[0] == "vpn"
+    rep = report(loss, hops("beyond"), link="wired", tunnel=False)
+    assert keys(rep) == ["isp"] and rank_causes(rep)[0].score < 1.0
+
+
+def test_a_passing_or_unknown_traceroute_changes_nothing() -> None:
+    loss = result("network.loss", Status.FAIL, 5.0)
+    base = rank_causes(report(loss, link="wifi"))
+    for status in (Status.PASS, Status.UNKNOWN):
+        hop = result("network.hops", status, "clean", details={"segment": None})
+        assert rank_causes(report(loss, hop, link="wifi")) == base

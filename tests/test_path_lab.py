@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def test_4_percent_loss_fails_with_a_fix(readings) -> None:
 
 
 def test_cli_in_the_home_namespace(lab: NetnsPair, tmp_path: Path) -> None:
-    """The real CLI at home, through the relay (2 % loss up): JSON with the four path checks."""
+    """The real CLI at home, through the relay (2 % loss up): JSON with the path checks."""
     spec = Spec(up=Impairment(delay_ms=15, jitter_ms=6, loss_pct=3.0),
                 down=Impairment(delay_ms=15), seed=7)
     relay = RelayRun(lab, spec, 9100, tmp_path / "cli.json")
@@ -212,11 +213,15 @@ def test_cli_in_the_home_namespace(lab: NetnsPair, tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
     finally:
         record = relay.finish()
-    true = truth(record["records"])
+    # The path test's own flow: the traceroute after it crossed the relay too, one flow per
+    # probe (each has its own source port).
+    flows = Counter(r["flow"] for r in record["records"])
+    true = truth(record["records"], flows.most_common(1)[0][0])
     assert out.returncode == 1, out.stderr   # not ready: the loss fails
     report = json.loads(out.stdout)
     checks = {c["id"]: c for c in report["checks"]}
-    assert {"network.rtt", "network.jitter", "network.loss", "network.mos"} <= set(checks)
+    assert {"network.rtt", "network.jitter", "network.loss", "network.mos",
+            "network.hops"} <= set(checks)
     assert checks["network.rtt"]["value"] == pytest.approx(true["path"]["rtt_median_ms"],
                                                            abs=2.0)
     assert checks["network.loss"]["value"] == pytest.approx(true["path"]["loss_pct"], abs=0.5)
