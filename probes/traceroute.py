@@ -28,6 +28,7 @@ Nothing here judges the hops: ``probes.hop_segments`` names where loss or delay 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -185,6 +186,43 @@ def _failed(target: str, start: float, problem: str, *,
                              needs_privileges=privileges)
 
 
+# Classic BPF (linux/filter.h): the receive socket sees every packet of the machine, and scapy
+# dissects each one in Python; the kernel keeps only ICMP errors and UDP from the reflector.
+_SKF_NET_OFF = -0x100000 & 0xFFFFFFFF      # offsets from the network header, any link type
+_LD_B, _LD_W, _JEQ, _RET = 0x30, 0x20, 0x15, 0x06
+_SO_ATTACH_FILTER = 26
+
+
+def answer_filter(dst: str, v6: bool) -> list[tuple[int, int, int, int]]:
+    """BPF program: accept ICMP (ICMPv6) and UDP whose source is ``dst``; drop the rest."""
+    icmp, proto_at, src_at = (58, 6, 8) if v6 else (1, 9, 12)
+    words = [int.from_bytes(socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET,
+                                             dst)[i:i + 4], "big")
+             for i in range(0, 16 if v6 else 4, 4)]
+    reject = 3 + 2 * len(words)            # index of "ret 0"; "accept" follows it
+    prog = [(_LD_B, 0, 0, _SKF_NET_OFF + proto_at),
+            (_JEQ, reject - 1, 0, icmp),   # ICMP: to "accept" (jumps count from the next)
+            (_JEQ, 0, reject - 3, 17)]     # UDP: compare the source; anything else: "reject"
+    for n, word in enumerate(words):
+        here = 3 + 2 * n
+        prog.append((_LD_W, 0, 0, _SKF_NET_OFF + src_at + 4 * n))
+        last = n == len(words) - 1
+        prog.append((_JEQ, 1 if last else 0, reject - here - 2, word))
+    prog += [(_RET, 0, 0, 0), (_RET, 0, 0, 0x40000)]
+    return prog
+
+
+def _attach_answer_filter(sock: socket.socket, dst: str, v6: bool) -> None:
+    import ctypes
+    import struct
+
+    prog = answer_filter(dst, v6)
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    with contextlib.suppress(OSError):   # without it scapy still matches, it only works harder
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
+                        struct.pack("HL", len(prog), ctypes.addressof(code)))
+
+
 class _Scapy:
     """One raw socket (scapy) for the run; ``probe`` sends TTL-limited reflector requests."""
 
@@ -207,6 +245,7 @@ class _Scapy:
             from scapy.supersocket import L3RawSocket, L3RawSocket6
 
             self._sock: Any = L3RawSocket6() if self.v6 else L3RawSocket()
+            _attach_answer_filter(self._sock.ins, dst, self.v6)
         else:
             self._sock = conf.L3socket6() if self.v6 else conf.L3socket()
 
