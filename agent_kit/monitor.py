@@ -102,6 +102,9 @@ def monitor_policy(policy: Policy) -> Policy:
     """The policy with the path test and the room capture shortened to bursts."""
     path = dict(policy.settings.get("path", {}))
     path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
+    # No traceroute (network.hops) in the lean monitor: scapy adds ~37 MB of RSS for good;
+    # the onboarding check and diagnose trace the hops.
+    path["traceroute"] = False
     audio = dict(policy.settings.get("audio", {}))
     # unprompted, the room unit records quiet_s + speech_s and measures whatever it hears
     audio["quiet_s"] = min(float(audio.get("quiet_s", ROOM_BURST_S)), ROOM_BURST_S)

@@ -48,3 +48,12 @@ def test_the_kernel_filter_keeps_only_icmp_and_the_reflectors_udp() -> None:
         while select.select([packets], [], [], 0.3)[0]:
             seen.append(packets.recv(2048))
     assert seen and all(frame.endswith(b"reflector") for frame in seen), seen
+
+
+def test_the_check_traces_by_default_and_the_lean_monitor_does_not() -> None:
+    from agent_kit.monitor import monitor_policy
+    from agent_kit.policy import load_policy
+
+    policy = load_policy()
+    assert policy.setting("path", "traceroute", None) is True
+    assert monitor_policy(policy).setting("path", "traceroute", None) is False
