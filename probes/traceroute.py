@@ -120,8 +120,8 @@ def measure_hops(host: str, port: int, *, max_hops: int = 20, probes_per_hop: in
             return _failed(target, start, problem, privileges=True)
     try:
         session = _Scapy(family, str(sockaddr[0]), port)
-    except ImportError:
-        return _failed(target, start, "scapy is not installed (pip install scapy)")
+    except ImportError as exc:   # named, so a frozen build missing a module shows which
+        return _failed(target, start, f"scapy is not installed (pip install scapy): {exc}")
     except PermissionError as exc:
         return _failed(target, start, f"raw sockets need root or CAP_NET_RAW: {exc}",
                        privileges=True)
