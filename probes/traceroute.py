@@ -142,10 +142,10 @@ def _trace(session: _Scapy, target: str, start: float, max_hops: int, probes_per
     found = session.probe(list(range(1, max_hops + 1)), inter=0.0, wait=budget_s / 3)
     target_ttls = [ttl for ttl, (addr, _rtt) in found if addr == session.dst]
     if target_ttls:
-        hop_count, reached = min(target_ttls), True
-    else:
+        hop_count = min(target_ttls)
+    else:   # up to one past the last router that answered
         answered = [ttl for ttl, (addr, _rtt) in found if addr is not None]
-        hop_count, reached = (min(max_hops, max(answered) + 1) if answered else 0), False
+        hop_count = min(max_hops, max(answered) + 1) if answered else 0
     results = [(ttl, hit) for ttl, hit in found if ttl <= hop_count]
     # Phase 2: the other rounds over TTL 1..hop_count, spread over what is left of the budget,
     # keeping a quarter of it (at least 0.3 s) to collect the last answers.
@@ -159,8 +159,9 @@ def _trace(session: _Scapy, target: str, start: float, max_hops: int, probes_per
         results += session.probe(ttls, inter=spread / count, wait=wait)
     # A lost discovery probe can make the reflector look one hop further away than it is:
     # the lowest TTL it answered in any round is its hop; later TTLs are the same host again.
-    hop_count = min([ttl for ttl, (addr, _rtt) in results if addr == session.dst],
-                    default=hop_count)
+    target_ttls = [ttl for ttl, (addr, _rtt) in results if addr == session.dst]
+    reached = bool(target_ttls)
+    hop_count = min(target_ttls, default=hop_count)
     hops = tuple(_hop(ttl, [hit for t, hit in results if t == ttl], session.dst)
                  for ttl in range(1, hop_count + 1))
     problem = None if hop_count else f"no router and not the reflector {target} answered"
