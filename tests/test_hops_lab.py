@@ -3,15 +3,18 @@
 Four network namespaces with kernel forwarding (``tests/lab/chain.py``): hop 1 is the home
 router (192.168.77.1), hop 2 the ISP (100.64.77.2, CGNAT space), hop 3 the center's reflector
 (198.51.100.2). Ground truth for loss is an nftables rule at the far end of one link that drops
-every second probe crossing it (a deterministic counter; its own counters are read back). Each
+every second probe crossing it (a deterministic counter; its own counters are read back); for
+delay, a tbf queue kept full on the ISP's line (its latency bound and its drop count). Each
 test builds a fresh chain so the routers' ICMP rate limits start full, as for a first run.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,49 @@ def test_loss_on_the_home_link_is_named_home(lab: Chain) -> None:
     assert result.status is Status.WARN and result.value == "home", result
     assert result.details["loss_at"] == 1
     assert "home network" in result.message and "Wi-Fi" in (result.fix or "")
+
+
+def test_a_firewalled_center_still_names_the_routers(lab: Chain) -> None:
+    """Every probe to the reflector's port dropped before the center: the routers answer, the
+    reflector does not; nothing to blame on a part of the path, and the message says so."""
+    lab.drop_every("isp-center", 1, PORT)
+    reading = trace(lab)
+    seen, dropped = lab.drop_counts("isp-center")
+    assert dropped == seen > 0
+    assert not reading.reached
+    assert addresses(reading) == [ROUTER_LAN_ADDR, ISP_ACCESS_ADDR, None]
+    result = evaluate_hops(reading, load_policy())
+    assert result.status is Status.PASS and "did not answer" in result.message, result
+
+
+def test_a_full_queue_on_the_isp_line_is_delay_at_the_isp(lab: Chain) -> None:
+    """tbf at 2 Mbit/s holding up to 150 ms on router -> isp, kept full by a 2.4 Mbit/s UDP
+    stream from home: every probe past the home router waits in that queue."""
+    lab.shape("router-isp", 2, 150)
+    server = lab.popen("center", ["iperf3", "-s", "-B", CENTER_ADDR, "-1"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = None
+    try:
+        time.sleep(0.5)
+        client = lab.popen("home", ["iperf3", "-u", "-c", CENTER_ADDR, "-b", "2.4M",
+                                    "-t", "8"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        time.sleep(1.5)                                     # the queue fills
+        reading = trace(lab)
+        stats = lab.qdisc_stats("router-isp")
+    finally:
+        for proc in (client, server):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+    assert "dropped" in stats and not re.search(r"dropped 0[,\s]", stats), stats  # it was full
+    router, isp, center = reading.hops
+    assert router.rtt_median_ms is not None and router.rtt_median_ms < 20
+    for far in (isp, center):   # a full queue's delay: near tbf's 150 ms bound, not above it
+        assert far.rtt_median_ms is not None and 100 <= far.rtt_median_ms <= 150 + 15, far
+    result = evaluate_hops(reading, load_policy())
+    assert result.status is Status.WARN and result.value == "isp", result
+    assert result.details["delay_at"] == 2, result.details
 
 
 def test_without_raw_socket_privileges_it_is_unknown_with_the_reason(lab: Chain) -> None:

@@ -11,9 +11,10 @@ sees hop 1 = the home router, hop 2 = the ISP, hop 3 = the center. The routers f
 (``net.ipv4.ip_forward``) and route statically (no NAT). Their ICMP rate limits stay at the
 kernel's defaults, as on a real router.
 
-Ground truth for loss: ``drop_every(link, n, port)`` adds an nftables rule at the receiving end
-of a link that drops every n-th UDP packet to the center's port coming in over it (a
-deterministic counter, ``numgen inc``); ``drop_counts(link)`` reads its counters. netem is
+Ground truth for delay: ``shape(link, rate, latency)`` puts a tbf queue on a link toward the
+center. Ground truth for loss: ``drop_every(link, n, port)`` adds an nftables rule at the
+receiving end of a link that drops every n-th UDP packet to the center's port coming in over
+it (a deterministic counter, ``numgen inc``); ``drop_counts(link)`` reads its counters. netem is
 not in this kernel; nftables is (Debian ``nftables``). Names are unique per process;
 everything is torn down on exit, and no traffic leaves the namespaces made here.
 """
@@ -79,6 +80,18 @@ class Chain:
                               capture_output=True, text=True, timeout=30)
         if proc.returncode != 0:
             raise LabError(f"nft on {far_role}: {proc.stderr.strip()}")
+
+    def shape(self, link: str, rate_mbit: float, latency_ms: int) -> None:
+        """A tbf rate limit on ``link`` toward the center (the near end's egress): a queue
+        holding at most ``latency_ms`` of traffic, ground truth for the delay a full queue
+        adds (an ISP access line's bufferbloat)."""
+        near_role = link.split("-")[0]
+        self.run(near_role, "tc", "qdisc", "replace", "dev", self.ifs[link][0], "root", "tbf",
+                 "rate", f"{rate_mbit}mbit", "burst", "16kbit", "latency", f"{latency_ms}ms")
+
+    def qdisc_stats(self, link: str) -> str:
+        return self.run(link.split("-")[0], "tc", "-s", "qdisc", "show", "dev",
+                        self.ifs[link][0]).stdout
 
     def drop_counts(self, link: str) -> tuple[int, int]:
         """(packets seen, packets dropped) by the ``drop_every`` rule of ``link`` so far."""
