@@ -5,6 +5,8 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 
 - cheap units (system, link, vpn) every interval;
 - the path test in short bursts (``path.duration_s`` capped at ``PATH_BURST_S``) every minute;
+  its traceroute (``network.hops``) only at the full check and when a burst degrades, in a child
+  process (``agent_kit.monitor_hops``: scapy would stay resident otherwise);
 - audio (room noise during non-speech, a 4.5 s capture) every minute;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
@@ -102,8 +104,8 @@ def monitor_policy(policy: Policy) -> Policy:
     """The policy with the path test and the room capture shortened to bursts."""
     path = dict(policy.settings.get("path", {}))
     path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
-    # No traceroute (network.hops) in the lean monitor: scapy adds ~37 MB of RSS for good;
-    # the onboarding check and diagnose trace the hops.
+    # No traceroute (network.hops) inside the lean monitor: scapy adds ~30-37 MB of RSS for
+    # good. The monitor traces in a child process instead, when it matters (Monitor._hops).
     path["traceroute"] = False
     audio = dict(policy.settings.get("audio", {}))
     # unprompted, the room unit records quiet_s + speech_s and measures whatever it hears
@@ -188,6 +190,8 @@ class MonitorDeps:
     clock: Callable[[], float] = time.time          # wall clock (heartbeat times, gate)
     monotonic: Callable[[], float] = time.monotonic  # schedules
     state_file: Path | None = None
+    # (host, port, budget_s) -> TracerouteReading; None: agent_kit.monitor_hops.trace_hops
+    trace_hops: Callable[[str, int, float], Any] | None = None
 
 
 class Monitor:
@@ -198,6 +202,9 @@ class Monitor:
             raise MonitorError(_("--interval must be between 1 and 3600 seconds"))
         self.deps, self.interval_s = deps, interval_s
         self.policy = monitor_policy(deps.policy)
+        self.trace_wanted = bool(deps.policy.setting("path", "traceroute", True))
+        self.last_trace: float | None = None
+        self.path_degraded = False
         try:
             config = GateConfig.from_policy(self.policy)
         except ValueError as exc:
@@ -303,6 +310,7 @@ class Monitor:
                                 now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
             checks += report.checks
             release_free_memory()
+        checks = self._hops(checks, units, full=full)
         now = self.deps.monotonic()
         for unit in units:
             self.last_run[unit.name] = now
@@ -310,6 +318,37 @@ class Monitor:
             self.latest[result.id] = result
         self._update_call(checks)
         self.gate.observe(checks, full=full)
+
+    def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
+              full: bool) -> list[CheckResult]:
+        """``network.hops`` for this cycle's path burst (``agent_kit.monitor_hops``): a fresh
+        trace at the full check, at the first burst that reaches the reflector, at the first
+        degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded; otherwise
+        the last traced result stays (the burst's own "switched off" placeholder is dropped)."""
+        from agent_kit.monitor_hops import HOPS_DEGRADED_EVERY_S, path_degraded
+
+        address = self.context.reflector_address
+        ids = {r.id: r.status.value for r in checks}
+        if (not self.trace_wanted or address is None or "network.hops" not in ids
+                or not any(u.name == "path" for u in units)):
+            return checks
+        degraded = path_degraded(ids)
+        now = self.deps.monotonic()
+        due = full or self.last_trace is None or (degraded and (
+            not self.path_degraded or now - self.last_trace >= HOPS_DEGRADED_EVERY_S))
+        self.path_degraded = degraded
+        if not due:
+            return [r for r in checks if r.id != "network.hops"]
+        from agent_kit.evaluate.hops import evaluate_hops
+        from agent_kit.monitor_hops import trace_hops
+        from agent_kit.probe_units import TRACEROUTE_BUDGET_S
+
+        trace = self.deps.trace_hops or trace_hops
+        log.info("tracing the hops to the reflector (%s)",
+                 "full check" if full else "path degraded" if degraded else "first reach")
+        hops = evaluate_hops(trace(address[0], address[1], TRACEROUTE_BUDGET_S), self.policy)
+        self.last_trace = self.deps.monotonic()
+        return [hops if r.id == "network.hops" else r for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]
