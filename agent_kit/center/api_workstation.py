@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from agent_kit.center.auth import Caller, caller_admin, has_signature, require_workstation, runtime
 from agent_kit.center.errors import APIError
-from agent_kit.center.intake import IntakeJob, SeqConflict
 from agent_kit.center.models import (
     EnrollRequest,
     EnrollResponse,
@@ -53,18 +51,14 @@ async def enroll(request: Request) -> JSONResponse:
 @router.post("/heartbeats", response_model=HeartbeatAck, openapi_extra=json_body(HeartbeatBatch),
              responses={**ERRORS, 409: {"description": "seq_conflict"}})
 async def heartbeats(request: Request, caller: Workstation) -> JSONResponse:
-    """Store a batch of heartbeats; answered once committed."""
-    batch = await read_json(request, HeartbeatBatch)
-    rt = runtime(request)
+    """Store a batch of heartbeats; answered once committed. (The served app answers this in
+    ``heartbeat_route.HeartbeatFastPath`` before FastAPI, with the same functions.)"""
+    from agent_kit.center.heartbeat_route import accept_heartbeats
+
     assert caller.agent_id is not None
-    job = IntakeJob(caller.agent_id, batch.heartbeats, rt.now)
-    outcome = await asyncio.wrap_future(rt.intake.submit(job))
-    if isinstance(outcome, SeqConflict):
-        raise APIError(409, "seq_conflict", f"seq {outcome.seq} is already stored under another "
-                       "heartbeat id; nothing of this batch was stored",
-                       extra={"id": outcome.id, "seq": outcome.seq})
-    return JSONResponse({"results": [{"id": i, "seq": s, "status": st} for i, s, st in outcome],
-                         "server_time": int(rt.now)})
+    ack = await accept_heartbeats(runtime(request), caller.agent_id,
+                                  request.headers.get("content-type", ""), await request.body())
+    return JSONResponse(ack)
 
 
 @router.get("/policy", response_model=PolicyDocument, responses=ERRORS)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
 from agent_kit import __version__
+from agent_kit.center.heartbeat_route import SECURITY_HEADERS
 from agent_kit.center.settings import CenterSettings, from_env
 
 STATIC = Path(__file__).parent / "static"
@@ -85,7 +86,9 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
     limits = {"/api/v1/reports": settings.report_limit_bytes,
               "/speedtest/upload.php": MAX_UPLOAD_BYTES,
               "/speedtest/speedtest/upload.php": MAX_UPLOAD_BYTES}
-    wrapped = BodyLimit(app, settings.body_limit_bytes, limits)
+    from agent_kit.center.heartbeat_route import HeartbeatFastPath
+
+    wrapped = BodyLimit(HeartbeatFastPath(app, rt), settings.body_limit_bytes, limits)
     app.state.asgi = wrapped
     return app
 
@@ -94,7 +97,7 @@ class SecurityHeaders:
     """Pure ASGI (no BaseHTTPMiddleware, whose task per request costs intake throughput):
     ``nosniff`` and ``no-referrer`` on every answer that does not set them itself."""
 
-    EXTRA = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+    EXTRA = SECURITY_HEADERS
 
     def __init__(self, app: Any) -> None:
         self.app = app

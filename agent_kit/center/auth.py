@@ -76,9 +76,20 @@ async def require_workstation(request: Request) -> Caller:
     """Verify the HMAC signature over method, path, timestamp and body."""
     rt = runtime(request)
     headers = request.headers
-    agent_id = headers.get("x-agent-id")
-    timestamp = headers.get("x-agent-timestamp")
-    signature = headers.get("x-agent-signature")
+    agent_id, timestamp, signature = signature_headers(
+        rt, headers.get("x-agent-id"), headers.get("x-agent-timestamp"),
+        headers.get("x-agent-signature"))
+    body = await request.body()
+    await verify_workstation(rt, request.method, request.url.path, agent_id, timestamp, body,
+                             signature)
+    return Caller("workstation", agent_id)
+
+
+def signature_headers(rt: CenterRuntime, agent_id: str | None, timestamp: str | None,
+                      signature: str | None) -> tuple[str, str, str]:
+    """The three signature headers, well-formed and with a timestamp inside the clock window
+    (checked before the body is read); else 401 ``unauthorized``/``bad_signature``/
+    ``clock_skew``. One implementation for the FastAPI routes and the heartbeat fast path."""
     if not agent_id or not timestamp or not signature:
         raise APIError(401, "unauthorized", "signed request expected (X-Agent-Id, "
                        "X-Agent-Timestamp, X-Agent-Signature)")
@@ -90,7 +101,13 @@ async def require_workstation(request: Request) -> Caller:
         raise APIError(401, "clock_skew", f"timestamp is more than "
                        f"{rt.settings.clock_window_s} s from the center's clock",
                        extra={"server_time": int(now)})
-    body = await request.body()
+    return agent_id, timestamp, signature
+
+
+async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id: str,
+                             timestamp: str, body: bytes, signature: str) -> None:
+    """The signature matches this workstation's secret and the workstation is not retired;
+    else 401 ``bad_signature`` / 403 ``retired``."""
     auth = rt.cached_agent_auth(agent_id)
     if auth is None:
         from starlette.concurrency import run_in_threadpool
@@ -98,8 +115,7 @@ async def require_workstation(request: Request) -> Caller:
         auth = await run_in_threadpool(rt.agent_auth, agent_id)
     # Unknown agent and wrong signature look the same (no oracle for agent ids).
     if auth is None or not credentials.signature_matches(
-            auth[0], request.method, request.url.path, timestamp, body, signature):
+            auth[0], method, path, timestamp, body, signature):
         raise APIError(401, "bad_signature", "the request signature does not match")
     if auth[1]:
         raise APIError(403, "retired", "this workstation was retired; enroll it again")
-    return Caller("workstation", agent_id)

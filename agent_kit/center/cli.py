@@ -145,7 +145,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             print(f"agent-center {__version__} on {scheme}://{host}:{port} "
                   f"({workers} workers)", file=sys.stderr, flush=True)
             uvicorn.run("agent_kit.center.app:worker_app", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", **ssl)
+                        workers=workers, log_level="warning", access_log=False, **ssl)
         else:
             from agent_kit.center.app import asgi_app
 

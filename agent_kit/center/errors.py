@@ -52,34 +52,50 @@ def validation_detail(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def api_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """The answer to an :class:`APIError` (or Starlette's own 404/405...)."""
+    if isinstance(exc, APIError):
+        return error_response(exc.status_code, exc.error, exc.detail, exc.headers, **exc.extra)
+    code = STATUS_CODES.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, detail, exc.headers)
+
+
+def invalid_body_response(errors: Any) -> JSONResponse:
+    """400 ``invalid_json`` for a body that is not JSON, else 422 with pydantic's reasons."""
+    detail = validation_detail(errors)
+    if any(e["type"] in ("json_invalid", "json_type") for e in detail):
+        return error_response(400, "invalid_json", "the body is not valid JSON")
+    return error_response(422, "validation_error", detail)
+
+
+def database_down_response(exc: DatabaseUnavailable) -> JSONResponse:
+    log.warning("database unavailable: %s", exc)
+    return error_response(503, "database_unavailable", "the database cannot be reached; "
+                          "retry later", {"Retry-After": "5"})
+
+
+def internal_error_response(method: str, path: str, exc: BaseException) -> JSONResponse:
+    log.error("internal error on %s %s: %s", method, path, type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal", "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, APIError):
-            return error_response(exc.status_code, exc.error, exc.detail, exc.headers,
-                                  **exc.extra)
-        code = STATUS_CODES.get(exc.status_code, "error")
-        detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, detail, exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_detail(exc.errors())
-        if any(e["type"] in ("json_invalid", "json_type") for e in errors):
-            return error_response(400, "invalid_json", "the body is not valid JSON")
-        return error_response(422, "validation_error", errors)
+        return invalid_body_response(exc.errors())
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return error_response(503, "database_unavailable", "the database cannot be reached; "
-                              "retry later", {"Retry-After": "5"})
+        return database_down_response(exc)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s", request.method, request.url.path,
-                  type(exc).__name__, exc_info=exc)
-        return error_response(500, "internal", "internal error")
+        return internal_error_response(request.method, request.url.path, exc)
 
 
 class BodyTooLarge(APIError):

@@ -3,7 +3,8 @@
 Each request's heartbeats become a job on a queue; the writer takes every job waiting (up to
 ``max_jobs``), applies them in one transaction, commits (SQLite WAL with synchronous=FULL, or
 PostgreSQL), and only then answers each request: acknowledged means committed, and the cost of a
-commit (an fsync) is shared by every request that arrived meanwhile.
+commit (an fsync) is shared by every request that arrived meanwhile. The answers go back to each
+event loop in one call per group (not one cross-thread wake-up per request).
 
 Per heartbeat: ``INSERT ... ON CONFLICT DO NOTHING`` on ``(agent_id, seq)`` and
 ``(agent_id, id)``. A heartbeat that inserts nothing is a *duplicate* when the same id is stored
@@ -14,13 +15,13 @@ nothing of it is stored. Then the workstation's latest state (``agents`` row) is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from agent_kit.center.database import Database, DatabaseUnavailable, Tx
 from agent_kit.center.fleet import deadline
@@ -30,13 +31,13 @@ log = logging.getLogger("agent_kit.center.intake")
 
 _INSERT = ("INSERT INTO heartbeats (agent_id, seq, id, received_at, body) VALUES (?, ?, ?, ?, ?)"
            " ON CONFLICT DO NOTHING")
+_INSERT_RETURNING = _INSERT + " RETURNING seq"
 _FIND = "SELECT id, seq FROM heartbeats WHERE agent_id = ? AND (id = ? OR seq = ?)"
-_STATE = ("UPDATE agents SET last_seen = ?, deadline = ?, last_seq = ?, interval_s = ?,"
-          " agent_version = ?, verdict = ?, ready = ?, failing = ?, measured_at = ?,"
-          " ready_since = {since} WHERE agent_id = ? AND COALESCE(last_seq, 0) < ?")
-_STATE_GIVEN = _STATE.format(since="?")
-_STATE_DERIVED = _STATE.format(since="CASE WHEN COALESCE(ready, -1) = ? THEN "
-                               "COALESCE(ready_since, ?) ELSE ? END")
+_STATE_RETURNING = (
+    "UPDATE agents SET last_seen = ?, deadline = ?, last_seq = ?, interval_s = ?,"
+    " agent_version = ?, verdict = ?, ready = ?, failing = ?, measured_at = ?,"
+    " ready_since = COALESCE(?, CASE WHEN COALESCE(ready, -1) = ? THEN COALESCE(ready_since, ?)"
+    " ELSE ? END) WHERE agent_id = ? AND COALESCE(last_seq, 0) < ? RETURNING agent_id")
 _ALIVE = "UPDATE agents SET last_seen = ?, deadline = ? WHERE agent_id = ?"
 _COUNT = "UPDATE counters SET value = value + ? WHERE name = 'heartbeats_stored'"
 
@@ -49,12 +50,18 @@ class SeqConflict:
     seq: int
 
 
-@dataclass
+Outcome: TypeAlias = list[tuple[str, int, str]] | SeqConflict
+
+
+@dataclass(slots=True)
 class IntakeJob:
+    """One request's heartbeats, and where its answer goes (a future of the request's loop)."""
+
     agent_id: str
     heartbeats: list[Heartbeat]
     received_at: float
-    future: Future[list[tuple[str, int, str]] | SeqConflict] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop
+    waiter: asyncio.Future[Outcome]
 
 
 class IntakeWriter:
@@ -78,9 +85,14 @@ class IntakeWriter:
         if self._conn is not None:
             self._conn.close()
 
-    def submit(self, job: IntakeJob) -> Future[list[tuple[str, int, str]] | SeqConflict]:
-        self._queue.put(job)
-        return job.future
+    async def store(self, agent_id: str, heartbeats: list[Heartbeat],
+                    received_at: float) -> Outcome:
+        """Queue one request's heartbeats; the outcome once their group is committed (raises
+        :class:`DatabaseUnavailable` if it could not be)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put(IntakeJob(agent_id, heartbeats, received_at, loop, waiter))
+        return await waiter
 
     def _run(self) -> None:
         while True:
@@ -103,7 +115,7 @@ class IntakeWriter:
                 return
 
     def _commit_group(self, jobs: list[IntakeJob]) -> None:
-        outcomes: list[list[tuple[str, int, str]] | SeqConflict] = []
+        outcomes: list[Outcome] = []
         try:
             if self._conn is None:
                 self._conn = self.db.connect()
@@ -111,9 +123,8 @@ class IntakeWriter:
             tx.begin(write=True)
             try:
                 stored = 0
-                for job in jobs:
-                    outcome = apply_job(tx, job)
-                    outcomes.append(outcome)
+                outcomes = apply_jobs(tx, jobs)
+                for outcome in outcomes:
                     if not isinstance(outcome, SeqConflict):
                         stored += sum(1 for _, _, status in outcome if status == "stored")
                 if stored:
@@ -128,52 +139,96 @@ class IntakeWriter:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
-            error = DatabaseUnavailable(f"database error during intake: {type(exc).__name__}")
-            for job in jobs:
-                job.future.set_exception(error)
+            _answer(jobs, None, f"database error during intake: {type(exc).__name__}")
             return
         self.stored_total += stored
         self.groups_total += 1
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            job.future.set_result(outcome)
+        _answer(jobs, outcomes, None)
 
 
-def apply_job(tx: Tx, job: IntakeJob) -> list[tuple[str, int, str]] | SeqConflict:
-    """Store one request's heartbeats inside the group's transaction."""
+def _answer(jobs: list[IntakeJob], outcomes: list[Outcome] | None, error: str | None) -> None:
+    """Hand each loop its requests' outcomes in one thread-safe call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Any]]] = {}
+    for i, job in enumerate(jobs):
+        by_loop.setdefault(job.loop, []).append(
+            (job.waiter, outcomes[i] if outcomes is not None else None))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, pairs, error)
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Outcome], Any]], error: str | None) -> None:
+    for waiter, outcome in pairs:
+        if waiter.done():  # the request was cancelled (client gone)
+            continue
+        if error is not None:
+            waiter.set_exception(DatabaseUnavailable(error))
+        else:
+            waiter.set_result(outcome)
+
+
+def apply_jobs(tx: Tx, jobs: list[IntakeJob]) -> list[Outcome]:
+    """Store a group's requests inside its transaction, with the statements of the whole group
+    sent together (:meth:`Tx.each`: one round trip on PostgreSQL, not two per heartbeat).
+
+    First every heartbeat of the group is inserted in order (``ON CONFLICT DO NOTHING``); then
+    each request, in order, settles the heartbeats that inserted nothing exactly as if it were
+    alone (:func:`_settle_job`); then the latest state of every accepted request is written."""
+    rows = [(job.agent_id, hb.seq, hb.id, job.received_at, hb.model_dump_json())
+            for job in jobs for hb in job.heartbeats]
+    inserted = tx.each(_INSERT_RETURNING, rows)
+    outcomes: list[Outcome] = []
+    k = 0
+    for job in jobs:
+        n = len(job.heartbeats)
+        outcomes.append(_settle_job(tx, job, inserted[k:k + n], rows[k:k + n]))
+        k += n
+    accepted = [job for job, outcome in zip(jobs, outcomes, strict=True)
+                if not isinstance(outcome, SeqConflict)]
+    states = [state_params(job) for job in accepted]
+    matched = tx.each(_STATE_RETURNING, [params for params, _ in states])
+    # No match: an older heartbeat arrived late (or a resend): still a sign of life.
+    alive = [(job.received_at, due, job.agent_id)
+             for job, (_, due), hit in zip(accepted, states, matched, strict=True) if not hit]
+    if alive:
+        tx.executemany(_ALIVE, alive)
+    return outcomes
+
+
+def _settle_job(tx: Tx, job: IntakeJob, inserted: list[bool],
+                rows: list[tuple[Any, ...]]) -> Outcome:
+    """The request's outcome: a heartbeat that inserted nothing is tried again (an earlier
+    refused request of this group may have freed its seq), then it is a duplicate (same id, same
+    seq stored) or a conflict (the request is refused and its rows deleted again)."""
     results: list[tuple[str, int, str]] = []
-    inserted: list[int] = []
-    for hb in job.heartbeats:
-        body = hb.model_dump_json()
-        if tx.execute(_INSERT, (job.agent_id, hb.seq, hb.id, job.received_at, body)).rowcount == 1:
-            inserted.append(hb.seq)
+    mine: list[int] = []
+    for hb, done, row in zip(job.heartbeats, inserted, rows, strict=True):
+        if done or tx.execute(_INSERT, row).rowcount == 1:
+            mine.append(hb.seq)
             results.append((hb.id, hb.seq, "stored"))
             continue
         same = any(str(i) == hb.id and int(s) == hb.seq
                    for i, s in tx.all(_FIND, (job.agent_id, hb.id, hb.seq)))
         if not same:
-            for seq in inserted:
+            for seq in mine:
                 tx.execute("DELETE FROM heartbeats WHERE agent_id = ? AND seq = ?",
                            (job.agent_id, seq))
             return SeqConflict(hb.id, hb.seq)
         results.append((hb.id, hb.seq, "duplicate"))
-    update_state(tx, job)
     return results
 
 
-def update_state(tx: Tx, job: IntakeJob) -> None:
+def state_params(job: IntakeJob) -> tuple[tuple[Any, ...], float]:
+    """Parameters of ``_STATE_RETURNING`` for the request's latest heartbeat, and its deadline.
+    ``ready_since`` is the gate's ``since`` when given, else derived: kept while readiness does
+    not change, else the heartbeat's measurement time."""
     latest = max(job.heartbeats, key=lambda hb: hb.seq)
     ready = 1 if latest.gate.open else 0
     failing = ",".join(c.id for c in latest.checks if c.status == "fail")
     failing = f",{failing}," if failing else ""
     measured = latest.measured_at.isoformat()
     due = deadline(job.received_at, latest.interval_s)
-    head = (job.received_at, due, latest.seq, latest.interval_s, latest.agent_version,
-            latest.verdict, ready, failing, measured)
-    if latest.gate.since is not None:
-        params: tuple[Any, ...] = (*head, latest.gate.since.isoformat(), job.agent_id, latest.seq)
-        n = tx.execute(_STATE_GIVEN, params).rowcount
-    else:
-        params = (*head, ready, measured, measured, job.agent_id, latest.seq)
-        n = tx.execute(_STATE_DERIVED, params).rowcount
-    if n == 0:  # an older heartbeat arrived late (or a resend): still a sign of life
-        tx.execute(_ALIVE, (job.received_at, due, job.agent_id))
+    since = latest.gate.since.isoformat() if latest.gate.since is not None else None
+    return ((job.received_at, due, latest.seq, latest.interval_s, latest.agent_version,
+             latest.verdict, ready, failing, measured, since, ready, measured, measured,
+             job.agent_id, latest.seq), due)

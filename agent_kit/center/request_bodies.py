@@ -28,20 +28,32 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def is_json(request: Request) -> bool:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return json_content_type(request.headers.get("content-type", ""))
+
+
+def json_content_type(value: str) -> bool:
+    """``application/json`` or ``application/*+json`` (parameters such as charset ignored)."""
+    ctype = value.split(";")[0].strip().lower()
     return ctype == "application/json" or (ctype.startswith("application/")
                                            and ctype.endswith("+json"))
 
 
-async def read_json(request: Request, model: type[M]) -> M:
-    if not is_json(request):
+def parse_json(content_type: str, body: bytes, model: type[M]) -> M:
+    """415 unless JSON; the body validated strictly from its bytes (RequestValidationError with
+    pydantic's reasons, without the input echoed back)."""
+    if not json_content_type(content_type):
         raise APIError(415, "unsupported_media_type", "send the body as application/json")
-    body = await request.body()
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             exc.errors(include_url=False, include_context=False, include_input=False)) from None
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    if not is_json(request):  # before the body is read
+        raise APIError(415, "unsupported_media_type", "send the body as application/json")
+    return parse_json(request.headers.get("content-type", ""), await request.body(), model)
 
 
 def add_body_schemas(schema: dict[str, Any]) -> dict[str, Any]:
