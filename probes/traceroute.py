@@ -219,9 +219,15 @@ def _attach_answer_filter(sock: socket.socket, dst: str, v6: bool) -> None:
 
     prog = answer_filter(dst, v6)
     code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
-    with contextlib.suppress(OSError):   # without it scapy still matches, it only works harder
+    try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
                         struct.pack("HL", len(prog), ctypes.addressof(code)))
+    except OSError:
+        return      # without it scapy still matches the answers, it only works harder
+    # What arrived between opening the socket and attaching the filter is still queued.
+    with contextlib.suppress(OSError):
+        for _ in range(100000):
+            sock.recv(65536, socket.MSG_DONTWAIT)
 
 
 class _Scapy:

@@ -57,3 +57,14 @@ def test_the_check_traces_by_default_and_the_lean_monitor_does_not() -> None:
     policy = load_policy()
     assert policy.setting("path", "traceroute", None) is True
     assert monitor_policy(policy).setting("path", "traceroute", None) is False
+
+
+def test_ipv6_loopback_reflector_is_one_hop() -> None:
+    from agent_kit.center.reflector import start_reflector
+
+    with start_reflector("::1", 0) as refl:
+        reading = measure_hops("::1", refl.address[1])
+    assert reading.reached and reading.target == f"[::1]:{refl.address[1]}"
+    assert [(h.address, h.received, h.sent, h.is_target) for h in reading.hops] == [
+        ("::1", 5, 5, True)]
+    assert reading.duration_s <= 3.5
