@@ -123,8 +123,8 @@ def measure_hops(host: str, port: int, *, max_hops: int = 20, probes_per_hop: in
     except ImportError as exc:   # named, so a frozen build missing a module shows which
         return _failed(target, start, f"scapy is not installed (pip install scapy): {exc}")
     except PermissionError as exc:
-        return _failed(target, start, f"raw sockets need root or CAP_NET_RAW: {exc}",
-                       privileges=True)
+        return _failed(target, start, str(exc) if sys.platform == "win32"
+                       else f"raw sockets need root or CAP_NET_RAW: {exc}", privileges=True)
     except Exception as exc:  # noqa: BLE001 - scapy's back-ends raise many kinds (no Npcap...)
         return _failed(target, start, f"cannot open a raw socket: {exc}",
                        privileges=isinstance(exc, OSError) or "pcap" in str(exc).lower())
@@ -254,6 +254,9 @@ class _Scapy:
             self._sock: Any = L3RawSocket6() if self.v6 else L3RawSocket()
             _attach_answer_filter(self._sock.ins, dst, self.v6)
         else:
+            if sys.platform == "win32" and not conf.use_pcap:
+                # scapy's fallback (plain Windows raw sockets) cannot see the ICMP answers
+                raise PermissionError("Npcap is not installed (https://npcap.com)")
             self._sock = conf.L3socket6() if self.v6 else conf.L3socket()
 
     def probe(self, ttls: Sequence[int], *, inter: float, wait: float,
