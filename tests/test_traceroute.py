@@ -67,4 +67,3 @@ def test_ipv6_loopback_reflector_is_one_hop() -> None:
     assert reading.reached and reading.target == f"[::1]:{refl.address[1]}"
     assert [(h.address, h.received, h.sent, h.is_target) for h in reading.hops] == [
         ("::1", 5, 5, True)]
-    assert reading.duration_s <= 3.5
