@@ -233,6 +233,15 @@ def group_cpu_s(pgid: int) -> dict[int, float]:
     return out
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat (every process:
+    the center, the load generator, PostgreSQL, and anyone else's work)."""
+    with open("/proc/stat") as f:
+        values = [float(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def stored_counter(url: str, token: str) -> int:
     text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"},
                      timeout=30).text
@@ -258,11 +267,13 @@ def heartbeat_load(url: str, token: str, pgid: int, agents: list[tuple[str, str]
         result["presign_s"] = time.monotonic() - t0
         seq += batch * (count // len(agents) + 1)
         cpu0, own0 = group_cpu_s(pgid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0 = machine_busy()
         if client == "wrk":
             result.update(wrk_load(url, requests, clients, connections, window, workdir))
         else:
             result.update(python_load(host, port, requests, clients, connections, window))
         cpu1, own1 = group_cpu_s(pgid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy1 = machine_busy()
         sent += int(result["ok"])
     stored = stored_counter(url, token) - before
     # Answers in flight when a window closed are stored but not counted: at most one per
@@ -278,6 +289,7 @@ def heartbeat_load(url: str, token: str, pgid: int, agents: list[tuple[str, str]
                                      reverse=True)  # type: ignore[assignment]
     client_s = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)
     result["client_ms_per_request"] = 1000 * client_s / max(result["ok"], 1)
+    result["machine_busy"] = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
     return result
 
 
@@ -384,7 +396,8 @@ def main() -> int:
         cores = " + ".join(f"{c:.2f}" for c in result["process_cores"] if c >= 0.01)
         print(f"CPU per request: center {result['server_ms_per_request']:.3f} ms "
               f"({result['server_cores']:.2f} cores: {cores}), client "
-              f"{result['client_ms_per_request']:.3f} ms")
+              f"{result['client_ms_per_request']:.3f} ms; machine busy "
+              f"{100 * result['machine_busy']:.0f} % of {os.cpu_count()} cores")
         if not result["honest"]:
             return 1
         if args.overview_agents:

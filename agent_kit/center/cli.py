@@ -144,8 +144,14 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             asgi_app(settings)  # prints the admin token once, on first start
             print(f"agent-center {__version__} on {scheme}://{host}:{port} "
                   f"({workers} workers)", file=sys.stderr, flush=True)
-            uvicorn.run("agent_kit.center.app:worker_app", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False, **ssl)
+            from agent_kit.center.workers import serve_workers
+
+            try:
+                status = serve_workers(host, port, workers, ssl)
+            except OSError as exc:
+                _fail(f"cannot listen on {host}:{port}: {exc}")
+            if status:
+                raise typer.Exit(status)
         else:
             from agent_kit.center.app import asgi_app
 
