@@ -106,15 +106,17 @@ def _path(ctx: ProbeContext) -> list[CheckResult]:
         address[0], address[1],
         duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
         packet_interval_ms=float(ctx.policy.setting("path", "packet_interval_ms", 20.0)))
-    results = evaluate_network(reading, ctx.policy)
     if not ctx.policy.setting("path", "traceroute", True):
-        return [*results, hops_off(ctx.policy)]
-    # Right after the path burst, not during it: scapy parsing every packet in this process
-    # would hold the GIL between the burst's send timestamps and its sends (false jitter).
+        return [*evaluate_network(reading, ctx.policy), hops_off(ctx.policy)]
+    # Right after the path burst, not during it: scapy parsing packets in this process would
+    # hold the GIL between the burst's send timestamps and its sends (false jitter).
     from probes.traceroute import measure_hops
 
-    trace = measure_hops(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S)
-    return [*results, evaluate_hops(trace, ctx.policy)]
+    hops = evaluate_hops(measure_hops(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S),
+                         ctx.policy)
+    # where the traceroute saw loss or delay start decides the path checks' fixes
+    return [*evaluate_network(reading, ctx.policy, loss_at=hops.details.get("loss_segment"),
+                              delay_at=hops.details.get("delay_segment")), hops]
 
 
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:

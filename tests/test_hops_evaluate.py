@@ -63,3 +63,19 @@ def test_messages_are_translated() -> None:
         set_language("en")
     assert res.message.startswith("förlusten börjar i ditt hemnätverk"), res.message
     assert res.fix and res.fix.startswith("Problemet börjar mellan"), res.fix
+
+
+def test_the_segment_decides_the_path_checks_fixes() -> None:
+    from agent_kit.evaluate.network import evaluate_network
+    from tests.test_network_evaluate import reading as path_reading
+
+    bad = path_reading(jitter=45.0, loss=5.0)
+    plain = {r.id: r.fix for r in evaluate_network(bad, load_policy())}
+    assert all("Wi-Fi" in (plain[c] or "") for c in ("network.loss", "network.jitter"))
+    told = {r.id: r.fix or "" for r in evaluate_network(bad, load_policy(), loss_at="beyond",
+                                                          delay_at="isp")}
+    assert told["network.loss"].startswith("Packets to the center get lost")
+    assert "Nothing at home will fix it" in told["network.loss"]
+    assert "Weak Wi-Fi" not in told["network.loss"]
+    assert "starts at your internet provider" in told["network.jitter"]
+    assert "Nothing at home will fix it" in told["network.mos"]     # MOS here is loss-bound

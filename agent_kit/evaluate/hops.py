@@ -26,8 +26,8 @@ DEFAULT_LOSS_PCT = 20.0
 DEFAULT_DELAY_MS = 50.0
 
 _SEGMENT = {
-    "home": N_("your home network (this computer to the home router: Wi-Fi or cable)"),
-    "isp": N_("your internet provider's network (after the home router)"),
+    "home": N_("in your home network (this computer to the home router: Wi-Fi or cable)"),
+    "isp": N_("in your internet provider's network (after the home router)"),
     "beyond": N_("beyond your internet provider (the internet or the center)"),
 }
 _FIX = {
@@ -39,6 +39,11 @@ _FIX = {
     "beyond": N_("The problem starts beyond your internet provider, on the way to the center "
                  "or at the center. Nothing at home will fix it: send this report to IT."),
 }
+
+
+def segment_fix(segment: str) -> str:
+    """What to do when trouble starts in ``segment`` (home, isp, beyond), translated."""
+    return _(_FIX[segment])
 
 
 def hops_unknown(policy: Policy, reason: str, *, privileges: bool = False) -> CheckResult:
@@ -80,18 +85,18 @@ def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
                             details=details)
     parts = []
     if finding.loss_at is not None:
-        parts.append(_("loss starts in {segment}: {added:.0f} % more probes lost from hop "
+        parts.append(_("loss starts {where}: {added:.0f} % more probes lost from hop "
                        "{ttl} ({address}) on").format(
-            segment=_(_SEGMENT[finding.loss_at.segment]), added=finding.loss_at.added_loss_pct,
+            where=_(_SEGMENT[finding.loss_at.segment]), added=finding.loss_at.added_loss_pct,
             ttl=finding.loss_at.ttl, address=_address(finding.loss_at)))
     if finding.delay_at is not None:
-        parts.append(_("delay starts in {segment}: {added:.0f} ms more from hop {ttl} "
+        parts.append(_("delay starts {where}: {added:.0f} ms more from hop {ttl} "
                        "({address}) on").format(
-            segment=_(_SEGMENT[finding.delay_at.segment]),
+            where=_(_SEGMENT[finding.delay_at.segment]),
             added=finding.delay_at.added_delay_ms, ttl=finding.delay_at.ttl,
             address=_address(finding.delay_at)))
     return state_result(CHECK_ID, Status.WARN, finding.segment, policy,
-                        message="; ".join(parts), fix=_(_FIX[finding.segment]),
+                        message="; ".join(parts), fix=segment_fix(finding.segment),
                         details=details)
 
 
@@ -105,7 +110,9 @@ def _details(reading: TracerouteReading, finding: HopFinding) -> dict[str, Any]:
         "duration_s": round(reading.duration_s, 2),
         "segment": finding.segment,
         "loss_at": finding.loss_at.ttl if finding.loss_at else None,
+        "loss_segment": finding.loss_at.segment if finding.loss_at else None,
         "delay_at": finding.delay_at.ttl if finding.delay_at else None,
+        "delay_segment": finding.delay_at.segment if finding.delay_at else None,
         "hops": [{"ttl": s.ttl, "address": s.address, "segment": s.segment,
                   "sent": h.sent, "received": h.received,
                   "loss_pct": None if s.loss_pct is None else round(s.loss_pct, 1),

@@ -16,7 +16,9 @@ Input is one ``probes.path.PathReading`` (an RTP-like stream to the center's ref
   agent and left out, so the MOS is that of the network part of the call: an upper bound.
 
 A failing check's fix names the likely cause in plain words; the same words in every language
-go through ``_()``.
+go through ``_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
+starts, the loss, jitter and MOS fixes say that segment's fix instead of the generic one
+(``loss_at``/``delay_at``: "home", "isp" or "beyond").
 """
 
 from __future__ import annotations
@@ -37,17 +39,23 @@ def network_unknown(policy: Policy, reason: str) -> list[CheckResult]:
     return [unknown_result(cid, policy, reason) for cid in CHECK_IDS]
 
 
-def evaluate_network(reading: PathReading, policy: Policy) -> list[CheckResult]:
-    """The four path checks of one reading; all ``unknown`` when nothing came back."""
+def evaluate_network(reading: PathReading, policy: Policy, *, loss_at: str | None = None,
+                     delay_at: str | None = None) -> list[CheckResult]:
+    """The four path checks of one reading; all ``unknown`` when nothing came back.
+    ``loss_at``/``delay_at``: the segment the traceroute saw loss/delay start in, if any."""
     if reading.received == 0 or reading.rtt_median_ms is None or reading.jitter_ms is None:
         reason = reading.problem or _("no packet came back from the reflector")
         return network_unknown(policy, _("the path test to the center did not run: "
                                          "{reason}").format(reason=reason))
-    return [_rtt(reading, policy), _jitter(reading, policy), _loss(reading, policy),
-            _mos(reading, policy)]
+    return [_rtt(reading, policy), _jitter(reading, policy, delay_at),
+            _loss(reading, policy, loss_at), _mos(reading, policy, loss_at, delay_at)]
 
 
-def _fix_line() -> str:
+def _fix_line(segment: str | None = None) -> str:
+    if segment is not None:
+        from agent_kit.evaluate.hops import segment_fix
+
+        return segment_fix(segment)
     return _("Use a cable instead of Wi-Fi and pause big downloads, uploads and video streams "
              "at home, then run the check again; if it stays, call your internet provider "
              "(ISP).")
@@ -75,14 +83,19 @@ def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
                         details=details)
 
 
-def _jitter(reading: PathReading, policy: Policy) -> CheckResult:
+def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None) -> CheckResult:
     jitter = reading.jitter_ms or 0.0
     up = reading.jitter_up_ms or 0.0
     down = reading.jitter_down_ms or 0.0
     message = _("{jitter:.1f} ms jitter (towards the center {up:.1f} ms, back {down:.1f} "
                 "ms)").format(jitter=jitter, up=up, down=down)
-    fix = _("Packets reach the center unevenly, so voices will break up. This usually comes "
-            "from Wi-Fi or from someone at home streaming or downloading.") + " " + _fix_line()
+    if delay_at is None:
+        fix = _("Packets reach the center unevenly, so voices will break up. This usually "
+                "comes from Wi-Fi or from someone at home streaming or downloading.") + " " \
+            + _fix_line()
+    else:
+        fix = (_("Packets reach the center unevenly, so voices will break up.") + " "
+               + _fix_line(delay_at))
     details = {"up_ms": _r(reading.jitter_up_ms), "down_ms": _r(reading.jitter_down_ms),
                "up_final_ms": _r(reading.jitter_up_final_ms),
                "down_final_ms": _r(reading.jitter_down_final_ms),
@@ -92,13 +105,17 @@ def _jitter(reading: PathReading, policy: Policy) -> CheckResult:
                         details=details)
 
 
-def _loss(reading: PathReading, policy: Policy) -> CheckResult:
+def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> CheckResult:
     lost = max(0, reading.sent - reading.received)
     message = _("{loss:.1f} % of packets lost ({lost} of {sent}; worst 200 ms: "
                 "{burst:.0f} %)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
                                          burst=reading.burst_loss_pct)
-    fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi and a "
-            "busy home line are the usual causes.") + " " + _fix_line()
+    if loss_at is None:
+        fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi "
+                "and a busy home line are the usual causes.") + " " + _fix_line()
+    else:
+        fix = (_("Packets to the center get lost, so words will drop out of calls.") + " "
+               + _fix_line(loss_at))
     details = {"sent": reading.sent, "received": reading.received,
                "burst_loss_pct": round(reading.burst_loss_pct, 1),
                "burst_ratio": round(reading.burst_ratio, 2),
@@ -107,7 +124,8 @@ def _loss(reading: PathReading, policy: Policy) -> CheckResult:
                         fix_if_bad=fix, details=details)
 
 
-def _mos(reading: PathReading, policy: Policy) -> CheckResult:
+def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
+         delay_at: str | None = None) -> CheckResult:
     codec = str(policy.check("network.mos").params.get("codec", DEFAULT_CODEC))
     est = emodel.estimate(reading.rtt_median_ms or 0.0, reading.jitter_ms or 0.0,
                           reading.loss_pct, codec, reading.burst_ratio)
@@ -117,10 +135,11 @@ def _mos(reading: PathReading, policy: Policy) -> CheckResult:
     # own Ie) or delay (Idd, which includes the jitter buffer).
     loss_part = est.ie_eff - emodel.CODECS[est.codec].ie
     if loss_part >= est.idd:
-        fix = _("Calls would sound poor mainly because packets get lost.") + " " + _fix_line()
+        fix = (_("Calls would sound poor mainly because packets get lost.") + " "
+               + _fix_line(loss_at))
     else:
         fix = _("Calls would sound poor mainly because of the delay (including the jitter "
-                "buffer).") + " " + _fix_line()
+                "buffer).") + " " + _fix_line(delay_at)
     details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
                "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
                "burst_ratio": round(reading.burst_ratio, 2)}
