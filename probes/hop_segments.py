@@ -11,7 +11,7 @@ Segments of a traceroute (``probes.traceroute``), by hop:
 - later hops, and the reflector itself, are **beyond** the ISP: the internet and the center.
 
 Loss or delay "starts" at the hop where it first appears *and stays for every later hop*
-(mtr's and pathping's reading rule): a router that answers slowly or rarely itself (ICMP is
+(the usual reading of mtr output): a router that answers slowly or rarely itself (ICMP is
 low priority and rate-limited on routers) but forwards well shows a bad hop followed by good
 ones, which is not a problem of the path. So per hop the *floor* is the least value of that
 hop and every later answering hop; the floor only rises along the path, and each rise is
