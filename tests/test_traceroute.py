@@ -67,3 +67,15 @@ def test_ipv6_loopback_reflector_is_one_hop() -> None:
     assert reading.reached and reading.target == f"[::1]:{refl.address[1]}"
     assert [(h.address, h.received, h.sent, h.is_target) for h in reading.hops] == [
         ("::1", 5, 5, True)]
+
+
+def test_the_policy_rejects_bad_traceroute_settings(tmp_path) -> None:
+    from agent_kit.policy import PolicyError, load_policy
+
+    for text, says in (('[path]\ntraceroute = "yes"\n', "must be true or false"),
+                       ('[checks."network.hops"]\nloss_pct = "lots"\n', "a number, not str"),
+                       ('[checks."network.hops"]\nwarn = 3\n', "judged by state")):
+        f = tmp_path / "p.toml"
+        f.write_text(text)
+        with pytest.raises(PolicyError, match=says):
+            load_policy(f)
