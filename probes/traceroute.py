@@ -19,6 +19,10 @@ Five probes per hop by default: within the burst of six ICMP errors a Linux rout
 host before its rate limit (``net.ipv4.icmp_ratelimit``: then one per second), so a router's own
 rate limit does not look like loss on its hop.
 
+On Linux a classic BPF filter on scapy's receive socket (``answer_filter``) lets only ICMP and
+UDP from the reflector's address reach Python, so scapy does not dissect every packet the
+machine receives during the trace.
+
 Raw sockets need privileges: root or CAP_NET_RAW on Linux, root (or BPF access) on macOS,
 Npcap on Windows. Without them, or without scapy, the reading says so (``problem``,
 ``needs_privileges``); nothing here raises for that. scapy imports slowly (about 0.3 s of its
