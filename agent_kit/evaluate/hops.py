@@ -54,9 +54,8 @@ def hops_unknown(policy: Policy, reason: str, *, privileges: bool = False) -> Ch
 
 
 def hops_off(policy: Policy) -> CheckResult:
-    return hops_unknown(policy, _("the hop-by-hop test is off: the policy says [path] "
-                                  "traceroute = false, or this is agent-kit monitor, which "
-                                  "never runs it (agent-kit check and diagnose do)"))
+    return hops_unknown(policy, _("the hop-by-hop test is switched off in the policy "
+                                  "([path] traceroute = false)"))
 
 
 def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
