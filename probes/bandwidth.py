@@ -52,6 +52,7 @@ PUBLIC_DOWNLOAD_SIDE = 4000   # the largest file speedtest.net servers carry
 CENTER_UPLOAD_BYTES = 256 * 1024 * 1024   # declared per upload request; cut short when done
 PUBLIC_UPLOAD_BYTES = 7340032  # the largest upload speedtest-cli makes
 NOTSENT_LOWAT = 16 * 1024     # bytes queued unsent per socket: upload counts what left, not RAM
+LOAD_CONGESTION_CONTROL = b"reno"  # classic slow start: fills the queue fast (see _opener)
 
 # What speedtest.net's configuration would say, so that a mini server needs no internet: the
 # values of speedtest.net's usual configuration (threadcount 4, download threadsperurl 4,
@@ -151,6 +152,12 @@ def _opener(timeout_s: float, source_address: str | None) -> Any:
 
     ``TCP_NOTSENT_LOWAT`` (Linux, macOS) makes a send return only when little is left unsent,
     so the upload's byte count follows what the line carried, not what the kernel buffered.
+    ``TCP_CONGESTION`` (Linux) asks for Reno, allowed to every user: the load must fill the home
+    router's queue the way a long upload does (CUBIC, the default of Windows, macOS and Linux,
+    fills it in tens of seconds; Reno's classic slow start, without CUBIC's HyStart exit, fills
+    it within the test's few seconds). A machine set to BBR would otherwise keep that queue
+    nearly empty and hide the bufferbloat (measured in the lab: one run in about 15 graded a
+    300 ms queue +42 ms). Where Reno cannot be set, the system default stays.
     """
     import urllib.request
 
@@ -164,6 +171,10 @@ def _opener(timeout_s: float, source_address: str | None) -> Any:
         if lowat is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, lowat, NOTSENT_LOWAT)
+        congestion = getattr(socket, "TCP_CONGESTION", None)
+        if congestion is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, congestion, LOAD_CONGESTION_CONTROL)
 
     class _Connection(speedtest.SpeedtestHTTPConnection):  # type: ignore[misc, name-defined]
         def connect(self) -> None:
@@ -534,8 +545,14 @@ class _LoadedLatency:
         self.thread.join(timeout=LOADED_REPLY_WAIT_S + 1.0)
 
     def loaded_rtt_ms(self, skip_s: float) -> tuple[float | None, int]:
-        """Median RTT of the echoes after the first ``skip_s`` (the load's warm-up, while the
-        queue was still filling), and how many echoes that median is of."""
+        """The 90th percentile RTT of the echoes after the first ``skip_s`` (the load's warm-up),
+        and how many echoes it is of.
+
+        Not the median: in a test of a few seconds the load's queue is still building, and each
+        loss halves the senders' windows and drains it for a while; a long upload keeps it near
+        its peak. The high percentile estimates that standing queue (measured on a 300 ms
+        drop-tail queue at 5 Mbit/s: median 186-230 ms, 90th percentile near the 300 ms bound).
+        """
         if self.reading is None or not self.reading.rtt_ms_samples:
             return None, 0
         # Echoes lost in the full queue leave no sample, so skip by share of the test's time,
@@ -543,7 +560,9 @@ class _LoadedLatency:
         rtts = list(self.reading.rtt_ms_samples)
         share = min(0.5, skip_s / self.reading.duration_s) if self.reading.duration_s > 0 else 0
         kept = rtts[int(len(rtts) * share):]
-        return statistics.median(kept), len(kept)
+        if len(kept) < 10:
+            return statistics.median(kept), len(kept)
+        return statistics.quantiles(kept, n=10, method="inclusive")[-1], len(kept)
 
 
 def run_path_probe(reflector: tuple[str, int], duration_s: float,

@@ -69,10 +69,14 @@ def test_measured_speed_is_within_10_percent_of_the_tbf_rate(lab: Lab, down: flo
     assert got_up["value"] == pytest.approx(up, rel=0.10), got_up
     assert got_down["unit"] == got_up["unit"] == "Mbit/s"
     assert got_down["details"]["streams"] == 4
-    # A shallow queue (20 ms) adds little latency: no bufferbloat.
+    # A shallow queue adds little latency: no bufferbloat failure, and never more than the queue
+    # holds: tbf's limit is 20 ms of the rate plus the 64 kbit burst (33 ms at 5 Mbit/s, 21 ms at
+    # 50), so the grade is A or, on the slowest line, B (+30 to +60 ms).
     bloat = checks["bandwidth.bufferbloat"]
-    assert bloat["status"] == "pass", bloat
-    assert bloat["details"]["grade"] in ("A+", "A"), bloat
+    queue_ms = 20 + 64 / min(down, up)
+    assert bloat["status"] in ("pass", "warn"), bloat
+    assert bloat["value"] <= queue_ms + 5, bloat
+    assert bloat["details"]["grade"] in (("A+", "A", "B") if queue_ms >= 30 else ("A+", "A")), bloat
 
 
 def test_a_line_below_the_policy_minimum_fails_with_a_fix(lab: Lab) -> None:
@@ -106,19 +110,22 @@ def test_a_fast_line_passes_and_a_custom_policy_moves_the_bar(lab: Lab, tmp_path
 
 def test_bufferbloat_under_a_deep_queue_is_detected_and_graded(lab: Lab) -> None:
     # A 300 ms drop-tail queue on the 5 Mbit/s uplink, as on a home router without SQM: once
-    # the upload fills it, every packet waits ~300 ms: grade D (+200 to +400 ms).
+    # the upload fills it, every packet waits up to ~313 ms (300 ms + the 64 kbit burst): grade D
+    # (+200 to +400 ms). Measured with the Reno load and the 90th percentile: 210-282 ms.
     lab.shape(50, 5, up_latency_ms=300)
     code, checks = lab.check()
     bloat = checks["bandwidth.bufferbloat"]
-    assert code == 1
     assert bloat["status"] == "fail", bloat
+    assert code == 1
     assert 200 <= bloat["value"] < 400, bloat
     assert bloat["details"]["grade"] == "D"
     assert bloat["details"]["worst_direction"] == "upload"
     assert "grade D" in bloat["message"]
     assert "SQM" in bloat["fix"]
-    # the speed itself is still measured
-    assert checks["bandwidth.up"]["value"] == pytest.approx(5, rel=0.25)
+    # the speed itself is still measured; not to 10 %: when the load's streams overflow the deep
+    # queue together, loss recovery can stall the line for a round trip of 300 ms, which a test
+    # of a few seconds cannot average out (4.4-4.9 Mbit/s in 17 of 18 runs, 3.2 in one)
+    assert checks["bandwidth.up"]["value"] == pytest.approx(5, rel=0.4)
 
 
 def test_no_reflector_answer_leaves_bufferbloat_unknown_but_measures_speed(lab: Lab) -> None:
