@@ -375,8 +375,8 @@ def main() -> int:
             agents.append((ws.agent_id, ws.secret))
         if args.profile:
             fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []
-            spy = subprocess.Popen(["py-spy", "record", "-r", "200", "-s", "-o", args.profile,
-                                    "-p", str(center.process.pid), *fmt,
+            spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-r", "100", "-s",
+                                    "-o", args.profile, "-p", str(center.process.pid), *fmt,
                                     "-d", str(int(args.warmup + args.duration + 10))],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load = os.getloadavg()
