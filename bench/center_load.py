@@ -318,6 +318,31 @@ def seed_fleet(db_url: str, n: int) -> None:
     db.close()
 
 
+def seed_workstations(db_url: str, n: int) -> list[tuple[str, str]]:
+    """``n`` more enrolled workstations written straight into the database, as
+    ``Store.enroll`` writes them (an id and a nonce), with the secrets the center derives from
+    its key: a fleet of tens of thousands without enrolling each over HTTP. Their first
+    requests miss the center's credential cache (a database read each), as a real large fleet's
+    do every 30 s."""
+    import secrets as random_secrets
+
+    from agent_kit.center.credentials import derive_secret
+    from agent_kit.center.database import Database
+
+    db = Database(db_url)
+    with db.transaction() as tx:
+        row = tx.one("SELECT value FROM center_secrets WHERE name = 'center_key_hex'")
+    assert row is not None
+    key = bytes.fromhex(row[0])
+    now = time.time()
+    made = [(f"ws-seed{i:07d}", random_secrets.token_hex(16)) for i in range(n)]
+    with db.transaction(write=True) as tx:
+        tx.executemany("INSERT INTO agents (agent_id, hostname, nonce, enrolled_at) "
+                       "VALUES (?, ?, ?, ?)", [(a, f"seed-{a}", nonce, now) for a, nonce in made])
+    db.close()
+    return [(a, derive_secret(key, a, nonce)) for a, nonce in made]
+
+
 def overview_times(url: str, token: str, repeat: int = 7) -> dict[str, float]:
     out = {}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
@@ -354,6 +379,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1, help="heartbeats per request (1..500)")
     p.add_argument("--max-rate", type=float, default=12_000,
                    help="requests/s prepared for (the run fails if the client runs out)")
+    p.add_argument("--seeded-agents", type=int, default=0,
+                   help="more workstations, written into the database (a large fleet)")
     p.add_argument("--overview-agents", type=int, default=100_000)
     p.add_argument("--profile", metavar="SVG_OR_TXT", help="py-spy record the center during "
                    "the timed window (--format raw for .txt)")
@@ -373,6 +400,9 @@ def main() -> int:
         for i in range(args.agents):
             ws = center.enroll(token, f"load-{i}")
             agents.append((ws.agent_id, ws.secret))
+        if args.seeded_agents:
+            agents += seed_workstations(db_url, args.seeded_agents)
+            random.Random(3).shuffle(agents)
         if args.profile:
             fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []
             spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-r", "100", "-s",
@@ -386,7 +416,7 @@ def main() -> int:
         if args.profile:
             spy.wait()
         print(f"{args.db}, {args.workers} worker(s), client {args.client} x{args.clients}, "
-              f"{args.connections} connections, {args.agents} agents, batches of {args.batch}, "
+              f"{args.connections} connections, {len(agents)} agents, batches of {args.batch}, "
               f"{result['elapsed_s']:.1f} s (load average at start {load[0]:.2f}): "
               f"{result['heartbeats_per_s']:.0f} heartbeats/s, p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']:.0f}; stored "

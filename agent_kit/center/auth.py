@@ -3,6 +3,8 @@ key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dep
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,6 +14,7 @@ from agent_kit.center import credentials
 from agent_kit.center.errors import APIError
 from agent_kit.center.runtime import CenterRuntime
 
+log = logging.getLogger("agent_kit.center")
 SESSION_COOKIE = "agent_center_session"
 Role = Literal["admin", "gate", "workstation"]
 
@@ -108,6 +111,8 @@ async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id
                              timestamp: str, body: bytes, signature: str) -> None:
     """The signature matches this workstation's secret and the workstation is not retired;
     else 401 ``bad_signature`` / 403 ``retired``."""
+    if rt.sweep_due():  # retirements made elsewhere, in the background (within 30 s)
+        _in_background(rt.sweep_retired)
     auth = rt.cached_agent_auth(agent_id)
     if auth is None:
         from starlette.concurrency import run_in_threadpool
@@ -119,3 +124,13 @@ async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id
         raise APIError(401, "bad_signature", "the request signature does not match")
     if auth[1]:
         raise APIError(403, "retired", "this workstation was retired; enroll it again")
+
+
+def _in_background(work: Callable[[], None]) -> None:
+    import asyncio
+
+    def done(future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("credential cache sweep failed: %s", type(future.exception()).__name__)
+
+    asyncio.get_running_loop().run_in_executor(None, work).add_done_callback(done)

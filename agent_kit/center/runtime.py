@@ -24,6 +24,7 @@ log = logging.getLogger("agent_kit.center")
 ADMIN_HASH = "admin_token_sha256"
 CENTER_KEY = "center_key_hex"
 AUTH_CACHE_S = 30.0  # a retirement reaches other processes within this
+SWEEP_MARGIN_S = 600.0  # retirements looked back over, beyond the last sweep
 
 
 @dataclass(frozen=True)
@@ -71,23 +72,25 @@ class CenterRuntime:
     center_key: bytes
     admin_hash: str
     policy: PolicyDocument
-    _auth_cache: dict[str, tuple[float, str, bool]] = field(default_factory=dict)
+    # agent_id -> (secret, retired). A secret never changes for an agent id (its nonce is fixed
+    # at enrollment); only retirement does, so entries are kept and dropped by a sweep for
+    # retirements made elsewhere (other processes, the CLI) every AUTH_CACHE_S.
+    _auth_cache: dict[str, tuple[str, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
+    _swept_at: float = field(default_factory=time.monotonic)
+    _sweep_from: float | None = None
+    _sweeping: bool = False
 
     @property
     def now(self) -> float:
         return self.settings.now()
 
     def cached_agent_auth(self, agent_id: str) -> tuple[str, bool] | None:
-        hit = self._auth_cache.get(agent_id)
-        if hit is not None and time.monotonic() - hit[0] < AUTH_CACHE_S:
-            return hit[1], hit[2]
-        return None
+        return self._auth_cache.get(agent_id)
 
     def agent_auth(self, agent_id: str) -> tuple[str, bool] | None:
-        """``(secret, retired)`` for a workstation (cached a few seconds), None if unknown."""
-        now = time.monotonic()
+        """``(secret, retired)`` for a workstation (then cached), None if unknown."""
         found = self.store.agent_auth(agent_id)
         if found is None:
             return None
@@ -95,8 +98,30 @@ class CenterRuntime:
         secret = credentials.derive_secret(self.center_key, agent_id, nonce)
         if len(self._auth_cache) > 200_000:
             self._auth_cache.clear()
-        self._auth_cache[agent_id] = (now, secret, retired)
+        self._auth_cache[agent_id] = (secret, retired)
         return secret, retired
+
+    def sweep_due(self) -> bool:
+        """Time for :meth:`sweep_retired` (and nobody runs it yet); claims it if so."""
+        with self._lock:
+            if self._sweeping or time.monotonic() - self._swept_at < AUTH_CACHE_S:
+                return False
+            self._sweeping = True
+            return True
+
+    def sweep_retired(self) -> None:
+        """Drop cached credentials of workstations retired since the last sweep (with a
+        margin for clocks and for lookups that raced a retirement). Runs off the event loop."""
+        try:
+            wall = self.now
+            since = self._sweep_from if self._sweep_from is not None else self.started_at
+            for agent_id in self.store.retired_since(since - SWEEP_MARGIN_S):
+                self._auth_cache.pop(agent_id, None)
+            self._sweep_from = wall
+        finally:
+            with self._lock:
+                self._swept_at = time.monotonic()
+                self._sweeping = False
 
     def forget_agent(self, agent_id: str) -> None:
         self._auth_cache.pop(agent_id, None)

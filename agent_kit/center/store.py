@@ -132,6 +132,12 @@ class Store:
             row = tx.one("SELECT nonce, retired_at FROM agents WHERE agent_id = ?", (agent_id,))
         return (str(row[0]), row[1] is not None) if row else None
 
+    def retired_since(self, since: float) -> list[str]:
+        """Workstations retired at or after ``since`` (epoch seconds)."""
+        with self.db.transaction() as tx:
+            return [str(r[0]) for r in tx.all("SELECT agent_id FROM agents WHERE retired_at >= ?",
+                                              (since,))]
+
     def retire(self, agent_id: str, now: float) -> bool:
         with self.db.transaction(write=True) as tx:
             tx.execute("UPDATE agents SET retired_at = ? WHERE agent_id = ? AND retired_at IS "
