@@ -459,6 +459,22 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
         {k: source_checks[k]["message"] for k in unknown_source - unknown_frozen})
 
 
+def test_the_monitors_traceroute_child_is_the_binary_itself(frozen, center_lab, tmp_path):
+    """The monitor traces hops in a short-lived child (``agent_kit.monitor_hops``); in the frozen
+    agent, with no ``python -c``, that child is the binary with ``--agent-kit-trace-hops``: it
+    must carry scapy and answer one JSON reading, here through the OpenVPN tunnel."""
+    from agent_kit.monitor_hops import CHILD_ARG, reading_from_json
+
+    pair, _ = center_lab
+    proc = run_frozen(frozen, [CHILD_ARG, TUNNEL_CENTER, str(REFLECTOR_PORT), "3"],
+                      clean_env(tmp_path), netns=(pair, pair.home), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reading = reading_from_json(json.loads(proc.stdout))
+    assert reading.problem is None, reading
+    assert reading.reached and reading.hops[-1].is_target, reading
+    assert reading.hops[-1].received > 0, reading
+
+
 def test_monitor_as_the_service_runs_it_sends_heartbeats_and_stops_on_sigterm(
         frozen, headset, center_lab, tmp_path):
     """``agent-kit monitor`` (what the systemd unit, the logon task and the LaunchAgent start):
