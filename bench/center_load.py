@@ -378,7 +378,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--batch", type=int, default=1, help="heartbeats per request (1..500)")
     p.add_argument("--max-rate", type=float, default=12_000,
-                   help="requests/s prepared for (the run fails if the client runs out)")
+                   help="heartbeats/s prepared for (the run fails if the client runs out)")
     p.add_argument("--seeded-agents", type=int, default=0,
                    help="more workstations, written into the database (a large fleet)")
     p.add_argument("--overview-agents", type=int, default=100_000)
