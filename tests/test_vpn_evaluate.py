@@ -69,6 +69,19 @@ def test_no_center_makes_route_unknown(tmp_path):
     assert "no center configured" in res["vpn.route"].message
 
 
+def test_no_center_reason_is_translated(tmp_path):
+    """The probe's reason is English; the evaluator words the no-center case in the language."""
+    from agent_kit import i18n
+    r = VpnReading((TUN,), None, None, None, None, "eth0", False, "no center configured")
+    try:
+        i18n.set_language("ja")
+        message = {x.id: x for x in evaluate_vpn(r, policy(tmp_path))}["vpn.route"].message
+    finally:
+        i18n.set_language("en")
+    assert "no center configured" not in message
+    assert "センターが設定されていません" in message
+
+
 def test_local_center_needs_no_tunnel(tmp_path):
     r = VpnReading((), "127.0.0.1", "127.0.0.1", "lo", False, "eth0", False, None)
     res = {x.id: x for x in evaluate_vpn(r, policy(tmp_path))}

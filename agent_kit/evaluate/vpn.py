@@ -52,8 +52,10 @@ def _route(reading: VpnReading, policy: Policy, mode: str, split: str,
                                       "down").format(reason=reading.problem),
                             fix=_start_vpn(), details=details)
     if reading.center_host is None or reading.center_via_tunnel is None:
+        # The probe's reason is English (probes/ does not translate); the common case is ours.
+        reason = _("no center configured") if reading.center_host is None else reading.problem
         return unknown_result("vpn.route", policy,
-                              _("cannot tell: {reason}").format(reason=reading.problem),
+                              _("cannot tell: {reason}").format(reason=reason),
                               fix=None if reading.center_host is None else _start_vpn())
     if is_loopback_address(reading.center_address or ""):
         return state_result("vpn.route", Status.PASS, "local", policy,
