@@ -209,7 +209,9 @@ def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
     if json_out:
         typer.echo(json.dumps(status_json(view), ensure_ascii=False))
     else:
-        typer.echo("\n".join(render_lines(view.headline, view.reasons, view.notes)))
+        # Exit 2 (not enrolled, no monitor) is a reason, not a state: stderr, as DESIGN says.
+        typer.echo("\n".join(render_lines(view.headline, view.reasons, view.notes)),
+                   err=view.code == 2)
     raise typer.Exit(view.code)
 
 

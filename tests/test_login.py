@@ -99,6 +99,11 @@ def test_no_monitor_running_is_exit_2(home):
 def test_not_enrolled_is_exit_2(home):
     enrollment_path().unlink()
     assert local_gate(lambda: NOW).code == EXIT_NO_STATE
+    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"],
+                         env={**os.environ, "AGENT_KIT_HOME": str(home)},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "agent-kit enroll" in run.stderr
 
 
 def test_the_center_denying_refuses_with_its_reasons(home):
