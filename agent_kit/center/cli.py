@@ -44,11 +44,19 @@ def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
     return CenterSettings(db_url=resolve_db_url(db, folder), data_dir=str(folder), **kw)
 
 
-def _store(db: str | None, data_dir: Path | None) -> Any:
+def _store(db: str | None, data_dir: Path | None, create: bool = False) -> Any:
+    """The center's store; the admin subcommands (``create`` False) refuse a SQLite file that
+    does not exist yet: a mistyped ``--data-dir`` would otherwise make tokens in, or list, an
+    empty database that no ``serve`` uses."""
     from agent_kit.center.database import Database, DatabaseUnavailable
     from agent_kit.center.store import Store
 
     settings = _settings(db, data_dir)
+    sqlite_file = settings.db_url.removeprefix("sqlite:///")
+    if not create and settings.db_url.startswith("sqlite:///") \
+            and not Path(sqlite_file).exists():
+        _fail(f"no center database at {sqlite_file}: give the --data-dir (or --db) that "
+              "agent-center serve uses, or start it there first")
     try:
         store = Store(Database(settings.db_url, pool_size=1))
         store.setup()
@@ -137,7 +145,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
     scheme = "https" if tls_cert else "http"
     try:
         if workers > 1:
-            _store(db, data_dir)  # migrate once, before the workers race to do it
+            _store(db, data_dir, create=True)  # migrate once, before the workers race
             os.environ["AGENT_CENTER_SETTINGS"] = settings.to_env()
             from agent_kit.center.app import asgi_app
 
@@ -206,7 +214,9 @@ def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
     for t in _store(db, data_dir).tokens():
         state = "revoked" if t.revoked_at else "expired" if t.expires_at <= now else \
             "used up" if t.uses >= t.uses_max else "active"
-        typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  {t.note or ''}")
+        expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t.expires_at))
+        typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  expires {expires}  "
+                   f"{t.note or ''}".rstrip())
 
 
 @token_app.command("revoke")

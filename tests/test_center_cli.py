@@ -1,0 +1,35 @@
+"""``agent-center``'s admin subcommands on SQLite: a wrong data dir is an error, tokens list."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def center(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent_kit.center.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_admin_subcommands_refuse_a_data_dir_without_a_database(tmp_path: Path):
+    for args in (["agents"], ["token", "create"], ["token", "list"], ["retire", "ws-x"]):
+        run = center(*args, "--data-dir", str(tmp_path / "typo"))
+        assert run.returncode == 2, (args, run.stderr)
+        assert run.stdout == "" and run.stderr.count("\n") == 1
+        assert "no center database at" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "typo" / "center.db").exists()
+
+
+def test_token_list_shows_uses_state_and_expiry(tmp_path: Path):
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                    "from agent_kit.center.cli import _store; "
+                    "_store(None, Path(sys.argv[1]), create=True)", str(tmp_path)],
+                   check=True, timeout=120)
+    made = center("token", "create", "--data-dir", str(tmp_path), "--uses", "3",
+                  "--note", "wave 3")
+    assert made.returncode == 0 and made.stdout.startswith("enr_")
+    listed = center("token", "list", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0
+    (line,) = listed.stdout.splitlines()
+    assert "0/3" in line and "active" in line and "expires 20" in line and "wave 3" in line
+    assert made.stdout.strip() not in listed.stdout  # the token itself is shown once only
