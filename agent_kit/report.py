@@ -57,9 +57,14 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
     if fixes:
         console.print()
         console.print(f"[bold]{_('What to do:')}[/]")
-        for n, r in enumerate(sorted(fixes, key=lambda r: not r.blocks), start=1):
-            blocking = f" [bold red]({_('blocks login')})[/]" if r.blocks else ""
-            console.print(f" {n}. {check_title(r.id)}{blocking}: {r.fix}")
+        # One item per distinct fix: six room checks that cannot record share one action.
+        grouped: dict[tuple[bool, str], list[CheckResult]] = {}
+        for r in sorted(fixes, key=lambda r: not r.blocks):
+            grouped.setdefault((r.blocks, r.fix or ""), []).append(r)
+        for n, ((blocks, fix), same) in enumerate(grouped.items(), start=1):
+            blocking = f" [bold red]({_('blocks login')})[/]" if blocks else ""
+            titles = ", ".join(check_title(r.id) for r in same)
+            console.print(f" {n}. {titles}{blocking}: {fix}")
     console.print()
     if report.ready:
         headline = _("READY (with warnings)") if report.verdict is Status.WARN else _("READY")
