@@ -58,10 +58,15 @@ def discover_center(url: str, timeout_s: float = 3.0) -> CenterTarget:
     base, host, port = parse_center_url(url)
     try:
         response = httpx.get(f"{base}/healthz", timeout=timeout_s)
-        response.raise_for_status()
-        info = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except httpx.HTTPError as exc:
         raise CenterError(f"center {base} does not answer: {exc}") from None
+    if response.status_code != 200:  # one line (httpx's own message adds a second)
+        raise CenterError(f"{base} answered /healthz with HTTP {response.status_code}: "
+                          "is it the agent-center URL?")
+    try:
+        info = response.json()
+    except ValueError:
+        info = None
     if not isinstance(info, dict):
         raise CenterError(f"center {base} answered /healthz with something that is not JSON")
     reflector = None

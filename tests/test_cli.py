@@ -106,6 +106,24 @@ def test_bad_usage_exits_2_with_one_line(args, reason, tmp_path):
     assert proc.stdout == ""
 
 
+def test_a_url_that_is_not_a_center_exits_2_with_one_line(tmp_path):
+    """A web server that answers 404 on /healthz (a wrong port, a path in the URL)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = agent_kit("check", "--only", "vpn", "--center",
+                         f"http://127.0.0.1:{server.server_address[1]}", home=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "HTTP 501" in proc.stderr and "agent-center URL" in proc.stderr
+
+
 def test_malformed_policy_exits_2_with_file_and_line(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text('[checks."network.rtt"]\nwarn = 100\nfail = 50\n')
