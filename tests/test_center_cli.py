@@ -33,3 +33,26 @@ def test_token_list_shows_uses_state_and_expiry(tmp_path: Path):
     (line,) = listed.stdout.splitlines()
     assert "0/3" in line and "active" in line and "expires 20" in line and "wave 3" in line
     assert made.stdout.strip() not in listed.stdout  # the token itself is shown once only
+
+
+def test_serve_refuses_bad_options_in_one_line_without_a_traceback(tmp_path: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        base = ["serve", "--data-dir", str(tmp_path), "--udp-port", "0"]
+        cases = [
+            (["--port", port], "cannot listen on 127.0.0.1:" + port),
+            (["--port", "99999"], "--port"),
+            (["--workers", "0"], "--workers"),
+            (["--heartbeat-interval", "0"], "--heartbeat-interval"),
+            (["--webhook", "alerts.example"], "must be an http:// or https:// URL"),
+            (["--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key")],
+             "cannot use --tls-cert"),
+        ]
+        for extra, reason in cases:
+            run = center(*base, *extra)
+            assert run.returncode == 2, (extra, run.stderr)
+            assert run.stderr.count("\n") == 1 and reason in run.stderr, (extra, run.stderr)

@@ -65,6 +65,29 @@ def _store(db: str | None, data_dir: Path | None, create: bool = False) -> Any:
     return store
 
 
+def _check_tls(cert: str, key: str) -> None:
+    """Load the pair once here, so a wrong path or PEM is one line rather than a traceback."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        _fail(f"cannot use --tls-cert {cert} / --tls-key {key}: {exc}")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail in one line when the TCP port is taken (uvicorn would log and exit 3)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def _parse_duration(text: str) -> int:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
@@ -95,9 +118,10 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 @app.command()
 def serve(db: DbOpt = None, data_dir: DataOpt = None,
           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="HTTP(S) port.")] = 8750,
+          port: Annotated[int, typer.Option(help="HTTP(S) port.", min=1, max=65535)] = 8750,
           udp_port: Annotated[int, typer.Option("--udp-port", help="Path-test reflector "
-                                                "port (0: no reflector).")] = 8751,
+                                                "port (0: no reflector).", min=0,
+                                                max=65535)] = 8751,
           advertise_reflector: Annotated[str | None, typer.Option(
               "--advertise-reflector", help="HOST:PORT workstations should probe (NAT).")]
           = None,
@@ -105,15 +129,19 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                                                      "fleet.")] = None,
           webhook: Annotated[str | None, typer.Option(help="URL that receives alerts.")]
           = None,
-          tls_cert: Annotated[str | None, typer.Option("--tls-cert")] = None,
-          tls_key: Annotated[str | None, typer.Option("--tls-key")] = None,
-          workers: Annotated[int, typer.Option(help="HTTP worker processes.")] = 1,
+          tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="Certificate "
+                                                       "(PEM) to serve HTTPS.")] = None,
+          tls_key: Annotated[str | None, typer.Option("--tls-key", help="Its private key "
+                                                      "(PEM).")] = None,
+          workers: Annotated[int, typer.Option(help="HTTP worker processes.", min=1,
+                                               max=64)] = 1,
           metrics_public: Annotated[bool, typer.Option("--metrics-public", help="Serve "
                                                        "/metrics without the admin token.")]
           = False,
           heartbeat_interval: Annotated[int, typer.Option("--heartbeat-interval", help="Seconds"
                                                           " between heartbeats told to new "
-                                                          "workstations.")] = 15) -> None:
+                                                          "workstations.", min=1,
+                                                          max=3600)] = 15) -> None:
     """Run the center: API, dashboard, gate, metrics, reflector and bandwidth endpoint."""
     import uvicorn
 
@@ -122,6 +150,10 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
 
     if (tls_cert is None) != (tls_key is None):
         _fail("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        _check_tls(tls_cert, tls_key)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        _fail(f"--webhook {webhook!r} must be an http:// or https:// URL")
     if policy is not None:
         try:
             load_policy(policy)
@@ -163,6 +195,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
         else:
             from agent_kit.center.app import asgi_app
 
+            _check_listen(host, port)
             try:
                 served = asgi_app(settings)
             except DatabaseUnavailable as exc:
