@@ -211,8 +211,9 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
 
 
 @app.command()
-def reflector(host: Annotated[str, typer.Option()] = "0.0.0.0",
-              port: Annotated[int, typer.Option()] = 8751) -> None:
+def reflector(host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+              port: Annotated[int, typer.Option(help="UDP port.", min=1, max=65535)] = 8751
+              ) -> None:
     """Run only the UDP path-test reflector (an edge site)."""
     from agent_kit.center.reflector import main as reflector_main
 
