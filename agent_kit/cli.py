@@ -79,8 +79,18 @@ SkipOpt = Annotated[str | None, typer.Option("--skip", help="Skip these groups."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ReflectorOpt = Annotated[str | None, typer.Option("--reflector", help="Path-test target "
                                                   "HOST:PORT instead of the center's.")]
+def _known_language(value: str | None) -> str | None:
+    """An explicit --lang must be one we have (the OS locale may fall back to English)."""
+    from agent_kit.i18n import SUPPORTED
+
+    if value is not None and value.replace("-", "_").split("_")[0].lower() not in SUPPORTED:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(SUPPORTED)}")
+    return value
+
+
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of messages: en, ja, "
-                                             "ko, sv (default: the OS locale).")]
+                                             "ko, sv (default: the OS locale).",
+                                             callback=_known_language)]
 
 
 @app.command()

@@ -96,6 +96,7 @@ def _closed_port() -> int:
         (["check", "--center", "ftp://center"], "must look like"),
         (["check", "--center", "http://127.0.0.1:{closed}"], "does not answer"),
         (["nosuchcommand"], "No such command"),
+        (["check", "--only", "system", "--lang", "xx"], "'xx' is not one of en, ja, ko, sv"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(args, reason, tmp_path):
