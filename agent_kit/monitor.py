@@ -441,7 +441,8 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
 
     deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
                        context_factory=context, client=client, spool=spool, notify=notify)
-    return Monitor(deps, interval_s=interval_s or enrollment.heartbeat_interval_s)
+    return Monitor(deps, interval_s=enrollment.heartbeat_interval_s if interval_s is None
+                   else interval_s)  # an explicit 0 is refused, not the center's default
 
 
 def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
@@ -581,6 +582,10 @@ def _run_monitor(*, interval_s: float | None, policy_path: str | None,
     if not lock.acquire():
         print("agent-kit: " + _("another agent-kit monitor is already running for {folder}")
               .format(folder=state_dir()), file=sys.stderr)
+        return 2
+    if interval_s is not None and not 1.0 <= interval_s <= 3600.0:  # before any network call
+        print("agent-kit: " + _("--interval must be between 1 and 3600 seconds"),
+              file=sys.stderr)
         return 2
     try:
         monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)

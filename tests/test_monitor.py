@@ -300,3 +300,24 @@ def test_call_detection_reads_the_room_units_real_results():
     assert call_in_progress(evaluate_room(quiet, policy)) is False
     assert call_in_progress(evaluate_room(talking, policy)) is True
     assert call_in_progress(evaluate_room(broken, policy)) is None
+
+
+def test_an_interval_out_of_range_is_bad_usage_even_zero(tmp_path):
+    """`--interval 0` used to mean "the center's default" silently; it is refused like -3."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "enrollment.json").write_text(json.dumps(
+        {"center_url": "http://127.0.0.1:9", "agent_id": "ws-x", "secret": "s" * 64,
+         "heartbeat_interval_s": 15.0}))
+    env = {**os.environ, "AGENT_KIT_HOME": str(home)}
+    for value in ("0", "-3", "3601"):
+        run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
+                              value, "--only", "system"], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 2, (value, run.stderr)
+        assert run.stderr.count("\n") == 1 and "--interval must be between 1 and 3600" \
+            in run.stderr, (value, run.stderr)
