@@ -239,7 +239,7 @@ def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt =
     try:
         rules = load_policy(policy)
     except PolicyError as exc:
-        fail_usage(str(exc))
+        fail_usage(f"invalid policy: {exc}")
     inventory = list_audio_devices()
     if json_out:
         typer.echo(json.dumps(inventory_json(inventory, rules), ensure_ascii=False))
