@@ -427,7 +427,16 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
     client = CenterClient(enrollment)
     policy = _load_policy(policy_path, client)
     units = tuple(u for u in UNITS if groups is None or u.group in groups)
-    spool = Spool(state_dir() / "spool.db", enrollment.agent_id)
+    import sqlite3
+
+    spool_path = state_dir() / "spool.db"
+    try:
+        spool = Spool(spool_path, enrollment.agent_id)
+    except sqlite3.Error as exc:
+        # No silent new spool: it would restart seq at 1, which the center refuses (409).
+        raise MonitorError(_("the heartbeat spool {path} cannot be used ({error}): move it "
+                             "away and enroll again with a new token from IT (agent-kit enroll "
+                             "--force)").format(path=spool_path, error=exc)) from None
 
     def context(pol: Policy) -> ProbeContext:
         from agent_kit.center_client import CenterError, discover_center

@@ -321,3 +321,23 @@ def test_an_interval_out_of_range_is_bad_usage_even_zero(tmp_path):
         assert run.returncode == 2, (value, run.stderr)
         assert run.stderr.count("\n") == 1 and "--interval must be between 1 and 3600" \
             in run.stderr, (value, run.stderr)
+
+
+def test_a_damaged_spool_is_a_plain_exit_2_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "enrollment.json").write_text(json.dumps(
+        {"center_url": "http://127.0.0.1:9", "agent_id": "ws-x", "secret": "s" * 64,
+         "heartbeat_interval_s": 15.0}))
+    (home / "spool.db").write_text("not a database")
+    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--only", "system"],
+                         env={**os.environ, "AGENT_KIT_HOME": str(home)}, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"the heartbeat spool {home / 'spool.db'} cannot be used" in run.stderr
+    assert (home / "spool.db").read_text() == "not a database"  # left for IT, not replaced
