@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,19 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
         raise EnrollError(_("this workstation is already enrolled as {agent} with {center}; "
                             "use --force to replace that enrollment").format(
                                 agent=existing.agent_id, center=existing.center_url))
+    # The state folder first: a token the center has used up must not be lost to a folder
+    # where the credential cannot be saved.
+    folder = state_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.name == "posix":
+            os.chmod(folder, 0o700)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise EnrollError(_("cannot save the enrollment in {folder} ({error}); nothing was "
+                            "sent to the center").format(folder=folder,
+                                                         error=exc.strerror or exc)) from None
     body: dict[str, str] = {"token": token, "hostname": hostname or socket.gethostname()}
     if display_name:
         body["display_name"] = display_name
@@ -74,10 +88,6 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
             raise EnrollError(_("the center's enrollment answer is not what agent-kit "
                                 "expects")) from None
         key_pem = _fetch_clearance_key(http)
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.name == "posix":
-        os.chmod(folder, 0o700)
     save_enrollment(enrollment)
     key_path = clearance_key_path()
     if key_pem is not None:

@@ -180,6 +180,15 @@ def test_enroll_saves_owner_only_and_pins_the_key(tmp_path, monkeypatch):
         enroll("http://center.test", "tok2", transport=transport)
 
 
+def test_enroll_checks_the_state_folder_before_spending_the_token(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path / "file" / "home"))
+    transport, seen = enroll_center()
+    with pytest.raises(EnrollError, match="cannot save the enrollment in .*nothing was sent"):
+        enroll("http://center.test", "tok", transport=transport)
+    assert seen == []
+
+
 def test_enroll_refused_token_in_plain_words(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
     transport, _ = enroll_center(status=401)
