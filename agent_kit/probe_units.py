@@ -126,8 +126,9 @@ def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
 
     if ctx.center is None:
         return bandwidth_unknown(ctx.policy, _("no center configured"))
-    if ctx.center.speedtest_url is None:
-        return bandwidth_unknown(ctx.policy, _("the center offers no bandwidth test endpoint"))
+    if ctx.center.speedtest_url is None:  # down (its problem says why) or no endpoint
+        return bandwidth_unknown(ctx.policy, ctx.center.problem
+                                 or _("the center offers no bandwidth test endpoint"))
     try:
         reading = measure_bandwidth(
             ctx.center.speedtest_url, reflector=ctx.reflector_address,

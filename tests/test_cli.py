@@ -125,6 +125,18 @@ def test_a_url_that_is_not_a_center_exits_2_with_one_line(tmp_path):
     assert "HTTP 501" in proc.stderr and "agent-center URL" in proc.stderr
 
 
+def test_enrolled_center_down_says_so_for_path_and_bandwidth(tmp_path):
+    """Not "the center offers no bandwidth endpoint": it does not answer."""
+    (tmp_path / "enrollment.json").write_text(json.dumps(
+        {"center_url": f"http://127.0.0.1:{_closed_port()}", "agent_id": "ws-x",
+         "secret": "s" * 64, "heartbeat_interval_s": 15.0}))
+    proc = agent_kit("check", "--only", "network,bandwidth", "--json", home=tmp_path)
+    checks = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
+    for cid in ("network.rtt", "bandwidth.down", "bandwidth.up", "bandwidth.bufferbloat"):
+        assert checks[cid]["status"] == "unknown"
+        assert "does not answer" in checks[cid]["message"], checks[cid]
+
+
 def test_malformed_policy_exits_2_with_file_and_line(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text('[checks."network.rtt"]\nwarn = 100\nfail = 50\n')
