@@ -258,6 +258,8 @@ def test_a_whole_day(day: Day, tmp_path: Path) -> None:
         if not reopened_already:   # the dashboard was read inside the recovery window
             assert "Not ready" in shown["badges"] and "Not ready" in shown["fleet_badges"], shown
             assert "VPN" in shown["gate"] + shown["problems"], shown
+            if "Every check passes" in shown["problems"]:   # closed only by the hysteresis
+                assert "Recovering" in shown["gate"], shown
         assert shown["reports"] == 1, shown     # the morning's diagnosis, linked on the page
         gate = day.center_api(f"/api/v1/gate/{agent_id}")
         if not day.monitor_state().get("gate_open"):

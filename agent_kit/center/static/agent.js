@@ -77,6 +77,14 @@
         "The agent is " + Center.STATE_LABELS[agent.state].toLowerCase() +
         ": the center denies login until a fresh heartbeat arrives."));
     }
+    // Closed while every check passes again: the agent's gate is in its recovery window
+    // (hysteresis); the reasons are why it closed, not what fails now.
+    const failing = (latest.checks || []).some((c) => c.status === "fail");
+    if (!gate.open && !stale && !failing && gate.reasons && gate.reasons.length) {
+      children.push(el("p", {class: "note recovering"},
+        "Recovering: every check passes again. The gate reopens once they have kept passing " +
+        "for the policy's recovery time, so that nobody flaps in and out. It closed because:"));
+    }
     if (gate.reasons && gate.reasons.length) {
       children.push(el("ul", {class: "reasons"}, ...gate.reasons.map((r) => el("li", null, r))));
     } else if (!gate.open) {
