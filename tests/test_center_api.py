@@ -21,8 +21,11 @@ from tests.lab.postgres import postgres_cluster
 
 pytestmark = pytest.mark.lab
 
-GOOD = {"network.jitter": ("pass", 4.0), "network.mos": ("pass", 4.3)}
-BAD = {"network.jitter": ("fail", 45.0), "network.mos": ("warn", 3.7)}
+# The checks the default policy blocks on when unknown are in every heartbeat (the center's gate
+# denies a workstation that leaves them out).
+REQUIRED = {"vpn.connected": ("pass", None), "audio.headset": ("pass", None)}
+GOOD = {**REQUIRED, "network.jitter": ("pass", 4.0), "network.mos": ("pass", 4.3)}
+BAD = {**REQUIRED, "network.jitter": ("fail", 45.0), "network.mos": ("warn", 3.7)}
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +150,22 @@ def test_gate_allows_with_a_verifiable_clearance_and_denies_with_reasons(center)
         ws.send([heartbeat(2, now(), BAD, interval_s=1, reasons=["jitter 45 ms"])])
         denied = admin.get(f"/api/v1/gate/{ws.agent_id}").json()
         assert denied["allowed"] is False and denied["reasons"] == ["jitter 45 ms"]
+        # a workstation that leaves out a check the center's policy blocks on, or that judges
+        # a value more leniently than the center's levels, is not cleared
+        ws.send([heartbeat(3, now(), {"network.jitter": ("pass", 4.0)}, interval_s=1)])
+        partial = admin.get(f"/api/v1/gate/{ws.agent_id}").json()
+        assert partial["allowed"] is False and partial["clearance"] is None, partial
+        assert [r for r in partial["reasons"] if "vpn.connected" in r] and \
+            [r for r in partial["reasons"] if "audio.headset" in r], partial
+        ws.send([heartbeat(4, now(), {**REQUIRED, "network.jitter": ("pass", 45.0)},
+                           interval_s=1)])
+        lax = admin.get(f"/api/v1/gate/{ws.agent_id}").json()
+        assert lax["allowed"] is False, lax
+        assert lax["reasons"] == ["network.jitter = 45 fails the center's policy (fail level 30) "
+                                  "but the workstation reported it as pass: it judges by another "
+                                  "policy."], lax
+        ws.send([heartbeat(5, now(), GOOD, interval_s=1)])
+        assert admin.get(f"/api/v1/gate/{ws.agent_id}").json()["allowed"] is True
     # the workstation may ask about itself, not about others; nobody else without a key
     assert ws.request("GET", f"/api/v1/gate/{ws.agent_id}").status_code == 200
     assert ws.request("GET", "/api/v1/gate/other").status_code == 403

@@ -181,11 +181,13 @@ def day(tmp_path: Path) -> Iterator[Day]:
                                     default=True)
         feed.set_background(read_wav(tmp_path / "quiet.wav"))
         data = tmp_path / "center"
+        lab_policy = tmp_path / "fleet.toml"   # the center's fleet policy is the day's policy
+        lab_policy.write_text(POLICY)
         log = (tmp_path / "center.log").open("wb")
         center = pair.popen(pair.center, [
             sys.executable, "-m", "agent_kit.center.cli", "serve", "--data-dir", str(data),
             "--host", "0.0.0.0", "--port", str(PORT), "--udp-port", str(PORT + 1),
-            "--heartbeat-interval", str(INTERVAL_S)],
+            "--heartbeat-interval", str(INTERVAL_S), "--policy", str(lab_policy)],
             env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": ADMIN, "PYTHONPATH": str(ROOT)},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         lab = Day(pair, tmp_path, {k: pulse.env[k] for k in ("XDG_RUNTIME_DIR", "PULSE_SERVER")}

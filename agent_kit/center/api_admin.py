@@ -264,7 +264,7 @@ async def gate(request: Request, agent_id: str) -> JSONResponse:
     now = rt.now
     row = await run_in_threadpool(rt.store.agent, agent_id) if len(agent_id) <= 64 else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
-    verdict = decide(row, latest, now)
+    verdict = decide(row, latest, now, rt.policy.policy)
     return JSONResponse({"allowed": verdict.allowed, "reasons": verdict.reasons,
                          "as_of": iso(now),
                          "clearance": rt.signer.sign(agent_id, now) if verdict.allowed

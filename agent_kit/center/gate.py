@@ -1,8 +1,19 @@
 """The login gate's decision at the center: may this agent log in now?
 
 Allowed only when the workstation is enrolled, not retired, has reported, its last heartbeat is
-fresh (within its interval plus grace, :mod:`agent_kit.center.fleet`) and that heartbeat says its
-own gate is open. Every denial says why in plain words.
+fresh (within its interval plus grace, :mod:`agent_kit.center.fleet`), that heartbeat says its
+own gate is open, and it was judged by the center's policy (the one workstations fetch). That
+last part is checked against the heartbeat itself, so a workstation cannot open its gate by
+measuring less or judging more leniently (``agent-kit monitor --only system``, a lax local
+``--policy``):
+
+- a check the center's policy blocks on when it is ``unknown`` (``unknown_blocks``) must be in
+  the heartbeat: one not reported at all is at best unknown;
+- a reported value the center's levels fail must not be reported as passing. A value reported
+  as failing is left to the workstation's own gate: its hysteresis decides when a lasting
+  failure closes it (a single bad sample must not deny a login).
+
+Every denial says why in plain words.
 """
 
 from __future__ import annotations
@@ -11,7 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_kit.center.fleet import AgentRow, iso, state_of
+from agent_kit.checks import BY_ID
+from agent_kit.evaluate import judge_level
 from agent_kit.i18n import _
+from agent_kit.policy import Policy
+from agent_kit.results import Status
 
 
 @dataclass(frozen=True)
@@ -20,7 +35,8 @@ class GateVerdict:
     reasons: list[str]
 
 
-def decide(row: AgentRow | None, latest: dict[str, Any] | None, now: float) -> GateVerdict:
+def decide(row: AgentRow | None, latest: dict[str, Any] | None, now: float,
+           policy: Policy | None = None) -> GateVerdict:
     if row is None:
         return GateVerdict(False, [_("This workstation is not enrolled at the center.")])
     state = state_of(row, now)
@@ -42,4 +58,35 @@ def decide(row: AgentRow | None, latest: dict[str, Any] | None, now: float) -> G
             reasons = [_("The workstation does not meet call standards ({checks}).").format(
                 checks=", ".join(failing) or _("see the agent's report"))]
         return GateVerdict(False, reasons)
+    if policy is not None:
+        departures = policy_departures(latest, policy)
+        if departures:
+            return GateVerdict(False, departures)
     return GateVerdict(True, [])
+
+
+def policy_departures(latest: dict[str, Any] | None, policy: Policy) -> list[str]:
+    """Why the heartbeat was not judged by ``policy`` (the center's), in plain words; empty
+    when it was (as far as the heartbeat shows)."""
+    reported: dict[str, dict[str, Any]] = {}
+    for check in (latest or {}).get("checks") or []:
+        if isinstance(check, dict) and isinstance(check.get("id"), str):
+            reported[check["id"]] = check
+    reasons = []
+    for check_id, rule in policy.checks.items():
+        if rule.unknown_blocks and check_id not in reported:
+            reasons.append(_("The workstation did not report {check}, which the center's policy "
+                             "requires: run agent-kit monitor with every check.").format(
+                                 check=check_id))
+    for check_id, check in reported.items():
+        spec, level = BY_ID.get(check_id), policy.checks.get(check_id)
+        value, status = check.get("value"), check.get("status")
+        if spec is None or level is None or not spec.has_thresholds or status == "fail" \
+                or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if judge_level(float(value), level.warn, level.fail, spec.direction) is Status.FAIL:
+            reasons.append(_("{check} = {value:g} fails the center's policy (fail level {fail:g}) "
+                             "but the workstation reported it as {status}: it judges by another "
+                             "policy.").format(check=check_id, value=float(value),
+                                               fail=level.fail, status=status))
+    return reasons

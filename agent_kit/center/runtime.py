@@ -18,6 +18,7 @@ from agent_kit.center.database import Database
 from agent_kit.center.intake import IntakeWriter
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
+from agent_kit.policy import Policy
 
 log = logging.getLogger("agent_kit.center")
 
@@ -32,6 +33,7 @@ class PolicyDocument:
     name: str
     version: str
     toml: str
+    policy: Policy = field(compare=False, repr=False)   # parsed: the gate judges by it
 
 
 def load_policy_document(path: str | None) -> PolicyDocument:
@@ -41,7 +43,7 @@ def load_policy_document(path: str | None) -> PolicyDocument:
 
     policy = load_policy(path)
     text = Path(path).read_text("utf-8") if path else default_policy_text()
-    return PolicyDocument(policy.name, policy.version, text)
+    return PolicyDocument(policy.name, policy.version, text, policy)
 
 
 def ensure_admin_token(store: Store, now: float) -> str | None:
