@@ -32,7 +32,7 @@ import httpx
 
 from agent_kit.config import Enrollment, load_enrollment
 from agent_kit.i18n import _
-from agent_kit.monitor_state import MonitorState, read_state
+from agent_kit.monitor_state import STOPPED_BY_SIGNAL, MonitorState, read_state
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
 CLOCK_LEEWAY_S = 30
@@ -64,6 +64,9 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_NO_STATE, _("No gate state yet: start agent-kit monitor."),
                         enrollment=enrollment)
     notes = _delivery_notes(state, now())
+    if state.stopped == STOPPED_BY_SIGNAL:   # a clean stop (logout, systemctl stop)
+        return GateView(EXIT_NO_STATE, _("The monitor is not running (it was stopped): start "
+                                         "agent-kit monitor."), (), notes, state, enrollment)
     if state.stopped:
         return GateView(EXIT_CLOSED, _("Not ready: the monitor stopped."), state.reasons,
                         notes, state, enrollment)

@@ -43,7 +43,7 @@ from agent_kit.heartbeat_client import (
     Courier,
 )
 from agent_kit.i18n import _
-from agent_kit.monitor_state import DeliveryState, MonitorState, write_state
+from agent_kit.monitor_state import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
 from agent_kit.notify import Notifier, desktop_notify
 from agent_kit.policy import Policy
 from agent_kit.probe_units import ProbeContext, ProbeUnit
@@ -235,7 +235,9 @@ class Monitor:
         while not stop.is_set() and self.stopped is None:
             self.cycle()
             stop.wait(self.seconds_to_next())
-        self.write_state()
+        # Stopped from outside (SIGTERM: logout, systemctl stop): the state says so at once, so
+        # `status` and `login` do not read the last open gate as current until it goes stale.
+        self.write_state(stopped=self.stopped or STOPPED_BY_SIGNAL)
         return self.stopped
 
     def cycle(self) -> None:
@@ -384,23 +386,26 @@ class Monitor:
         log.error("%s", text)
         self.deps.notify(_("agent-kit stopped"), text, True)
 
-    def write_state(self) -> None:
+    def write_state(self, stopped: str | None = None) -> None:
         gate = self.gate.state
         stats = self.deps.spool.stats()
         reasons = gate.reasons
-        if self.stopped == "retired":
+        stopped = stopped or self.stopped
+        if stopped == STOPPED_BY_SIGNAL:
+            reasons = (_("The monitor was stopped: start agent-kit monitor."),)
+        elif stopped == "retired":
             reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
-        elif self.stopped:
+        elif stopped:
             reasons = (_("The center refuses this workstation's credential: run agent-kit "
                          "enroll again."), *reasons)
         state = MonitorState(
             agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
             updated_at=self.deps.clock(), interval_s=self.interval_s,
-            gate_open=gate.open and self.stopped is None, gate_since=gate.since,
+            gate_open=gate.open and stopped is None, gate_since=gate.since,
             reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
             watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
             full_check_at=gate.full_check_at, in_call=self.in_call,
-            clock_offset_s=self.deps.client.offset_s, stopped=self.stopped,
+            clock_offset_s=self.deps.client.offset_s, stopped=stopped,
             delivery=DeliveryState(pending=stats.pending,
                                    last_success_at=self.courier.last_success_at,
                                    error=self.courier.last_error, next_seq=stats.next_seq,

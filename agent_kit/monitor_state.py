@@ -20,6 +20,8 @@ STALE_INTERVALS = 3
 STALE_MIN_S = 60.0
 
 
+STOPPED_BY_SIGNAL = "stopped"   # ``MonitorState.stopped`` after a clean stop (SIGTERM)
+
 @dataclass(frozen=True)
 class DeliveryState:
     pending: int = 0                       # heartbeats waiting in the spool

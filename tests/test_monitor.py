@@ -276,6 +276,15 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
         _, err = monitor.communicate(timeout=30)
     assert monitor.returncode == 0, err
     assert "s" * 64 not in err                                  # the secret is never logged
+    # stopped (logout, systemctl stop): at once "not running", not the last open gate
+    stopped = read_state(home / "gate.json")
+    assert stopped is not None and stopped.stopped == "stopped" and not stopped.gate_open
+    status = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 2 and "was stopped" in status.stderr, status
+    login = subprocess.run([sys.executable, "-m", "agent_kit.cli", "login", "--", "true"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert login.returncode == 2 and "was stopped" in login.stderr, login
     with Spool(home / "spool.db", "ws-x") as spool:
         stats = spool.stats()
         assert stats.pending >= 3 and stats.pending == stats.next_seq - 1
