@@ -6,6 +6,9 @@ import csv
 import http.server
 import io
 import json
+import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -179,6 +182,40 @@ def test_gate_allows_with_a_verifiable_clearance_and_denies_with_reasons(center)
         stale = admin.get(f"/api/v1/gate/{ws2.agent_id}").json()
         assert stale["allowed"] is False and "No heartbeat" in stale["reasons"][0]
         assert admin.get(f"/api/v1/agents/{ws2.agent_id}").json()["state"] == "offline"
+
+
+def _center_cli(center, request, *args: str) -> subprocess.CompletedProcess[str]:
+    """``agent-center ARGS`` on the running center's database."""
+    where = ["--db", request.getfixturevalue("pg_url")] \
+        if request.node.callspec.params["center"] == "postgresql" \
+        else ["--data-dir", str(center.data_dir)]
+    return subprocess.run([sys.executable, "-m", "agent_kit.center.cli", *args, *where],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_gate_keys_are_made_listed_and_revoked(center, request):
+    ws = center.enroll(center.create_token(), "home-gate-key")
+    ws.send([heartbeat(1, now(), GOOD, interval_s=60)])
+    made = _center_cli(center, request, "gate-key", "create", "--note", "ACD east")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    key_id = re.search(r"\(id (\w+)\)", made.stderr).group(1)   # type: ignore[union-attr]
+    url, auth = f"{center.url}/api/v1/gate/{ws.agent_id}", {"Authorization": f"Bearer {key}"}
+    allowed = httpx.get(url, headers=auth)
+    assert allowed.status_code == 200 and allowed.json()["allowed"] is True, allowed.text
+    # a gate key opens the gate API only, not the admin API
+    assert httpx.get(f"{center.url}/api/v1/agents", headers=auth).status_code == 401
+    listed = _center_cli(center, request, "gate-key", "list")
+    line = next(x for x in listed.stdout.splitlines() if x.startswith(key_id))
+    assert "active" in line and "ACD east" in line and key not in listed.stdout
+    revoked = _center_cli(center, request, "gate-key", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    refused = httpx.get(url, headers=auth)                     # at once, no cache
+    assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+    listed = _center_cli(center, request, "gate-key", "list")
+    assert "revoked" in next(x for x in listed.stdout.splitlines() if x.startswith(key_id))
+    missing = _center_cli(center, request, "gate-key", "revoke", "nosuchkey")
+    assert missing.returncode == 2 and "no gate key" in missing.stderr
 
 
 def test_fleet_list_filters_csv_and_metrics(center):

@@ -270,6 +270,23 @@ def gate_key_create(db: DbOpt = None, data_dir: DataOpt = None,
     typer.echo(f"(id {key_id})", err=True)
 
 
+@gate_app.command("list")
+def gate_key_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Gate keys: id, created, active or revoked, note (never the key itself)."""
+    for key_id, note, created_at, revoked_at in _store(db, data_dir).gate_keys():
+        created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at))
+        state = "revoked" if revoked_at is not None else "active"
+        typer.echo(f"{key_id}  {state:7}  created {created}  {note or ''}".rstrip())
+
+
+@gate_app.command("revoke")
+def gate_key_revoke(key_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Revoke a gate key (a leaked ACD/SSO key): refused from the next request on."""
+    if not _store(db, data_dir).revoke_gate_key(key_id, time.time()):
+        _fail(f"no gate key {key_id!r}")
+    typer.echo(f"gate key {key_id} revoked")
+
+
 @app.command()
 def agents(db: DbOpt = None, data_dir: DataOpt = None,
            json_out: Annotated[bool, typer.Option("--json")] = False) -> None:

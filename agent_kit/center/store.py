@@ -198,6 +198,22 @@ class Store:
                        "(?, ?, ?, ?)", (key_id, credentials.token_hash(key), note, now))
         return key, key_id
 
+    def gate_keys(self) -> list[tuple[str, str | None, float, float | None]]:
+        """Every gate key: ``(key_id, note, created_at, revoked_at)``; never the key."""
+        with self.db.transaction() as tx:
+            rows = tx.all("SELECT key_id, note, created_at, revoked_at FROM gate_keys "
+                          "ORDER BY created_at, key_id")
+        return [(str(r[0]), r[1], float(r[2]), None if r[3] is None else float(r[3]))
+                for r in rows]
+
+    def revoke_gate_key(self, key_id: str, now: float) -> bool:
+        """Revoke a gate key (at once, for every process: each request checks the database);
+        False when there is no such key."""
+        with self.db.transaction(write=True) as tx:
+            return tx.rowcount("UPDATE gate_keys SET revoked_at = ? WHERE key_id = ? "
+                               "AND revoked_at IS NULL", (now, key_id)) == 1 or \
+                tx.one("SELECT 1 FROM gate_keys WHERE key_id = ?", (key_id,)) is not None
+
     def gate_key_valid(self, key_hash: str) -> bool:
         with self.db.transaction() as tx:
             return tx.one("SELECT 1 FROM gate_keys WHERE key_hash = ? AND revoked_at IS NULL",
