@@ -128,3 +128,4 @@ def test_garbage_bytes_and_hostile_headers_never_get_a_500(center, method, path,
         code = int(status_line.split()[1])
         assert code < 500, answer[:400]
     assert httpx.get(f"{center.url}/healthz", timeout=10).status_code == 200
+    assert httpx.head(f"{center.url}/healthz", timeout=10).status_code == 200  # load balancers

@@ -52,7 +52,7 @@ def _ts(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-@router.get("/healthz", response_model=Health)
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
 async def healthz(request: Request) -> dict[str, Any]:
     """Public: the center is up, and where workstations probe (reflector, bandwidth)."""
     s = runtime(request).settings
