@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.lab.netns import CENTER_ADDR, netns_pair  # noqa: E402
+from tests.lab.reflector import standalone_reflector  # noqa: E402
 from tests.lab.relay import Impairment, Spec, truth  # noqa: E402
 
 DURATION_S = 6
@@ -118,22 +119,18 @@ def main() -> int:
     print(f"path probe vs iperf3 -u vs relay truth; {DURATION_S} s per tool at the same time, "
           "50 packets/s, 172 bytes; upstream impaired")
     rows = []
-    with netns_pair() as pair, tempfile.TemporaryDirectory() as tmpdir:
-        refl = pair.popen(pair.center, [sys.executable, "-m", "agent_kit.center.reflector",
-                                        "--host", "127.0.0.1", "--port", "8751"],
-                          stdout=subprocess.PIPE, cwd=ROOT)
+    with netns_pair() as pair, tempfile.TemporaryDirectory() as tmpdir, \
+            standalone_reflector(pair.exec_args(pair.center), "127.0.0.1", 8751):
         server = pair.popen(pair.center, ["iperf3", "-s", "-B", "127.0.0.1", "-p", "5201"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            assert "listening" in refl.stdout.readline()
             time.sleep(0.5)
             for i, (name, imp) in enumerate(SETTINGS.items()):
                 rows.append((name, run_setting(pair, imp, 100 + i, 9200 + 2 * i,
                                                Path(tmpdir))))
         finally:
-            for proc in (refl, server):
-                proc.terminate()
-                proc.wait(10)
+            server.terminate()
+            server.wait(10)
     head = ("| setting | jitter truth (ours, mean J / final J) | ours mean J / final J "
             "| jitter truth (iperf3's packets, final J) | iperf3 | loss truth ours | ours "
             "| loss truth iperf3 | iperf3 |")

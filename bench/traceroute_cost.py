@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.lab.chain import CENTER_ADDR, HOME_ADDR, chain  # noqa: E402
+from tests.lab.reflector import standalone_reflector  # noqa: E402
 
 PORT = 8751
 PROBE = """
@@ -56,13 +57,9 @@ def main() -> int:
     print(f"machine: {platform.node()} {platform.machine()}, {platform.system()} "
           f"{platform.release()}, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    with chain() as c:
-        refl = c.popen("center", [sys.executable, "-m", "agent_kit.center.reflector",
-                                  "--host", CENTER_ADDR, "--port", str(PORT)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    with chain() as c, standalone_reflector(c.exec_args("center"), CENTER_ADDR, PORT):
         server = None
         try:
-            refl.stdout.readline()
             for label, flood, filt in (("quiet path", False, "on"),
                                        ("flood, filter on", True, "on"),
                                        ("flood, filter off", True, "off")):
@@ -91,8 +88,6 @@ def main() -> int:
             if server is not None and server.poll() is None:
                 server.terminate()
                 server.wait(10)
-            refl.terminate()
-            refl.wait(10)
     return 0
 
 

@@ -33,6 +33,7 @@ from tests.lab.chain import (
     Chain,
     chain,
 )
+from tests.lab.reflector import standalone_reflector
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8751
@@ -52,19 +53,8 @@ NO_RAW = ("setpriv", "--inh-caps=-net_raw", "--ambient-caps=-net_raw",
 
 @pytest.fixture
 def lab() -> Iterator[Chain]:
-    with chain() as c:
-        refl = c.popen("center", [sys.executable, "-m", "agent_kit.center.reflector",
-                                  "--host", CENTER_ADDR, "--port", str(PORT)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-        try:
-            line = refl.stdout.readline()
-            assert "listening" in line, (line, refl.stderr.read() if refl.poll() else "")
-            yield c
-        finally:
-            refl.terminate()
-            refl.wait(10)
-            refl.stdout.close()
-            refl.stderr.close()
+    with chain() as c, standalone_reflector(c.exec_args("center"), CENTER_ADDR, PORT):
+        yield c
 
 
 def trace(c: Chain, *, prefix: tuple[str, ...] = (), check_privileges: bool = True,

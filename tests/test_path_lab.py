@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.lab.netns import CENTER_ADDR, NetnsPair, netns_pair
+from tests.lab.reflector import standalone_reflector
 from tests.lab.relay import Impairment, Spec, truth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,19 +45,9 @@ print(json.dumps(d))
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NetnsPair]:
-    with netns_pair() as pair:
-        refl = pair.popen(pair.center, [sys.executable, "-m", "agent_kit.center.reflector",
-                                        "--host", "127.0.0.1", "--port", str(REFLECTOR_PORT)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-        try:
-            line = refl.stdout.readline()
-            assert "listening" in line, (line, refl.stderr.read() if refl.poll() else "")
-            yield pair
-        finally:
-            refl.terminate()
-            refl.wait(10)
-            refl.stdout.close()
-            refl.stderr.close()
+    with netns_pair() as pair, \
+            standalone_reflector(pair.exec_args(pair.center), "127.0.0.1", REFLECTOR_PORT):
+        yield pair
 
 
 class RelayRun:
