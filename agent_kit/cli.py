@@ -61,12 +61,14 @@ def parse_groups(only: str | None, skip: str | None) -> set[str]:
 
 
 def parse_reflector(value: str | None) -> tuple[str, int] | None:
+    from agent_kit.center_client import parse_host_port
+
     if value is None:
         return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        fail_usage(f"--reflector {value!r} must be HOST:PORT")
-    return host.strip("[]"), int(port)
+    try:
+        return parse_host_port(value)
+    except ValueError as exc:
+        fail_usage(f"--reflector {exc}")
 
 
 CenterOpt = Annotated[str | None, typer.Option("--center", help="Center URL (default: the one "

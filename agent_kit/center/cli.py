@@ -99,12 +99,15 @@ def _parse_duration(text: str) -> int:
 
 
 def _hostport(value: str | None, option: str) -> tuple[str, int] | None:
+    from agent_kit.center_client import parse_host_port
+
     if value is None:
         return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        _fail(f"{option} {value!r} must be HOST:PORT")
-    return host.strip("[]"), int(port)
+    try:
+        return parse_host_port(value)
+    except ValueError as exc:
+        _fail(f"{option} {exc}")
+        raise
 
 
 @app.callback(invoke_without_command=True)
