@@ -229,6 +229,16 @@ def test_enrollment_repr_hides_the_secret():
     assert "topsecret" not in repr(e)
 
 
+def enrolled_home(tmp_path, center_url: str):
+    """An agent state folder enrolled (secret "s" * 64) with ``center_url``, for the real CLI."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "enrollment.json").write_text(json.dumps(
+        {"center_url": center_url, "agent_id": "ws-x", "secret": "s" * 64,
+         "heartbeat_interval_s": 15.0}))
+    return home
+
+
 def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_path):
     """`agent-kit monitor` with its center down from the start: local gate, heartbeats kept."""
     import os
@@ -243,11 +253,7 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
     with socket.socket() as s:          # a port nobody listens on: the center is down
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "enrollment.json").write_text(json.dumps(
-        {"center_url": f"http://127.0.0.1:{port}", "agent_id": "ws-x", "secret": "s" * 64,
-         "heartbeat_interval_s": 15.0}))
+    home = enrolled_home(tmp_path, f"http://127.0.0.1:{port}")
     policy = tmp_path / "lenient.toml"
     policy.write_text('[checks."system.cpu"]\nwarn = "none"\nfail = "none"\nmin_cores = 1\n'
                       '[checks."system.memory"]\nwarn = 0\nfail = 0\n'
@@ -317,11 +323,7 @@ def test_an_interval_out_of_range_is_bad_usage_even_zero(tmp_path):
     import subprocess
     import sys
 
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "enrollment.json").write_text(json.dumps(
-        {"center_url": "http://127.0.0.1:9", "agent_id": "ws-x", "secret": "s" * 64,
-         "heartbeat_interval_s": 15.0}))
+    home = enrolled_home(tmp_path, "http://127.0.0.1:9")
     env = {**os.environ, "AGENT_KIT_HOME": str(home)}
     for value in ("0", "-3", "3601"):
         run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
@@ -337,11 +339,7 @@ def test_a_damaged_spool_is_a_plain_exit_2_not_a_traceback(tmp_path):
     import subprocess
     import sys
 
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "enrollment.json").write_text(json.dumps(
-        {"center_url": "http://127.0.0.1:9", "agent_id": "ws-x", "secret": "s" * 64,
-         "heartbeat_interval_s": 15.0}))
+    home = enrolled_home(tmp_path, "http://127.0.0.1:9")
     (home / "spool.db").write_text("not a database")
     run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--only", "system"],
                          env={**os.environ, "AGENT_KIT_HOME": str(home)}, capture_output=True,
