@@ -1,7 +1,7 @@
 """How much faster than real time the room analysis runs (target: at least 500x).
 
 Builds a 9 s capture like the onboarding check's (3 s of room noise, then 6 s of speech-like
-voice over it, 48 kHz, 16-bit), then times ``probes.audio.analyze_capture`` (VAD, A-weighted
+voice over it, 48 kHz, 16-bit), then times ``probes.audio.capture.analyze_capture`` (VAD, A-weighted
 noise floor, P.56, clipping, dropouts, hum) and each DSP step on it. Prints the median of
 repeated runs. Usage: python bench/audio_analysis.py [--repeat N]
 """
@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from probes import audio_dsp as dsp  # noqa: E402
-from probes.audio import analyze_capture  # noqa: E402
+from probes.audio import dsp as dsp  # noqa: E402
+from probes.audio.capture import analyze_capture  # noqa: E402
 
 FS = 48000
 

@@ -4,7 +4,7 @@ Builds the namespace lab (tests/lab/netns.py), serves the center's speedtest end
 reflector in the center namespace (tests/lab/bandwidth_center.py) plus ``iperf3 -s``, and for
 each link rate (tbf on both veth ends) runs from the home namespace:
 
-- ours: ``probes.bandwidth.measure_bandwidth`` (4 streams, warm-up excluded, adaptive, <= 8 s),
+- ours: ``probes.bandwidth.measure.measure_bandwidth`` (4 streams, warm-up excluded, adaptive, <= 8 s),
   latency under load included;
 - stock speedtest-cli 2.1.3: its own ``download()``/``upload()`` against the same endpoint, with
   speedtest.net's usual configuration supplied (it cannot fetch it offline);
@@ -31,14 +31,14 @@ from tests.lab.netns import NetnsPair, netns_pair  # noqa: E402
 
 OURS = """
 import json, sys
-from probes.bandwidth import measure_bandwidth
+from probes.bandwidth.measure import measure_bandwidth
 r = measure_bandwidth(sys.argv[1], reflector=(sys.argv[2], int(sys.argv[3])))
 print(json.dumps({"down": r.download.mbit_s, "up": r.upload.mbit_s,
                   "bloat": r.latency_increase_ms}))
 """
 STOCK = """
 import json, sys
-from probes.bandwidth import measure_stock
+from probes.bandwidth.measure import measure_stock
 down, up = measure_stock(sys.argv[1])
 print(json.dumps({"down": down, "up": up}))
 """

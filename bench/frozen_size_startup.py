@@ -60,8 +60,8 @@ def main() -> None:
         print(f"{mode:8s} size {size_mb:6.1f} MB  ({how}: {result.artifact})")
         times = time_command([str(result.executable), "--version"], args.runs)
         print(f"{mode:8s} --version {describe(times)}")
-    times = time_command([sys.executable, "-m", "agent_kit.cli", "--version"], args.runs)
-    print(f"source   --version {describe(times)}  (python -m agent_kit.cli)")
+    times = time_command([sys.executable, "-m", "agent_kit.face.cli", "--version"], args.runs)
+    print(f"source   --version {describe(times)}  (python -m agent_kit.face.cli)")
 
 
 if __name__ == "__main__":

@@ -125,12 +125,12 @@ def main() -> None:
         if center is not None:
             token = httpx.post(f"{url}/api/v1/tokens", json={"uses": 1, "ttl_s": 600},
                                headers={"Authorization": f"Bearer {admin}"}).json()["token"]
-            subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center", url,
+            subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "enroll", "--center", url,
                             "--token", token], env=env, check=True, capture_output=True)
         with virtual_headset() as headset:
             if headset is not None and hasattr(headset, "env"):
                 env.update(headset.env)
-            cmd = [sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
+            cmd = [sys.executable, "-m", "agent_kit.face.cli", "monitor", "--interval",
                    str(args.interval)]
             if args.only:
                 cmd += ["--only", args.only]

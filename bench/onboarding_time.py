@@ -30,9 +30,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from agent_kit.checks import GROUPS
-    from agent_kit.runner import run_checks
-    from agent_kit.session import prepare_run
+    from agent_kit.core.checks import GROUPS
+    from agent_kit.run.runner import run_checks
+    from agent_kit.run.session import prepare_run
     from tests.center_seed import run_center
     from tests.lab.pulse import RATE, pulse_server, read_wav, sox
 

@@ -4,7 +4,7 @@ Lab (root, network namespaces; see tests/lab/): in the center namespace the refl
 (127.0.0.1:8751), ``iperf3 -s`` (127.0.0.1:5201) and, per setting, TWO impairment relays
 (``tests/lab/relay.py``) on 192.0.2.2 with the same spec and the same seed: one forwards to the
 reflector, the other to iperf3 (its UDP impaired, its TCP control connection passed through
-unimpaired). At home, AT THE SAME TIME, our probe (``probes.path.measure_path``, 6 s, 172-byte
+unimpaired). At home, AT THE SAME TIME, our probe (``probes.network.path.measure_path``, 6 s, 172-byte
 packets every 20 ms) to the first relay and ``iperf3 -c 192.0.2.2 -u -b 68800 -l 172 -t 6``
 (the same packet size and rate) to the second. The same seed gives packet i of each flow the
 same loss and delay draw (iperf3's flow is one datagram longer: its UDP handshake). Only the
@@ -48,7 +48,7 @@ SETTINGS = {
 PROBE = """
 import json, sys
 from dataclasses import asdict
-from probes.path import measure_path
+from probes.network.path import measure_path
 r = measure_path(sys.argv[1], int(sys.argv[2]), duration_s=float(sys.argv[3]))
 d = asdict(r); d.pop("rtt_ms_samples"); print(json.dumps(d))
 """

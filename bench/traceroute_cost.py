@@ -1,7 +1,7 @@
 """What the traceroute (network.hops) costs: wall time, CPU, and the kernel filter's effect.
 
 Builds the routed lab chain (``tests/lab/chain.py``: home -> router -> isp -> center, a real
-reflector in the center) and runs ``probes.traceroute.measure_hops`` from home a few times:
+reflector in the center) and runs ``probes.network.traceroute.measure_hops`` from home a few times:
 on a quiet path, then with a UDP flood from the ISP namespace to home (iperf3 -u, not from the
 reflector's host) with and without the BPF filter that keeps only ICMP and the reflector's UDP
 from scapy's receive socket. Prints wall time, CPU seconds of the probe process, and the hops.
@@ -31,7 +31,7 @@ PORT = 8751
 PROBE = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-import probes.traceroute as tr
+import probes.network.traceroute as tr
 from scapy.config import conf
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6

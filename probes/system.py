@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from probes.interfaces import DEFAULT_ROUTE_PROBE, InterfaceInfo, LinkKind, interface_for
+from probes.network.interfaces import DEFAULT_ROUTE_PROBE, InterfaceInfo, LinkKind, interface_for
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def measure_link(destination: str = DEFAULT_ROUTE_PROBE) -> LinkReading:
 
 
 def _physical_under_tunnel() -> InterfaceInfo | None:
-    from probes.interfaces import list_interfaces
+    from probes.network.interfaces import list_interfaces
 
     rank = {"wired": 0, "wifi": 1, "cellular": 2}
     candidates = [i for i in list_interfaces()

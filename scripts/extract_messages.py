@@ -1,4 +1,4 @@
-"""Write agent_kit/locale/agent_kit.pot: every constant first argument of _() and N_().
+"""Write agent_kit/core/locale/agent_kit.pot: every constant first argument of _() and N_().
 
 Walks the Python syntax tree (so calls inside f-strings are found too, which pybabel's
 tokenizer-based extractor misses on Python 3.11) -- the same rule tests/test_i18n.py checks.
@@ -34,7 +34,7 @@ def main() -> int:
         # Messages use str.format, never %: Babel guesses "python-format" from text like
         # "5 % of", and its compile check would then reject a correct translation.
         message.flags.discard("python-format")
-    out = ROOT / "agent_kit" / "locale" / "agent_kit.pot"
+    out = ROOT / "agent_kit" / "core" / "locale" / "agent_kit.pot"
     with open(out, "wb") as fh:
         write_po(fh, catalog, width=100, include_lineno=False, sort_by_file=True)
     print(f"{len(catalog)} messages -> {out.relative_to(ROOT)}", file=sys.stderr)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Re-extract every user-facing message of agent_kit/ and bring the catalogs up to date.
 #
-#   scripts/update-translations.sh           extract -> agent_kit/locale/agent_kit.pot,
+#   scripts/update-translations.sh           extract -> agent_kit/core/locale/agent_kit.pot,
 #                                             merge into each language's .po, compile the .mo
 #   scripts/update-translations.sh compile   only compile the .po files into .mo
 #
-# Messages are the constant first argument of _() and N_() (see agent_kit/i18n.py). After an
+# Messages are the constant first argument of _() and N_() (see agent_kit/core/i18n.py). After an
 # extraction, new messages have an empty msgstr in every .po: translate them (ja, ko, sv), run
 # "scripts/update-translations.sh compile", and commit the .po and .mo together.
 # tests/test_i18n.py fails while any message lacks a translation or a .mo is stale.
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LANGS=(ja ko sv)
-LOCALE=agent_kit/locale
+LOCALE=agent_kit/core/locale
 POT=$LOCALE/agent_kit.pot
 command -v pybabel >/dev/null || { echo "pybabel missing: pip install babel" >&2; exit 2; }
 
@@ -40,7 +40,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 missing = 0
 for lang in sys.argv[1:]:
-    base = f"agent_kit/locale/{lang}/LC_MESSAGES/agent_kit"
+    base = f"agent_kit/core/locale/{lang}/LC_MESSAGES/agent_kit"
     with open(f"{base}.po", "rb") as fh:
         cat = read_po(fh)
     with open(f"{base}.mo", "wb") as fh:

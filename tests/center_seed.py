@@ -175,7 +175,7 @@ def heartbeat(seq: int, measured_at: datetime, readings: Mapping[str, Reading],
               messages: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One heartbeat as the agent sends it. The verdict is the worst status; the gate is open
     unless a check fails (or as given)."""
-    from agent_kit.checks import BY_ID
+    from agent_kit.core.checks import BY_ID
 
     statuses = [status for status, _ in readings.values()]
     verdict = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"

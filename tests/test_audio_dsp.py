@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from probes import audio_dsp as dsp
-from probes.audio import analyze_capture
+from probes.audio import dsp as dsp
+from probes.audio.capture import analyze_capture
 
 FS = 48000
 

@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_kit.evaluate.audio import ROOM_CHECKS, evaluate_headset, evaluate_room
-from agent_kit.policy import load_policy
-from agent_kit.results import Status
-from probes.audio import AudioReading
-from probes.audio_devices import AudioDevice, DeviceInventory, classify
-from probes.audio_dsp import Dropout
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import Status
+from probes.audio.capture import AudioReading
+from probes.audio.devices import AudioDevice, DeviceInventory, classify
+from probes.audio.dsp import Dropout
 
 POLICY = load_policy()
 
@@ -199,7 +199,7 @@ Source #1
 
 
 def test_pactl_text_output_is_parsed_and_the_jack_port_decides():
-    from probes.audio_devices import _from_pulse_entry, parse_pactl_list
+    from probes.audio.devices import _from_pulse_entry, parse_pactl_list
 
     entries = parse_pactl_list(PACTL_TEXT)
     assert [e["name"] for e in entries] == ["alsa_output.pci-0000_00_1f.3.analog-stereo.monitor",
@@ -212,7 +212,7 @@ def test_pactl_text_output_is_parsed_and_the_jack_port_decides():
 
 
 def test_windows_devices_are_read_from_wasapi_once():
-    from probes.audio_devices import _preferred_hostapi
+    from probes.audio.devices import _preferred_hostapi
 
     apis = [{"name": "MME", "devices": [0, 1, 2], "default_input_device": 1},
             {"name": "Windows DirectSound", "devices": [3, 4], "default_input_device": 3},
@@ -228,14 +228,14 @@ def test_devices_command_rejects_a_bad_policy_with_exit_2(tmp_path):
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[checks."audio.headset"]\nbuiltin = "maybe"\n')
-    proc = subprocess.run([sys.executable, "-m", "agent_kit.cli", "devices", "--policy", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "devices", "--policy", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "builtin" in proc.stderr
 
 
 def test_a_recording_that_cannot_start_is_a_reason_not_a_crash(monkeypatch):
-    import probes.audio as audio
+    import probes.audio.capture as audio
 
     def no_device():
         raise RuntimeError("no microphone: the system has no default input device")

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from agent_kit.evaluate.audio import evaluate_headset, evaluate_room
-from agent_kit.policy import load_policy
-from agent_kit.results import Status
-from probes.audio import measure_audio
-from probes.audio_devices import list_audio_devices
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import Status
+from probes.audio.capture import measure_audio
+from probes.audio.devices import list_audio_devices
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, sox_rms_db, write_wav
 
 pytestmark = pytest.mark.lab
@@ -223,7 +223,7 @@ def test_approved_list_by_usb_id_and_by_name(lab, tmp_path):
 
 def agent_kit(server: PulseServer, *args: str, timeout: float = 90,
               env: dict[str, str] | None = None, cwd: Path | None = None):
-    return subprocess.run([sys.executable, "-m", "agent_kit.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agent_kit.face.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env={**server.env, **(env or {})}, cwd=cwd)
 
 
@@ -282,7 +282,7 @@ def test_check_only_audio_in_a_quiet_room_with_speech_is_ready(lab, tmp_path):
 
 def test_pactl_text_fallback_reads_what_json_reads(lab):
     """pactl < 16 (Ubuntu 22.04's PipeWire) has no JSON: the text parser must see the same."""
-    from probes.audio_devices import parse_pactl_list
+    from probes.audio.devices import parse_pactl_list
 
     server, _, _ = lab
     for kind in ("sources", "sinks"):

@@ -42,7 +42,7 @@ class Lab:
     def check(self, *extra: str) -> tuple[int, dict[str, Any]]:
         """``agent-kit check --only bandwidth`` at home; exit code and the checks by id."""
         proc = self.pair.run(self.pair.home, sys.executable, "-m",
-                             "agent_kit.cli", "check", "--only", "bandwidth", "--center",
+                             "agent_kit.face.cli", "check", "--only", "bandwidth", "--center",
                              self.url, "--json", "--lang", "en", *extra,
                              check=False, timeout=60)
         assert proc.returncode in (0, 1), proc.stderr

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.bufferbloat import GRADES, bufferbloat_grade, latency_increase_ms
+from probes.bandwidth.bufferbloat import GRADES, bufferbloat_grade, latency_increase_ms
 
 
 @pytest.mark.parametrize(("increase_ms", "grade"), [

@@ -18,7 +18,7 @@ def agent_kit(*args: str, env: dict[str, str] | None = None, home=None):
     e = {**os.environ, **(env or {})}
     if home is not None:
         e["AGENT_KIT_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "agent_kit.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agent_kit.face.cli", *args], capture_output=True,
                           text=True, timeout=60, env=e)
 
 

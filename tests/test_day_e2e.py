@@ -126,7 +126,7 @@ class Day:
         self.policy.write_text(POLICY)
 
     def agent(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.pair.python(self.pair.home, "-m", "agent_kit.cli", *args),
+        return subprocess.run(self.pair.python(self.pair.home, "-m", "agent_kit.face.cli", *args),
                               capture_output=True, text=True, env=self.home_env,
                               timeout=timeout, cwd=self.work)
 
@@ -233,7 +233,7 @@ def test_a_whole_day(day: Day, tmp_path: Path) -> None:
 
     # -- the shift: monitor, gate open, login works ---------------------------------------
     monitor_log = (tmp_path / "monitor.log").open("w")
-    monitor = pair.popen(pair.home, [sys.executable, "-m", "agent_kit.cli", "monitor",
+    monitor = pair.popen(pair.home, [sys.executable, "-m", "agent_kit.face.cli", "monitor",
                                      "--interval", str(INTERVAL_S), "--policy", str(day.policy)],
                          env=day.home_env, stdout=subprocess.DEVNULL, stderr=monitor_log,
                          cwd=tmp_path)

@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_kit.checks import BY_ID, CATALOGUE
-from agent_kit.diagnose import CAUSES, diagnose_report, rank_causes
-from agent_kit.report_html import MAX_SERIES_POINTS, render_html
-from agent_kit.results import CheckReport, CheckResult, Status, overall_verdict
+from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.evaluate.diagnosis import CAUSES, diagnose_report, rank_causes
+from agent_kit.face.html_report import MAX_SERIES_POINTS, render_html
+from agent_kit.core.results import CheckReport, CheckResult, Status, overall_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_html_is_self_contained_escaped_and_holds_no_long_series() -> None:
 def test_diagnose_command_writes_the_report_and_names_it_in_json(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home")}
     target = tmp_path / "r.html"
-    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system,vpn",
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "diagnose", "--only", "system,vpn",
                           "--json", "--report", str(target)], capture_output=True, text=True,
                          cwd=ROOT, env=env, timeout=60)
     assert out.returncode == 1, out.stderr          # no VPN tunnel here: not ready
@@ -130,7 +130,7 @@ def test_diagnose_command_writes_the_report_and_names_it_in_json(tmp_path: Path)
 def test_diagnose_default_report_is_timestamped_in_the_current_folder(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home"),
            "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system"],
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "diagnose", "--only", "system"],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert out.returncode in (0, 1), out.stderr     # a busy CI machine may fail system.cpu
     written = list(tmp_path.glob("agent-kit-report-*.html"))
@@ -139,11 +139,11 @@ def test_diagnose_default_report_is_timestamped_in_the_current_folder(tmp_path: 
 
 def test_diagnose_bad_report_folder_and_upload_without_enrollment(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system",
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "diagnose", "--only", "system",
                           "--report", str(tmp_path / "nope" / "r.html")],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert out.returncode == 2 and "no such folder" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only", "system",
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "diagnose", "--only", "system",
                           "--json", "--upload", "--report", str(tmp_path / "r.html")],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert out.returncode in (0, 1), out.stderr
@@ -159,11 +159,11 @@ def test_upload_reaches_the_agents_page_on_a_real_center(tmp_path: Path) -> None
            "PYTHONPATH": str(ROOT)}
     with run_center(tmp_path / "center") as center:
         token = center.create_token()
-        enrolled = subprocess.run([sys.executable, "-m", "agent_kit.cli", "enroll", "--center",
+        enrolled = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "enroll", "--center",
                                    center.url, "--token", token], capture_output=True, text=True,
                                   env=env, cwd=tmp_path, timeout=60)
         assert enrolled.returncode == 0, enrolled.stderr
-        out = subprocess.run([sys.executable, "-m", "agent_kit.cli", "diagnose", "--only",
+        out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "diagnose", "--only",
                               "system,vpn", "--json", "--upload", "--lang", "sv", "--report",
                               str(tmp_path / "r.html")], capture_output=True, text=True,
                              env=env, cwd=tmp_path, timeout=60)

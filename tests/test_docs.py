@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent_kit.checks import CATALOGUE
-from agent_kit.policy import SECTIONS
+from agent_kit.core.checks import CATALOGUE
+from agent_kit.core.policy import SECTIONS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

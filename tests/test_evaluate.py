@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_kit.checks import CATALOGUE
-from agent_kit.evaluate import judge_level
+from agent_kit.core.checks import CATALOGUE
+from agent_kit.core.levels import judge_level
 from agent_kit.evaluate.link import evaluate_link
 from agent_kit.evaluate.system import evaluate_system
-from agent_kit.policy import load_policy
-from agent_kit.results import STATUS_RANK, CheckResult, Status, overall_verdict
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import STATUS_RANK, CheckResult, Status, overall_verdict
 from probes.system import LinkReading, PowerReading, SystemReading
 
 POLICY = load_policy()

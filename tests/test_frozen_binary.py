@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from agent_kit import __version__
-from agent_kit.probe_units import UNITS
+from agent_kit.run.units import UNITS
 from tests.lab.netns import LabError, NetnsPair, netns_pair, require_tools
 from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox
@@ -140,7 +140,7 @@ def test_version_is_stamped_and_runs_without_python_or_portaudio(frozen, tmp_pat
     built = datetime.strptime(match["built"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert built <= datetime.now(UTC)
     # From source the line is the plain version (no stamp module, no git call).
-    source = subprocess.run([sys.executable, "-m", "agent_kit.cli", "--version"],
+    source = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "--version"],
                             capture_output=True, text=True, cwd=ROOT)
     assert source.stdout.strip() == f"agent-kit {__version__}"
 
@@ -158,7 +158,7 @@ def archive_modules(exe: Path) -> set[str]:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     names = {line.strip().strip("'") for line in proc.stdout.splitlines()}
-    assert "agent_kit.cli" in names, "the archive listing has no agent_kit.cli: wrong format?"
+    assert "agent_kit.face.cli" in names, "the archive listing has no agent_kit.face.cli: wrong format?"
     return names
 
 
@@ -167,7 +167,7 @@ def test_binary_holds_the_agent_and_not_the_center_stack(frozen):
     leaked = sorted(n for n in names for bad in FORBIDDEN if n == bad or n.startswith(bad + "."))
     assert not leaked, leaked
     # Everything the agent's units import lazily is inside, and the build stamp.
-    needed = {"agent_kit._build_info", "agent_kit.runner", "agent_kit.monitor", "numpy",
+    needed = {"agent_kit._build_info", "agent_kit.run.runner", "agent_kit.loop.monitor", "numpy",
               "sounddevice", "httpx", "psutil", "tomllib", "jwt", "webrtcvad"}
     needed |= {f"probes.{m.stem}" for m in (ROOT / "probes").glob("*.py") if m.stem != "__init__"}
     if any("scapy" in f.read_text("utf-8") for f in (ROOT / "probes").glob("*.py")):
@@ -178,8 +178,8 @@ def test_binary_holds_the_agent_and_not_the_center_stack(frozen):
     assert (internal / "libportaudio.so.2").is_file()
     assert not list(internal.glob("libasound.so*"))
     # Package data: the policy and every compiled catalog, byte for byte.
-    for data in [ROOT / "agent_kit" / "policies" / "default.toml",
-                 *sorted((ROOT / "agent_kit" / "locale").glob("*/LC_MESSAGES/*.mo"))]:
+    for data in [ROOT / "agent_kit" / "core" / "policies" / "default.toml",
+                 *sorted((ROOT / "agent_kit" / "core" / "locale").glob("*/LC_MESSAGES/*.mo"))]:
         bundled = internal / data.relative_to(ROOT)
         assert bundled.is_file() and bundled.read_bytes() == data.read_bytes(), bundled
     assert not list(internal.glob("agent_kit/center*"))
@@ -195,7 +195,7 @@ def test_catalogs_are_used_by_the_binary(frozen, tmp_path):
         assert proc.returncode in (0, 1), proc.stderr
         return [(c["message"], c["fix"]) for c in json.loads(proc.stdout)["checks"]]
 
-    from_source = [sys.executable, "-m", "agent_kit.cli"]
+    from_source = [sys.executable, "-m", "agent_kit.face.cli"]
     as_frozen = [*without_python_and_portaudio(), str(frozen)]
     english = messages("en", as_frozen)
     assert english == messages("en", from_source)
@@ -447,7 +447,7 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
 
     # The same check from source, same lab, same user session: the same checks measured.
     source_env = {**os.environ, **env, "PATH": os.environ["PATH"]}
-    src = subprocess.run(pair.python(pair.home, "-m", "agent_kit.cli", "check", "--json",
+    src = subprocess.run(pair.python(pair.home, "-m", "agent_kit.face.cli", "check", "--json",
                                      "--policy", str(policy)),
                          capture_output=True, text=True, env=source_env, cwd=ROOT, timeout=180)
     assert src.returncode in (0, 1), src.stdout + src.stderr
@@ -460,10 +460,10 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
 
 
 def test_the_monitors_traceroute_child_is_the_binary_itself(frozen, center_lab, tmp_path):
-    """The monitor traces hops in a short-lived child (``agent_kit.monitor_hops``); in the frozen
+    """The monitor traces hops in a short-lived child (``agent_kit.loop.traceroute_child``); in the frozen
     agent, with no ``python -c``, that child is the binary with ``--agent-kit-trace-hops``: it
     must carry scapy and answer one JSON reading, here through the OpenVPN tunnel."""
-    from agent_kit.monitor_hops import CHILD_ARG, reading_from_json
+    from agent_kit.loop.traceroute_child import CHILD_ARG, reading_from_json
 
     pair, _ = center_lab
     proc = run_frozen(frozen, [CHILD_ARG, TUNNEL_CENTER, str(REFLECTOR_PORT), "3"],

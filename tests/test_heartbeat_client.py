@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_kit.config import Enrollment
-from agent_kit.heartbeat_client import (
+from agent_kit.link.state_folder import Enrollment
+from agent_kit.link.client import (
     Backoff,
     CenterClient,
     CenterRefused,
@@ -25,7 +25,7 @@ from agent_kit.heartbeat_client import (
     Courier,
     signature_headers,
 )
-from agent_kit.spool import Spool
+from agent_kit.loop.spool import Spool
 
 ENR = Enrollment(center_url="http://center.test", agent_id="ws-1", secret="s3cret" * 8)
 NOW = 1_800_000_000.0

@@ -1,11 +1,11 @@
-"""Golden tests of where loss or delay starts (probes.hop_segments), with constructed hops."""
+"""Golden tests of where loss or delay starts (probes.network.hop_segments), with constructed hops."""
 
 from __future__ import annotations
 
 import pytest
 
-from probes.hop_segments import is_public, locate, segments
-from probes.traceroute import HopReading
+from probes.network.hop_segments import is_public, locate, segments
+from probes.network.traceroute import HopReading
 
 
 def hop(ttl: int, address: str | None, received: int, rtt: float | None = None, *,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from agent_kit.evaluate.hops import evaluate_hops
-from agent_kit.i18n import set_language
-from agent_kit.policy import default_policy_text, load_policy, parse_policy_text
-from agent_kit.results import Status
-from probes.traceroute import HopReading, TracerouteReading
+from agent_kit.core.i18n import set_language
+from agent_kit.core.policy import default_policy_text, load_policy, parse_policy_text
+from agent_kit.core.results import Status
+from probes.network.traceroute import HopReading, TracerouteReading
 
 
 def reading(*hops: tuple[str | None, int, float | None], reached: bool = True,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from agent_kit.evaluate.hops import evaluate_hops
-from agent_kit.policy import load_policy
-from agent_kit.results import Status
-from probes.traceroute import HopReading, TracerouteReading
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import Status
+from probes.network.traceroute import HopReading, TracerouteReading
 from tests.lab.chain import (
     CENTER_ADDR,
     HOME_ADDR,
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.lab
 PROBE = """
 import json, sys
 from dataclasses import asdict
-from probes.traceroute import measure_hops
+from probes.network.traceroute import measure_hops
 check = sys.argv[2] == "1"
 print(json.dumps(asdict(measure_hops(sys.argv[1], 8751, check_privileges=check))))
 """
@@ -78,7 +78,7 @@ def test_clean_chain_names_every_hop_and_passes(lab: Chain, tmp_path: Path) -> N
     policy.write_text("[path]\nduration_s = 0.5\n")
     out = subprocess.run(
         lab.exec_args("home", "env", f"AGENT_KIT_HOME={tmp_path}", sys.executable, "-m",
-                      "agent_kit.cli", "check", "--only", "network", "--policy", str(policy),
+                      "agent_kit.face.cli", "check", "--only", "network", "--policy", str(policy),
                       "--reflector", f"{CENTER_ADDR}:{PORT}", "--json"),
         capture_output=True, text=True, cwd=ROOT, timeout=60)
     report = json.loads(out.stdout or "{}")
@@ -182,7 +182,7 @@ def test_without_raw_socket_privileges_it_is_unknown_with_the_reason(lab: Chain)
 
 def test_the_lab_is_what_it_says() -> None:
     """The chain's addresses: home LAN private, ISP access CGNAT, center outside both."""
-    from probes.hop_segments import is_public
+    from probes.network.hop_segments import is_public
 
     assert not is_public(HOME_ADDR) and not is_public(ROUTER_LAN_ADDR)
     assert not is_public(ISP_ACCESS_ADDR) and is_public(CENTER_ADDR)

@@ -18,7 +18,7 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from agent_kit import i18n
+from agent_kit.core import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "agent_kit"
@@ -44,7 +44,7 @@ def code_msgids() -> dict[str, str]:
 
 
 def _catalog(lang: str) -> dict[str, str]:
-    with open(PACKAGE / "locale" / lang / "LC_MESSAGES" / "agent_kit.po", "rb") as fh:
+    with open(PACKAGE / "core" / "locale" / lang / "LC_MESSAGES" / "agent_kit.po", "rb") as fh:
         cat = read_po(fh)
     return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
 
@@ -91,7 +91,7 @@ def test_translations_keep_the_placeholders(lang: str) -> None:
 
 @pytest.mark.parametrize("lang", SHIPPED)
 def test_mo_is_compiled_from_the_current_po(lang: str) -> None:
-    with open(PACKAGE / "locale" / lang / "LC_MESSAGES" / "agent_kit.mo", "rb") as fh:
+    with open(PACKAGE / "core" / "locale" / lang / "LC_MESSAGES" / "agent_kit.mo", "rb") as fh:
         compiled = {m.id: m.string for m in read_mo(fh) if m.id}
     assert compiled == _catalog(lang), (
         f"{lang}: agent_kit.mo is stale; run scripts/update-translations.sh compile")
@@ -114,7 +114,7 @@ def test_runtime_reads_the_catalog_with_the_standard_library(lang: str, ready: s
 def test_os_locale_picks_the_language() -> None:
     env = {"LANG": "sv_SE.UTF-8", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", "from agent_kit import i18n; print(i18n.set_language(None), "
+        [sys.executable, "-c", "from agent_kit.core import i18n; print(i18n.set_language(None), "
                                "i18n._('READY'))"],
         capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout.split()
     assert out == ["sv", "REDO"]
@@ -122,7 +122,7 @@ def test_os_locale_picks_the_language() -> None:
 
 def test_lang_option_translates_the_check_output() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent_kit.cli", "check", "--only", "system", "--lang", "ja"],
+        [sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "system", "--lang", "ja"],
         capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
                                                        "AGENT_KIT_HOME": "/nonexistent"})
     assert out.returncode in (0, 1), out.stderr

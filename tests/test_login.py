@@ -18,10 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent_kit.config import Enrollment, enrollment_path, save_enrollment
-from agent_kit.enroll import EnrollError, clearance_key_path, enroll
-from agent_kit.login import EXIT_CLOSED, EXIT_NO_STATE, EXIT_OPEN, decide_login, local_gate
-from agent_kit.monitor_state import MonitorState, write_state
+from agent_kit.link.state_folder import Enrollment, enrollment_path, save_enrollment
+from agent_kit.link.enrollment import EnrollError, clearance_key_path, enroll
+from agent_kit.face.login import EXIT_CLOSED, EXIT_NO_STATE, EXIT_OPEN, decide_login, local_gate
+from agent_kit.loop.state_file import MonitorState, write_state
 
 NOW = 1_800_000_000.0
 ENR = Enrollment(center_url="http://center.test", agent_id="ws-1", secret="k" * 64)
@@ -99,7 +99,7 @@ def test_no_monitor_running_is_exit_2(home):
 def test_not_enrolled_is_exit_2(home):
     enrollment_path().unlink()
     assert local_gate(lambda: NOW).code == EXIT_NO_STATE
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"],
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "status"],
                          env={**os.environ, "AGENT_KIT_HOME": str(home)},
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stdout == ""
@@ -202,15 +202,15 @@ def test_enroll_refused_token_in_plain_words(tmp_path, monkeypatch):
 def test_cli_status_and_login_exit_codes(home):
     env = {**os.environ, "AGENT_KIT_HOME": str(home)}
     write_state(state(gate_open=False, reasons=("Headset: none found",), updated_at=_now()))
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"], env=env,
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "status"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "Headset: none found" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "login", "--", "touch",
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "login", "--", "touch",
                           str(home / "started")], env=env, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 1 and "Headset: none found" in run.stderr
     assert not (home / "started").exists()
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "login"], env=env,
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "login"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
 
@@ -226,7 +226,7 @@ def test_status_json_carries_the_gate_and_the_monitor(home):
 
     env = {**os.environ, "AGENT_KIT_HOME": str(home)}
     write_state(state(updated_at=_now(), watching=("network.jitter",)))
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status", "--json"], env=env,
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "status", "--json"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)

@@ -12,14 +12,14 @@ import threading
 
 import httpx
 
-from agent_kit.config import Enrollment
-from agent_kit.heartbeat_client import CenterClient
-from agent_kit.monitor import Monitor, MonitorDeps, build_heartbeat, cadence_for
-from agent_kit.monitor_state import read_state
-from agent_kit.policy import load_policy
-from agent_kit.probe_units import ProbeContext, ProbeUnit
-from agent_kit.results import CheckResult, Status
-from agent_kit.spool import Spool
+from agent_kit.link.state_folder import Enrollment
+from agent_kit.link.client import CenterClient
+from agent_kit.loop.monitor import Monitor, MonitorDeps, build_heartbeat, cadence_for
+from agent_kit.loop.state_file import read_state
+from agent_kit.core.policy import load_policy
+from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.core.results import CheckResult, Status
+from agent_kit.loop.spool import Spool
 from tests.test_heartbeat_client import ENR, NOW, FakeCenter
 
 
@@ -212,7 +212,7 @@ def test_cadences_by_group():
 
 
 def test_heartbeat_matches_the_center_contract():
-    from agent_kit.gate import Gate
+    from agent_kit.loop.hysteresis import Gate
 
     gate = Gate(clock=lambda: NOW)
     hb = build_heartbeat({"network.link": CheckResult(
@@ -248,7 +248,7 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
     import sys
     import time
 
-    from agent_kit.spool import Spool
+    from agent_kit.loop.spool import Spool
 
     with socket.socket() as s:          # a port nobody listens on: the center is down
         s.bind(("127.0.0.1", 0))
@@ -261,7 +261,7 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
                       '[checks."system.uptime"]\nwarn = "none"\n'
                       '[checks."system.power"]\nwarn = 0\nfail = 0\n')
     env = {**os.environ, "AGENT_KIT_HOME": str(home)}
-    cmd = [sys.executable, "-m", "agent_kit.cli", "monitor", "--interval", "1", "--only",
+    cmd = [sys.executable, "-m", "agent_kit.face.cli", "monitor", "--interval", "1", "--only",
            "system", "--policy", str(policy)]
     monitor = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -274,7 +274,7 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
         assert state is not None and state.gate_open and state.delivery.error
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "already running" in second.stderr
-        status = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"], env=env,
+        status = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "status"], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert status.returncode == 0 and "waiting to reach the center" in status.stdout
     finally:
@@ -285,10 +285,10 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
     # stopped (logout, systemctl stop): at once "not running", not the last open gate
     stopped = read_state(home / "gate.json")
     assert stopped is not None and stopped.stopped == "stopped" and not stopped.gate_open
-    status = subprocess.run([sys.executable, "-m", "agent_kit.cli", "status"], env=env,
+    status = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "status"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 2 and "was stopped" in status.stderr, status
-    login = subprocess.run([sys.executable, "-m", "agent_kit.cli", "login", "--", "true"],
+    login = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "login", "--", "true"],
                            env=env, capture_output=True, text=True, timeout=60)
     assert login.returncode == 2 and "was stopped" in login.stderr, login
     with Spool(home / "spool.db", "ws-x") as spool:
@@ -301,8 +301,8 @@ def test_the_real_command_without_a_center_spools_locks_and_stops_cleanly(tmp_pa
 def test_call_detection_reads_the_room_units_real_results():
     """Contract with agent_kit.evaluate.audio: speech activity comes from its details."""
     from agent_kit.evaluate.audio import evaluate_room
-    from agent_kit.monitor import call_in_progress
-    from probes.audio import AudioReading
+    from agent_kit.loop.monitor import call_in_progress
+    from probes.audio.capture import AudioReading
 
     policy = load_policy()
     quiet = AudioReading("pulse", 48000, 9.0, False, vad="webrtcvad", noise_dbfs_a=-60.0,
@@ -326,7 +326,7 @@ def test_an_interval_out_of_range_is_bad_usage_even_zero(tmp_path):
     home = enrolled_home(tmp_path, "http://127.0.0.1:9")
     env = {**os.environ, "AGENT_KIT_HOME": str(home)}
     for value in ("0", "-3", "3601"):
-        run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
+        run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "monitor", "--interval",
                               value, "--only", "system"], env=env, capture_output=True,
                              text=True, timeout=60)
         assert run.returncode == 2, (value, run.stderr)
@@ -341,7 +341,7 @@ def test_a_damaged_spool_is_a_plain_exit_2_not_a_traceback(tmp_path):
 
     home = enrolled_home(tmp_path, "http://127.0.0.1:9")
     (home / "spool.db").write_text("not a database")
-    run = subprocess.run([sys.executable, "-m", "agent_kit.cli", "monitor", "--only", "system"],
+    run = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "monitor", "--only", "system"],
                          env={**os.environ, "AGENT_KIT_HOME": str(home)}, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2, run.stderr

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent_kit.monitor_state import read_state
+from agent_kit.loop.state_file import read_state
 
 pytestmark = pytest.mark.lab
 
@@ -160,12 +160,12 @@ class Workstation:
         return {**os.environ, "AGENT_KIT_HOME": str(self.home)}
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agent_kit.cli", *args], env=self.env,
+        return subprocess.run([sys.executable, "-m", "agent_kit.face.cli", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def start_monitor(self, interval: float = 1.0) -> subprocess.Popen[str]:
         log = (self.home / "monitor.log").open("a")
-        proc = subprocess.Popen([sys.executable, "-m", "agent_kit.cli", "monitor", "--interval",
+        proc = subprocess.Popen([sys.executable, "-m", "agent_kit.face.cli", "monitor", "--interval",
                                  str(interval), "--only", "system", "--policy", str(self.policy)],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
         log.close()
@@ -303,9 +303,9 @@ def test_kill_9_of_the_center_keeps_every_acknowledged_heartbeat(center, ws):
 
 
 def test_a_clock_10_minutes_off_still_delivers(center, ws, tmp_path):
-    from agent_kit.config import Enrollment
-    from agent_kit.heartbeat_client import CenterClient, Courier
-    from agent_kit.spool import Spool
+    from agent_kit.link.state_folder import Enrollment
+    from agent_kit.link.client import CenterClient, Courier
+    from agent_kit.loop.spool import Spool
 
     enr = Enrollment(**json.loads((ws.home / "enrollment.json").read_text()))
     skew = 600.0
@@ -368,9 +368,9 @@ def test_login_when_the_center_is_unreachable_follows_the_policy(center, ws, tmp
 
 def test_spool_overflow_is_reported_to_the_center(center, ws, tmp_path):
     """A full spool drops its oldest; the center gets the newest and the count."""
-    from agent_kit.config import Enrollment
-    from agent_kit.heartbeat_client import CenterClient, Courier
-    from agent_kit.spool import Spool
+    from agent_kit.link.state_folder import Enrollment
+    from agent_kit.link.client import CenterClient, Courier
+    from agent_kit.loop.spool import Spool
 
     enr = Enrollment(**json.loads((ws.home / "enrollment.json").read_text()))
     with Spool(tmp_path / "small.db", enr.agent_id, max_rows=3) as spool, \

@@ -11,14 +11,14 @@ import sys
 
 import httpx
 
-from agent_kit import monitor_hops
+from agent_kit.loop import traceroute_child as monitor_hops
 from agent_kit.center.reflector import start_reflector
-from agent_kit.monitor import Monitor, MonitorDeps
-from agent_kit.policy import load_policy
-from agent_kit.probe_units import ProbeContext, ProbeUnit
-from agent_kit.results import CheckResult, Status
-from agent_kit.spool import Spool
-from probes.traceroute import HopReading, TracerouteReading
+from agent_kit.loop.monitor import Monitor, MonitorDeps
+from agent_kit.core.policy import load_policy
+from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.core.results import CheckResult, Status
+from agent_kit.loop.spool import Spool
+from probes.network.traceroute import HopReading, TracerouteReading
 from tests.test_heartbeat_client import ENR, FakeCenter
 from tests.test_monitor import Clocks, res
 
@@ -50,7 +50,7 @@ class PathLab:
 
         unit = ProbeUnit("path", "network", ("network.jitter", "network.hops"), self.run,
                          timeout_s=2.0)
-        from agent_kit.heartbeat_client import CenterClient
+        from agent_kit.link.client import CenterClient
 
         client = CenterClient(ENR, transport=httpx.MockTransport(FakeCenter()),
                               clock=lambda: clocks.wall)

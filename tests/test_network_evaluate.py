@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent_kit.evaluate.network import CHECK_IDS, evaluate_network, network_unknown
-from agent_kit.policy import load_policy
-from agent_kit.results import Status
-from probes.path import PathReading
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import Status
+from probes.network.path import PathReading
 
 
 def reading(rtt=20.0, jitter=1.0, loss=0.0, sent=300, burst_ratio=1.0, problem=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from agent_kit import notify
+from agent_kit.loop import notifications as notify
 
 
 def test_linux_notification_uses_notify_send(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ HEAVY = ("numpy", "scapy", "sounddevice", "httpx", "pydantic", "rich", "tkinter"
 
 
 def test_version_imports_nothing_heavy():
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agent_kit.cli",
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agent_kit.face.cli",
                            "--version"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.lab
 PROBE = """
 import json, sys
 from dataclasses import asdict
-from probes.path import measure_path
+from probes.network.path import measure_path
 r = measure_path(sys.argv[1], int(sys.argv[2]), duration_s=float(sys.argv[3]))
 d = asdict(r); d.pop("rtt_ms_samples"); d["reordered"] = r.reordered
 print(json.dumps(d))
@@ -160,8 +160,8 @@ def test_reordering_is_seen(readings) -> None:
 
 def _judge(reading: dict) -> dict[str, Any]:
     from agent_kit.evaluate.network import evaluate_network
-    from agent_kit.policy import load_policy
-    from probes.path import PathReading
+    from agent_kit.core.policy import load_policy
+    from probes.network.path import PathReading
 
     fields = {k: v for k, v in reading.items() if k != "reordered"}
     fields["rtt_ms_samples"] = ()
@@ -198,7 +198,7 @@ def test_cli_in_the_home_namespace(lab: NetnsPair, tmp_path: Path) -> None:
         started = time.monotonic()
         out = subprocess.run(
             lab.exec_args(lab.home, "env", f"AGENT_KIT_HOME={home}", f"PATH={os.environ['PATH']}",
-                          sys.executable, "-m", "agent_kit.cli", "check", "--only", "network",
+                          sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "network",
                           "--reflector", f"{CENTER_ADDR}:9100", "--json"),
             capture_output=True, text=True, cwd=ROOT, timeout=60)
         elapsed = time.monotonic() - started

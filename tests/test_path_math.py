@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes import emodel, rtp_stats
+from probes.network import emodel, rtp_stats
 
 
 @pytest.mark.parametrize(("r", "mos"), [(93.2, 4.409), (90, 4.339), (80, 4.024), (70, 3.597),
@@ -40,7 +40,7 @@ def test_r_and_mos_golden(ta, loss, r, mos):
 
 
 def test_codec_table_matches_policy_choices():
-    from agent_kit.checks import BY_ID
+    from agent_kit.core.checks import BY_ID
 
     assert set(emodel.CODECS) == set(BY_ID["network.mos"].params["codec"].choices)
     assert emodel.CODECS["G.711"].bpl == 25.1

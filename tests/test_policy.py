@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent_kit.checks import CATALOGUE
-from agent_kit.policy import PolicyError, default_policy_text, load_policy
+from agent_kit.core.checks import CATALOGUE
+from agent_kit.core.policy import PolicyError, default_policy_text, load_policy
 
 
 def test_default_policy_has_every_check_with_a_source_comment():

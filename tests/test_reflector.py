@@ -10,8 +10,8 @@ import time
 import pytest
 
 from agent_kit.center.reflector import TokenBuckets, main, start_reflector
-from probes.path import measure_path
-from probes.path_packet import (
+from probes.network.path import measure_path
+from probes.network.path_packet import (
     HEADER,
     KIND_REPLY,
     KIND_REQUEST,

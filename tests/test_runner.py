@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-from agent_kit.evaluate import state_result
-from agent_kit.policy import load_policy
-from agent_kit.probe_units import ProbeContext, ProbeUnit
-from agent_kit.results import Status
-from agent_kit.runner import run_checks
+from agent_kit.core.levels import state_result
+from agent_kit.core.policy import load_policy
+from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.core.results import Status
+from agent_kit.run.runner import run_checks
 
 POLICY = load_policy()
 CTX = ProbeContext(policy=POLICY)

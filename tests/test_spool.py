@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from agent_kit.spool import Spool
+from agent_kit.loop.spool import Spool
 
 HB = {"verdict": "pass", "checks": []}
 
@@ -84,7 +84,7 @@ def test_wal_and_full_sync(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from agent_kit.spool import Spool
+    from agent_kit.loop.spool import Spool
     spool = Spool(Path(sys.argv[1]), "ag1", max_rows=100000)
     while True:
         s = spool.add({"verdict": "pass", "checks": [{"id": "x", "pad": "y" * 2000}]})

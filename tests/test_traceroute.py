@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from probes.traceroute import (
+from probes.network.traceroute import (
     _attach_answer_filter,
     measure_hops,
     raw_socket_problem,
@@ -51,8 +51,8 @@ def test_the_kernel_filter_keeps_only_icmp_and_the_reflectors_udp() -> None:
 
 
 def test_the_check_traces_by_default_and_the_lean_monitor_does_not() -> None:
-    from agent_kit.monitor import monitor_policy
-    from agent_kit.policy import load_policy
+    from agent_kit.loop.monitor import monitor_policy
+    from agent_kit.core.policy import load_policy
 
     policy = load_policy()
     assert policy.setting("path", "traceroute", None) is True
@@ -70,7 +70,7 @@ def test_ipv6_loopback_reflector_is_one_hop() -> None:
 
 
 def test_the_policy_rejects_bad_traceroute_settings(tmp_path) -> None:
-    from agent_kit.policy import PolicyError, load_policy
+    from agent_kit.core.policy import PolicyError, load_policy
 
     for text, says in (('[path]\ntraceroute = "yes"\n', "must be true or false"),
                        ('[checks."network.hops"]\nloss_pct = "lots"\n', "a number, not str"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent_kit.evaluate.vpn import evaluate_vpn
-from agent_kit.policy import load_policy
-from agent_kit.results import Status
-from probes.vpn import TunnelInfo, VpnReading
+from agent_kit.core.policy import load_policy
+from agent_kit.core.results import Status
+from probes.network.vpn import TunnelInfo, VpnReading
 
 TUN = TunnelInfo("tun0", True, ("10.8.0.2",), "tun/tap device (VPN client)")
 
@@ -71,7 +71,7 @@ def test_no_center_makes_route_unknown(tmp_path):
 
 def test_no_center_reason_is_translated(tmp_path):
     """The probe's reason is English; the evaluator words the no-center case in the language."""
-    from agent_kit import i18n
+    from agent_kit.core import i18n
     r = VpnReading((TUN,), None, None, None, None, "eth0", False, "no center configured")
     try:
         i18n.set_language("ja")

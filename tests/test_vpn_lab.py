@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_kit.config import Enrollment
+from agent_kit.link.state_folder import Enrollment
 from tests.lab.netns import CENTER_ADDR, NetnsPair, netns_pair
 from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel, stop_home_end
 
@@ -25,7 +25,7 @@ def check_vpn(pair: NetnsPair, state_dir: Path) -> dict[str, dict]:
     import sys
 
     proc = pair.run(pair.home, "env", f"AGENT_KIT_HOME={state_dir}", sys.executable, "-m",
-                    "agent_kit.cli", "check", "--only", "vpn", "--json", check=False)
+                    "agent_kit.face.cli", "check", "--only", "vpn", "--json", check=False)
     assert proc.returncode in (0, 1), proc.stderr
     return {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_kit.i18n import set_language
-from agent_kit.window import OnboardingWindow, WindowOptions, widget_texts
+from agent_kit.core.i18n import set_language
+from agent_kit.face.window import OnboardingWindow, WindowOptions, widget_texts
 from tests.lab.netns import LabError
 from tests.lab.pulse import RATE, pulse_server, read_wav, sox
 

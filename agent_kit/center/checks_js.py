@@ -1,5 +1,5 @@
 """The dashboard's copy of the check catalogue (``static/checks.js``), made from
-:data:`agent_kit.checks.CATALOGUE` so the browser shows the same titles and units as the agent.
+:data:`agent_kit.core.checks.CATALOGUE` so the browser shows the same titles and units as the agent.
 
 Regenerate after adding a check: ``python3 -m agent_kit.center.checks_js``
 (``tests/test_dashboard_static.py`` fails while the two differ).
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent_kit.checks import CATALOGUE
+from agent_kit.core.checks import CATALOGUE
 
 PATH = Path(__file__).parent / "static" / "checks.js"
 
@@ -19,7 +19,7 @@ def render() -> str:
     """The text of ``static/checks.js``."""
     lines = [
         "/* The check catalogue for the dashboard: id -> title, unit, group.",
-        " * Generated from agent_kit/checks.py by `python3 -m agent_kit.center.checks_js`. */",
+        " * Generated from agent_kit/core/checks.py by `python3 -m agent_kit.center.checks_js`. */",
         '"use strict";',
         "window.CHECKS = Object.freeze({",
     ]

@@ -99,7 +99,7 @@ def _parse_duration(text: str) -> int:
 
 
 def _hostport(value: str | None, option: str) -> tuple[str, int] | None:
-    from agent_kit.center_client import parse_host_port
+    from agent_kit.link.discovery import parse_host_port
 
     if value is None:
         return None
@@ -149,7 +149,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
     import uvicorn
 
     from agent_kit.center.database import DatabaseUnavailable
-    from agent_kit.policy import PolicyError, load_policy
+    from agent_kit.core.policy import PolicyError, load_policy
 
     if (tls_cert is None) != (tls_key is None):
         _fail("--tls-cert and --tls-key go together")

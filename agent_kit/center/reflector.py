@@ -1,10 +1,10 @@
 """The center's UDP reflector for path tests (TWAMP-light style, RFC 5357 appendix I).
 
-Agents stream voice-sized UDP packets to it (``agent-kit check``, ``probes/path.py``); it
+Agents stream voice-sized UDP packets to it (``agent-kit check``, ``probes/network/path.py``); it
 echoes each one with its own receive and send timestamps, so the agent can take the
 reflector's processing time out of the RTT and compute jitter per direction.
 
-Packet format (big-endian; ``probes/path_packet.py`` holds the one definition)::
+Packet format (big-endian; ``probes/network/path_packet.py`` holds the one definition)::
 
     offset size field
      0     4    magic            b"AKPT"
@@ -45,8 +45,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from probes.path_packet import MAX_PACKET_BYTES, reply_to
-from probes.udp_clock import enable_rx_timestamps, now_ns, recv_stamped
+from probes.network.path_packet import MAX_PACKET_BYTES, reply_to
+from probes.network.udp_clock import enable_rx_timestamps, now_ns, recv_stamped
 
 DEFAULT_PORT = 8751
 DEFAULT_MAX_PPS_PER_SOURCE = 200   # 4 simultaneous G.711 tests (50 packets/s) from one address

@@ -18,7 +18,7 @@ from agent_kit.center.database import Database
 from agent_kit.center.intake import IntakeWriter
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
-from agent_kit.policy import Policy
+from agent_kit.core.policy import Policy
 
 log = logging.getLogger("agent_kit.center")
 
@@ -39,7 +39,7 @@ class PolicyDocument:
 def load_policy_document(path: str | None) -> PolicyDocument:
     """The policy workstations fetch: the file IT gave (merged over the default by the agent,
     like ``--policy``), or the default. Validated here so a bad file stops the center early."""
-    from agent_kit.policy import default_policy_text, load_policy
+    from agent_kit.core.policy import default_policy_text, load_policy
 
     policy = load_policy(path)
     text = Path(path).read_text("utf-8") if path else default_policy_text()

@@ -2,7 +2,7 @@
 
 ``audio.headset`` looks at the device calls will use (the system's default microphone) and the
 policy's ``builtin``/``webcam``/``bluetooth_handsfree``/``unapproved`` statuses and ``approved``
-list. The room checks judge ``probes.audio.AudioReading`` numbers against their levels. Every
+list. The room checks judge ``probes.audio.capture.AudioReading`` numbers against their levels. Every
 problem comes with one thing a non-technical person can do.
 """
 
@@ -12,12 +12,12 @@ import fnmatch
 import re
 from typing import Any
 
-from agent_kit.evaluate import level_result, state_result, status_named, unknown_result
-from agent_kit.i18n import _
-from agent_kit.policy import Policy
-from agent_kit.results import STATUS_RANK, CheckResult, Status
-from probes.audio import AudioReading
-from probes.audio_devices import AudioDevice, DeviceInventory
+from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import STATUS_RANK, CheckResult, Status
+from probes.audio.capture import AudioReading
+from probes.audio.devices import AudioDevice, DeviceInventory
 
 ROOM_CHECKS = ("audio.noise", "audio.speech_level", "audio.snr", "audio.clipping",
                "audio.dropouts", "audio.hum")

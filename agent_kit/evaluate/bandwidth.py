@@ -2,19 +2,19 @@
 
 Speeds are judged by the policy's Mbit/s levels (lower is worse); bufferbloat by the RTT added
 under load in ms (higher is worse), reported with its letter grade (A+ .. F, the public
-bufferbloat tests' scale, ``probes.bufferbloat``).
+bufferbloat tests' scale, ``probes.bandwidth.bufferbloat``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agent_kit.evaluate import level_result, unknown_result
-from agent_kit.i18n import _
-from agent_kit.policy import Policy
-from agent_kit.results import CheckResult
-from probes.bandwidth import BandwidthReading, DirectionReading
-from probes.bufferbloat import bufferbloat_grade
+from agent_kit.core.levels import level_result, unknown_result
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult
+from probes.bandwidth.measure import BandwidthReading, DirectionReading
+from probes.bandwidth.bufferbloat import bufferbloat_grade
 
 CHECK_IDS = ("bandwidth.down", "bandwidth.up", "bandwidth.bufferbloat")
 

@@ -1,18 +1,18 @@
 """Judge the path to the center: round-trip time, jitter, loss and the estimated call quality.
 
-Input is one ``probes.path.PathReading`` (an RTP-like stream to the center's reflector):
+Input is one ``probes.network.path.PathReading`` (an RTP-like stream to the center's reflector):
 
 - ``network.rtt``: the median RTT (ms), the reflector's own hold time taken out (RFC 5357).
 - ``network.jitter``: RFC 3550 interarrival jitter (ms) of the worse direction, the running J
-  averaged over the stream (``probes.rtp_stats.mean_jitter``).
+  averaged over the stream (``probes.network.rtp_stats.mean_jitter``).
 - ``network.loss``: round-trip packet loss (%).
-- ``network.mos``: ITU-T G.107 E-model MOS (``probes.emodel``) for the policy's codec
+- ``network.mos``: ITU-T G.107 E-model MOS (``probes.network.emodel``) for the policy's codec
   (``[checks."network.mos"] codec``), from the same median RTT, jitter, loss and the loss
   pattern's BurstR. The one-way mouth-to-ear delay Ta is estimated as
   ``RTT/2`` (the network one way; the path is taken as symmetric because the two clocks are
   not synchronised) ``+ 2 x jitter`` (an adaptive jitter buffer sized at twice the jitter, a
   common setting) ``+`` the codec's packetisation and look-ahead (20 ms for G.711 at 20 ms
-  packets; ``probes.emodel.mouth_to_ear_ms``). Terminal and headset delays are not known to the
+  packets; ``probes.network.emodel.mouth_to_ear_ms``). Terminal and headset delays are not known to the
   agent and left out, so the MOS is that of the network part of the call: an upper bound.
 
 A failing check's fix names the likely cause in plain words; the same words in every language
@@ -23,12 +23,12 @@ starts, the loss, jitter and MOS fixes say that segment's fix instead of the gen
 
 from __future__ import annotations
 
-from agent_kit.evaluate import level_result, unknown_result
-from agent_kit.i18n import _
-from agent_kit.policy import Policy
-from agent_kit.results import CheckResult
-from probes import emodel
-from probes.path import PathReading
+from agent_kit.core.levels import level_result, unknown_result
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult
+from probes.network import emodel
+from probes.network.path import PathReading
 
 CHECK_IDS = ("network.rtt", "network.jitter", "network.loss", "network.mos")
 DEFAULT_CODEC = "G.711"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent_kit.evaluate import level_result, state_result
-from agent_kit.i18n import _
-from agent_kit.policy import Policy
-from agent_kit.results import CheckResult, Status
+from agent_kit.core.levels import level_result, state_result
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult, Status
 from probes.system import SystemReading
 
 

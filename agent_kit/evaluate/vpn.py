@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from agent_kit.evaluate import state_result, unknown_result
-from agent_kit.i18n import _
-from agent_kit.policy import Policy
-from agent_kit.results import CheckResult, Status
-from probes.interfaces import is_loopback_address
-from probes.vpn import VpnReading
+from agent_kit.core.levels import state_result, unknown_result
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult, Status
+from probes.network.interfaces import is_loopback_address
+from probes.network.vpn import VpnReading
 
 
 def _start_vpn() -> str:

@@ -40,8 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from probes import rtp_stats
-from probes.udp_clock import enable_rx_timestamps, recv_stamped
+from probes.network import rtp_stats
+from probes.network.udp_clock import enable_rx_timestamps, recv_stamped
 
 DISTRIBUTIONS = ("uniform", "exponential")
 

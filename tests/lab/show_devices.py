@@ -40,7 +40,7 @@ def main() -> int:
                               extra={"bluetooth.protocol": "headset_head_unit",
                                      "api.bluez5.codec": "cvsd"})
         server.set_default_source(args.default_source)
-        cmd = [sys.executable, "-m", "agent_kit.cli", "devices", "--lang", "en"]
+        cmd = [sys.executable, "-m", "agent_kit.face.cli", "devices", "--lang", "en"]
         if args.json:
             cmd.append("--json")
         proc = subprocess.run(cmd, env=server.env, capture_output=True, text=True, timeout=60)

@@ -1,5 +1,5 @@
 /* The check catalogue for the dashboard: id -> title, unit, group.
- * Generated from agent_kit/checks.py by `python3 -m agent_kit.center.checks_js`. */
+ * Generated from agent_kit/core/checks.py by `python3 -m agent_kit.center.checks_js`. */
 "use strict";
 window.CHECKS = Object.freeze({
   "system.cpu": {title: "CPU load", unit: "%", group: "system"},

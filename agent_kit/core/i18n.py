@@ -1,0 +1,57 @@
+"""Translation of every user-facing message (gettext).
+
+Write messages as ``_("CPU {load} % busy").format(load=...)``: the msgid stays constant so the
+catalogs (``agent_kit/core/locale/<lang>/LC_MESSAGES/agent_kit.mo``) can translate it. The language
+follows ``--lang`` (``set_language``), else the OS locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG).
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import os
+from pathlib import Path
+
+DOMAIN = "agent_kit"
+LOCALE_DIR = Path(__file__).parent / "locale"
+SUPPORTED = ("en", "ja", "ko", "sv")
+
+_translation: _gettext.NullTranslations = _gettext.NullTranslations()
+_language = "en"
+
+
+def _os_language() -> str:
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var)
+        if value:
+            return value.split(":")[0].split(".")[0].split("_")[0].lower() or "en"
+    if os.name == "nt":  # Windows keeps the UI language outside the environment
+        import locale
+
+        code = locale.getlocale()[0] or ""
+        return code.split("_")[0].lower() or "en"
+    return "en"
+
+
+def set_language(code: str | None) -> str:
+    """Use ``code`` (or the OS locale when None); unknown languages fall back to English."""
+    global _translation, _language
+    lang = (code or _os_language()).replace("-", "_").split("_")[0].lower()
+    if lang not in SUPPORTED:
+        lang = "en"
+    _language = lang
+    _translation = _gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
+    return lang
+
+
+def current_language() -> str:
+    return _language
+
+
+def _(message: str) -> str:
+    """The message in the current language (English when no translation exists)."""
+    return _translation.gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction without translating it now (translated where shown)."""
+    return message

@@ -1,0 +1,624 @@
+"""``agent-kit monitor``: the probe loop of a shift. Measures, keeps the gate, sends heartbeats.
+
+Each probe unit (``agent_kit.run.units.UNITS``, run through ``agent_kit.run.runner.run_checks``:
+nothing is measured twice or differently from ``agent-kit check``) runs on its own cadence:
+
+- cheap units (system, link, vpn) every interval;
+- the path test in short bursts (``path.duration_s`` capped at ``PATH_BURST_S``) every minute;
+  its traceroute (``network.hops``) only at the full check and when a burst degrades, in a child
+  process (``agent_kit.loop.traceroute_child``: scapy would stay resident otherwise);
+- audio (room noise during non-speech, a 4.5 s capture) every minute;
+- bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
+- a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
+
+The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
+closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat with the latest
+result of every check and the gate goes into the on-disk spool (``agent_kit.loop.spool``), and the
+courier (``agent_kit.link.client``) delivers it. The gate is written to the state file
+(``agent_kit.loop.state_file``) each cycle, and a desktop notification says when it closes or opens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent_kit import __version__
+from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.link.state_folder import Enrollment, state_dir
+from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.link.client import (
+    Backoff,
+    CenterClient,
+    CenterRefused,
+    CenterUnavailable,
+    Courier,
+)
+from agent_kit.core.i18n import _
+from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
+from agent_kit.loop.notifications import Notifier, desktop_notify
+from agent_kit.core.policy import Policy
+from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.core.results import CheckResult, overall_verdict
+from agent_kit.loop.spool import Spool
+
+log = logging.getLogger("agent_kit.loop.monitor")
+
+PATH_BURST_S = 3.0          # the monitor's path test: a short burst, not the onboarding's 6 s
+ROOM_BURST_S = 3.0          # the monitor's room capture: 3 s + 1.5 s, not the onboarding's 9 s
+REDISCOVER_S = 300.0        # ask the center for its reflector again when it was not reachable
+SPEECH_ACTIVITY_CALL = 0.25  # P.56 activity factor from which a capture is "speech"
+#                              (an agent on a call talks for roughly a third to a half
+#                              of the time; a quiet room scores 0)
+CALL_SAMPLES = 2            # consecutive speech captures that mean "a call is going on"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often one unit runs; ``when_blocking_s`` while one of its checks closes the gate."""
+
+    every_s: float
+    when_blocking_s: float
+    skip_in_call: bool = False
+
+
+def cadence_for(unit: ProbeUnit, interval_s: float) -> Cadence:
+    """The schedule of a unit, by group (a new group gets a cautious once-a-minute default)."""
+    if unit.group in ("system", "vpn") or unit.name == "link":
+        return Cadence(interval_s, interval_s)
+    if unit.group == "bandwidth":
+        return Cadence(max(1800.0, interval_s), max(300.0, interval_s), skip_in_call=True)
+    if unit.group == "audio":
+        return Cadence(max(60.0, interval_s), max(30.0, interval_s))
+    return Cadence(max(60.0, interval_s), max(30.0, interval_s))   # path and anything new
+
+
+def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
+    """Speech in this audio capture? None when the capture says nothing either way.
+
+    The room unit reports the ITU-T P.56 activity factor of the speech it heard (``activity``
+    in the details of ``audio.speech_level``); a capture in which it heard no speech has no
+    such detail but a measured ``audio.noise``. A capture at or above ``SPEECH_ACTIVITY_CALL``
+    counts as speech; ``CALL_SAMPLES`` of them in a row mean a call.
+    """
+    heard_room = False
+    for result in audio_results:
+        for key in ("activity", "speech_activity"):
+            activity = result.details.get(key)
+            if isinstance(activity, (int, float)) and not isinstance(activity, bool):
+                return float(activity) >= SPEECH_ACTIVITY_CALL
+        if result.id == "audio.noise" and result.value is not None:
+            heard_room = True
+    return False if heard_room else None
+
+
+def monitor_policy(policy: Policy) -> Policy:
+    """The policy with the path test and the room capture shortened to bursts."""
+    path = dict(policy.settings.get("path", {}))
+    path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
+    # No traceroute (network.hops) inside the lean monitor: scapy adds ~30-37 MB of RSS for
+    # good. The monitor traces in a child process instead, when it matters (Monitor._hops).
+    path["traceroute"] = False
+    audio = dict(policy.settings.get("audio", {}))
+    # unprompted, the room unit records quiet_s + speech_s and measures whatever it hears
+    audio["quiet_s"] = min(float(audio.get("quiet_s", ROOM_BURST_S)), ROOM_BURST_S)
+    audio["speech_s"] = min(float(audio.get("speech_s", ROOM_BURST_S)), ROOM_BURST_S / 2)
+    return dataclasses.replace(policy, settings={**policy.settings, "path": path,
+                                                 "audio": audio})
+
+
+def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval_s: float,
+                    measured_at: float) -> dict[str, Any]:
+    """The heartbeat body of docs/center-api.md (the spool adds ``id``, ``seq``, ``dropped``)."""
+    order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
+    results = sorted(latest.values(), key=lambda r: order.get(r.id, len(order)))
+    checks = []
+    for r in results[:100]:
+        value = r.value if isinstance(r.value, (int, float)) and not isinstance(r.value, bool) \
+            else None
+        checks.append({"id": r.id, "status": r.status.value,
+                       "value": float(value) if value is not None else None,
+                       "unit": (r.unit or None) and r.unit[:16], "message": r.message[:500]})
+    return {
+        "measured_at": _iso(measured_at),
+        "interval_s": float(min(max(interval_s, 1.0), 3600.0)),
+        "agent_version": __version__[:32],
+        "verdict": overall_verdict(results).value,
+        "gate": {"open": gate.open, "since": _iso(gate.since),
+                 "reasons": [r[:500] for r in gate.reasons[:50]]},
+        "checks": checks,
+    }
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
+
+
+def _glibc() -> Any:
+    """glibc's C library on Linux, else None (other C libraries have no malloc_trim)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas() -> None:
+    """One long-lived process with short-lived probe threads: glibc would give each thread its
+    own malloc arena and keep their free pages; two arenas are plenty for this loop."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-8, 2)   # M_ARENA_MAX (malloc.h)
+
+
+def release_free_memory() -> None:
+    """Hand the pages freed by a measurement (audio buffers, FFTs) back to the OS, so the
+    resident size stays near the steady state between measurements (glibc ``malloc_trim``)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+class MonitorError(Exception):
+    """The monitor cannot start; ``str()`` is the one line the user sees."""
+
+
+@dataclass
+class MonitorDeps:
+    """What the loop touches outside itself, injectable for tests and the benchmark."""
+
+    units: Sequence[ProbeUnit]
+    policy: Policy
+    enrollment: Enrollment
+    context_factory: Callable[[Policy], ProbeContext]
+    client: CenterClient
+    spool: Spool
+    notify: Notifier = desktop_notify
+    clock: Callable[[], float] = time.time          # wall clock (heartbeat times, gate)
+    monotonic: Callable[[], float] = time.monotonic  # schedules
+    state_file: Path | None = None
+    # (host, port, budget_s) -> TracerouteReading; None: agent_kit.loop.traceroute_child.trace_hops
+    trace_hops: Callable[[str, int, float], Any] | None = None
+
+
+class Monitor:
+    """The loop. ``run(stop)`` until ``stop`` is set or the center retires the workstation."""
+
+    def __init__(self, deps: MonitorDeps, *, interval_s: float = 15.0) -> None:
+        if not 1.0 <= interval_s <= 3600.0:
+            raise MonitorError(_("--interval must be between 1 and 3600 seconds"))
+        self.deps, self.interval_s = deps, interval_s
+        self.policy = monitor_policy(deps.policy)
+        self.trace_wanted = bool(deps.policy.setting("path", "traceroute", True))
+        self.last_trace: float | None = None
+        self.path_degraded = False
+        try:
+            config = GateConfig.from_policy(self.policy)
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
+        self.gate = Gate(config, clock=deps.clock)
+        # retry at least every 4 intervals (at most every minute): a center back from an
+        # outage hears from the workstation within a few heartbeats
+        backoff = Backoff(base_s=min(2.0, interval_s), cap_s=min(60.0, max(10.0, 4 * interval_s)))
+        self.courier = Courier(deps.spool, deps.client, clock=deps.monotonic, backoff=backoff)
+        self.cadences = {u.name: cadence_for(u, interval_s) for u in deps.units}
+        self.last_run: dict[str, float | None] = {u.name: None for u in deps.units}
+        self.latest: dict[str, CheckResult] = {}
+        self.context = deps.context_factory(self.policy)
+        self.next_discovery = deps.monotonic() + REDISCOVER_S
+        self.next_heartbeat = 0.0
+        self.speech_run = 0
+        self.in_call = False
+        self.stopped: str | None = None
+        self.cycles = 0
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, stop: threading.Event) -> str | None:
+        """Loop until stopped; returns why it stopped on its own (retired...), else None."""
+        log.info("monitor started: agent %s, interval %.0f s, units %s",
+                 self.deps.enrollment.agent_id, self.interval_s,
+                 ",".join(u.name for u in self.deps.units))
+        while not stop.is_set() and self.stopped is None:
+            self.cycle()
+            stop.wait(self.seconds_to_next())
+        # Stopped from outside (SIGTERM: logout, systemctl stop): the state says so at once, so
+        # `status` and `login` do not read the last open gate as current until it goes stale.
+        self.write_state(stopped=self.stopped or STOPPED_BY_SIGNAL)
+        return self.stopped
+
+    def cycle(self) -> None:
+        """One pass: measure what is due, heartbeat if due, deliver if due, save the state."""
+        mono = self.deps.monotonic
+        self.cycles += 1
+        before = self.gate.state.open
+        full = self.gate.state.awaiting_full_check
+        due = list(self.deps.units) if full else [u for u in self.deps.units
+                                                   if self._is_due(u, mono())]
+        if due:
+            self._measure(due, full=full)
+        state = self.gate.state
+        if state.open != before:
+            self._tell(state)
+        if mono() >= self.next_heartbeat and self.latest:
+            spooled = self.deps.spool.add(build_heartbeat(
+                self.latest, state, interval_s=self.interval_s,
+                measured_at=self.deps.client.now()))
+            log.debug("heartbeat seq %d spooled", spooled.seq)
+            self.next_heartbeat += self.interval_s
+            if self.next_heartbeat <= mono():   # late (a long full check): no burst to catch up
+                self.next_heartbeat = mono() + self.interval_s
+        if self.courier.due() and self.deps.spool.stats().pending:
+            result = self.courier.deliver()
+            if result.stopped is not None:
+                self._stop_refused(result.stopped)
+        if self.context.center is None and mono() >= self.next_discovery:
+            self.context = self.deps.context_factory(self.policy)
+            self.next_discovery = mono() + REDISCOVER_S
+        self.write_state()
+
+    def seconds_to_next(self) -> float:
+        mono = self.deps.monotonic()
+        events = [self.next_heartbeat, *(self._next_run(u) for u in self.deps.units
+                                         if not (self.in_call
+                                                 and self.cadences[u.name].skip_in_call))]
+        if self.courier.stopped is None and self.deps.spool.stats().pending:
+            events.append(self.courier.next_attempt_at)
+        return min(max(0.05, min(events) - mono), self.interval_s)
+
+    # ---------------------------------------------------------------- parts
+
+    def _next_run(self, unit: ProbeUnit) -> float:
+        """When the unit is next due (monotonic seconds); sooner while it closes the gate."""
+        last = self.last_run[unit.name]
+        if last is None:
+            return 0.0
+        cadence = self.cadences[unit.name]
+        blocking = {b.check_id for b in self.gate.state.blockers}
+        every = cadence.when_blocking_s if blocking & set(unit.check_ids) else cadence.every_s
+        return last + every
+
+    def _is_due(self, unit: ProbeUnit, now: float) -> bool:
+        if self.cadences[unit.name].skip_in_call and self.in_call:
+            return False
+        return now >= self._next_run(unit)
+
+    def _measure(self, units: list[ProbeUnit], *, full: bool) -> None:
+        from agent_kit.run.runner import run_checks
+
+        if full:
+            log.info("full check of the shift: %s", ",".join(u.name for u in units))
+        if self.in_call:
+            units = [u for u in units if not self.cadences[u.name].skip_in_call]
+        # the concurrent units first, then each exclusive one (bandwidth) alone, with the
+        # memory freed in between so their peaks do not add up
+        batches = [[u for u in units if not u.exclusive], *([u] for u in units if u.exclusive)]
+        checks: list[CheckResult] = []
+        for batch in (b for b in batches if b):
+            report = run_checks(batch, self.context, clock=self.deps.monotonic,
+                                now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
+            checks += report.checks
+            release_free_memory()
+        checks = self._hops(checks, units, full=full)
+        now = self.deps.monotonic()
+        for unit in units:
+            self.last_run[unit.name] = now
+        for result in checks:
+            self.latest[result.id] = result
+        self._update_call(checks)
+        self.gate.observe(checks, full=full)
+
+    def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
+              full: bool) -> list[CheckResult]:
+        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a fresh
+        trace at the full check, at the first burst that reaches the reflector, at the first
+        degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded; otherwise
+        the last traced result stays (the burst's own "switched off" placeholder is dropped)."""
+        from agent_kit.loop.traceroute_child import HOPS_DEGRADED_EVERY_S, path_degraded
+
+        address = self.context.reflector_address
+        ids = {r.id: r.status.value for r in checks}
+        if (not self.trace_wanted or address is None or "network.hops" not in ids
+                or not any(u.name == "path" for u in units)):
+            return checks
+        degraded = path_degraded(ids)
+        now = self.deps.monotonic()
+        due = full or self.last_trace is None or (degraded and (
+            not self.path_degraded or now - self.last_trace >= HOPS_DEGRADED_EVERY_S))
+        self.path_degraded = degraded
+        if not due:
+            return [r for r in checks if r.id != "network.hops"]
+        from agent_kit.evaluate.hops import evaluate_hops
+        from agent_kit.loop.traceroute_child import trace_hops
+        from agent_kit.run.units import TRACEROUTE_BUDGET_S
+
+        trace = self.deps.trace_hops or trace_hops
+        log.info("tracing the hops to the reflector (%s)",
+                 "full check" if full else "path degraded" if degraded else "first reach")
+        hops = evaluate_hops(trace(address[0], address[1], TRACEROUTE_BUDGET_S), self.policy)
+        self.last_trace = self.deps.monotonic()
+        return [hops if r.id == "network.hops" else r for r in checks]
+
+    def _update_call(self, results: Iterable[CheckResult]) -> None:
+        audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]
+        speech = call_in_progress(audio) if audio else None
+        if speech is None:
+            return
+        self.speech_run = self.speech_run + 1 if speech else 0
+        in_call = self.speech_run >= CALL_SAMPLES
+        if in_call != self.in_call:
+            log.info("call %s (microphone speech activity)", "detected" if in_call else "ended")
+        self.in_call = in_call
+
+    def _tell(self, state: GateState) -> None:
+        if state.open:
+            log.info("gate opened")
+            self.deps.notify(_("Ready to take calls"),
+                             _("Your workstation meets call standards again."), False)
+        else:
+            log.warning("gate closed: %s", " | ".join(state.reasons))
+            self.deps.notify(_("Not ready to take calls"),
+                             "\n".join(state.reasons[:3]) or _("See agent-kit status."), True)
+
+    def _stop_refused(self, refused: CenterRefused) -> None:
+        if refused.retired:
+            self.stopped = "retired"
+            text = _("IT retired this workstation at the center: the monitor stopped. "
+                     "Ask IT for a new enrollment token and run agent-kit enroll --force.")
+        else:
+            self.stopped = "refused"
+            text = _("The center refuses this workstation ({error}): the monitor stopped. "
+                     "Ask IT for a new enrollment token and run agent-kit enroll --force."
+                     ).format(error=str(refused))
+        log.error("%s", text)
+        self.deps.notify(_("agent-kit stopped"), text, True)
+
+    def write_state(self, stopped: str | None = None) -> None:
+        gate = self.gate.state
+        stats = self.deps.spool.stats()
+        reasons = gate.reasons
+        stopped = stopped or self.stopped
+        if stopped == STOPPED_BY_SIGNAL:
+            reasons = (_("The monitor was stopped: start agent-kit monitor."),)
+        elif stopped == "retired":
+            reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+        elif stopped:
+            reasons = (_("The center refuses this workstation's credential: run agent-kit "
+                         "enroll again."), *reasons)
+        state = MonitorState(
+            agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
+            updated_at=self.deps.clock(), interval_s=self.interval_s,
+            gate_open=gate.open and stopped is None, gate_since=gate.since,
+            reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
+            watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
+            full_check_at=gate.full_check_at, in_call=self.in_call,
+            clock_offset_s=self.deps.client.offset_s, stopped=stopped,
+            delivery=DeliveryState(pending=stats.pending,
+                                   last_success_at=self.courier.last_success_at,
+                                   error=self.courier.last_error, next_seq=stats.next_seq,
+                                   dropped_total=stats.dropped_total,
+                                   rejected_total=stats.rejected_total))
+        write_state(state, self.deps.state_file)
+
+
+# ---------------------------------------------------------------- start-up (used by the CLI)
+
+def open_monitor(*, interval_s: float | None, policy_path: str | None,
+                 groups: set[str] | None, notify: Notifier = desktop_notify) -> Monitor:
+    """Everything ``agent-kit monitor`` needs from the enrollment and the options."""
+    from agent_kit.link.state_folder import load_enrollment
+    from agent_kit.run.units import UNITS
+
+    try:
+        enrollment = load_enrollment()
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    if enrollment is None:
+        raise MonitorError(_("this workstation is not enrolled: run agent-kit enroll --center "
+                             "URL --token TOKEN first"))
+    client = CenterClient(enrollment)
+    policy = _load_policy(policy_path, client)
+    units = tuple(u for u in UNITS if groups is None or u.group in groups)
+    import sqlite3
+
+    spool_path = state_dir() / "spool.db"
+    try:
+        spool = Spool(spool_path, enrollment.agent_id)
+    except sqlite3.Error as exc:
+        # No silent new spool: it would restart seq at 1, which the center refuses (409).
+        raise MonitorError(_("the heartbeat spool {path} cannot be used ({error}): move it "
+                             "away and enroll again with a new token from IT (agent-kit enroll "
+                             "--force)").format(path=spool_path, error=exc)) from None
+
+    def context(pol: Policy) -> ProbeContext:
+        from agent_kit.link.discovery import CenterError, discover_center
+
+        try:
+            target = discover_center(enrollment.center_url)
+        except CenterError as exc:
+            log.warning("%s: path and bandwidth tests wait for it", exc)
+            target = None
+        return ProbeContext(policy=pol, center=target, interactive=False)
+
+    deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
+                       context_factory=context, client=client, spool=spool, notify=notify)
+    return Monitor(deps, interval_s=enrollment.heartbeat_interval_s if interval_s is None
+                   else interval_s)  # an explicit 0 is refused, not the center's default
+
+
+def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
+    """``--policy``, else the center's policy (IT's file, merged over the default like
+    ``--policy``; cached for outages), else the default."""
+    from agent_kit.core.policy import PolicyError, load_policy
+
+    if policy_path is not None:
+        try:
+            return load_policy(policy_path)
+        except PolicyError as exc:
+            raise MonitorError(_("invalid policy: {error}").format(error=exc)) from None
+    cache = center_policy_path()
+    try:
+        text = client.policy_toml()
+        fresh = cache.with_suffix(".new")
+        fresh.write_text(text, "utf-8")
+        policy = load_policy(fresh)     # validate before it replaces the cached one
+        os.replace(fresh, cache)
+        return policy
+    except (CenterUnavailable, CenterRefused, PolicyError, OSError, ValueError) as exc:
+        log.warning("center policy not used (%s)", exc)
+    if cache.exists():
+        try:
+            return load_policy(cache)
+        except PolicyError as exc:
+            log.warning("cached center policy not used (%s)", exc)
+    return load_policy()
+
+
+def center_policy_path() -> Path:
+    """Where the monitor caches the center's policy (``login`` reads it too)."""
+    return state_dir() / "center_policy.toml"
+
+
+class SingleInstance:
+    """One monitor per state folder: an exclusive lock on ``monitor.lock`` (released on exit,
+    even on kill -9, by the OS)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "monitor.lock"
+        self._fh: Any = None
+
+    def acquire(self) -> bool:
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            else:
+                import fcntl
+
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            return False
+        return True
+
+
+# The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
+# 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
+# that import is blocked (httpx then falls back to a stub ``main``).
+LEAN_START = ("import sys; sys.modules['httpx._main'] = None; "
+              "from agent_kit.loop.monitor import main; main()")
+
+
+def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
+                        groups: set[str] | None, lang: str | None = None) -> int:
+    """``agent-kit monitor``: 0 when stopped by a signal, 1 when the center stopped it
+    (retired, refused), 2 when it cannot start (one line on stderr).
+
+    From source on POSIX the CLI process *becomes* a lean one (``exec``, same pid, so service
+    managers and signals are unaffected): the command-line layer (typer, which loads pydantic)
+    would otherwise stay resident for the whole shift, about 10 MB for nothing (see also
+    ``LEAN_START``).
+    """
+    import sys
+
+    argv = _lean_argv(interval_s, policy_path, groups, lang)
+    if os.name == "posix" and not getattr(sys, "frozen", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-c", LEAN_START, *argv])
+    return _run_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
+
+
+def _lean_argv(interval_s: float | None, policy_path: str | None, groups: set[str] | None,
+               lang: str | None) -> list[str]:
+    argv: list[str] = []
+    if interval_s is not None:
+        argv += ["--interval", repr(float(interval_s))]
+    if policy_path is not None:
+        argv += ["--policy", policy_path]
+    if groups is not None:
+        argv += ["--only", ",".join(sorted(groups))]
+    if lang is not None:
+        argv += ["--lang", lang]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The lean entry point the CLI execs into (options already validated by the CLI)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="agent-kit monitor")
+    parser.add_argument("--interval", type=float, default=None)
+    parser.add_argument("--policy", default=None)
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--lang", default=None)
+    args = parser.parse_args(argv)
+    from agent_kit.core.i18n import set_language
+
+    set_language(args.lang)
+    groups = set(args.only.split(",")) if args.only else None
+    sys.exit(_run_monitor(interval_s=args.interval, policy_path=args.policy, groups=groups))
+
+
+def _run_monitor(*, interval_s: float | None, policy_path: str | None,
+                 groups: set[str] | None) -> int:
+    import signal
+    import sys
+
+    # one BLAS thread: the loop's small FFTs gain nothing from a thread pool, which costs
+    # memory and wake-ups (set before anything imports numpy)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per request for a whole shift is noise; failures are logged by the courier
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    limit_malloc_arenas()
+    lock = SingleInstance(state_dir())
+    if not lock.acquire():
+        print("agent-kit: " + _("another agent-kit monitor is already running for {folder}")
+              .format(folder=state_dir()), file=sys.stderr)
+        return 2
+    if interval_s is not None and not 1.0 <= interval_s <= 3600.0:  # before any network call
+        print("agent-kit: " + _("--interval must be between 1 and 3600 seconds"),
+              file=sys.stderr)
+        return 2
+    try:
+        monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
+    except MonitorError as exc:
+        print(f"agent-kit: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(_signo: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stopped = monitor.run(stop)
+    finally:
+        monitor.deps.spool.close()
+        monitor.deps.client.close()
+    if stopped:
+        print("agent-kit: " + _("the monitor stopped: see agent-kit status"), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,87 @@
+"""The small state file the monitor rewrites every cycle; ``status`` and ``login`` read it.
+
+JSON in the state folder (``gate.json``), replaced atomically (write a temporary file, fsync,
+rename), so a reader never sees half a file and a killed monitor leaves the last whole one. It
+holds no secret. A state older than three heartbeat intervals (at least 60 s) means the monitor
+is not running: ``status`` and ``login`` then do not trust it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_kit.link.state_folder import state_dir
+
+STALE_INTERVALS = 3
+STALE_MIN_S = 60.0
+
+
+STOPPED_BY_SIGNAL = "stopped"   # ``MonitorState.stopped`` after a clean stop (SIGTERM)
+
+@dataclass(frozen=True)
+class DeliveryState:
+    pending: int = 0                       # heartbeats waiting in the spool
+    last_success_at: float | None = None   # unix seconds
+    error: str | None = None               # why the last delivery failed, if it did
+    next_seq: int = 1
+    dropped_total: int = 0
+    rejected_total: int = 0
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    agent_id: str
+    pid: int
+    updated_at: float                       # unix seconds, this machine's clock
+    interval_s: float
+    gate_open: bool
+    gate_since: float
+    reasons: tuple[str, ...]
+    blocking: tuple[str, ...]               # check ids holding the gate closed
+    watching: tuple[str, ...]               # failing now, not for long enough to close it
+    awaiting_full_check: bool
+    full_check_at: float | None
+    in_call: bool = False
+    clock_offset_s: float = 0.0             # the center's clock minus ours
+    stopped: str | None = None              # why the monitor stopped ("retired", ...), if so
+    delivery: DeliveryState = field(default_factory=DeliveryState)
+
+    def is_fresh(self, now: float) -> bool:
+        """Written by a monitor that is still running (not stopped, not too old)."""
+        limit = max(STALE_MIN_S, STALE_INTERVALS * self.interval_s)
+        return self.stopped is None and -limit <= now - self.updated_at <= limit
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def state_path() -> Path:
+    return state_dir() / "gate.json"
+
+
+def write_state(state: MonitorState, path: Path | None = None) -> None:
+    path = path or state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(state.to_json(), fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(path: Path | None = None) -> MonitorState | None:
+    """The last state written, or None when there is none or it cannot be read."""
+    path = path or state_path()
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        delivery = DeliveryState(**data.pop("delivery", {}))
+        for key in ("reasons", "blocking", "watching"):
+            data[key] = tuple(data.get(key) or ())
+        return MonitorState(**data, delivery=delivery)
+    except (OSError, ValueError, TypeError):
+        return None

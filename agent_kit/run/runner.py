@@ -1,0 +1,105 @@
+"""Run probe units concurrently, each with a timeout; never let one failure stop the rest.
+
+An exception or a timeout becomes an ``unknown`` result, with the reason, for every check the
+unit owns. Units marked ``exclusive`` run one at a time after the concurrent ones.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from agent_kit import __version__
+from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.core.levels import unknown_result
+from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.core.results import CheckReport, CheckResult, overall_verdict
+
+# Called with ("start"|"done", unit name, seconds so far, results or None).
+ProgressFn = Callable[[str, str, float, list[CheckResult] | None], None]
+
+
+def _quiet(_event: str, _unit: str, _elapsed: float, _results: list[CheckResult] | None) -> None:
+    return None
+
+
+def run_checks(units: Iterable[ProbeUnit], ctx: ProbeContext, *,
+               progress: ProgressFn = _quiet, clock: Callable[[], float] = time.monotonic,
+               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CheckReport:
+    """Run every unit and return the report, checks in catalogue order."""
+    units = list(units)
+    started_at, t0 = now(), clock()
+    results: list[CheckResult] = []
+    concurrent = [u for u in units if not u.exclusive]
+    results += _run_batch(concurrent, ctx, progress, clock, t0)
+    for unit in (u for u in units if u.exclusive):
+        results += _run_batch([unit], ctx, progress, clock, t0)
+    order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
+    ordered = tuple(sorted(results, key=lambda r: order.get(r.id, len(order))))
+    return CheckReport(
+        verdict=overall_verdict(ordered), policy_name=ctx.policy.name,
+        policy_version=ctx.policy.version,
+        started_at=started_at.isoformat(timespec="seconds"),
+        duration_s=clock() - t0, checks=ordered, version=__version__,
+    )
+
+
+def _run_batch(units: list[ProbeUnit], ctx: ProbeContext, progress: ProgressFn,
+               clock: Callable[[], float], t0: float) -> list[CheckResult]:
+    # Daemon threads: a probe stuck in a driver call must not keep the program alive.
+    done: queue.Queue[tuple[ProbeUnit, list[CheckResult] | None, str | None]] = queue.Queue()
+
+    def work(unit: ProbeUnit) -> None:
+        try:
+            done.put((unit, unit.run(ctx), None))
+        except Exception as exc:  # noqa: BLE001 - any probe failure becomes 'unknown'
+            done.put((unit, None, f"{type(exc).__name__}: {exc}"))
+
+    deadline: dict[str, float] = {}
+    for unit in units:
+        progress("start", unit.name, clock() - t0, None)
+        deadline[unit.name] = clock() + unit.timeout_s
+        threading.Thread(target=work, args=(unit,), name=f"probe-{unit.name}",
+                         daemon=True).start()
+    pending = {u.name: u for u in units}
+    out: list[CheckResult] = []
+    while pending:
+        wait = max(0.0, min(deadline[n] for n in pending) - clock())
+        try:
+            unit, res, error = done.get(timeout=wait)
+        except queue.Empty:
+            for name in [n for n in pending if deadline[n] <= clock()]:
+                unit = pending.pop(name)
+                res = _unknown_all(unit, ctx, f"{unit.name} probe did not finish within "
+                                              f"{unit.timeout_s:g} s")
+                progress("done", unit.name, clock() - t0, res)
+                out += res
+            continue
+        if unit.name not in pending:  # finished after its timeout was reported
+            continue
+        del pending[unit.name]
+        if error is not None:
+            res = _unknown_all(unit, ctx, f"{unit.name} probe failed: {error}")
+        else:
+            res = _complete(unit, ctx, res or [])
+        progress("done", unit.name, clock() - t0, res)
+        out += res
+    return out
+
+
+def _unknown_all(unit: ProbeUnit, ctx: ProbeContext, reason: str) -> list[CheckResult]:
+    return [unknown_result(cid, ctx.policy, reason) for cid in unit.check_ids]
+
+
+def _complete(unit: ProbeUnit, ctx: ProbeContext, res: list[CheckResult]) -> list[CheckResult]:
+    """Every check the unit owns appears exactly once, even if its evaluator forgot one."""
+    seen = {r.id for r in res}
+    stray = seen - set(unit.check_ids)
+    if stray:
+        raise ValueError(f"unit {unit.name} returned checks it does not own: {sorted(stray)}")
+    missing = [cid for cid in unit.check_ids if cid not in seen and cid in BY_ID]
+    return res + [unknown_result(cid, ctx.policy, f"{unit.name} probe gave no reading")
+                  for cid in missing]

@@ -1,0 +1,92 @@
+"""One check run, prepared from user options: policy, center, probe units, context.
+
+Shared by ``check``, ``diagnose``, the monitor and the window, so they all run the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from agent_kit.link.discovery import (
+    CenterError,
+    CenterTarget,
+    discover_center,
+    unreachable_center,
+)
+from agent_kit.link.state_folder import load_enrollment
+from agent_kit.core.policy import Policy, PolicyError, load_policy
+from agent_kit.run.units import ProbeContext, ProbeUnit, units_for
+from agent_kit.core.results import CheckReport, CheckResult
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    context: ProbeContext
+    units: tuple[ProbeUnit, ...]
+    center_problem: str | None   # why there is no center, when there is none
+
+    def execute(self, *, show_progress: bool = False) -> CheckReport:
+        from agent_kit.run.runner import run_checks
+
+        progress = _terminal_progress if show_progress else None
+        if progress is None:
+            return run_checks(self.units, self.context)
+        return run_checks(self.units, self.context, progress=progress)
+
+
+def _terminal_progress(event: str, unit: str, elapsed: float,
+                       results: list[CheckResult] | None) -> None:
+    if event == "start":
+        print(f"  … measuring {unit}", file=sys.stderr, flush=True)
+    else:
+        print(f"  ✓ {unit} done ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _terminal_prompt(text: str) -> None:
+    print(f"\n>>> {text}\n", file=sys.stderr, flush=True)
+
+
+def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str],
+                reflector: tuple[str, int] | None, interactive: bool,
+                on_error: Callable[[str], NoReturn],
+                prompt: Callable[[str], None] | None = None) -> PreparedRun:
+    """Resolve everything a run needs; bad input goes to ``on_error`` (exit 2 in the CLI)."""
+    try:
+        policy: Policy = load_policy(policy_path)
+    except PolicyError as exc:
+        on_error(f"invalid policy: {exc}")
+    target: CenterTarget | None = None
+    problem: str | None = None
+    if center is not None:
+        try:
+            target = discover_center(center)
+        except CenterError as exc:
+            on_error(str(exc))
+    else:
+        try:
+            enrollment = load_enrollment()
+        except ValueError as exc:
+            on_error(str(exc))
+        if enrollment is None:
+            problem = "no center configured"
+        else:
+            try:
+                target = discover_center(enrollment.center_url)
+            except CenterError as exc:
+                # Keep the host: the VPN route check needs no answer from the center.
+                problem = str(exc)
+                try:
+                    target = unreachable_center(enrollment.center_url, problem)
+                except CenterError as bad_url:
+                    on_error(f"enrollment: {bad_url}")
+    ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
+                       interactive=interactive,
+                       prompt=prompt or (_terminal_prompt if interactive else _silent))
+    return PreparedRun(context=ctx, units=units_for(groups), center_problem=problem)
+
+
+def _silent(_: str) -> None:
+    return None

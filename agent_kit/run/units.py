@@ -1,0 +1,168 @@
+"""What the runner runs: probe units (measure + evaluate), the context they get, by group.
+
+A group (system, vpn, network, bandwidth, audio) is made of one or more units, each producing a
+fixed set of check ids. A unit that loads the network (bandwidth) is ``exclusive``: it runs
+alone, after the others, so it does not distort the path test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent_kit.link.discovery import CenterTarget
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult
+
+PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
+TRACEROUTE_BUDGET_S = 3.0   # the hop-by-hop test after it ([path] traceroute = true)
+
+
+def _no_prompt(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """Everything a unit may use. Probes get plain values from it, never the context itself."""
+
+    policy: Policy
+    center: CenterTarget | None = None
+    reflector: tuple[str, int] | None = None   # explicit --reflector, else the center's
+    interactive: bool = False                  # a person is at the terminal/window
+    prompt: Callable[[str], None] = field(default=_no_prompt)  # show an instruction
+
+    @property
+    def reflector_address(self) -> tuple[str, int] | None:
+        return self.reflector or (self.center.reflector if self.center else None)
+
+
+@dataclass(frozen=True)
+class ProbeUnit:
+    name: str
+    group: str
+    check_ids: tuple[str, ...]
+    run: Callable[[ProbeContext], list[CheckResult]]
+    timeout_s: float
+    exclusive: bool = False
+
+
+def _system(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.system import evaluate_system
+    from probes.system import measure_system
+
+    return evaluate_system(measure_system(), ctx.policy)
+
+
+def _link(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.link import evaluate_link
+    from probes.system import measure_link
+
+    return evaluate_link(measure_link(), ctx.policy)
+
+
+def _vpn(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.vpn import evaluate_vpn
+    from probes.network.vpn import measure_vpn
+
+    return evaluate_vpn(measure_vpn(ctx.center.host if ctx.center else None), ctx.policy)
+
+
+def _headset(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.audio import evaluate_headset
+    from probes.audio.devices import list_audio_devices
+
+    return [evaluate_headset(list_audio_devices(), ctx.policy)]
+
+
+def _room(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.audio import evaluate_room
+    from agent_kit.core.i18n import _
+    from probes.audio.capture import measure_audio
+
+    reading = measure_audio(
+        quiet_s=float(ctx.policy.setting("audio", "quiet_s", 3.0)),
+        speech_s=float(ctx.policy.setting("audio", "speech_s", 6.0)),
+        interactive=ctx.interactive, prompt=ctx.prompt,
+        quiet_text=_("Microphone test: please stay quiet for {seconds:g} seconds..."),
+        speech_text=_("Now read this sentence aloud: \"{sentence}\""),
+        sentence=_("The quick brown fox jumps over the lazy dog, and my headset is ready for "
+                   "today's calls."))
+    return evaluate_room(reading, ctx.policy)
+
+
+def _path(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.hops import evaluate_hops, hops_off, hops_unknown
+    from agent_kit.evaluate.network import evaluate_network, network_unknown
+    from agent_kit.core.i18n import _
+    from probes.network.path import measure_path
+
+    address = ctx.reflector_address
+    if address is None:
+        reason = (_("no center configured") if ctx.center is None else ctx.center.problem
+                  or _("the center offers no path-test reflector"))
+        return network_unknown(ctx.policy, reason) + [hops_unknown(ctx.policy, reason)]
+    reading = measure_path(
+        address[0], address[1],
+        duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
+        packet_interval_ms=float(ctx.policy.setting("path", "packet_interval_ms", 20.0)))
+    if not ctx.policy.setting("path", "traceroute", True):
+        return [*evaluate_network(reading, ctx.policy), hops_off(ctx.policy)]
+    # Right after the path burst, not during it: scapy parsing packets in this process would
+    # hold the GIL between the burst's send timestamps and its sends (false jitter).
+    from probes.network.traceroute import measure_hops
+
+    hops = evaluate_hops(measure_hops(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S),
+                         ctx.policy)
+    # where the traceroute saw loss or delay start decides the path checks' fixes
+    return [*evaluate_network(reading, ctx.policy, loss_at=hops.details.get("loss_segment"),
+                              delay_at=hops.details.get("delay_segment")), hops]
+
+
+def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
+    from agent_kit.core.i18n import _
+    from probes.bandwidth.measure import BandwidthError, measure_bandwidth
+
+    if ctx.center is None:
+        return bandwidth_unknown(ctx.policy, _("no center configured"))
+    if ctx.center.speedtest_url is None:  # down (its problem says why) or no endpoint
+        return bandwidth_unknown(ctx.policy, ctx.center.problem
+                                 or _("the center offers no bandwidth test endpoint"))
+    try:
+        reading = measure_bandwidth(
+            ctx.center.speedtest_url, reflector=ctx.reflector_address,
+            streams=int(ctx.policy.setting("bandwidth", "streams", 4)),
+            max_duration_s=float(ctx.policy.setting("bandwidth", "max_duration_s", 8.0)))
+    except BandwidthError as exc:
+        return bandwidth_unknown(ctx.policy, str(exc))
+    return evaluate_bandwidth(reading, ctx.policy)
+
+
+UNITS: tuple[ProbeUnit, ...] = (
+    ProbeUnit("system", "system", ("system.cpu", "system.memory", "system.disk",
+                                   "system.power", "system.uptime"), _system, timeout_s=5.0),
+    ProbeUnit("link", "network", ("network.link",), _link, timeout_s=3.0),
+    ProbeUnit("vpn", "vpn", ("vpn.connected", "vpn.route"), _vpn, timeout_s=5.0),
+    ProbeUnit("headset", "audio", ("audio.headset",), _headset, timeout_s=15.0),
+    # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
+    # more than ~50 s of capture would need a longer timeout.
+    ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
+                                "audio.clipping", "audio.dropouts", "audio.hum"), _room,
+              timeout_s=60.0),
+    # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
+    # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
+    # path test than PATH_DURATION_S needs this timeout raised too.
+    ProbeUnit("path", "network", ("network.rtt", "network.jitter", "network.loss",
+                                  "network.mos", "network.hops"), _path,
+              timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0),
+    # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
+    # the endpoint's handshake and connection timeouts.
+    ProbeUnit("bandwidth", "bandwidth", ("bandwidth.down", "bandwidth.up",
+                                         "bandwidth.bufferbloat"), _bandwidth,
+              timeout_s=30.0, exclusive=True),
+)
+
+
+def units_for(groups: set[str]) -> tuple[ProbeUnit, ...]:
+    return tuple(u for u in UNITS if u.group in groups)

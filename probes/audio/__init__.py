@@ -1,0 +1,1 @@
+"""Headset and room: audio devices, the microphone capture and its measurement math."""

@@ -1,0 +1,257 @@
+"""The room and the microphone: capture a short guided window from the call input and measure it.
+
+``measure_audio`` records ``quiet_s`` seconds (the person stays quiet) then ``speech_s`` seconds
+(the person reads a sentence aloud) from the device calls will use: on Linux the ALSA ``pulse``
+device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's default input.
+``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
+in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum.
+
+Privacy: the samples live in this process's memory only, for the few seconds of the analysis;
+nothing is written, logged or sent. Only the numbers leave this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from probes.audio.dsp import Dropout
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+SAMPLE_RATE = 48000
+SETTLE_S = 0.2           # dropped at the start: devices click and pipes fill when a stream opens
+MIN_NOISE_S = 0.5        # non-speech time needed to trust the VAD's split
+MIN_SPEECH_S = 1.0       # speech time needed to call it speech
+SPEECH_OVER_NOISE_DB = 6.0  # and the P.56 level must stand this far above the noise
+LONG_FRAME_RUN = 8       # 8 x 20 ms = 160 ms frames for the A-weighted floor
+LONG_FRAMES_MIN = 3      # at least 0.48 s of them, else the 20 ms frames
+SENTENCE = ("The quick brown fox jumps over the lazy dog, and my headset is ready for "
+            "today's calls.")
+
+
+@dataclass(frozen=True)
+class AudioReading:
+    """What the microphone heard, as numbers only. ``problem`` set: nothing could be measured."""
+
+    device: str | None
+    sample_rate: int
+    captured_s: float
+    prompted: bool                   # a person was asked to stay quiet, then to speak
+    problem: str | None = None
+    silent: bool = False             # every sample is digital zero: muted or dead microphone
+    vad: str = ""                    # "webrtcvad" or "energy"
+    noise_dbfs_a: float | None = None   # A-weighted noise floor, non-speech frames
+    noise_dbfs: float | None = None     # same frames, unweighted (the SNR's reference)
+    noise_method: str = ""           # "vad": frames without speech; "quietest": quietest fifth
+    noise_s: float = 0.0
+    speech_s: float = 0.0            # time the VAD called speech
+    speech_heard: bool = False
+    speech_level_dbfs: float | None = None  # P.56 active speech level
+    speech_activity: float | None = None    # P.56 activity factor, 0..1
+    snr_db: float | None = None
+    clipping_pct: float = 0.0
+    clipped_runs: int = 0
+    dropouts: tuple[Dropout, ...] = ()
+    overflows: int = 0               # input overflows reported by the audio driver
+    hum_dbfs: float | None = None
+    hum_hz: int | None = None
+
+    @property
+    def dropout_count(self) -> int:
+        return len(self.dropouts) + self.overflows
+
+
+def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rate: int, *,
+                    overflows: int = 0, device: str | None = None,
+                    prompted: bool = False) -> AudioReading:
+    """Numbers from a mono capture (int16, or floats in [-1, 1)). Pure: no I/O."""
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+
+    raw = np.asarray(samples)
+    scale = 1.0 / 32768.0 if raw.dtype == np.int16 else 1.0
+    x = np.asarray(raw, dtype=np.float64).ravel() * scale
+    base: dict[str, Any] = dict(device=device, sample_rate=sample_rate,
+                                captured_s=x.size / sample_rate, prompted=prompted,
+                                overflows=overflows)
+    frame_len = sample_rate * dsp.VAD_FRAME_MS // 1000
+    if x.size < frame_len * 50:
+        return AudioReading(**base, problem="less than a second of audio was captured")
+    clip = dsp.clipping(x)
+    base.update(clipping_pct=clip.percent, clipped_runs=clip.runs,
+                dropouts=dsp.digital_silence_gaps(x, sample_rate))
+    if not np.any(x):
+        return AudioReading(**base, silent=True)
+
+    speech, vad_name = dsp.speech_frames(x, sample_rate)
+    power = dsp.frame_mean_squares(x, frame_len)
+    n = min(speech.size, power.size)
+    speech, power = speech[:n], power[:n]
+    frame_s = dsp.VAD_FRAME_MS / 1000
+    # Keep 40 ms around speech out of the noise estimate (onsets, breaths, VAD latency).
+    near_speech = speech.copy()
+    for shift in (1, 2):
+        near_speech[shift:] |= speech[:-shift]
+        near_speech[:-shift] |= speech[shift:]
+    quiet = ~near_speech
+    if quiet.sum() * frame_s >= MIN_NOISE_S:
+        method, noise_sel = "vad", quiet
+    else:  # speech (or loud steady noise) everywhere: minimum statistics on the quietest fifth
+        # (on steady noise this reads 1-2 dB below the true level: lenient, never alarmist)
+        order = np.argsort(power)
+        noise_sel = np.zeros(n, dtype=bool)
+        noise_sel[order[: max(1, n // 5)]] = True
+        method = "quietest"
+    noise = dsp.power_db(float(power[noise_sel].mean()))
+    noise_a = _a_weighted_floor(x, sample_rate, noise_sel, frame_len,
+                                quietest=method == "quietest")
+
+    active = dsp.active_speech_level(x, sample_rate)
+    speech_s = float(speech.sum()) * frame_s
+    heard = (speech_s >= MIN_SPEECH_S and active.level_dbfs > dsp.LEVEL_FLOOR_DBFS
+             and active.level_dbfs - noise >= SPEECH_OVER_NOISE_DB)
+
+    # Hum is steady: measure it where nobody speaks when there is enough such time.
+    hum_src = x
+    if method == "vad":
+        hum_src = dsp.frames(x, frame_len)[:n][noise_sel].ravel()
+        if hum_src.size < sample_rate * 2:
+            hum_src = x
+    hum = dsp.mains_hum(hum_src, sample_rate)
+    return AudioReading(
+        **base, vad=vad_name, noise_dbfs_a=noise_a, noise_dbfs=noise, noise_method=method,
+        noise_s=float(noise_sel.sum()) * frame_s, speech_s=speech_s, speech_heard=heard,
+        speech_level_dbfs=active.level_dbfs if heard else None,
+        speech_activity=active.activity if heard else None,
+        snr_db=active.level_dbfs - noise if heard else None,
+        hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz)
+
+
+def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],
+                      frame_len: int, *, quietest: bool = False) -> float:
+    """A-weighted level of the noise frames, from Hann-windowed long frames where possible.
+
+    20 ms frames let low rumble leak into bins A-weighting favours (``audio_dsp``); so the
+    floor is taken on 160 ms frames made entirely of noise frames, when at least
+    ``LONG_FRAMES_MIN`` of them exist, else on the 20 ms frames themselves. ``quietest``:
+    the VAD found no room to measure, so the quietest fifth of the long frames stands in.
+    """
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+
+    n = noise_frames.size // LONG_FRAME_RUN * LONG_FRAME_RUN
+    whole = noise_frames[:n].reshape(-1, LONG_FRAME_RUN).all(axis=1)
+    if whole.sum() >= LONG_FRAMES_MIN or (quietest and whole.size >= 5 * LONG_FRAMES_MIN):
+        long_a = dsp.a_weighted_frame_mean_squares(x[: n * frame_len], sample_rate,
+                                                   frame_len * LONG_FRAME_RUN, hann=True)
+        if quietest:  # minimum statistics on the long frames themselves
+            return dsp.power_db(float(np.sort(long_a)[: max(1, long_a.size // 5)].mean()))
+        return dsp.power_db(float(long_a[: whole.size][whole].mean()))
+    power_a = dsp.a_weighted_frame_mean_squares(x, sample_rate, frame_len)[: noise_frames.size]
+    return dsp.power_db(float(power_a[noise_frames].mean()))
+
+
+def call_input_device() -> tuple[Any, str]:
+    """(sounddevice device, label) of the input calls use.
+
+    Linux: PortAudio sees only ALSA devices, so the ``pulse`` device is taken: it records from
+    PulseAudio's/PipeWire's default source, the one softphones use. Elsewhere: the default input.
+    """
+    import sounddevice as sd  # type: ignore[import-untyped]
+
+    devices = sd.query_devices()
+    for index, dev in enumerate(devices):
+        if dev["name"] == "pulse" and dev["max_input_channels"] > 0:
+            return index, "pulse (the system's default source)"
+    default_in = sd.default.device[0]
+    if default_in is None or default_in < 0:
+        raise RuntimeError("no microphone: the system has no default input device")
+    return default_in, str(sd.query_devices(default_in)["name"])
+
+
+def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
+           marks: tuple[tuple[float, str], ...] = (), device: Any = None,
+           sample_rate: int = SAMPLE_RATE) -> tuple[NDArray[np.int16], int]:
+    """Mono int16 samples for ``seconds`` from ``device``, and the number of input overflows.
+
+    ``on_mark(text)`` is called at each (time, text) of ``marks`` while recording, so prompts
+    stay in step with the stream. The samples are kept in memory only.
+    """
+    import numpy as np
+    import sounddevice as sd
+
+    chunks: list[NDArray[np.int16]] = []
+    overflows = 0
+    lock = threading.Lock()
+    wanted = int(seconds * sample_rate)
+    got = 0
+    done = threading.Event()
+
+    def callback(indata: Any, frames: int, _time: Any, status: Any) -> None:
+        nonlocal overflows, got
+        with lock:
+            if status.input_overflow:
+                overflows += 1
+            chunks.append(indata[:, 0].copy())
+            got += frames
+            if got >= wanted:
+                done.set()
+
+    with sd.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
+                        callback=callback):
+        t0 = time.monotonic()
+        for at, text in sorted(marks):
+            delay = t0 + at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if on_mark is not None:
+                on_mark(text)
+        if not done.wait(timeout=seconds + 5.0):
+            raise RuntimeError(f"the microphone delivered {got / sample_rate:.1f} s of audio in "
+                               f"{seconds + 5:.0f} s: the device stalled")
+    with lock:
+        data = np.concatenate(chunks)[:wanted] if chunks else np.zeros(0, dtype=np.int16)
+        chunks.clear()
+    return data, overflows
+
+
+def measure_audio(*, quiet_s: float = 3.0, speech_s: float = 6.0, interactive: bool = False,
+                  prompt: Callable[[str], None] | None = None,
+                  quiet_text: str = "Please stay quiet for {seconds:g} seconds...",
+                  speech_text: str = "Now read this sentence aloud: \"{sentence}\"",
+                  sentence: str = SENTENCE) -> AudioReading:
+    """Capture the guided window from the call input and analyse it.
+
+    Interactive: ``prompt`` shows "stay quiet", then the sentence to read, in step with the
+    recording. Non-interactive: the same window is recorded with no prompt and whatever is heard
+    is measured (speech results are absent when nobody spoke). Capture failures come back as a
+    reading with ``problem`` set, never as an exception.
+    """
+    try:
+        device, label = call_input_device()
+    except Exception as exc:  # noqa: BLE001 - PortAudio missing, no device: a reason, not a crash
+        return AudioReading(None, SAMPLE_RATE, 0.0, interactive,
+                            problem=f"cannot open the audio system: {exc}")
+    marks: tuple[tuple[float, str], ...] = ()
+    if interactive and prompt is not None:
+        marks = ((0.0, quiet_text.format(seconds=quiet_s)),
+                 (SETTLE_S + quiet_s, speech_text.format(sentence=sentence)))
+    try:
+        samples, overflows = record(SETTLE_S + quiet_s + speech_s, on_mark=prompt, marks=marks,
+                                    device=device)
+    except Exception as exc:  # noqa: BLE001 - driver errors become a reason
+        return AudioReading(label, SAMPLE_RATE, 0.0, interactive,
+                            problem=f"recording from {label} failed: {exc}")
+    settle = int(SETTLE_S * SAMPLE_RATE)
+    reading = analyze_capture(samples[settle:], SAMPLE_RATE, overflows=overflows, device=label,
+                              prompted=interactive and prompt is not None)
+    del samples
+    return reading

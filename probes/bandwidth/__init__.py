@@ -1,0 +1,1 @@
+"""The line: download and upload speed, and latency under load."""

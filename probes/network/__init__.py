@@ -1,0 +1,1 @@
+"""Path to the center: interfaces, the path-test stream and its statistics, traceroute, VPN, E-model."""
