@@ -18,6 +18,13 @@ installed) or by a lean asyncio client (``--client python``). Honesty check afte
 center's own ``heartbeats_stored`` counter must equal the acknowledged requests (plus at most the
 ones in flight when the window closed), so every counted answer stored one new heartbeat that
 the server verified, validated and committed.
+
+Each heartbeat is the realistic one of ``tests.center_seed.typical_heartbeat``: every check of
+the catalogue with the agent's message, and the gate, built by the agent's own builder
+(``agent_kit.core.wire.heartbeat``), about 3 KB of JSON; requests are signed by
+``agent_kit.core.wire.signing``. The prepared requests are held in memory (and in wrk's): about
+``--max-rate`` x (``--warmup`` + ``--duration``) x 3 KB, so lower ``--max-rate`` for a short
+run on a small machine.
 """
 
 from __future__ import annotations
@@ -25,8 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
+import json
 import multiprocessing
 import os
 import random
@@ -45,18 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from tests.center_seed import run_center  # noqa: E402
+from agent_kit.core.wire import heartbeat as wire_heartbeat  # noqa: E402
+from agent_kit.core.wire import signing  # noqa: E402
+from tests.center_seed import run_center, typical_heartbeat  # noqa: E402
 
-# One heartbeat as the agent sends it (5 checks): json.dumps of the dict, written as a template.
-CHECKS = ('[{"id": "network.rtt", "status": "pass", "value": 23.0, "unit": "ms"}, '
-          '{"id": "network.jitter", "status": "pass", "value": 4.2, "unit": "ms"}, '
-          '{"id": "network.loss", "status": "pass", "value": 0.1, "unit": "%"}, '
-          '{"id": "network.mos", "status": "pass", "value": 4.3, "unit": null}, '
-          '{"id": "audio.noise", "status": "warn", "value": -52.0, "unit": "dBFS(A)"}]')
-HEARTBEAT = ('{{"id": "{id}", "seq": {seq}, "measured_at": "{at}", "interval_s": 15, '
-             '"agent_version": "0.1.0", "verdict": "warn", "gate": {{"open": true, '
-             '"reasons": []}}, "checks": ' + CHECKS.replace("{", "{{").replace("}", "}}") + '}}')
-PATH = "/api/v1/heartbeats"
+PATH = wire_heartbeat.PATH
 
 
 def _uuid4() -> str:
@@ -67,27 +66,39 @@ def _uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def heartbeat_template(at: datetime) -> tuple[str, str]:
+    """The realistic heartbeat (``tests.center_seed.typical_heartbeat``: every catalogue check
+    with its message, built by the agent's builder) as JSON text before and after its id and seq,
+    so each prepared request costs a string join, not a ``json.dumps``."""
+    one = typical_heartbeat(1, at)
+    text = json.dumps(one)
+    # identified_heartbeat puts id and seq last, after what was measured
+    cut = text.rindex(', "id": ')
+    head, tail = text[:cut] + ', "id": "', "}"
+    made_id = _uuid4()
+    assert json.loads(f'{head}{made_id}", "seq": 7{tail}') == {**one, "id": made_id, "seq": 7}
+    return head, tail
+
+
 def presign(host: str, port: int, agents: list[tuple[str, str]], first_seq: int, count: int,
             batch: int) -> list[bytes]:
     """``count`` complete HTTP requests, round-robin over the agents, each a distinct batch of
     ``batch`` heartbeats with the next seqs of its agent, signed as docs/center-api.md says."""
     out = []
-    keys = [(a, s.encode()) for a, s in agents]
-    n = len(keys)
-    at = datetime.now(UTC).isoformat()
+    n = len(agents)
+    head, tail = heartbeat_template(datetime.now(UTC))
     for k in range(count):
-        agent_id, key = keys[k % n]
+        agent_id, secret = agents[k % n]
         seq = first_seq + (k // n) * batch
         body = ('{"heartbeats": [' + ", ".join(
-            HEARTBEAT.format(id=_uuid4(), seq=s, at=at) for s in range(seq, seq + batch))
+            f'{head}{_uuid4()}", "seq": {s}{tail}' for s in range(seq, seq + batch))
             + "]}").encode()
-        ts = str(int(time.time()))
-        msg = f"POST\n{PATH}\n{ts}\n{hashlib.sha256(body).hexdigest()}".encode()
-        sig = hmac.new(key, msg, hashlib.sha256).hexdigest()
+        headers = signing.signature_headers(agent_id, secret, "POST", PATH, body,
+                                            int(time.time()))
         out.append((f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                    f"X-Agent-Id: {agent_id}\r\nX-Agent-Timestamp: {ts}\r\n"
-                    f"X-Agent-Signature: {sig}\r\n\r\n").encode() + body)
+                    + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+                    + "\r\n").encode() + body)
     return out
 
 

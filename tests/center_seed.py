@@ -2,16 +2,15 @@
 
 Everything goes through the center's HTTP API exactly as docs/center-api.md writes it:
 enrollment with a token made by the admin API, heartbeats signed with HMAC-SHA256 over
-``METHOD\\nPATH\\nTIMESTAMP\\nhex(SHA256(body))`` with the per-workstation secret. The signing is
-written here from the document (not imported from the center), so a test that passes proves
-the document and the server agree.
+``METHOD\\nPATH\\nTIMESTAMP\\nhex(SHA256(body))`` with the per-workstation secret. The signature
+and the heartbeat body are the agent's own (``agent_kit.core.wire``: one definition that the
+agent and the center both import); tests/test_heartbeat_client.py checks the signature against
+the documented formula.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -27,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.core.results import CheckResult, Status
+from agent_kit.core.wire import heartbeat as wire_heartbeat
+from agent_kit.core.wire import signing
 
 START_TIMEOUT_S = 30.0
 
@@ -113,10 +117,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_name: str) -> 
 
 
 def signature(secret: str, method: str, path: str, timestamp: int, body: bytes) -> str:
-    """The workstation signature of docs/center-api.md:
-    hex(HMAC-SHA256(secret, METHOD\\nPATH\\nTIMESTAMP\\nhex(SHA256(body))))."""
-    message = "\n".join((method.upper(), path, str(timestamp), hashlib.sha256(body).hexdigest()))
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    """The workstation signature of docs/center-api.md (``core.wire.signing.sign``)."""
+    return signing.sign(secret, method, path, timestamp, body)
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,8 @@ class Workstation:
         raw = content if content is not None else (
             b"" if body is None else json.dumps(body).encode())
         ts = int(time.time()) if timestamp is None else timestamp
-        headers = {"X-Agent-Id": self.agent_id, "X-Agent-Timestamp": str(ts),
-                   "X-Agent-Signature": signature(self.secret, method, path.split("?")[0], ts, raw)}
+        headers = signing.signature_headers(self.agent_id, self.secret, method,
+                                            path.split("?")[0], raw, ts)
         if raw:
             headers["Content-Type"] = content_type
         return httpx.request(method, self.center_url + path, content=raw, headers=headers,
@@ -153,12 +155,13 @@ class Workstation:
             raise AssertionError(f"report: {response.status_code} {response.text}")
         return str(response.json()["report_id"])
 
-    def send(self, heartbeats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def send(self, heartbeats: Sequence[wire_heartbeat.Heartbeat]) -> dict[str, Any]:
         """POST the heartbeats (in batches of 500); the center's acknowledgements."""
         results: list[Any] = []
-        for start in range(0, len(heartbeats), 500):
-            response = self.request("POST", "/api/v1/heartbeats",
-                                    {"heartbeats": list(heartbeats[start:start + 500])})
+        step = wire_heartbeat.MAX_BATCH
+        for start in range(0, len(heartbeats), step):
+            response = self.request("POST", wire_heartbeat.PATH,
+                                    wire_heartbeat.heartbeat_batch(heartbeats[start:start + step]))
             if response.status_code != 200:
                 raise AssertionError(f"heartbeats: {response.status_code} {response.text}")
             results += response.json()["results"]
@@ -172,32 +175,89 @@ def heartbeat(seq: int, measured_at: datetime, readings: Mapping[str, Reading],
               interval_s: float = 15, gate_open: bool | None = None,
               reasons: Sequence[str] = (), gate_since: datetime | None = None,
               agent_version: str = "0.1.0",
-              messages: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One heartbeat as the agent sends it. The verdict is the worst status; the gate is open
-    unless a check fails (or as given)."""
-    from agent_kit.core.checks import BY_ID
+              messages: Mapping[str, str] | None = None) -> wire_heartbeat.Heartbeat:
+    """One heartbeat as the agent sends it, made by the agent's builder from a CheckResult per
+    reading (the verdict is the agent's); the gate is open unless a check fails (or as
+    given)."""
+    messages = messages or {}
+    results = [CheckResult(id=check_id, group=check_id.split(".")[0], status=Status(status),
+                           value=value, unit=BY_ID[check_id].unit if check_id in BY_ID else None,
+                           warn=None, fail=None, message=messages.get(check_id, ""))
+               for check_id, (status, value) in readings.items()]
+    return sent_heartbeat(seq, results, measured_at, interval_s=interval_s, gate_open=gate_open,
+                          reasons=reasons, gate_since=gate_since, agent_version=agent_version)
 
-    statuses = [status for status, _ in readings.values()]
-    verdict = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-    is_open = verdict != "fail" if gate_open is None else gate_open
-    checks = []
-    for check_id, (status, value) in readings.items():
-        check: dict[str, Any] = {"id": check_id, "status": status, "value": value,
-                                 "unit": BY_ID[check_id].unit if check_id in BY_ID else None}
-        if messages and check_id in messages:
-            check["message"] = messages[check_id]
-        checks.append(check)
-    gate: dict[str, Any] = {"open": is_open, "reasons": list(reasons)}
-    if gate_since is not None:
-        gate["since"] = gate_since.isoformat()
-    return {"id": str(uuid.uuid4()), "seq": seq, "measured_at": measured_at.isoformat(),
-            "interval_s": interval_s, "agent_version": agent_version, "verdict": verdict,
-            "gate": gate, "checks": checks}
+
+def sent_heartbeat(seq: int, results: Sequence[CheckResult], measured_at: datetime, *,
+                   interval_s: float = 15, gate_open: bool | None = None,
+                   reasons: Sequence[str] = (), gate_since: datetime | None = None,
+                   agent_version: str = "0.1.0") -> wire_heartbeat.Heartbeat:
+    """The heartbeat of these results, built and numbered as the agent's monitor and spool do
+    (``core.wire.heartbeat``); the gate is open unless a result blocks (or as given)."""
+    is_open = not any(r.blocks for r in results) if gate_open is None else gate_open
+    content = wire_heartbeat.build_heartbeat(
+        results, gate_open=is_open, gate_reasons=reasons, interval_s=interval_s,
+        gate_since=gate_since.timestamp() if gate_since is not None else None,
+        measured_at=measured_at.timestamp(), agent_version=agent_version)
+    return wire_heartbeat.identified_heartbeat(content, seq=seq)
+
+
+# A typical mid-shift state of every check of the catalogue, with the agent's own words (values
+# and messages as in docs/sample-report.html): what a real heartbeat carries.
+TYPICAL: dict[str, tuple[Status, float | str | None, str]] = {
+    "system.cpu": (Status.PASS, 26.0, "CPU 26 % busy on 4 cores"),
+    "system.memory": (Status.PASS, 5120.0, "5120 MB of 8192 MB memory available"),
+    "system.disk": (Status.PASS, 76.6, "76.6 GB free on C:\\"),
+    "system.power": (Status.PASS, None, "no battery: mains powered"),
+    "system.uptime": (Status.PASS, 0.4, "restarted 0.4 days ago"),
+    "network.link": (Status.PASS, "wired", "wired Ethernet (eth0, 1000 Mbit/s)"),
+    "vpn.connected": (Status.PASS, "yes", "VPN tunnel tun0 is up (OpenVPN)"),
+    "vpn.route": (Status.PASS, "tun0", "center 10.8.0.1 is reached via tun0: through the VPN"),
+    "network.rtt": (Status.PASS, 23.4, "23.4 ms round trip to the center (95 % of packets "
+                                       "within 31.0 ms)"),
+    "network.jitter": (Status.PASS, 4.2, "4.2 ms jitter (towards the center 3.9 ms, back "
+                                         "4.4 ms)"),
+    "network.loss": (Status.PASS, 0.3, "0.3 % of packets lost (1 of 300; worst 200 ms: 2 %)"),
+    "network.mos": (Status.PASS, 4.31, "estimated MOS 4.31 (R 90) for G.711 calls"),
+    "network.hops": (Status.PASS, "clean", "no hop on the way to the center adds delay or loss"),
+    "bandwidth.down": (Status.PASS, 94.2, "download 94.2 Mbit/s"),
+    "bandwidth.up": (Status.WARN, 9.5, "upload 9.5 Mbit/s"),
+    "bandwidth.bufferbloat": (Status.WARN, 36.9, "grade B: latency rises by 37 ms while "
+                                                 "uploading (22.8 ms idle, 59.7 ms loaded)"),
+    "audio.headset": (Status.PASS, "usb_headset", "calls use Jabra Evolve2 40 (USB headset)"),
+    "audio.noise": (Status.PASS, -58.2, "background noise -58 dBFS(A)"),
+    "audio.speech_level": (Status.PASS, -21.5, "speech at -21.5 dBFS (P.56 active level)"),
+    "audio.snr": (Status.PASS, 36.7, "speech 36.7 dB above the room noise"),
+    "audio.clipping": (Status.PASS, 0.0, "0.000 % of the sound clipped (0 times)"),
+    "audio.dropouts": (Status.PASS, 0.0, "0 dropouts in 4.5 s of sound"),
+    "audio.hum": (Status.PASS, -120.0, "no mains hum"),
+}
+
+
+def typical_results() -> tuple[CheckResult, ...]:
+    """A CheckResult for every check of the catalogue (a check without a typical reading above
+    gets a plain pass with a message of typical length)."""
+    out = []
+    for spec in CATALOGUE:
+        status, value, message = TYPICAL.get(spec.id, (Status.PASS, 1.0,
+                                                       f"{spec.id} measured: as expected"))
+        out.append(CheckResult(id=spec.id, group=spec.group, status=status, value=value,
+                               unit=spec.unit, warn=None, fail=None, message=message))
+    return tuple(out)
+
+
+def typical_heartbeat(seq: int, measured_at: datetime | None = None,
+                      gate_since: datetime | None = None) -> wire_heartbeat.Heartbeat:
+    """A realistic heartbeat: every catalogue check with its message, the gate open since the
+    start of the shift (what the load bench sends and the validation micro-benchmark times)."""
+    at = measured_at or datetime.now(UTC)
+    return sent_heartbeat(seq, typical_results(), at,
+                          gate_since=gate_since or at - timedelta(hours=2))
 
 
 def history(count: int, readings: Callable[[int], Mapping[str, Reading]],
             end: datetime | None = None, interval_s: float = 15,
-            first_seq: int = 1) -> list[dict[str, Any]]:
+            first_seq: int = 1) -> list[wire_heartbeat.Heartbeat]:
     """``count`` heartbeats one interval apart, the last at ``end`` (default now), with
     ``readings(i)`` the checks of the i-th; failing checks close the gate with a reason each."""
     end = end or datetime.now(UTC)

@@ -13,6 +13,7 @@ from fastapi import Request
 from agent_kit.center import credentials
 from agent_kit.center.errors import APIError
 from agent_kit.center.runtime import CenterRuntime
+from agent_kit.core.wire import signing
 
 log = logging.getLogger("agent_kit.center")
 SESSION_COOKIE = "agent_center_session"
@@ -72,7 +73,7 @@ def caller_gate(request: Request) -> Caller | None:
 
 
 def has_signature(request: Request) -> bool:
-    return "x-agent-id" in request.headers
+    return signing.AGENT_ID_HEADER in request.headers   # (case-insensitive)
 
 
 async def require_workstation(request: Request) -> Caller:
@@ -80,8 +81,8 @@ async def require_workstation(request: Request) -> Caller:
     rt = runtime(request)
     headers = request.headers
     agent_id, timestamp, signature = signature_headers(
-        rt, headers.get("x-agent-id"), headers.get("x-agent-timestamp"),
-        headers.get("x-agent-signature"))
+        rt, headers.get(signing.AGENT_ID_HEADER), headers.get(signing.TIMESTAMP_HEADER),
+        headers.get(signing.SIGNATURE_HEADER))
     body = await request.body()
     await verify_workstation(rt, request.method, request.url.path, agent_id, timestamp, body,
                              signature)
@@ -92,19 +93,20 @@ def signature_headers(rt: CenterRuntime, agent_id: str | None, timestamp: str | 
                       signature: str | None) -> tuple[str, str, str]:
     """The three signature headers, well-formed and with a timestamp inside the clock window
     (checked before the body is read); else 401 ``unauthorized``/``bad_signature``/
-    ``clock_skew``. One implementation for the FastAPI routes and the heartbeat fast path."""
-    if not agent_id or not timestamp or not signature:
-        raise APIError(401, "unauthorized", "signed request expected (X-Agent-Id, "
-                       "X-Agent-Timestamp, X-Agent-Signature)")
-    if not timestamp.isdigit() or len(timestamp) > 12 or len(signature) != 64 \
-            or len(agent_id) > 64:
-        raise APIError(401, "bad_signature", "malformed signature headers")
+    ``clock_skew``. One implementation for the FastAPI routes and the heartbeat fast path; the
+    form and the window are ``core.wire.signing``'s."""
+    try:
+        found = signing.parse_signature_headers(agent_id, timestamp, signature)
+    except signing.SignatureMissing as exc:
+        raise APIError(401, "unauthorized", str(exc)) from None
+    except signing.SignatureMalformed as exc:
+        raise APIError(401, "bad_signature", str(exc)) from None
     now = rt.now
-    if abs(int(timestamp) - now) > rt.settings.clock_window_s:
+    if not signing.within_clock_window(found[1], now, rt.settings.clock_window_s):
         raise APIError(401, "clock_skew", f"timestamp is more than "
                        f"{rt.settings.clock_window_s} s from the center's clock",
                        extra={"server_time": int(now)})
-    return agent_id, timestamp, signature
+    return found
 
 
 async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id: str,
@@ -119,7 +121,7 @@ async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id
 
         auth = await run_in_threadpool(rt.agent_auth, agent_id)
     # Unknown agent and wrong signature look the same (no oracle for agent ids).
-    if auth is None or not credentials.signature_matches(
+    if auth is None or not signing.signature_matches(
             auth[0], method, path, timestamp, body, signature):
         raise APIError(401, "bad_signature", "the request signature does not match")
     if auth[1]:

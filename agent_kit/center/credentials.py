@@ -2,10 +2,11 @@
 
 - Enrollment tokens, the admin token, gate keys and dashboard sessions are random bearer strings;
   the center keeps only their SHA-256 (a database leak does not hand them out).
-- A workstation signs every request with HMAC-SHA256 (docs/center-api.md). HMAC is symmetric,
-  so the center must be able to recompute the key: each workstation's secret is *derived* from
-  the center key and a per-workstation nonce, ``HMAC-SHA256(center_key, agent_id ":" nonce)``,
-  and never stored. Retiring a workstation (or re-enrolling) changes what is accepted.
+- A workstation signs every request with HMAC-SHA256 (docs/center-api.md; the signature itself
+  is ``agent_kit.core.wire.signing``, shared with the agent). HMAC is symmetric, so the center
+  must be able to recompute the key: each workstation's secret is *derived* from the center key
+  and a per-workstation nonce, ``HMAC-SHA256(center_key, agent_id ":" nonce)``, and never
+  stored. Retiring a workstation (or re-enrolling) changes what is accepted.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-
-SIGNATURE_HEADERS = ("x-agent-id", "x-agent-timestamp", "x-agent-signature")
 
 
 def new_token(prefix: str, nbytes: int = 24) -> str:
@@ -33,22 +32,6 @@ def new_agent_id() -> str:
 def derive_secret(center_key: bytes, agent_id: str, nonce: str) -> str:
     """The workstation's secret: 64 hex characters; the HMAC key is its UTF-8 bytes."""
     return hmac.new(center_key, f"{agent_id}:{nonce}".encode(), hashlib.sha256).hexdigest()
-
-
-def signing_string(method: str, path: str, timestamp: str, body: bytes) -> bytes:
-    return "\n".join((method.upper(), path, timestamp, hashlib.sha256(body).hexdigest())).encode()
-
-
-def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
-    """``hex(HMAC-SHA256(secret, METHOD\\nPATH\\nTIMESTAMP\\nhex(SHA256(body))))``."""
-    return hmac.new(secret.encode(), signing_string(method, path, timestamp, body),
-                    hashlib.sha256).hexdigest()
-
-
-def signature_matches(secret: str, method: str, path: str, timestamp: str, body: bytes,
-                      signature: str) -> bool:
-    expected = sign(secret, method, path, timestamp, body)
-    return hmac.compare_digest(expected, signature.lower())
 
 
 def same_secret(given_hash: str, stored_hash: str) -> bool:

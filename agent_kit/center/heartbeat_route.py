@@ -36,8 +36,9 @@ from agent_kit.center.intake import SeqConflict
 from agent_kit.center.models import HeartbeatBatch
 from agent_kit.center.request_bodies import parse_json
 from agent_kit.center.runtime import CenterRuntime
+from agent_kit.core.wire import heartbeat, signing
 
-PATH = "/api/v1/heartbeats"
+PATH = heartbeat.PATH
 # What SecurityHeaders (app.py) adds to every answer.
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 
@@ -47,7 +48,7 @@ async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
     """Validate a signed workstation's batch, store it (answered once committed) and return the
     acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 503 if the database is
     down."""
-    batch = parse_json(content_type, body, HeartbeatBatch)
+    batch: Any = parse_json(content_type, body, HeartbeatBatch)   # fields: core.wire.heartbeat
     received_at = rt.now
     outcome = await rt.intake.store(agent_id, batch.heartbeats, received_at)
     if isinstance(outcome, SeqConflict):
@@ -103,8 +104,7 @@ class HeartbeatFastPath:
                 found[name] = value.decode("latin-1")
         rt = self.rt
         agent_id, timestamp, signature = signature_headers(
-            rt, found.get(b"x-agent-id"), found.get(b"x-agent-timestamp"),
-            found.get(b"x-agent-signature"))
+            rt, found.get(_AGENT_ID), found.get(_TIMESTAMP), found.get(_SIGNATURE))
         body = await _read_body(receive)
         await verify_workstation(rt, "POST", PATH, agent_id, timestamp, body, signature)
         return await accept_heartbeats(rt, agent_id, found.get(b"content-type", ""), body)
@@ -112,7 +112,9 @@ class HeartbeatFastPath:
 
 # What Starlette's JSONResponse writes, without building an encoder per answer.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-_WANTED = frozenset((b"content-type", b"x-agent-id", b"x-agent-timestamp", b"x-agent-signature"))
+# ASGI header names are lowercase bytes.
+_AGENT_ID, _TIMESTAMP, _SIGNATURE = (name.lower().encode() for name in signing.HEADERS)
+_WANTED = frozenset((b"content-type", _AGENT_ID, _TIMESTAMP, _SIGNATURE))
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 
 from agent_kit.center.database import Database, DatabaseUnavailable, Tx
 from agent_kit.center.fleet import deadline
-from agent_kit.center.models import Heartbeat
+from agent_kit.center.models import ValidHeartbeat
 
 log = logging.getLogger("agent_kit.center.intake")
 
@@ -58,7 +58,7 @@ class IntakeJob:
     """One request's heartbeats, and where its answer goes (a future of the request's loop)."""
 
     agent_id: str
-    heartbeats: list[Heartbeat]
+    heartbeats: list[ValidHeartbeat]   # models.Heartbeat instances
     received_at: float
     loop: asyncio.AbstractEventLoop
     waiter: asyncio.Future[Outcome]
@@ -85,7 +85,7 @@ class IntakeWriter:
         if self._conn is not None:
             self._conn.close()
 
-    async def store(self, agent_id: str, heartbeats: list[Heartbeat],
+    async def store(self, agent_id: str, heartbeats: list[ValidHeartbeat],
                     received_at: float) -> Outcome:
         """Queue one request's heartbeats; the outcome once their group is committed (raises
         :class:`DatabaseUnavailable` if it could not be)."""

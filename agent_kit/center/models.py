@@ -3,63 +3,93 @@
 Requests are strict: unknown fields are refused, types are not coerced ("7" is not a number),
 NaN/Infinity are refused, every string and list has a bound. What a workstation sends is data
 about itself only: no field names an agent (the agent id comes from the signed header).
+
+The heartbeat's models are not written here: they are derived (:func:`strict_model`) from the
+one declaration both sides share, ``agent_kit.core.wire.heartbeat``, with its limits.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+import types
+import typing
+from dataclasses import fields
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from agent_kit.core.wire import heartbeat as wire
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
-Reason = Annotated[str, StringConstraints(max_length=500)]
-CheckId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,47}$")]
-HeartbeatId = Annotated[str, StringConstraints(
-    pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-Verdict = Literal["pass", "warn", "fail"]
-CheckStatus = Literal["pass", "warn", "fail", "unknown"]
 AgentState = Literal["online", "offline", "never_seen", "retired"]
-MAX_SEQ = 2**62
+MAX_SEQ = wire.MAX_SEQ
+
+_DERIVED: dict[type, type[BaseModel]] = {}
 
 
-class GateState(BaseModel):
-    model_config = STRICT
-    open: bool
-    since: AwareDatetime | None = None
-    reasons: list[Reason] = Field(default_factory=list, max_length=50)
+def strict_model(shape: type) -> type[BaseModel]:
+    """The strict pydantic model of a ``core.wire`` TypedDict (made once, then reused): the same
+    fields in the same order, ``Bounds`` as pydantic constraints, ``AWARE_DATETIME`` strings as
+    aware datetimes, nested TypedDicts as their own models; a ``NotRequired`` key defaults to
+    an empty list (a list) or null."""
+    if shape in _DERIVED:
+        return _DERIVED[shape]
+    definitions: dict[str, Any] = {}
+    for name, hint in typing.get_type_hints(shape, include_extras=True).items():
+        if typing.get_origin(hint) is typing.NotRequired:
+            (hint,) = typing.get_args(hint)
+        field_type = _pydantic_type(hint)
+        if name in shape.__required_keys__:  # type: ignore[attr-defined]
+            definitions[name] = (field_type, ...)
+        elif typing.get_origin(_unannotated(hint)) is list:
+            definitions[name] = (field_type, Field(default_factory=list))
+        else:
+            assert type(None) in typing.get_args(hint), f"{shape.__name__}.{name}: no default"
+            definitions[name] = (field_type, None)
+    model: type[BaseModel] = create_model(shape.__name__, __config__=STRICT, __doc__=shape.__doc__,
+                                          __module__=__name__, **definitions)
+    _DERIVED[shape] = model
+    return model
 
 
-class CheckReading(BaseModel):
-    model_config = STRICT
-    id: CheckId
-    status: CheckStatus
-    value: float | None = None
-    unit: Annotated[str, StringConstraints(max_length=16)] | None = None
-    message: Reason | None = None
+def _unannotated(hint: Any) -> Any:
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
 
 
-class Heartbeat(BaseModel):
-    model_config = STRICT
-    id: HeartbeatId
-    seq: int = Field(ge=1, le=MAX_SEQ)
-    measured_at: AwareDatetime
-    interval_s: float = Field(ge=1, le=3600)
-    agent_version: Annotated[str, StringConstraints(max_length=32)]
-    verdict: Verdict
-    gate: GateState
-    checks: list[CheckReading] = Field(default_factory=list, max_length=100)
-    # Heartbeats the workstation's spool discarded (overflow); absent when none.
-    dropped: int | None = Field(default=None, ge=1, le=MAX_SEQ)
+def _pydantic_type(hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        if wire.AWARE_DATETIME in args[1:]:
+            return AwareDatetime
+        return Annotated[(_pydantic_type(args[0]), *map(_constraint, args[1:]))]
+    if origin is list:
+        return list[_pydantic_type(args[0])]  # type: ignore[misc]
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, map(_pydantic_type, args))
+    if typing.is_typeddict(hint):
+        return strict_model(hint)
+    return hint   # bool, int, float, str, Literal[...]
 
 
-class HeartbeatBatch(BaseModel):
-    model_config = STRICT
-    heartbeats: list[Heartbeat] = Field(min_length=1, max_length=500)
+def _constraint(metadata: object) -> Any:
+    if not isinstance(metadata, wire.Bounds):
+        raise TypeError(f"no pydantic form for the wire metadata {metadata!r}")
+    return Field(**{f.name: getattr(metadata, f.name) for f in fields(metadata)
+                    if getattr(metadata, f.name) is not None})
+
+
+GateState = strict_model(wire.GateState)
+CheckReading = strict_model(wire.CheckReading)
+Heartbeat = strict_model(wire.Heartbeat)
+HeartbeatBatch = strict_model(wire.HeartbeatBatch)
+# To mypy an instance of these run-time models is Any: its attributes are the wire keys.
+ValidHeartbeat = Any
 
 
 class HeartbeatResult(BaseModel):
@@ -145,11 +175,6 @@ class Agent(BaseModel):
     interval_s: float | None
     agent_version: str | None
     last_seq: int | None
-
-
-class StoredHeartbeat(Heartbeat):
-    model_config = ConfigDict(extra="allow")
-    received_at: datetime
 
 
 class AgentDetail(Agent):

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from agent_kit.core.wire import heartbeat, signing
+
 MIB = 1024 * 1024
 # The center's clock; tests inject their own (one time source, injectable).
 Clock = Callable[[], float]
@@ -46,9 +48,9 @@ class CenterSettings:
     webhook_url: str | None = None
     metrics_public: bool = False
     heartbeat_interval_s: int = 15           # told to workstations at enrollment
-    body_limit_bytes: int = MIB
+    body_limit_bytes: int = heartbeat.MAX_BODY_BYTES
     report_limit_bytes: int = 2 * MIB
-    clock_window_s: int = 300                # accepted distance of a signed timestamp
+    clock_window_s: int = signing.CLOCK_WINDOW_S   # accepted distance of a signed timestamp
     alert_period_s: float = 5.0              # how often offline/not-ready transitions are checked
     tls: bool = False                        # session cookie gets Secure
     serve_dashboard: bool = True

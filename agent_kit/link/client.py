@@ -1,9 +1,10 @@
 """Talking to the center as an enrolled workstation: signed requests, heartbeat delivery.
 
-``CenterClient`` signs every request (docs/center-api.md, "Workstation request signature"),
-corrects its clock from the center's ``server_time`` (a 401 ``clock_skew`` is retried once with
-the corrected time), and takes an injectable ``httpx`` transport, so tests swap the network
-(``httpx.MockTransport``) and the fault tests use a real center.
+``CenterClient`` signs every request (docs/center-api.md, "Workstation request signature";
+``agent_kit.core.wire.signing``), corrects its clock from the center's ``server_time`` (a 401
+``clock_skew`` is retried once with the corrected time), and takes an injectable ``httpx``
+transport, so tests swap the network (``httpx.MockTransport``) and the fault tests use a real
+center.
 
 ``Courier`` moves heartbeats from the spool to the center: the newest first (current state is
 never starved by a backlog), then the backlog oldest first in batches. Errors:
@@ -18,19 +19,19 @@ never starved by a backlog), then the backlog oldest first in batches. Errors:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from agent_kit import __version__
+from agent_kit.core.wire import heartbeat
+from agent_kit.core.wire.signing import signature_headers
 from agent_kit.link.state_folder import Enrollment
 from agent_kit.loop.spool import Spool, Spooled
 
@@ -38,7 +39,7 @@ log = logging.getLogger("agent_kit.heartbeat")
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 BATCH_PROBLEM_STATUS = {400, 409, 413, 422}
-MAX_BATCH = 500   # the center's limit per request
+MAX_BATCH = heartbeat.MAX_BATCH   # the center's limit per request
 
 
 class CenterUnavailable(Exception):
@@ -64,16 +65,6 @@ class CenterRefused(Exception):
     def credential_problem(self) -> bool:
         """The workstation itself is refused: every later request would be refused too."""
         return self.status not in BATCH_PROBLEM_STATUS
-
-
-def signature_headers(agent_id: str, secret: str, method: str, path: str, body: bytes,
-                      timestamp: int) -> dict[str, str]:
-    """The three ``X-Agent-*`` headers of docs/center-api.md (HMAC-SHA256, RFC 2104)."""
-    message = "\n".join((method.upper(), path, str(timestamp),
-                         hashlib.sha256(body).hexdigest())).encode()
-    signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return {"X-Agent-Id": agent_id, "X-Agent-Timestamp": str(timestamp),
-            "X-Agent-Signature": signature}
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str, Any]:
@@ -157,9 +148,9 @@ class CenterClient:
             raise CenterRefused(response.status_code, code, detail)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def post_heartbeats(self, heartbeats: list[dict[str, Any]]) -> dict[str, str]:
+    def post_heartbeats(self, heartbeats: Sequence[heartbeat.Heartbeat]) -> dict[str, str]:
         """``{id: "stored"|"duplicate"}`` for every heartbeat the center acknowledged."""
-        response = self.request("POST", "/api/v1/heartbeats", {"heartbeats": heartbeats})
+        response = self.request("POST", heartbeat.PATH, heartbeat.heartbeat_batch(heartbeats))
         data = response.json()
         self.learn_server_time(data.get("server_time"))
         return {r["id"]: r["status"] for r in data.get("results", [])

@@ -1,7 +1,7 @@
 """Send a diagnosis report to the center (``POST /api/v1/reports``), signed as the workstation.
 
-Signed with the heartbeat client's ``signature_headers`` (one signature for every workstation
-request, docs/center-api.md).
+Signed with ``agent_kit.core.wire.signing.signature_headers``, the one signature of every
+workstation request (docs/center-api.md).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_kit.core.wire.signing import signature_headers
 from agent_kit.link.state_folder import Enrollment
 
 if TYPE_CHECKING:
@@ -36,12 +37,10 @@ def upload_report(enrollment: Enrollment, html: str, *,
     """POST the HTML report; raise ``UploadError`` with a plain reason when it does not arrive.
 
     The body is the HTML itself (``text/html``), as the center's endpoint takes it; the request
-    is signed with the heartbeat client's ``signature_headers``; a ``clock_skew`` refusal is
-    retried once at the center's time.
+    is signed as every workstation request is (``core.wire.signing``); a ``clock_skew`` refusal
+    is retried once at the center's time.
     """
     import httpx
-
-    from agent_kit.link.client import signature_headers
 
     body = html.encode("utf-8")
     offset = 0.0

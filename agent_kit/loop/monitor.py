@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import BY_ID, CATALOGUE
-from agent_kit.link.state_folder import Enrollment, state_dir
-from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.core.checks import BY_ID
+from agent_kit.core.i18n import _
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import CheckResult
+from agent_kit.core.wire import heartbeat as wire_heartbeat
+from agent_kit.core.wire.heartbeat import HeartbeatContent
 from agent_kit.link.client import (
     Backoff,
     CenterClient,
@@ -42,13 +45,12 @@ from agent_kit.link.client import (
     CenterUnavailable,
     Courier,
 )
-from agent_kit.core.i18n import _
-from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
+from agent_kit.link.state_folder import Enrollment, state_dir
+from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
 from agent_kit.loop.notifications import Notifier, desktop_notify
-from agent_kit.core.policy import Policy
-from agent_kit.run.units import ProbeContext, ProbeUnit
-from agent_kit.core.results import CheckResult, overall_verdict
 from agent_kit.loop.spool import Spool
+from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
+from agent_kit.run.units import ProbeContext, ProbeUnit
 
 log = logging.getLogger("agent_kit.loop.monitor")
 
@@ -116,30 +118,12 @@ def monitor_policy(policy: Policy) -> Policy:
 
 
 def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval_s: float,
-                    measured_at: float) -> dict[str, Any]:
-    """The heartbeat body of docs/center-api.md (the spool adds ``id``, ``seq``, ``dropped``)."""
-    order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
-    results = sorted(latest.values(), key=lambda r: order.get(r.id, len(order)))
-    checks = []
-    for r in results[:100]:
-        value = r.value if isinstance(r.value, (int, float)) and not isinstance(r.value, bool) \
-            else None
-        checks.append({"id": r.id, "status": r.status.value,
-                       "value": float(value) if value is not None else None,
-                       "unit": (r.unit or None) and r.unit[:16], "message": r.message[:500]})
-    return {
-        "measured_at": _iso(measured_at),
-        "interval_s": float(min(max(interval_s, 1.0), 3600.0)),
-        "agent_version": __version__[:32],
-        "verdict": overall_verdict(results).value,
-        "gate": {"open": gate.open, "since": _iso(gate.since),
-                 "reasons": [r[:500] for r in gate.reasons[:50]]},
-        "checks": checks,
-    }
-
-
-def _iso(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
+                    measured_at: float) -> HeartbeatContent:
+    """The heartbeat body of the latest results and the gate (``core.wire.heartbeat``, the one
+    builder; the spool adds ``id``, ``seq``, ``dropped``)."""
+    return wire_heartbeat.build_heartbeat(
+        latest.values(), gate_open=gate.open, gate_since=gate.since, gate_reasons=gate.reasons,
+        interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
 
 
 def _glibc() -> Any:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from agent_kit.core.wire.heartbeat import Heartbeat, HeartbeatContent, identified_heartbeat
 
 DEFAULT_MAX_ROWS = 5760
 
@@ -54,7 +54,7 @@ class Spooled:
 
     id: str
     seq: int
-    body: dict[str, Any]
+    body: Heartbeat
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ class Spool:
 
     # ---------------------------------------------------------------- writing
 
-    def add(self, heartbeat: dict[str, Any]) -> Spooled:
-        """Store a heartbeat; give it its id, seq and (when some were dropped) the count."""
+    def add(self, heartbeat: HeartbeatContent) -> Spooled:
+        """Store a heartbeat; give it its id, seq and (when some were dropped) the count
+        (``core.wire.heartbeat.identified_heartbeat``)."""
         with self._transaction():
             seq = self._counter("next_seq") or 1
             unreported = self._counter("dropped_unreported")
@@ -115,9 +116,7 @@ class Spool:
                 self._db.execute("DELETE FROM heartbeats WHERE seq <= ?", (rows[-1][0],))
                 unreported += len(rows) + sum(r[1] for r in rows)
                 self._bump("dropped_total", len(rows))
-            body = {**heartbeat, "id": str(uuid.uuid4()), "seq": seq}
-            if unreported:
-                body["dropped"] = unreported
+            body = identified_heartbeat(heartbeat, seq=seq, dropped=unreported)
             self._db.execute(
                 "INSERT INTO heartbeats (seq, id, body, created_at, carries_dropped) "
                 "VALUES (?, ?, ?, ?, ?)",
