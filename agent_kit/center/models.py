@@ -18,6 +18,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from agent_kit.core.wire import heartbeat as wire
@@ -31,6 +32,9 @@ AgentState = Literal["online", "offline", "never_seen", "retired"]
 MAX_SEQ = wire.MAX_SEQ
 
 _DERIVED: dict[type, type[BaseModel]] = {}
+# wire.Bounds names -> the annotated_types constraints pydantic applies (a pattern: below)
+_BOUNDS = {"min_length": annotated_types.MinLen, "max_length": annotated_types.MaxLen,
+           "ge": annotated_types.Ge, "le": annotated_types.Le}
 
 
 def strict_model(shape: type) -> type[BaseModel]:
@@ -66,8 +70,10 @@ def _pydantic_type(hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Annotated:
         if wire.AWARE_DATETIME in args[1:]:
+            assert args == (str, wire.AWARE_DATETIME), hint
             return AwareDatetime
-        return Annotated[(_pydantic_type(args[0]), *map(_constraint, args[1:]))]
+        return Annotated[(_pydantic_type(args[0]),
+                          *(made for meta in args[1:] for made in _constraint(meta)))]
     if origin is list:
         return list[_pydantic_type(args[0])]  # type: ignore[misc]
     if origin in (typing.Union, types.UnionType):
@@ -77,11 +83,15 @@ def _pydantic_type(hint: Any) -> Any:
     return hint   # bool, int, float, str, Literal[...]
 
 
-def _constraint(metadata: object) -> Any:
+def _constraint(metadata: object) -> list[Any]:
     if not isinstance(metadata, wire.Bounds):
         raise TypeError(f"no pydantic form for the wire metadata {metadata!r}")
-    return Field(**{f.name: getattr(metadata, f.name) for f in fields(metadata)
-                    if getattr(metadata, f.name) is not None})
+    made: list[Any] = []
+    for name, value in ((f.name, getattr(metadata, f.name)) for f in fields(metadata)):
+        if value is not None:
+            made.append(StringConstraints(pattern=value) if name == "pattern"
+                        else _BOUNDS[name](value))
+    return made
 
 
 GateState = strict_model(wire.GateState)
