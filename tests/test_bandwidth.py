@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from agent_kit.center.speedtest import create_speedtest_app, download_size
-from agent_kit.evaluate.bandwidth import evaluate_bandwidth
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import UNITS, ProbeContext
 from agent_kit.core.results import Status
+from agent_kit.evaluate.bandwidth import evaluate_bandwidth
 from agent_kit.run.runner import run_checks
+from agent_kit.run.units import UNITS, ProbeContext
 from probes.bandwidth.measure import (
     BandwidthError,
     BandwidthReading,

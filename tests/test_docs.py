@@ -32,3 +32,28 @@ def test_architecture_names_real_modules():
     for path in set(re.findall(r"`((?:agent_kit|probes|tests|bench|installer)/[\w/.]+\.py)`",
                                text)):
         assert (root / path).exists(), f"docs/architecture.md names {path}, which does not exist"
+
+
+def test_the_policy_checks_table_is_generated_from_the_catalogue():
+    from agent_kit.core.checks import policy_doc_table
+
+    text = (DOCS / "policy.md").read_text("utf-8")
+    assert policy_doc_table() in text, (
+        "docs/policy.md's checks table is out of date: run python3 scripts/update-generated.py")
+
+
+def test_architecture_names_every_module():
+    """Every module of agent_kit/ and probes/ is named in docs/architecture.md."""
+    text = (DOCS / "architecture.md").read_text("utf-8")
+    root = DOCS.parent
+    missing = []
+    for package in ("agent_kit", "probes"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root)
+            if path.name == "__init__.py":
+                named = f"{rel.parent.as_posix()}/" in text or f"`{rel.parent.name}/`" in text
+            else:
+                named = rel.as_posix() in text or f"`{path.name}`" in text
+            if not named:
+                missing.append(rel.as_posix())
+    assert not missing, f"docs/architecture.md does not name: {missing}"

@@ -101,14 +101,17 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
           lang: LangOpt = None) -> None:
     """Onboarding check: every probe group, judged against the call standards."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
 
     set_language(lang)
     groups = parse_groups(only, skip)
     refl = parse_reflector(reflector)
+    interactive = sys.stdin.isatty() and not json_out
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
-                      interactive=sys.stdin.isatty() and not json_out, on_error=fail_usage)
-    report = run.execute(show_progress=sys.stderr.isatty())
+                      interactive=interactive, on_error=fail_usage,
+                      prompt=terminal_prompt if interactive else None)
+    report = run.execute(progress=terminal_progress if sys.stderr.isatty() else None)
     if json_out:
         from agent_kit.face.terminal import report_json
 
@@ -131,8 +134,8 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
                  "--upload", help="Send the report to the center (needs enrollment).")] = False,
              ) -> None:
     """Why does my call sound bad? The full check, the likely cause, an HTML report."""
-    from agent_kit.face.diagnose_flow import run_diagnose_command
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.diagnose_flow import run_diagnose_command
 
     set_language(lang)
     groups = parse_groups(only, skip)
@@ -232,9 +235,9 @@ def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt =
     """Audio devices found, each classified, with the ones calls will use."""
     import json
 
-    from agent_kit.face.devices import inventory_json, render_lines
     from agent_kit.core.i18n import set_language
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.face.devices import inventory_json, render_lines
     from probes.audio.devices import list_audio_devices
 
     set_language(lang)
@@ -254,13 +257,13 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
           policy: PolicyOpt = None, lang: LangOpt = None) -> None:
     """Start the softphone (agent-kit login -- CMD ARGS) only when the gate is open."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.core.policy import PolicyError
     from agent_kit.face.login import (
         center_unreachable_rule,
         decide_login,
         render_lines,
         start_command,
     )
-    from agent_kit.core.policy import PolicyError
 
     set_language(lang)
     try:

@@ -30,8 +30,8 @@ from typing import Any, NoReturn
 
 import httpx
 
-from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.core.i18n import _
+from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_state
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
@@ -237,8 +237,8 @@ def start_command(argv: Sequence[str]) -> NoReturn:
 def center_unreachable_rule(policy_path: str | None = None) -> str:
     """``gate.center_unreachable`` from ``--policy``, else the center's cached policy (what the
     monitor uses), else the default policy. Raises ``PolicyError`` for a bad ``--policy``."""
-    from agent_kit.loop.monitor import center_policy_path
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.loop.monitor import center_policy_path
 
     if policy_path is not None:
         policy = load_policy(policy_path)

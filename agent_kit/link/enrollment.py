@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 
 from agent_kit import __version__
+from agent_kit.core.i18n import _
 from agent_kit.link.discovery import CenterError, parse_center_url
 from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
-from agent_kit.core.i18n import _
 
 
 class EnrollError(Exception):

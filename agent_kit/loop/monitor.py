@@ -12,7 +12,8 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 
 The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
-closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat with the latest
+closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat
+with the latest
 result of every check and the gate goes into the on-disk spool (``agent_kit.loop.spool``), and the
 courier (``agent_kit.link.client``) delivers it. The gate is written to the state file
 (``agent_kit.loop.state_file``) each cycle, and a desktop notification says when it closes or opens.
@@ -32,23 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import BY_ID, CATALOGUE
-from agent_kit.link.state_folder import Enrollment, state_dir
-from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
-from agent_kit.link.client import (
-    Backoff,
-    CenterClient,
-    CenterRefused,
-    CenterUnavailable,
-    Courier,
-)
+from agent_kit.core.checks import AUDIO_NOISE, BY_ID, CATALOGUE, NETWORK_HOPS
 from agent_kit.core.i18n import _
-from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
-from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.core.policy import Policy
-from agent_kit.run.units import ProbeContext, ProbeUnit
 from agent_kit.core.results import CheckResult, overall_verdict
+from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
+from agent_kit.link.state_folder import Enrollment, state_dir
+from agent_kit.loop.courier import Backoff, Courier
+from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.loop.spool import Spool
+from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
+from agent_kit.run.units import ProbeContext, ProbeUnit
 
 log = logging.getLogger("agent_kit.loop.monitor")
 
@@ -95,7 +91,7 @@ def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
             activity = result.details.get(key)
             if isinstance(activity, (int, float)) and not isinstance(activity, bool):
                 return float(activity) >= SPEECH_ACTIVITY_CALL
-        if result.id == "audio.noise" and result.value is not None:
+        if result.id == AUDIO_NOISE.id and result.value is not None:
             heard_room = True
     return False if heard_room else None
 
@@ -323,7 +319,7 @@ class Monitor:
 
     def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
               full: bool) -> list[CheckResult]:
-        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a fresh
+        """``network.hops`` for this cycle's path burst (``loop.traceroute_child``): a fresh
         trace at the full check, at the first burst that reaches the reflector, at the first
         degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded; otherwise
         the last traced result stays (the burst's own "switched off" placeholder is dropped)."""
@@ -331,7 +327,7 @@ class Monitor:
 
         address = self.context.reflector_address
         ids = {r.id: r.status.value for r in checks}
-        if (not self.trace_wanted or address is None or "network.hops" not in ids
+        if (not self.trace_wanted or address is None or NETWORK_HOPS.id not in ids
                 or not any(u.name == "path" for u in units)):
             return checks
         degraded = path_degraded(ids)
@@ -340,7 +336,7 @@ class Monitor:
             not self.path_degraded or now - self.last_trace >= HOPS_DEGRADED_EVERY_S))
         self.path_degraded = degraded
         if not due:
-            return [r for r in checks if r.id != "network.hops"]
+            return [r for r in checks if r.id != NETWORK_HOPS.id]
         from agent_kit.evaluate.hops import evaluate_hops
         from agent_kit.loop.traceroute_child import trace_hops
         from agent_kit.run.units import TRACEROUTE_BUDGET_S
@@ -350,7 +346,7 @@ class Monitor:
                  "full check" if full else "path degraded" if degraded else "first reach")
         hops = evaluate_hops(trace(address[0], address[1], TRACEROUTE_BUDGET_S), self.policy)
         self.last_trace = self.deps.monotonic()
-        return [hops if r.id == "network.hops" else r for r in checks]
+        return [hops if r.id == NETWORK_HOPS.id else r for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]

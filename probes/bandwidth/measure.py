@@ -523,7 +523,8 @@ def _workers(target: Callable[..., None], *args: Any, streams: int, name: str,
 
 
 class _LoadedLatency:
-    """The path probe (``probes.network.path``) running in the background while one direction is loaded."""
+    """The path probe (``probes.network.path``) running in the background while one direction
+    is loaded."""
 
     def __init__(self, reflector: tuple[str, int], budget_s: float) -> None:
         self.reflector, self.budget_s = reflector, budget_s
