@@ -99,7 +99,7 @@ def _parse_duration(text: str) -> int:
 
 
 def _hostport(value: str | None, option: str) -> tuple[str, int] | None:
-    from agent_kit.link.discovery import parse_host_port
+    from agent_kit.core.wire.addresses import parse_host_port
 
     if value is None:
         return None

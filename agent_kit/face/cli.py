@@ -61,7 +61,7 @@ def parse_groups(only: str | None, skip: str | None) -> set[str]:
 
 
 def parse_reflector(value: str | None) -> tuple[str, int] | None:
-    from agent_kit.link.discovery import parse_host_port
+    from agent_kit.core.wire.addresses import parse_host_port
 
     if value is None:
         return None
