@@ -20,10 +20,10 @@ from probes.bandwidth.measure import (
     BandwidthError,
     BandwidthReading,
     DirectionReading,
-    make_speedtest,
     measure_bandwidth,
-    steady_window,
 )
+from probes.bandwidth.speedtest_compat import make_speedtest
+from probes.bandwidth.steady_window import steady_window
 
 
 @pytest.fixture(scope="module")
