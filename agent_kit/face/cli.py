@@ -131,8 +131,8 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
                  "--upload", help="Send the report to the center (needs enrollment).")] = False,
              ) -> None:
     """Why does my call sound bad? The full check, the likely cause, an HTML report."""
-    from agent_kit.face.diagnose_flow import run_diagnose_command
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.diagnose_flow import run_diagnose_command
 
     set_language(lang)
     groups = parse_groups(only, skip)
@@ -232,9 +232,9 @@ def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt =
     """Audio devices found, each classified, with the ones calls will use."""
     import json
 
-    from agent_kit.face.devices import inventory_json, render_lines
     from agent_kit.core.i18n import set_language
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.face.devices import inventory_json, render_lines
     from probes.audio.devices import list_audio_devices
 
     set_language(lang)
@@ -254,13 +254,13 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
           policy: PolicyOpt = None, lang: LangOpt = None) -> None:
     """Start the softphone (agent-kit login -- CMD ARGS) only when the gate is open."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.core.policy import PolicyError
     from agent_kit.face.login import (
         center_unreachable_rule,
         decide_login,
         render_lines,
         start_command,
     )
-    from agent_kit.core.policy import PolicyError
 
     set_language(lang)
     try:
@@ -280,13 +280,11 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
 
 def _double_clicked() -> bool:
     """No arguments, no terminal, and a screen: started from a file manager or the desktop."""
-    import os
+    from agent_kit.face.graphical_session import has_graphical_session
 
     if sys.stdin is not None and sys.stdin.isatty():
         return False
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    return has_graphical_session()
 
 
 def main() -> None:
