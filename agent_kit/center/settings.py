@@ -13,17 +13,21 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from platformdirs.unix import Unix
+
 MIB = 1024 * 1024
 # The center's clock; tests inject their own (one time source, injectable).
 Clock = Callable[[], float]
 
 
 def default_data_dir() -> Path:
-    """``$AGENT_CENTER_DATA_DIR`` or ``~/.local/share/agent-center``."""
+    """``$AGENT_CENTER_DATA_DIR``, else the XDG data folder: ``$XDG_DATA_HOME/agent-center`` or
+    ``~/.local/share/agent-center``."""
     if env := os.environ.get("AGENT_CENTER_DATA_DIR"):
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "agent-center"
+    # platformdirs' XDG (Unix) class on every OS, not the OS's own: a center has always kept its
+    # data there, on macOS and Windows too, and an existing center must find its database.
+    return Unix(appname="agent-center").user_data_path
 
 
 def resolve_db_url(db: str | None, data_dir: Path) -> str:

@@ -283,13 +283,11 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
 
 def _double_clicked() -> bool:
     """No arguments, no terminal, and a screen: started from a file manager or the desktop."""
-    import os
+    from agent_kit.face.graphical_session import has_graphical_session
 
     if sys.stdin is not None and sys.stdin.isatty():
         return False
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    return has_graphical_session()
 
 
 def main() -> None:

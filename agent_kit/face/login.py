@@ -20,9 +20,6 @@ command that cannot be started.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +28,7 @@ from typing import Any, NoReturn
 import httpx
 
 from agent_kit.core.i18n import _
+from agent_kit.core.process_replacement import replace_process
 from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_state
 
@@ -223,12 +221,8 @@ def start_command(argv: Sequence[str]) -> NoReturn:
     """Become the softphone (exec) on POSIX; run it and pass its exit code on Windows."""
     if not argv:
         raise ValueError(_("no command given: agent-kit login -- COMMAND [ARGS]"))
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        if os.name == "nt":
-            raise SystemExit(subprocess.call(list(argv)))
-        os.execvp(argv[0], list(argv))
+        replace_process(argv)
     except (FileNotFoundError, PermissionError) as exc:
         raise ValueError(_("cannot start {cmd}: {error}").format(
             cmd=argv[0], error=exc.strerror or exc)) from None

@@ -13,10 +13,10 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 
 The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
 closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat
-with the latest
-result of every check and the gate goes into the on-disk spool (``agent_kit.loop.spool``), and the
-courier (``agent_kit.link.client``) delivers it. The gate is written to the state file
-(``agent_kit.loop.state_file``) each cycle, and a desktop notification says when it closes or opens.
+with the latest result of every check and the gate goes into the on-disk spool
+(``agent_kit.loop.spool``), and the courier (``agent_kit.loop.courier``) delivers it. The gate is
+written to the state file (``agent_kit.loop.state_file``) each cycle, and a desktop notification
+says when it closes or opens.
 """
 
 from __future__ import annotations
@@ -36,12 +36,15 @@ from agent_kit import __version__
 from agent_kit.core.checks import AUDIO_NOISE, BY_ID, CATALOGUE, NETWORK_HOPS
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
+from agent_kit.core.process_replacement import REPLACES_IN_PLACE, replace_process
 from agent_kit.core.results import CheckResult, overall_verdict
 from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
 from agent_kit.link.state_folder import Enrollment, state_dir
 from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.loop.malloc_tuning import limit_malloc_arenas, release_free_memory
 from agent_kit.loop.notifications import Notifier, desktop_notify
+from agent_kit.loop.single_instance import SingleInstance
 from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
 from agent_kit.run.units import ProbeContext, ProbeUnit
@@ -136,36 +139,6 @@ def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval
 
 def _iso(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
-
-
-def _glibc() -> Any:
-    """glibc's C library on Linux, else None (other C libraries have no malloc_trim)."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def limit_malloc_arenas() -> None:
-    """One long-lived process with short-lived probe threads: glibc would give each thread its
-    own malloc arena and keep their free pages; two arenas are plenty for this loop."""
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(-8, 2)   # M_ARENA_MAX (malloc.h)
-
-
-def release_free_memory() -> None:
-    """Hand the pages freed by a measurement (audio buffers, FFTs) back to the OS, so the
-    resident size stays near the steady state between measurements (glibc ``malloc_trim``)."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 class MonitorError(Exception):
@@ -319,10 +292,11 @@ class Monitor:
 
     def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
               full: bool) -> list[CheckResult]:
-        """``network.hops`` for this cycle's path burst (``loop.traceroute_child``): a fresh
-        trace at the full check, at the first burst that reaches the reflector, at the first
-        degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded; otherwise
-        the last traced result stays (the burst's own "switched off" placeholder is dropped)."""
+        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a
+        fresh trace at the full check, at the first burst that reaches the reflector, at the
+        first degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded;
+        otherwise the last traced result stays (the burst's own "switched off" placeholder is
+        dropped)."""
         from agent_kit.loop.traceroute_child import HOPS_DEGRADED_EVERY_S, path_degraded
 
         address = self.context.reflector_address
@@ -488,33 +462,6 @@ def center_policy_path() -> Path:
     return state_dir() / "center_policy.toml"
 
 
-class SingleInstance:
-    """One monitor per state folder: an exclusive lock on ``monitor.lock`` (released on exit,
-    even on kill -9, by the OS)."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "monitor.lock"
-        self._fh: Any = None
-
-    def acquire(self) -> bool:
-        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-            else:
-                import fcntl
-
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            self._fh = None
-            return False
-        return True
-
-
 # The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
 # 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
 # that import is blocked (httpx then falls back to a stub ``main``).
@@ -535,10 +482,10 @@ def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
     import sys
 
     argv = _lean_argv(interval_s, policy_path, groups, lang)
-    if os.name == "posix" and not getattr(sys, "frozen", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-c", LEAN_START, *argv])
+    # Only where the process is replaced in place: on Windows a lean child would run beside a
+    # CLI process still holding typer, the opposite of the point. Frozen, there is no ``-c``.
+    if REPLACES_IN_PLACE and not getattr(sys, "frozen", False):
+        replace_process([sys.executable, "-c", LEAN_START, *argv])
     return _run_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
 
 
