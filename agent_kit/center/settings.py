@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 MIB = 1024 * 1024
+# prometheus_client's variable: the folder where each worker process of ``serve --workers N``
+# keeps its counters (made by workers.py, read by metrics.py).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The center's clock; tests inject their own (one time source, injectable).
 Clock = Callable[[], float]
 
