@@ -89,6 +89,14 @@ def test_openmetrics_when_the_scraper_asks_for_it(rt):
     assert got[("agent_center_heartbeats_stored_total", ())] == 0
 
 
+@pytest.mark.parametrize("accept", ["text/plain; version=abc",
+                                    "application/openmetrics-text; version=x.y", ";;,", ""])
+def test_an_accept_header_it_cannot_read_gets_the_plain_text(rt, accept):
+    body, content_type = rt.metrics.render(accept)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    assert ("agent_center_heartbeats_stored_total", ()) in samples(body.decode())
+
+
 def test_a_metrics_folder_named_after_the_import_is_refused(rt, tmp_path, monkeypatch):
     # This test process imported prometheus_client with no folder named: its counters are
     # in memory, and naming one now cannot change that.

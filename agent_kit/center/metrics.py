@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    choose_encoder,
+    generate_latest,
+)
 from prometheus_client.registry import Collector
 
 from agent_kit.center.settings import MULTIPROC_ENV, Clock
@@ -122,5 +126,8 @@ class CenterMetrics:
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition the scraper asked for (``Accept``: Prometheus text or OpenMetrics)
         and its content type. Reads the database: call it off the event loop."""
-        encode, content_type = choose_encoder(accept or "")
+        try:
+            encode, content_type = choose_encoder(accept or "")
+        except (TypeError, ValueError):  # a version it cannot parse ("version=abc"): the default
+            encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
         return encode(self.registry), content_type
