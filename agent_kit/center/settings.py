@@ -16,6 +16,9 @@ from pathlib import Path
 from platformdirs.unix import Unix
 
 MIB = 1024 * 1024
+# prometheus_client's variable: the folder where each worker process of ``serve --workers N``
+# keeps its counters (made by workers.py, read by metrics.py).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The center's clock; tests inject their own (one time source, injectable).
 Clock = Callable[[], float]
 
@@ -48,6 +51,9 @@ class CenterSettings:
     reflector_port: int = 8751
     policy_path: str | None = None
     webhook_url: str | None = None
+    webhook_attempts: int = 3                # tries per alert, the first included
+    webhook_timeout_s: float = 5.0           # each try's connect / read / write timeouts
+    webhook_backoff_s: float = 0.5           # first wait between tries (then doubling, jitter)
     metrics_public: bool = False
     heartbeat_interval_s: int = 15           # told to workstations at enrollment
     body_limit_bytes: int = MIB
