@@ -203,7 +203,7 @@ def monitor(interval: Annotated[float | None, typer.Option(
             lang: LangOpt = None) -> None:
     """The probe loop of a shift: keeps measuring, keeps the gate, sends heartbeats."""
     from agent_kit.core.i18n import set_language
-    from agent_kit.loop.monitor import run_monitor_command
+    from agent_kit.face.monitor_command import run_monitor_command
 
     set_language(lang)
     groups = parse_groups(only, skip) if (only or skip) else None
