@@ -38,7 +38,7 @@ print(json.dumps({"down": r.download.mbit_s, "up": r.upload.mbit_s,
 """
 STOCK = """
 import json, sys
-from probes.bandwidth.measure import measure_stock
+from probes.bandwidth.speedtest_compat import measure_stock
 down, up = measure_stock(sys.argv[1])
 print(json.dumps({"down": down, "up": up}))
 """

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_kit.evaluate.audio import ROOM_CHECKS, evaluate_headset, evaluate_room
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
+from agent_kit.evaluate.audio import ROOM_CHECKS, evaluate_headset, evaluate_room
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory, classify
 from probes.audio.dsp import Dropout

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_kit.evaluate.audio import evaluate_headset, evaluate_room
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
+from agent_kit.evaluate.audio import evaluate_headset, evaluate_room
 from probes.audio.capture import measure_audio
 from probes.audio.devices import list_audio_devices
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, sox_rms_db, write_wav

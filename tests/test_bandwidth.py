@@ -11,19 +11,19 @@ from collections.abc import Iterator
 import pytest
 
 from agent_kit.center.speedtest import create_speedtest_app, download_size
-from agent_kit.evaluate.bandwidth import evaluate_bandwidth
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import UNITS, ProbeContext
 from agent_kit.core.results import Status
+from agent_kit.evaluate.bandwidth import evaluate_bandwidth
 from agent_kit.run.runner import run_checks
+from agent_kit.run.units import UNITS, ProbeContext
 from probes.bandwidth.measure import (
     BandwidthError,
     BandwidthReading,
     DirectionReading,
-    make_speedtest,
     measure_bandwidth,
-    steady_window,
 )
+from probes.bandwidth.speedtest_compat import make_speedtest
+from probes.bandwidth.steady_window import steady_window
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,10 @@ def test_measure_on_loopback_gives_both_directions_within_budget(endpoint: str) 
     reading = measure_bandwidth(endpoint, max_duration_s=4.0)
     for direction in (reading.download, reading.upload):
         assert direction.mbit_s is not None and direction.mbit_s > 10
-        assert direction.warmup_s >= 0.4 and direction.measured_s >= 1.0
+        assert direction.warmup_s >= 0.4
+        # a steady window is at least MIN_MEASURE_S long; on a machine too busy to settle
+        # within the budget the reading says so (steady False) instead
+        assert direction.measured_s >= 1.0 or not direction.steady, direction
     assert reading.upload.counted in ("acked", "sent")
     assert reading.latency_problem == "no reflector to measure latency under load"
 

@@ -244,6 +244,13 @@ def test_fleet_list_filters_csv_and_metrics(center):
         metrics = admin.get("/metrics").text
         assert 'agent_center_failing_checks{check="network.jitter"}' in metrics
         assert "agent_center_heartbeats_stored_total" in metrics
+        plain = admin.get("/metrics", headers={"Accept": "text/plain; version=abc"})
+        assert plain.status_code == 200
+        assert plain.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        scraped = admin.get("/metrics", headers={"Accept": "application/openmetrics-text; "
+                                                           "version=1.0.0"})
+        assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+        assert scraped.text.endswith("# EOF\n")
     assert httpx.get(f"{center.url}/metrics").status_code == 401
     assert httpx.get(f"{center.url}/api/v1/agents").status_code == 401
 

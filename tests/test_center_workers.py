@@ -1,6 +1,7 @@
 """``agent-center serve --workers 2`` on SQLite: two worker processes, each with its own
 ``SO_REUSEPORT`` socket and intake writer, serve one center (every heartbeat sent over many
-connections stored once, counted once), and SIGTERM stops the supervisor and both workers."""
+connections stored once, counted once, by the database and by /metrics whichever worker answers
+the scrape), and SIGTERM stops the supervisor and both workers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent_kit.center.workers import listening_socket
 from tests.center_seed import heartbeat, run_center
@@ -57,6 +59,48 @@ def test_two_workers_serve_one_center_and_stop_on_sigterm(tmp_path):
         while any(os.path.exists(f"/proc/{w}") for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(os.path.exists(f"/proc/{w}") for w in workers)
+
+
+def intake_figures(center) -> tuple[float, float, float]:
+    """One scrape, on a new connection: (stored, duplicate) counted by the workers' intake,
+    and the database's stored counter."""
+    text = httpx.get(f"{center.url}/metrics", timeout=30,
+                     headers={"Authorization": f"Bearer {center.admin_token}"}).text
+    got = {(s.name, tuple(s.labels.values())): s.value
+           for family in text_string_to_metric_families(text) for s in family.samples}
+    return (got["agent_center_intake_heartbeats_total", ("stored",)],
+            got["agent_center_intake_heartbeats_total", ("duplicate",)],
+            got["agent_center_heartbeats_stored_total", ()])
+
+
+def test_intake_counters_add_up_over_the_workers_whichever_answers(tmp_path, monkeypatch):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where the center makes its metrics folder
+    with run_center(tmp_path / "center", extra_args=["--workers", "2"]) as center:
+        folders = list(tmp.glob("agent-center-metrics-*"))
+        assert len(folders) == 1, folders   # one for this start, shared by both workers
+        assert intake_figures(center) == (0, 0, 0)
+        token = center.create_token(uses=4)
+        stations = [center.enroll(token, f"m-{i}") for i in range(4)]
+        now = datetime.now(UTC)
+        count = 60
+        sent = [heartbeat(i // 4 + 1, now, {}) for i in range(count)]
+
+        def send(i: int) -> list[str]:  # a new connection each: spread over both workers
+            return [r["status"] for r in stations[i % 4].send([sent[i]])["results"]]
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [s for r in pool.map(send, range(count)) for s in r]
+        assert statuses == ["stored"] * count
+        with ThreadPoolExecutor(4) as pool:
+            resent = [s for r in pool.map(send, range(5)) for s in r]
+        assert resent == ["duplicate"] * 5
+        # Twenty scrapes, each on its own connection: the kernel hashes them over both
+        # workers (all twenty on one of two: about one chance in half a million), and every
+        # answer sums both workers' counters.
+        assert {intake_figures(center) for _ in range(20)} == {(count, 5, count)}
+    assert not folders[0].exists()          # removed when the center stopped
 
 
 def test_a_port_taken_by_another_program_fails_the_start(tmp_path):

@@ -14,7 +14,7 @@ PAGES = ("index.html", "agent.html")
 
 def test_check_catalogue_copy_matches_the_agents() -> None:
     assert (STATIC / "checks.js").read_text("utf-8") == checks_js.render(), (
-        "static/checks.js is out of date: run python3 -m agent_kit.center.checks_js")
+        "static/checks.js is out of date: run python3 scripts/update-generated.py")
 
 
 def test_every_asset_a_page_loads_exists_and_is_local() -> None:

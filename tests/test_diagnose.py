@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.core.results import CheckReport, CheckResult, Status, overall_verdict
 from agent_kit.evaluate.diagnosis import CAUSES, diagnose_report, rank_causes
 from agent_kit.face.html_report import MAX_SERIES_POINTS, render_html
-from agent_kit.core.results import CheckReport, CheckResult, Status, overall_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from agent_kit.core.checks import CATALOGUE
 from agent_kit.core.levels import judge_level
-from agent_kit.evaluate.link import evaluate_link
-from agent_kit.evaluate.system import evaluate_system
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status, overall_verdict
+from agent_kit.evaluate.link import evaluate_link
+from agent_kit.evaluate.system import evaluate_system
 from probes.system import LinkReading, PowerReading, SystemReading
 
 POLICY = load_policy()

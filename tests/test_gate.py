@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_kit.loop.hysteresis import Gate, GateConfig
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import CheckResult, Status
+from agent_kit.loop.hysteresis import Gate, GateConfig
 
 CFG = GateConfig(window=5, fail_to_block=3, pass_to_open=3, block_after_s=15.0,
                  reopen_after_s=30.0, shift_gap_s=3600.0)

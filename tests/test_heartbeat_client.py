@@ -18,13 +18,12 @@ from hypothesis import strategies as st
 
 from agent_kit.core.wire.signing import signature_headers
 from agent_kit.link.client import (
-    Backoff,
     CenterClient,
     CenterRefused,
     CenterUnavailable,
-    Courier,
 )
 from agent_kit.link.state_folder import Enrollment
+from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.spool import Spool
 
 ENR = Enrollment(center_url="http://center.test", agent_id="ws-1", secret="s3cret" * 8)

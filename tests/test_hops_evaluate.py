@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent_kit.evaluate.hops import evaluate_hops
 from agent_kit.core.i18n import set_language
 from agent_kit.core.policy import default_policy_text, load_policy, parse_policy_text
 from agent_kit.core.results import Status
+from agent_kit.evaluate.hops import evaluate_hops
 from probes.network.traceroute import HopReading, TracerouteReading
 
 

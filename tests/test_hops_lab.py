@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from agent_kit.evaluate.hops import evaluate_hops
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
+from agent_kit.evaluate.hops import evaluate_hops
 from probes.network.traceroute import HopReading, TracerouteReading
 from tests.lab.chain import (
     CENTER_ADDR,

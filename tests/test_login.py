@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent_kit.link.state_folder import Enrollment, enrollment_path, save_enrollment
-from agent_kit.link.enrollment import EnrollError, clearance_key_path, enroll
 from agent_kit.face.login import EXIT_CLOSED, EXIT_NO_STATE, EXIT_OPEN, decide_login, local_gate
+from agent_kit.link.enrollment import EnrollError, clearance_key_path, enroll
+from agent_kit.link.state_folder import Enrollment, enrollment_path, save_enrollment
 from agent_kit.loop.state_file import MonitorState, write_state
 
 NOW = 1_800_000_000.0

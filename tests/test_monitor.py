@@ -12,14 +12,14 @@ import threading
 
 import httpx
 
-from agent_kit.link.state_folder import Enrollment
-from agent_kit.link.client import CenterClient
-from agent_kit.loop.monitor import Monitor, MonitorDeps, build_heartbeat, cadence_for
-from agent_kit.loop.state_file import read_state
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import ProbeContext, ProbeUnit
 from agent_kit.core.results import CheckResult, Status
+from agent_kit.link.client import CenterClient
+from agent_kit.link.state_folder import Enrollment
+from agent_kit.loop.monitor import Monitor, MonitorDeps, build_heartbeat, cadence_for
 from agent_kit.loop.spool import Spool
+from agent_kit.loop.state_file import read_state
+from agent_kit.run.units import ProbeContext, ProbeUnit
 from tests.test_heartbeat_client import ENR, NOW, FakeCenter
 
 
@@ -53,8 +53,8 @@ class Lab:
             extra = {"speech_activity": self.speech} if group == "audio" else {}
             return [res(cid, self.status[cid], **extra)]
 
-        return ProbeUnit(name, group, (cid,), run, timeout_s=2.0,
-                         exclusive=group == "bandwidth")
+        return ProbeUnit(name, run, timeout_s=2.0,
+                         owns=(cid,), exclusive=group == "bandwidth")
 
 
 def make_monitor(tmp_path, center: FakeCenter, lab: Lab, clocks: Clocks, notes: list,

@@ -303,8 +303,9 @@ def test_kill_9_of_the_center_keeps_every_acknowledged_heartbeat(center, ws):
 
 
 def test_a_clock_10_minutes_off_still_delivers(center, ws, tmp_path):
+    from agent_kit.link.client import CenterClient
+    from agent_kit.loop.courier import Courier
     from agent_kit.link.state_folder import Enrollment
-    from agent_kit.link.client import CenterClient, Courier
     from agent_kit.loop.spool import Spool
 
     enr = Enrollment(**json.loads((ws.home / "enrollment.json").read_text()))
@@ -368,8 +369,9 @@ def test_login_when_the_center_is_unreachable_follows_the_policy(center, ws, tmp
 
 def test_spool_overflow_is_reported_to_the_center(center, ws, tmp_path):
     """A full spool drops its oldest; the center gets the newest and the count."""
+    from agent_kit.link.client import CenterClient
+    from agent_kit.loop.courier import Courier
     from agent_kit.link.state_folder import Enrollment
-    from agent_kit.link.client import CenterClient, Courier
     from agent_kit.loop.spool import Spool
 
     enr = Enrollment(**json.loads((ws.home / "enrollment.json").read_text()))

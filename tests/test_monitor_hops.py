@@ -11,13 +11,13 @@ import sys
 
 import httpx
 
-from agent_kit.loop import traceroute_child as monitor_hops
 from agent_kit.center.reflector import start_reflector
-from agent_kit.loop.monitor import Monitor, MonitorDeps
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import ProbeContext, ProbeUnit
 from agent_kit.core.results import CheckResult, Status
+from agent_kit.loop import traceroute_child as monitor_hops
+from agent_kit.loop.monitor import Monitor, MonitorDeps
 from agent_kit.loop.spool import Spool
+from agent_kit.run.units import ProbeContext, ProbeUnit
 from probes.network.traceroute import HopReading, TracerouteReading
 from tests.test_heartbeat_client import ENR, FakeCenter
 from tests.test_monitor import Clocks, res
@@ -48,8 +48,8 @@ class PathLab:
             self.traces.append(clocks.mono)
             return CLEAN
 
-        unit = ProbeUnit("path", "network", ("network.jitter", "network.hops"), self.run,
-                         timeout_s=2.0)
+        unit = ProbeUnit("path", self.run, timeout_s=2.0,
+                         owns=("network.jitter", "network.hops"))
         from agent_kit.link.client import CenterClient
 
         client = CenterClient(ENR, transport=httpx.MockTransport(FakeCenter()),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent_kit.evaluate.network import CHECK_IDS, evaluate_network, network_unknown
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
+from agent_kit.evaluate.network import CHECK_IDS, evaluate_network, network_unknown
 from probes.network.path import PathReading
 
 

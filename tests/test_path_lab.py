@@ -159,8 +159,8 @@ def test_reordering_is_seen(readings) -> None:
 
 
 def _judge(reading: dict) -> dict[str, Any]:
-    from agent_kit.evaluate.network import evaluate_network
     from agent_kit.core.policy import load_policy
+    from agent_kit.evaluate.network import evaluate_network
     from probes.network.path import PathReading
 
     fields = {k: v for k, v in reading.items() if k != "reordered"}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from agent_kit.center.reflector import start_reflector
-from agent_kit.link.discovery import CenterTarget, unreachable_center
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import PATH_DURATION_S, TRACEROUTE_BUDGET_S, UNITS, ProbeContext
 from agent_kit.core.results import Status
+from agent_kit.link.discovery import CenterTarget, unreachable_center
 from agent_kit.run.runner import run_checks
+from agent_kit.run.units import PATH_DURATION_S, TRACEROUTE_BUDGET_S, UNITS, ProbeContext
 
 IDS = ["network.rtt", "network.jitter", "network.loss", "network.mos", "network.hops"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import io
 
-from agent_kit.face.terminal import render_terminal
 from agent_kit.core.results import CheckReport, CheckResult, Status
+from agent_kit.face.terminal import render_terminal
 
 SAME_FIX = "Unplug and replug the USB headset."
 

@@ -7,9 +7,9 @@ import time
 
 from agent_kit.core.levels import state_result
 from agent_kit.core.policy import load_policy
-from agent_kit.run.units import ProbeContext, ProbeUnit
 from agent_kit.core.results import Status
 from agent_kit.run.runner import run_checks
+from agent_kit.run.units import ProbeContext, ProbeUnit
 
 POLICY = load_policy()
 CTX = ProbeContext(policy=POLICY)
@@ -23,14 +23,14 @@ def ok_unit(name="link", check_id="network.link", delay=0.0, exclusive=False, lo
         if log is not None:
             log.append(("end", name, time.monotonic()))
         return [state_result(check_id, Status.PASS, "wired", ctx.policy, message="ok")]
-    return ProbeUnit(name, check_id.split(".")[0], (check_id,), run, timeout_s=5,
-                     exclusive=exclusive)
+    return ProbeUnit(name, run, timeout_s=5,
+                     owns=(check_id,), exclusive=exclusive)
 
 
 def test_exception_becomes_unknown_for_every_check_of_the_unit():
     def boom(ctx):
         raise RuntimeError("driver exploded")
-    unit = ProbeUnit("vpn", "vpn", ("vpn.connected", "vpn.route"), boom, timeout_s=5)
+    unit = ProbeUnit("vpn", boom, timeout_s=5, owns=("vpn.connected", "vpn.route"))
     report = run_checks([unit, ok_unit()], CTX)
     by_id = {c.id: c for c in report.checks}
     assert by_id["vpn.connected"].status is Status.UNKNOWN
@@ -46,7 +46,7 @@ def test_timeout_becomes_unknown_and_does_not_wait_for_the_probe():
     def hang(ctx):
         stuck.wait(30)
         return []
-    unit = ProbeUnit("system", "system", ("system.cpu",), hang, timeout_s=0.3)
+    unit = ProbeUnit("system", hang, timeout_s=0.3, owns=("system.cpu",))
     t0 = time.monotonic()
     report = run_checks([unit], CTX)
     assert time.monotonic() - t0 < 2
@@ -70,8 +70,9 @@ def test_units_run_concurrently_and_exclusive_ones_alone():
 
 
 def test_missing_check_from_an_evaluator_is_reported_unknown():
-    unit = ProbeUnit("vpn", "vpn", ("vpn.connected", "vpn.route"),
+    unit = ProbeUnit("vpn",
                      lambda ctx: [state_result("vpn.connected", Status.PASS, True, ctx.policy,
-                                               message="up")], timeout_s=5)
+                                               message="up")], timeout_s=5,
+                     owns=("vpn.connected", "vpn.route"))
     by_id = {c.id: c for c in run_checks([unit], CTX).checks}
     assert by_id["vpn.route"].status is Status.UNKNOWN

@@ -104,10 +104,14 @@ def test_kill_9_mid_write_leaves_the_spool_intact_and_seq_continues(tmp_path, de
     for _round in range(2):
         proc = subprocess.Popen([sys.executable, str(script), str(path)],
                                 stdout=subprocess.PIPE, text=True)
+        # Kill it delay_s into a steady stream of commits, not into its start-up: a busy machine
+        # can spend longer than the delay importing, and the test would then kill nothing.
+        assert proc.stdout is not None
+        first = [proc.stdout.readline() for _ in range(6)]
         time.sleep(delay_s)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=10)
-        for line in out.splitlines():
+        for line in [*first, *out.splitlines()]:
             parts = line.split()
             if len(parts) == 2 and len(parts[1]) == 36:   # the kill may cut the last line
                 committed[int(parts[0])] = parts[1]

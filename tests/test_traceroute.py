@@ -51,8 +51,8 @@ def test_the_kernel_filter_keeps_only_icmp_and_the_reflectors_udp() -> None:
 
 
 def test_the_check_traces_by_default_and_the_lean_monitor_does_not() -> None:
-    from agent_kit.loop.monitor import monitor_policy
     from agent_kit.core.policy import load_policy
+    from agent_kit.loop.monitor import monitor_policy
 
     policy = load_policy()
     assert policy.setting("path", "traceroute", None) is True

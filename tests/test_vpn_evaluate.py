@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent_kit.evaluate.vpn import evaluate_vpn
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
+from agent_kit.evaluate.vpn import evaluate_vpn
 from probes.network.vpn import TunnelInfo, VpnReading
 
 TUN = TunnelInfo("tun0", True, ("10.8.0.2",), "tun/tap device (VPN client)")

@@ -280,11 +280,11 @@ async def clearance_key(request: Request) -> dict[str, str]:
 # -- metrics --------------------------------------------------------------------------------
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
-    """Prometheus text: the fleet by state, readiness, failing checks, intake."""
-    from agent_kit.center.metrics import render_metrics
-
+    """Prometheus text (or OpenMetrics, as ``Accept`` asks): the fleet by state, readiness,
+    failing checks, heartbeats stored, this center's intake counters."""
     rt = runtime(request)
     if not rt.settings.metrics_public:
         await run_in_threadpool(require_admin, request)
-    text = await run_in_threadpool(render_metrics, rt)
-    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    body, content_type = await run_in_threadpool(rt.metrics.render,
+                                                 request.headers.get("accept"))
+    return Response(body, media_type=content_type)

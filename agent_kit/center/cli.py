@@ -99,7 +99,7 @@ def _parse_duration(text: str) -> int:
 
 
 def _hostport(value: str | None, option: str) -> tuple[str, int] | None:
-    from agent_kit.link.discovery import parse_host_port
+    from agent_kit.core.wire.addresses import parse_host_port
 
     if value is None:
         return None
@@ -149,6 +149,12 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
     import uvicorn
 
     from agent_kit.center.database import DatabaseUnavailable
+    from agent_kit.center.settings import MULTIPROC_ENV
+
+    # The center sets this itself, for its workers only (workers.py); one inherited from the
+    # environment would have this process count into a folder nobody cleans between starts.
+    for name in (MULTIPROC_ENV, MULTIPROC_ENV.lower()):
+        os.environ.pop(name, None)
     from agent_kit.core.policy import PolicyError, load_policy
 
     if (tls_cert is None) != (tls_key is None):

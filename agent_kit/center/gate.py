@@ -23,8 +23,8 @@ from typing import Any
 
 from agent_kit.center.fleet import AgentRow, iso, state_of
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.levels import judge_level
 from agent_kit.core.i18n import _
+from agent_kit.core.levels import judge_level
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import Status
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -67,13 +68,17 @@ class IntakeJob:
 class IntakeWriter:
     """The one writer thread of this process."""
 
-    def __init__(self, db: Database, max_jobs: int = 512) -> None:
+    def __init__(self, db: Database, max_jobs: int = 512,
+                 on_commit: Callable[[int, int], None] | None = None) -> None:
+        """``on_commit(stored, duplicate)`` runs in the writer thread after each committed
+        group (the metrics' counters): keep it cheap, it delays the next group."""
         self.db = db
         self.max_jobs = max_jobs
+        self.on_commit = on_commit
         self._queue: queue.SimpleQueue[IntakeJob | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="center-intake", daemon=True)
         self._conn: Any = None
-        self.stored_total = 0          # this process, for the intake-rate metric
+        self.stored_total = 0          # this process
         self.groups_total = 0
 
     def start(self) -> None:
@@ -122,11 +127,15 @@ class IntakeWriter:
             tx = Tx(self.db, self._conn)
             tx.begin(write=True)
             try:
-                stored = 0
+                stored = duplicate = 0
                 outcomes = apply_jobs(tx, jobs)
                 for outcome in outcomes:
                     if not isinstance(outcome, SeqConflict):
-                        stored += sum(1 for _, _, status in outcome if status == "stored")
+                        for _, _, status in outcome:
+                            if status == "stored":
+                                stored += 1
+                            else:
+                                duplicate += 1
                 if stored:
                     tx.execute(_COUNT, (stored,))
                 tx.commit()
@@ -144,6 +153,11 @@ class IntakeWriter:
         self.stored_total += stored
         self.groups_total += 1
         _answer(jobs, outcomes, None)
+        if self.on_commit is not None:
+            try:
+                self.on_commit(stored, duplicate)
+            except Exception as exc:  # noqa: BLE001 - a metric must never stop the intake
+                log.warning("intake metrics failed: %s", type(exc).__name__)
 
 
 def _answer(jobs: list[IntakeJob], outcomes: list[Outcome] | None, error: str | None) -> None:

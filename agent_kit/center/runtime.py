@@ -1,5 +1,5 @@
 """The live parts of one center process, built once by the app factory: database, store,
-intake writer, clearance signer, admin credential, policy, alerting."""
+intake writer, metrics, clearance signer, admin credential, policy, alerting."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from agent_kit.center import credentials
 from agent_kit.center.clearance import SECRET_NAME, ClearanceSigner, new_private_pem
 from agent_kit.center.database import Database
 from agent_kit.center.intake import IntakeWriter
+from agent_kit.center.metrics import CenterMetrics
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
 from agent_kit.core.policy import Policy
@@ -70,6 +71,7 @@ class CenterRuntime:
     db: Database
     store: Store
     intake: IntakeWriter
+    metrics: CenterMetrics
     signer: ClearanceSigner
     center_key: bytes
     admin_hash: str
@@ -150,7 +152,9 @@ def build_runtime(settings: CenterSettings) -> CenterRuntime:
     assert admin_hash is not None
     center_key = bytes.fromhex(store.secret(CENTER_KEY, lambda: secrets.token_hex(32), now))
     signer = ClearanceSigner.from_pem(store.secret(SECRET_NAME, new_private_pem, now))
-    intake = IntakeWriter(db)
-    return CenterRuntime(settings=settings, db=db, store=store, intake=intake, signer=signer,
+    metrics = CenterMetrics(store, settings.now)
+    intake = IntakeWriter(db, on_commit=metrics.count_commit)
+    return CenterRuntime(settings=settings, db=db, store=store, intake=intake, metrics=metrics,
+                         signer=signer,
                          center_key=center_key, admin_hash=admin_hash,
                          policy=load_policy_document(settings.policy_path))

@@ -13,19 +13,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from platformdirs.unix import Unix
+
 from agent_kit.core.wire import heartbeat, signing
 
 MIB = 1024 * 1024
+# prometheus_client's variable: the folder where each worker process of ``serve --workers N``
+# keeps its counters (made by workers.py, read by metrics.py).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The center's clock; tests inject their own (one time source, injectable).
 Clock = Callable[[], float]
 
 
 def default_data_dir() -> Path:
-    """``$AGENT_CENTER_DATA_DIR`` or ``~/.local/share/agent-center``."""
+    """``$AGENT_CENTER_DATA_DIR``, else the XDG data folder: ``$XDG_DATA_HOME/agent-center`` or
+    ``~/.local/share/agent-center``."""
     if env := os.environ.get("AGENT_CENTER_DATA_DIR"):
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "agent-center"
+    # platformdirs' XDG (Unix) class on every OS, not the OS's own: a center has always kept its
+    # data there, on macOS and Windows too, and an existing center must find its database.
+    return Unix(appname="agent-center").user_data_path
 
 
 def resolve_db_url(db: str | None, data_dir: Path) -> str:
@@ -46,6 +53,9 @@ class CenterSettings:
     reflector_port: int = 8751
     policy_path: str | None = None
     webhook_url: str | None = None
+    webhook_attempts: int = 3                # tries per alert, the first included
+    webhook_timeout_s: float = 5.0           # each try's connect / read / write timeouts
+    webhook_backoff_s: float = 0.5           # first wait between tries (then doubling, jitter)
     metrics_public: bool = False
     heartbeat_interval_s: int = 15           # told to workstations at enrollment
     body_limit_bytes: int = heartbeat.MAX_BODY_BYTES

@@ -8,17 +8,30 @@ kernel spreads new connections over them by their address hash. The parent only 
 SIGTERM/SIGINT stop every worker gracefully (each finishes its requests and its intake), and
 if a worker dies the others are stopped and the parent exits non-zero, so a service manager
 restarts the whole center.
+
+Metrics: each worker counts its own intake; the parent makes a fresh folder for this start and
+sets ``PROMETHEUS_MULTIPROC_DIR`` to it before any worker starts, so every worker (a new
+interpreter, ``spawn``) finds it set before it first imports prometheus_client and writes its
+counters there, and a scrape answered by any worker sums them all (``metrics.py``). The folder
+is removed when the center stops.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from multiprocessing.connection import wait
 from typing import Any
+
+# Not metrics.py: a worker imports this module before _worker runs, and prometheus_client must
+# not be imported before the worker's environment names the metrics folder.
+from agent_kit.center.settings import MULTIPROC_ENV
 
 STOP_TIMEOUT_S = 30.0
 
@@ -35,7 +48,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, uvicorn_options: dict[str, Any]) -> None:
+def _worker(host: str, port: int, uvicorn_options: dict[str, Any], metrics_dir: str) -> None:
+    # Inherited from the parent already; set here too so it holds whatever the start method,
+    # and before uvicorn imports the app (and the app prometheus_client).
+    os.environ[MULTIPROC_ENV] = metrics_dir
     import uvicorn
 
     sock = listening_socket(host, port)
@@ -49,8 +65,19 @@ def serve_workers(host: str, port: int, workers: int, uvicorn_options: dict[str,
     worker's death; the exit status."""
     # Fail early, in the parent, when the address is taken by something else.
     listening_socket(host, port).close()
+    metrics_dir = tempfile.mkdtemp(prefix="agent-center-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir  # before the first worker starts: they inherit it
+    try:
+        return _supervise(host, port, workers, uvicorn_options, metrics_dir)
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(host: str, port: int, workers: int, uvicorn_options: dict[str, Any],
+               metrics_dir: str) -> int:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(host, port, uvicorn_options),
+    procs = [ctx.Process(target=_worker, args=(host, port, uvicorn_options, metrics_dir),
                          name=f"agent-center-worker-{i}") for i in range(workers)]
     stopping = False
 

@@ -1,7 +1,10 @@
 """The catalogue of checks: every check id, its group, unit and how its thresholds read.
 
-This is the single list the policy loader validates against, the runner reports in, and the
-docs test walks. A probe group adds its checks here; thresholds live in the policy, not here.
+Each check is declared here once, as a module constant (``NETWORK_JITTER``); product code names
+a check only through these (``tests/test_layers.py`` fails on a check id string anywhere else).
+The policy loader validates against this list, the runner's units own what it says they own,
+the dashboard's ``checks.js`` and the checks table of docs/policy.md are generated from it.
+Thresholds live in the policy, not here.
 """
 
 from __future__ import annotations
@@ -27,70 +30,165 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """One check, declared once: everything else (the runner's ownership lists, the policy
+    loader's keys, the monitor, the diagnosis, the dashboard's ``checks.js``, docs/policy.md)
+    reads it from here. Its evaluator is ``agent_kit.evaluate.<group>`` (``network.hops``:
+    ``evaluate.hops``), which holds its messages and fix texts."""
+
     id: str
     group: str
-    title: str      # English msgid, marked with N_; shown through _() (report.check_title)
+    title: str      # English msgid, marked with N_; shown through _() (face.terminal.check_title)
     unit: str | None
     direction: Direction
+    owner: str      # the probe unit (agent_kit.run.units) that measures it
     params: dict[str, ParamSpec] = field(default_factory=dict)
+    summary: str = ""           # what it measures, for docs/policy.md (Markdown)
+    chart: str | None = None    # the dashboard chart (CHARTS) its history is drawn in
+    series: str | None = None   # its line's label in that chart
 
     @property
     def has_thresholds(self) -> bool:
         return self.direction != "state"
 
 
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart of the dashboard's agent page; its lines are the checks naming it."""
+
+    figure: str        # the <figure> id in agent.html
+    title: str
+    unit: str
+    zero_based: bool   # a y axis from 0 (loss, delay) or fitted (MOS, levels)
+
+
+CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("chart-rtt", "Round-trip time", "ms", True),
+    ChartSpec("chart-jitter", "Jitter", "ms", True),
+    ChartSpec("chart-loss", "Packet loss", "%", True),
+    ChartSpec("chart-mos", "Call quality (MOS)", "MOS", False),
+    ChartSpec("chart-noise", "Background noise", "dBFS(A)", False),
+    ChartSpec("chart-bandwidth", "Bandwidth", "Mbit/s", True),
+)
+
 _STATUS_CHOICE = ("pass", "warn", "fail")
+_HIGHER: Direction = "higher_is_worse"
+_LOWER: Direction = "lower_is_worse"
+_STATE: Direction = "state"
+
+SYSTEM_CPU = CheckSpec(
+    "system.cpu", "system", N_("CPU load"), "%", _HIGHER, "system",
+    {"min_cores": ParamSpec(int, doc="fewer logical cores than this fails")},
+    summary="CPU load over half a second; fewer logical cores than `min_cores` fails")
+SYSTEM_MEMORY = CheckSpec(
+    "system.memory", "system", N_("Memory available"), "MB", _LOWER, "system",
+    summary="memory available")
+SYSTEM_DISK = CheckSpec(
+    "system.disk", "system", N_("Disk free"), "GB", _LOWER, "system",
+    summary="free space in the user's home folder")
+SYSTEM_POWER = CheckSpec(
+    "system.power", "system", N_("Battery charge (on battery)"), "%", _LOWER, "system",
+    summary="battery charge, judged only while on battery; mains or no battery passes")
+SYSTEM_UPTIME = CheckSpec(
+    "system.uptime", "system", N_("Time since restart"), "days", _HIGHER, "system",
+    summary="time since the last restart")
+NETWORK_LINK = CheckSpec(
+    "network.link", "network", N_("Connection type"), None, _STATE, "link",
+    {"wifi": ParamSpec(str, _STATUS_CHOICE, "status when the default route uses Wi-Fi"),
+     "cellular": ParamSpec(str, _STATUS_CHOICE,
+                           "status when the default route uses a mobile modem")},
+    summary="cable, Wi-Fi or mobile data on the default route (under a VPN: the physical "
+            "link); `wifi`/`cellular` give the status (`\"pass\"`, `\"warn\"`, `\"fail\"`) for "
+            "that link")
+VPN_CONNECTED = CheckSpec(
+    "vpn.connected", "vpn", N_("VPN tunnel"), None, _STATE, "vpn",
+    {"mode": ParamSpec(str, ("required", "optional", "off"),
+                       "required: no tunnel fails; optional: no tunnel passes; "
+                       "off: the VPN checks are not judged")},
+    summary="a VPN tunnel is up; `mode`: `\"required\"` (no tunnel fails), `\"optional\"` (no "
+            "tunnel passes), `\"off\"` (VPN checks not judged)")
+VPN_ROUTE = CheckSpec(
+    "vpn.route", "vpn", N_("Center reached through the VPN"), None, _STATE, "vpn",
+    {"split_tunnel": ParamSpec(str, ("allowed", "forbidden"),
+                               "forbidden: the default route must use the tunnel too")},
+    summary="the center's address is routed through the tunnel; `split_tunnel = "
+            "\"forbidden\"` also requires the default route to use the tunnel")
+NETWORK_RTT = CheckSpec(
+    "network.rtt", "network", N_("Round-trip time to the center"), "ms", _HIGHER, "path",
+    summary="round-trip time to the center's reflector (median)",
+    chart="chart-rtt", series="RTT")
+NETWORK_JITTER = CheckSpec(
+    "network.jitter", "network", N_("Jitter (RFC 3550)"), "ms", _HIGHER, "path",
+    summary="RFC 3550 interarrival jitter", chart="chart-jitter", series="Jitter")
+NETWORK_LOSS = CheckSpec(
+    "network.loss", "network", N_("Packet loss"), "%", _HIGHER, "path",
+    summary="packet loss on the path test", chart="chart-loss", series="Loss")
+NETWORK_MOS = CheckSpec(
+    "network.mos", "network", N_("Estimated call quality (MOS)"), "MOS", _LOWER, "path",
+    {"codec": ParamSpec(str, ("G.711", "G.711-noplc", "G.729", "Opus"),
+                        "codec assumed by the E-model")},
+    summary="ITU-T G.107 E-model estimate; `codec`: `\"G.711\"` (with PLC), `\"G.711-noplc\"`, "
+            "`\"G.729\"`, `\"Opus\"`",
+    chart="chart-mos", series="MOS")
+NETWORK_HOPS = CheckSpec(
+    "network.hops", "network", N_("Where on the path problems start"), None, _STATE, "path",
+    {"loss_pct": ParamSpec((int, float), doc="loss (percentage points) a segment must "
+                           "add, lasting to the center, to be named"),
+     "delay_ms": ParamSpec((int, float), doc="median round-trip time a segment must "
+                           "add, lasting to the center, to be named")},
+    summary="informational traceroute to the reflector: warns naming the segment (home "
+            "network, ISP, beyond) where loss rises by `loss_pct` points or the median RTT by "
+            "`delay_ms` and stays so to the center; `unknown` without raw-socket privileges "
+            "(see below)")
+BANDWIDTH_DOWN = CheckSpec(
+    "bandwidth.down", "bandwidth", N_("Download speed"), "Mbit/s", _LOWER, "bandwidth",
+    summary="download capacity to the center's bandwidth endpoint",
+    chart="chart-bandwidth", series="Down")
+BANDWIDTH_UP = CheckSpec(
+    "bandwidth.up", "bandwidth", N_("Upload speed"), "Mbit/s", _LOWER, "bandwidth",
+    summary="upload capacity", chart="chart-bandwidth", series="Up")
+BANDWIDTH_BUFFERBLOAT = CheckSpec(
+    "bandwidth.bufferbloat", "bandwidth", N_("Latency under load"), "ms", _HIGHER, "bandwidth",
+    summary="latency added under load (loaded RTT minus idle RTT), with its grade A+..F")
+AUDIO_HEADSET = CheckSpec(
+    "audio.headset", "audio", N_("Headset"), None, _STATE, "headset",
+    {"builtin": ParamSpec(str, _STATUS_CHOICE, "status for a built-in microphone"),
+     "webcam": ParamSpec(str, _STATUS_CHOICE, "status for a webcam microphone"),
+     "bluetooth_handsfree": ParamSpec(
+         str, _STATUS_CHOICE, "status for a Bluetooth headset in hands-free profile"),
+     "unapproved": ParamSpec(str, _STATUS_CHOICE,
+                             "status for a headset not on the approved list"),
+     "approved": ParamSpec(list, doc="approved models: name patterns or "
+                           "'vvvv:pppp' USB vendor:product ids; empty = any headset")},
+    summary="the call microphone is a headset; the first four give the status for that kind "
+            "of device; `approved` lists approved models (name patterns or `vvvv:pppp` USB "
+            "ids; empty: any headset)")
+AUDIO_NOISE = CheckSpec(
+    "audio.noise", "audio", N_("Background noise"), "dBFS(A)", _HIGHER, "room",
+    summary="A-weighted background-noise floor between words",
+    chart="chart-noise", series="Noise")
+AUDIO_SPEECH_LEVEL = CheckSpec(
+    "audio.speech_level", "audio", N_("Speech level"), "dBFS", _LOWER, "room",
+    summary="ITU-T P.56 active speech level")
+AUDIO_SNR = CheckSpec(
+    "audio.snr", "audio", N_("Speech-to-noise ratio"), "dB", _LOWER, "room",
+    summary="speech level minus noise floor")
+AUDIO_CLIPPING = CheckSpec(
+    "audio.clipping", "audio", N_("Clipping"), "%", _HIGHER, "room",
+    summary="share of samples in clipped runs (6+ full-scale samples)")
+AUDIO_DROPOUTS = CheckSpec(
+    "audio.dropouts", "audio", N_("Dropouts"), "count", _HIGHER, "room",
+    summary="gaps or digital silence in the middle of the capture")
+AUDIO_HUM = CheckSpec(
+    "audio.hum", "audio", N_("Mains hum (50/60 Hz)"), "dBFS", _HIGHER, "room",
+    summary="50/60 Hz mains hum and harmonics, unweighted")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
-    CheckSpec("system.cpu", "system", N_("CPU load"), "%", "higher_is_worse",
-              {"min_cores": ParamSpec(int, doc="fewer logical cores than this fails")}),
-    CheckSpec("system.memory", "system", N_("Memory available"), "MB", "lower_is_worse"),
-    CheckSpec("system.disk", "system", N_("Disk free"), "GB", "lower_is_worse"),
-    CheckSpec("system.power", "system", N_("Battery charge (on battery)"), "%", "lower_is_worse"),
-    CheckSpec("system.uptime", "system", N_("Time since restart"), "days", "higher_is_worse"),
-    CheckSpec("network.link", "network", N_("Connection type"), None, "state",
-              {"wifi": ParamSpec(str, _STATUS_CHOICE, "status when the default route uses Wi-Fi"),
-               "cellular": ParamSpec(str, _STATUS_CHOICE,
-                                     "status when the default route uses a mobile modem")}),
-    CheckSpec("vpn.connected", "vpn", N_("VPN tunnel"), None, "state",
-              {"mode": ParamSpec(str, ("required", "optional", "off"),
-                                 "required: no tunnel fails; optional: no tunnel passes; "
-                                 "off: the VPN checks are not judged")}),
-    CheckSpec("vpn.route", "vpn", N_("Center reached through the VPN"), None, "state",
-              {"split_tunnel": ParamSpec(str, ("allowed", "forbidden"),
-                                         "forbidden: the default route must use the tunnel too")}),
-    CheckSpec("network.rtt", "network", N_("Round-trip time to the center"), "ms",
-              "higher_is_worse"),
-    CheckSpec("network.jitter", "network", N_("Jitter (RFC 3550)"), "ms", "higher_is_worse"),
-    CheckSpec("network.loss", "network", N_("Packet loss"), "%", "higher_is_worse"),
-    CheckSpec("network.mos", "network", N_("Estimated call quality (MOS)"), "MOS",
-              "lower_is_worse",
-              {"codec": ParamSpec(str, ("G.711", "G.711-noplc", "G.729", "Opus"),
-                                  "codec assumed by the E-model")}),
-    CheckSpec("network.hops", "network", N_("Where on the path problems start"), None, "state",
-              {"loss_pct": ParamSpec((int, float), doc="loss (percentage points) a segment must "
-                                     "add, lasting to the center, to be named"),
-               "delay_ms": ParamSpec((int, float), doc="median round-trip time a segment must "
-                                     "add, lasting to the center, to be named")}),
-    CheckSpec("bandwidth.down", "bandwidth", N_("Download speed"), "Mbit/s", "lower_is_worse"),
-    CheckSpec("bandwidth.up", "bandwidth", N_("Upload speed"), "Mbit/s", "lower_is_worse"),
-    CheckSpec("bandwidth.bufferbloat", "bandwidth", N_("Latency under load"), "ms",
-              "higher_is_worse"),
-    CheckSpec("audio.headset", "audio", N_("Headset"), None, "state",
-              {"builtin": ParamSpec(str, _STATUS_CHOICE, "status for a built-in microphone"),
-               "webcam": ParamSpec(str, _STATUS_CHOICE, "status for a webcam microphone"),
-               "bluetooth_handsfree": ParamSpec(
-                   str, _STATUS_CHOICE, "status for a Bluetooth headset in hands-free profile"),
-               "unapproved": ParamSpec(str, _STATUS_CHOICE,
-                                       "status for a headset not on the approved list"),
-               "approved": ParamSpec(list, doc="approved models: name patterns or "
-                                     "'vvvv:pppp' USB vendor:product ids; empty = any headset")}),
-    CheckSpec("audio.noise", "audio", N_("Background noise"), "dBFS(A)", "higher_is_worse"),
-    CheckSpec("audio.speech_level", "audio", N_("Speech level"), "dBFS", "lower_is_worse"),
-    CheckSpec("audio.snr", "audio", N_("Speech-to-noise ratio"), "dB", "lower_is_worse"),
-    CheckSpec("audio.clipping", "audio", N_("Clipping"), "%", "higher_is_worse"),
-    CheckSpec("audio.dropouts", "audio", N_("Dropouts"), "count", "higher_is_worse"),
-    CheckSpec("audio.hum", "audio", N_("Mains hum (50/60 Hz)"), "dBFS", "higher_is_worse"),
+    SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
+    NETWORK_LINK, VPN_CONNECTED, VPN_ROUTE,
+    NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS,
+    BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
+    AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
+    AUDIO_HUM,
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}
@@ -99,3 +197,22 @@ BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}
 def checks_of_group(group: str) -> tuple[CheckSpec, ...]:
     """The specs of one group, in catalogue order."""
     return tuple(s for s in CATALOGUE if s.group == group)
+
+
+def ids_owned_by(unit: str) -> tuple[str, ...]:
+    """The check ids one probe unit produces, in catalogue order."""
+    return tuple(s.id for s in CATALOGUE if s.owner == unit)
+
+
+_DIRECTION_WORDS = {"higher_is_worse": "higher", "lower_is_worse": "lower", "state": "state"}
+
+
+def policy_doc_table() -> str:
+    """The checks table of docs/policy.md (Markdown), made from the catalogue."""
+    rows = ["| check id | unit | worse when | own keys | what it measures |",
+            "|---|---|---|---|---|"]
+    for s in CATALOGUE:
+        keys = ", ".join(f"`{k}`" for k in s.params)
+        rows.append(f"| `{s.id}` | {s.unit or ''} | {_DIRECTION_WORDS[s.direction]} | {keys} "
+                    f"| {s.summary} |")
+    return "\n".join(rows) + "\n"

@@ -8,8 +8,9 @@ follows ``--lang`` (``set_language``), else the OS locale (LANGUAGE, LC_ALL, LC_
 from __future__ import annotations
 
 import gettext as _gettext
-import os
 from pathlib import Path
+
+from agent_kit.core.os_language import os_ui_language
 
 DOMAIN = "agent_kit"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -19,23 +20,10 @@ _translation: _gettext.NullTranslations = _gettext.NullTranslations()
 _language = "en"
 
 
-def _os_language() -> str:
-    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(var)
-        if value:
-            return value.split(":")[0].split(".")[0].split("_")[0].lower() or "en"
-    if os.name == "nt":  # Windows keeps the UI language outside the environment
-        import locale
-
-        code = locale.getlocale()[0] or ""
-        return code.split("_")[0].lower() or "en"
-    return "en"
-
-
 def set_language(code: str | None) -> str:
     """Use ``code`` (or the OS locale when None); unknown languages fall back to English."""
     global _translation, _language
-    lang = (code or _os_language()).replace("-", "_").split("_")[0].lower()
+    lang = (code or os_ui_language()).replace("-", "_").split("_")[0].lower()
     if lang not in SUPPORTED:
         lang = "en"
     _language = lang

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent_kit.core.checks import BY_ID, CheckSpec, ParamSpec
+from agent_kit.core.checks import BY_ID, NETWORK_HOPS, CheckSpec, ParamSpec
 
 SCHEMA_VERSION = 1
 
@@ -24,8 +24,8 @@ SECTIONS: dict[str, dict[str, ParamSpec]] = {
     "path": {
         "duration_s": ParamSpec((int, float), doc="length of the path test, seconds"),
         "packet_interval_ms": ParamSpec((int, float), doc="packet spacing; 20 ms for G.711"),
-        "traceroute": ParamSpec(bool, doc="trace the hops to the center (network.hops); needs "
-                                "raw-socket privileges"),
+        "traceroute": ParamSpec(bool, doc=f"trace the hops to the center ({NETWORK_HOPS.id}); "
+                                "needs raw-socket privileges"),
     },
     "bandwidth": {
         "max_duration_s": ParamSpec((int, float), doc="upper bound of the whole bandwidth phase"),

@@ -2,7 +2,8 @@
 
 ``audio.headset`` looks at the device calls will use (the system's default microphone) and the
 policy's ``builtin``/``webcam``/``bluetooth_handsfree``/``unapproved`` statuses and ``approved``
-list. The room checks judge ``probes.audio.capture.AudioReading`` numbers against their levels. Every
+list. The room checks judge ``probes.audio.capture.AudioReading`` numbers against their
+levels. Every
 problem comes with one thing a non-technical person can do.
 """
 
@@ -12,15 +13,24 @@ import fnmatch
 import re
 from typing import Any
 
-from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
+from agent_kit.core.checks import (
+    AUDIO_CLIPPING,
+    AUDIO_DROPOUTS,
+    AUDIO_HEADSET,
+    AUDIO_HUM,
+    AUDIO_NOISE,
+    AUDIO_SNR,
+    AUDIO_SPEECH_LEVEL,
+)
 from agent_kit.core.i18n import _
+from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory
 
-ROOM_CHECKS = ("audio.noise", "audio.speech_level", "audio.snr", "audio.clipping",
-               "audio.dropouts", "audio.hum")
+ROOM_CHECKS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
+               AUDIO_DROPOUTS.id, AUDIO_HUM.id)
 _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
 
@@ -74,17 +84,17 @@ def _device_status(dev: AudioDevice, params: dict[str, Any], approved: list[str]
 
 def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
     """audio.headset: is the default microphone the issued headset?"""
-    params = policy.check("audio.headset").params
+    params = policy.check(AUDIO_HEADSET.id).params
     approved = [str(a) for a in params.get("approved", [])]
     inputs = inventory.of("input")
     if not inventory.devices and inventory.problem:
-        return unknown_result("audio.headset", policy,
+        return unknown_result(AUDIO_HEADSET.id, policy,
                               _("cannot list the audio devices: {reason}").format(
                                   reason=inventory.problem),
                               fix=_("Restart the computer; if this stays, tell IT the sound "
                                     "system does not answer."))
     if not inputs:
-        return state_result("audio.headset", Status.FAIL, None, policy,
+        return state_result(AUDIO_HEADSET.id, Status.FAIL, None, policy,
                             message=_("no microphone found"),
                             fix=_("Plug in the headset IT gave you, straight into the computer "
                                   "(not a hub or dock), and wait ten seconds."))
@@ -100,7 +110,7 @@ def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
     if default_in is None:
         fix = (_("Select '{name}' as the default microphone in your sound settings.").format(
             name=good[0].description) if good else _plug_in())
-        return state_result("audio.headset", Status.FAIL, None, policy,
+        return state_result(AUDIO_HEADSET.id, Status.FAIL, None, policy,
                             message=_("no default microphone is set"), fix=fix, details=details)
     status = _device_status(default_in, params, approved)
     value = default_in.kind
@@ -126,7 +136,7 @@ def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
                 "it.").format(models=", ".join(approved))
     else:
         fix = _plug_in()
-    return state_result("audio.headset", status, value, policy, message=message, fix=fix,
+    return state_result(AUDIO_HEADSET.id, status, value, policy, message=message, fix=fix,
                         details=details)
 
 
@@ -141,7 +151,7 @@ def _check_output(inventory: DeviceInventory, mic: AudioDevice, policy: Policy,
     out = inventory.default("output")
     details["default_output"] = out.description if out else None
     if out is None or out.is_headset or not inventory.of("output"):
-        return state_result("audio.headset", Status.PASS, mic.kind, policy,
+        return state_result(AUDIO_HEADSET.id, Status.PASS, mic.kind, policy,
                             message=_("calls use {name} ({kind})").format(
                                 name=mic.description, kind=kind_label(mic.kind)),
                             details=details)
@@ -151,7 +161,7 @@ def _check_output(inventory: DeviceInventory, mic: AudioDevice, policy: Policy,
     fix = (_("Select '{name}' as the default speaker (output) in your sound settings.").format(
         name=match.description) if match else
         _("Select your headset as the default speaker (output) in your sound settings."))
-    return state_result("audio.headset", Status.WARN, mic.kind, policy,
+    return state_result(AUDIO_HEADSET.id, Status.WARN, mic.kind, policy,
                         message=_("the microphone is {mic}, but sound plays through {out}").format(
                             mic=mic.description, out=out.description),
                         fix=fix, details=details)
@@ -185,24 +195,24 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
         fix = _("Unmute the microphone (the mute button on the headset or its cable, and in the "
                 "sound settings), or unplug and replug the USB headset.")
         for cid in ROOM_CHECKS:
-            if cid == "audio.speech_level" and reading.prompted:
+            if cid == AUDIO_SPEECH_LEVEL.id and reading.prompted:
                 out.append(state_result(cid, Status.FAIL, None, policy, message=reason,
                                         fix=fix, details=common))
-            elif cid == "audio.dropouts":
+            elif cid == AUDIO_DROPOUTS.id:
                 out.append(_dropouts(reading, policy, common))
             else:
                 out.append(unknown_result(cid, policy, reason, fix=fix))
         return out
     assert reading.noise_dbfs_a is not None and reading.noise_dbfs is not None
     out.append(level_result(
-        "audio.noise", reading.noise_dbfs_a, policy,
+        AUDIO_NOISE.id, reading.noise_dbfs_a, policy,
         message=_("background noise {level:.0f} dBFS(A)").format(level=reading.noise_dbfs_a),
         fix_if_bad=_fix_noise(), ndigits=1,
         details={**common, "method": reading.noise_method, "noise_s": round(reading.noise_s, 2),
                  "unweighted_dbfs": round(reading.noise_dbfs, 1), "vad": reading.vad}))
     out += _speech(reading, policy, common)
     out.append(level_result(
-        "audio.clipping", reading.clipping_pct, policy,
+        AUDIO_CLIPPING.id, reading.clipping_pct, policy,
         message=_("{pct:.3f} % of the sound clipped ({runs} times)").format(
             pct=reading.clipping_pct, runs=reading.clipped_runs),
         fix_if_bad=_("Lower the microphone volume in the sound settings (to about 70 %) and "
@@ -214,7 +224,7 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
                                                                    level=hum_value)
                if reading.hum_hz else _("no mains hum"))
     out.append(level_result(
-        "audio.hum", hum_value, policy, message=message,
+        AUDIO_HUM.id, hum_value, policy, message=message,
         fix_if_bad=_("Unplug the laptop charger during calls or plug it into another socket, "
                      "keep the headset cable away from power cables, and prefer the USB "
                      "headset to the audio jack."),
@@ -226,25 +236,25 @@ def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> li
     if not reading.speech_heard or reading.speech_level_dbfs is None or reading.snr_db is None:
         if reading.prompted:
             fail = state_result(
-                "audio.speech_level", Status.FAIL, None, policy,
+                AUDIO_SPEECH_LEVEL.id, Status.FAIL, None, policy,
                 message=_("we asked you to read a sentence aloud but heard no speech"),
                 fix=_("Check that the microphone is not muted and is close to your mouth, then "
                       "run the check again and read the sentence aloud."),
                 details={**common, "speech_s": round(reading.speech_s, 2)})
-            return [fail, unknown_result("audio.snr", policy, _("no speech heard"))]
+            return [fail, unknown_result(AUDIO_SNR.id, policy, _("no speech heard"))]
         reason = _("no speech heard: nobody was asked to speak (run 'agent-kit check' at a "
                    "terminal to test your voice)")
-        return [unknown_result("audio.speech_level", policy, reason),
-                unknown_result("audio.snr", policy, reason)]
+        return [unknown_result(AUDIO_SPEECH_LEVEL.id, policy, reason),
+                unknown_result(AUDIO_SNR.id, policy, reason)]
     details = {**common, "activity": round(reading.speech_activity or 0.0, 3),
                "speech_s": round(reading.speech_s, 2)}
     level = level_result(
-        "audio.speech_level", reading.speech_level_dbfs, policy,
+        AUDIO_SPEECH_LEVEL.id, reading.speech_level_dbfs, policy,
         message=_("your voice reaches {level:.0f} dBFS (P.56 active level)").format(
             level=reading.speech_level_dbfs),
         fix_if_bad=_fix_quiet_voice(), ndigits=1, details=details)
     snr = level_result(
-        "audio.snr", reading.snr_db, policy,
+        AUDIO_SNR.id, reading.snr_db, policy,
         message=_("your voice is {snr:.0f} dB above the background").format(snr=reading.snr_db),
         fix_if_bad=_("{noise} {voice}").format(noise=_fix_noise(), voice=_fix_quiet_voice()),
         ndigits=1, details=details)
@@ -254,7 +264,7 @@ def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> li
 def _dropouts(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> CheckResult:
     gaps = [round(d.duration_ms, 1) for d in reading.dropouts]
     return level_result(
-        "audio.dropouts", reading.dropout_count, policy,
+        AUDIO_DROPOUTS.id, reading.dropout_count, policy,
         message=_("{n} dropouts in {seconds:.0f} s of sound").format(
             n=reading.dropout_count, seconds=reading.captured_s),
         fix_if_bad=_("Unplug and replug the USB headset straight into the computer (not a hub "

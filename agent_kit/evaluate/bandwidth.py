@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_kit.core.levels import level_result, unknown_result
+from agent_kit.core.checks import BANDWIDTH_BUFFERBLOAT, BANDWIDTH_DOWN, BANDWIDTH_UP
 from agent_kit.core.i18n import _
+from agent_kit.core.levels import level_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
-from probes.bandwidth.measure import BandwidthReading, DirectionReading
 from probes.bandwidth.bufferbloat import bufferbloat_grade
+from probes.bandwidth.measure import BandwidthReading, DirectionReading
 
-CHECK_IDS = ("bandwidth.down", "bandwidth.up", "bandwidth.bufferbloat")
+CHECK_IDS = (BANDWIDTH_DOWN.id, BANDWIDTH_UP.id, BANDWIDTH_BUFFERBLOAT.id)
 
 
 def bandwidth_unknown(policy: Policy, reason: str) -> list[CheckResult]:
@@ -25,8 +26,8 @@ def bandwidth_unknown(policy: Policy, reason: str) -> list[CheckResult]:
 
 
 def evaluate_bandwidth(reading: BandwidthReading, policy: Policy) -> list[CheckResult]:
-    return [_speed("bandwidth.down", reading.download, policy),
-            _speed("bandwidth.up", reading.upload, policy),
+    return [_speed(BANDWIDTH_DOWN.id, reading.download, policy),
+            _speed(BANDWIDTH_UP.id, reading.upload, policy),
             _bufferbloat(reading, policy)]
 
 
@@ -38,7 +39,7 @@ def _direction_details(d: DirectionReading) -> dict[str, Any]:
 
 
 def _speed(check_id: str, d: DirectionReading, policy: Policy) -> CheckResult:
-    down = check_id == "bandwidth.down"
+    down = check_id == BANDWIDTH_DOWN.id
     if d.mbit_s is None:
         return unknown_result(check_id, policy, _("could not measure the speed: {reason}").format(
             reason=d.problem or _("no data")))
@@ -66,7 +67,7 @@ def _speed(check_id: str, d: DirectionReading, policy: Policy) -> CheckResult:
 def _bufferbloat(reading: BandwidthReading, policy: Policy) -> CheckResult:
     increase = reading.latency_increase_ms
     if increase is None or reading.idle_rtt_ms is None:
-        return unknown_result("bandwidth.bufferbloat", policy,
+        return unknown_result(BANDWIDTH_BUFFERBLOAT.id, policy,
                               _("latency under load not measured: {reason}").format(
                                   reason=reading.latency_problem or _("no reflector reply")))
     grade = bufferbloat_grade(increase)
@@ -88,7 +89,7 @@ def _bufferbloat(reading: BandwidthReading, policy: Policy) -> CheckResult:
                "loaded_rtt_down_ms": _r(reading.loaded_rtt_down_ms),
                "loaded_rtt_up_ms": _r(reading.loaded_rtt_up_ms), "worst_direction": worst,
                "rtt_samples": dict(reading.rtt_samples)}
-    return level_result("bandwidth.bufferbloat", increase, policy, ndigits=1,
+    return level_result(BANDWIDTH_BUFFERBLOAT.id, increase, policy, ndigits=1,
                         message=message.format(grade=grade, increase=increase,
                                                idle=reading.idle_rtt_ms, loaded=worst_rtt),
                         fix_if_bad=fix, details=details)

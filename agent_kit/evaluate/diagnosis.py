@@ -11,22 +11,42 @@ traceroute (``network.hops``) named the segment where loss or delay starts, that
 decides instead: the home network (Wi-Fi, or the home router on a cable), the ISP, or beyond
 the ISP (the VPN when a tunnel is up; otherwise nothing at home).
 
-Pure functions here; running the check and writing the HTML report are in ``run_diagnosis`` and
-``agent_kit.face.html_report``.
+Pure functions here; running the check, printing and writing the HTML report are the face's
+(``agent_kit.face.diagnose_flow``, ``agent_kit.face.html_report``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent_kit.core.checks import (
+    AUDIO_CLIPPING,
+    AUDIO_DROPOUTS,
+    AUDIO_HEADSET,
+    AUDIO_HUM,
+    AUDIO_NOISE,
+    AUDIO_SNR,
+    AUDIO_SPEECH_LEVEL,
+    BANDWIDTH_BUFFERBLOAT,
+    BANDWIDTH_DOWN,
+    BANDWIDTH_UP,
+    NETWORK_HOPS,
+    NETWORK_JITTER,
+    NETWORK_LINK,
+    NETWORK_LOSS,
+    NETWORK_MOS,
+    NETWORK_RTT,
+    SYSTEM_CPU,
+    SYSTEM_DISK,
+    SYSTEM_MEMORY,
+    SYSTEM_POWER,
+    SYSTEM_UPTIME,
+    VPN_CONNECTED,
+    VPN_ROUTE,
+)
 from agent_kit.core.i18n import N_, _
 from agent_kit.core.results import CheckReport, CheckResult, Status
-
-if TYPE_CHECKING:
-    from agent_kit.run.runner import ProgressFn
-    from agent_kit.run.session import PreparedRun
 
 CAUSES: tuple[str, ...] = ("wifi", "isp", "vpn", "headset", "room", "pc")
 
@@ -111,18 +131,18 @@ class Diagnosis:
 
 def _weights(result: CheckResult, by_id: dict[str, CheckResult]) -> dict[str, float]:
     """How strongly a bad result points at each cause, given the rest of the evidence."""
-    link = by_id.get("network.link")
+    link = by_id.get(NETWORK_LINK.id)
     on_wifi = link is not None and link.value == "wifi"
-    vpn = by_id.get("vpn.connected")
+    vpn = by_id.get(VPN_CONNECTED.id)
     tunnel = vpn is not None and vpn.value is True
     cid = result.id
-    if cid == "network.link":
+    if cid == NETWORK_LINK.id:
         return {"isp": 1.0} if result.value == "cellular" else {"wifi": 1.0}
-    if cid in ("vpn.connected", "vpn.route"):
+    if cid in (VPN_CONNECTED.id, VPN_ROUTE.id):
         return {"vpn": 1.0}
     segment = _hop_segment(by_id)
-    if cid == "network.hops" or (segment and cid in ("network.jitter", "network.loss",
-                                                     "network.mos", "network.rtt")):
+    if cid == NETWORK_HOPS.id or (segment and cid in (NETWORK_JITTER.id, NETWORK_LOSS.id,
+                                                     NETWORK_MOS.id, NETWORK_RTT.id)):
         # where the traceroute saw it start; the home router is the ISP cause's first advice
         if segment == "home":
             return {"wifi": 1.0, "isp": 0.1} if on_wifi else {"isp": 0.7}
@@ -131,42 +151,42 @@ def _weights(result: CheckResult, by_id: dict[str, CheckResult]) -> dict[str, fl
         if segment == "beyond":
             return {"vpn": 0.6 if tunnel else 0.0, "isp": 0.2}
         return {}
-    if cid in ("network.jitter", "network.loss", "network.mos"):
+    if cid in (NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id):
         if on_wifi:
             return {"wifi": 0.8, "isp": 0.3, "vpn": 0.2 if tunnel else 0.0}
         return {"isp": 0.7, "vpn": 0.4 if tunnel else 0.0}
-    if cid == "network.rtt":
+    if cid == NETWORK_RTT.id:
         return {"isp": 0.5, "vpn": 0.5 if tunnel else 0.0, "wifi": 0.2 if on_wifi else 0.0}
-    if cid in ("bandwidth.down", "bandwidth.up"):
+    if cid in (BANDWIDTH_DOWN.id, BANDWIDTH_UP.id):
         return {"isp": 1.0, "wifi": 0.5 if on_wifi else 0.0, "vpn": 0.3 if tunnel else 0.0}
-    if cid == "bandwidth.bufferbloat":
+    if cid == BANDWIDTH_BUFFERBLOAT.id:
         return {"isp": 0.8, "wifi": 0.3 if on_wifi else 0.0}
-    if cid == "audio.headset":
+    if cid == AUDIO_HEADSET.id:
         return {"headset": 1.0}
-    if cid == "audio.speech_level":
+    if cid == AUDIO_SPEECH_LEVEL.id:
         return {"headset": 0.8, "room": 0.1}
-    if cid == "audio.clipping":
+    if cid == AUDIO_CLIPPING.id:
         return {"headset": 0.7, "room": 0.1}
-    if cid == "audio.dropouts":
+    if cid == AUDIO_DROPOUTS.id:
         return {"headset": 0.6, "pc": 0.6}
-    if cid == "audio.noise":
+    if cid == AUDIO_NOISE.id:
         return {"room": 1.0}
-    if cid == "audio.snr":
+    if cid == AUDIO_SNR.id:
         return {"room": 0.7, "headset": 0.3}
-    if cid == "audio.hum":
+    if cid == AUDIO_HUM.id:
         return {"headset": 0.6, "room": 0.4}
-    if cid in ("system.cpu", "system.memory"):
+    if cid in (SYSTEM_CPU.id, SYSTEM_MEMORY.id):
         return {"pc": 1.0}
-    if cid == "system.power":
+    if cid == SYSTEM_POWER.id:
         return {"pc": 0.5}
-    if cid in ("system.disk", "system.uptime"):
+    if cid in (SYSTEM_DISK.id, SYSTEM_UPTIME.id):
         return {"pc": 0.3}
     return {}
 
 
 def _hop_segment(by_id: dict[str, CheckResult]) -> str | None:
     """The segment (home, isp, beyond) the traceroute named, if it found one."""
-    hops = by_id.get("network.hops")
+    hops = by_id.get(NETWORK_HOPS.id)
     if hops is None or hops.status not in _SEVERITY:
         return None
     segment = hops.details.get("segment")
@@ -195,44 +215,3 @@ def rank_causes(report: CheckReport) -> tuple[Cause, ...]:
 
 def diagnose_report(report: CheckReport) -> Diagnosis:
     return Diagnosis(report=report, causes=rank_causes(report))
-
-
-def run_diagnosis(run: PreparedRun, *, progress: ProgressFn | None = None) -> Diagnosis:
-    """The full check (same units and policy as ``check``), then the ranking."""
-    from agent_kit.run.runner import run_checks
-
-    report = (run_checks(run.units, run.context) if progress is None
-              else run_checks(run.units, run.context, progress=progress))
-    return diagnose_report(report)
-
-
-def default_report_path(now: Callable[[], Any] | None = None) -> str:
-    """``agent-kit-report-YYYYMMDD-HHMMSS.html`` in the current folder."""
-    from datetime import datetime
-
-    stamp = (now or datetime.now)().strftime("%Y%m%d-%H%M%S")
-    return f"agent-kit-report-{stamp}.html"
-
-
-def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any = None) -> None:
-    """The check table, then the likely cause with its fix, then where the report is."""
-    import sys
-
-    from rich.console import Console
-
-    from agent_kit.face.terminal import check_title, render_terminal
-
-    out = stream or sys.stdout
-    render_terminal(d.report, out)
-    console = Console(file=out, highlight=False)
-    console.print()
-    console.print(f"[bold]{_('Why does my call sound bad?')}[/] {d.summary()}")
-    titles = {r.id: check_title(r.id) for r in d.report.checks}
-    for n, cause in enumerate(d.causes[:3], start=1):
-        evidence = ", ".join(titles.get(cid, cid) for cid in cause.evidence)
-        console.print(f" {n}. [bold]{cause.title}[/] — "
-                      + _("Evidence: {checks}").format(checks=evidence))
-        console.print(f"    {cause.advice}")
-    if report_path:
-        console.print()
-        console.print(_("Report: {path}").format(path=report_path))

@@ -1,6 +1,7 @@
 """Judge the traceroute: which part of the path (home, ISP, beyond) loss or delay starts in.
 
-Input is one ``probes.network.traceroute.TracerouteReading``; ``probes.network.hop_segments.locate`` names the
+Input is one ``probes.network.traceroute.TracerouteReading``;
+``probes.network.hop_segments.locate`` names the
 hop where loss rises by at least ``loss_pct`` points or the median round-trip time by at least
 ``delay_ms`` and stays so to the center (``[checks."network.hops"]``). ``network.hops`` is
 informational: it passes when no segment adds that much, warns naming the segment where it
@@ -14,14 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_kit.core.levels import state_result, unknown_result
+from agent_kit.core.checks import NETWORK_HOPS
 from agent_kit.core.i18n import N_, _
+from agent_kit.core.levels import state_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult, Status
 from probes.network.hop_segments import HopFinding, HopStep, locate
 from probes.network.traceroute import TracerouteReading
 
-CHECK_ID = "network.hops"
+CHECK_ID = NETWORK_HOPS.id
 DEFAULT_LOSS_PCT = 20.0
 DEFAULT_DELAY_MS = 50.0
 

@@ -12,7 +12,8 @@ Input is one ``probes.network.path.PathReading`` (an RTP-like stream to the cent
   ``RTT/2`` (the network one way; the path is taken as symmetric because the two clocks are
   not synchronised) ``+ 2 x jitter`` (an adaptive jitter buffer sized at twice the jitter, a
   common setting) ``+`` the codec's packetisation and look-ahead (20 ms for G.711 at 20 ms
-  packets; ``probes.network.emodel.mouth_to_ear_ms``). Terminal and headset delays are not known to the
+  packets; ``probes.network.emodel.mouth_to_ear_ms``). Terminal and headset delays are not
+  known to the
   agent and left out, so the MOS is that of the network part of the call: an upper bound.
 
 A failing check's fix names the likely cause in plain words; the same words in every language
@@ -23,14 +24,15 @@ starts, the loss, jitter and MOS fixes say that segment's fix instead of the gen
 
 from __future__ import annotations
 
-from agent_kit.core.levels import level_result, unknown_result
+from agent_kit.core.checks import NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_RTT
 from agent_kit.core.i18n import _
+from agent_kit.core.levels import level_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from probes.network import emodel
 from probes.network.path import PathReading
 
-CHECK_IDS = ("network.rtt", "network.jitter", "network.loss", "network.mos")
+CHECK_IDS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id)
 DEFAULT_CODEC = "G.711"
 
 
@@ -77,7 +79,7 @@ def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
                "min_ms": _r(reading.rtt_min_ms), "samples": reading.received,
                # per echoed packet in sequence order: the diagnosis report draws it
                "rtt_ms": [round(x, 2) for x in reading.rtt_ms_samples]}
-    return level_result("network.rtt", median, policy, message=message,
+    return level_result(NETWORK_RTT.id, median, policy, message=message,
                         fix_if_bad=_fix_delay().format(target=reading.target,
                                                                  rtt=median),
                         details=details)
@@ -101,7 +103,7 @@ def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None) -
                "down_final_ms": _r(reading.jitter_down_final_ms),
                "kernel_timestamps": reading.kernel_timestamps,
                "reordered": reading.reordered}
-    return level_result("network.jitter", jitter, policy, message=message, fix_if_bad=fix,
+    return level_result(NETWORK_JITTER.id, jitter, policy, message=message, fix_if_bad=fix,
                         details=details)
 
 
@@ -120,13 +122,13 @@ def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> C
                "burst_loss_pct": round(reading.burst_loss_pct, 1),
                "burst_ratio": round(reading.burst_ratio, 2),
                "duplicates": reading.duplicates, "reordered": reading.reordered}
-    return level_result("network.loss", reading.loss_pct, policy, message=message,
+    return level_result(NETWORK_LOSS.id, reading.loss_pct, policy, message=message,
                         fix_if_bad=fix, details=details)
 
 
 def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
          delay_at: str | None = None) -> CheckResult:
-    codec = str(policy.check("network.mos").params.get("codec", DEFAULT_CODEC))
+    codec = str(policy.check(NETWORK_MOS.id).params.get("codec", DEFAULT_CODEC))
     est = emodel.estimate(reading.rtt_median_ms or 0.0, reading.jitter_ms or 0.0,
                           reading.loss_pct, codec, reading.burst_ratio)
     message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls").format(
@@ -143,7 +145,7 @@ def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
     details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
                "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
                "burst_ratio": round(reading.burst_ratio, 2)}
-    return level_result("network.mos", est.mos, policy, message=message, fix_if_bad=fix,
+    return level_result(NETWORK_MOS.id, est.mos, policy, message=message, fix_if_bad=fix,
                         details=details)
 
 

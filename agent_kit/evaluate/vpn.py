@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agent_kit.core.levels import state_result, unknown_result
+from agent_kit.core.checks import VPN_CONNECTED, VPN_ROUTE
 from agent_kit.core.i18n import _
+from agent_kit.core.levels import state_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult, Status
 from probes.network.interfaces import is_loopback_address
@@ -16,26 +17,26 @@ def _start_vpn() -> str:
 
 
 def evaluate_vpn(reading: VpnReading, policy: Policy) -> list[CheckResult]:
-    mode = policy.check("vpn.connected").params.get("mode", "required")
-    split = policy.check("vpn.route").params.get("split_tunnel", "allowed")
+    mode = policy.check(VPN_CONNECTED.id).params.get("mode", "required")
+    split = policy.check(VPN_ROUTE.id).params.get("split_tunnel", "allowed")
     up = [t for t in reading.tunnels if t.is_up and t.addresses]
     details = {"tunnels": [t.name for t in up]}
     if mode == "off":
-        return [state_result("vpn.connected", Status.PASS, None, policy,
+        return [state_result(VPN_CONNECTED.id, Status.PASS, None, policy,
                              message=_("VPN not used by this policy")),
-                state_result("vpn.route", Status.PASS, None, policy,
+                state_result(VPN_ROUTE.id, Status.PASS, None, policy,
                              message=_("VPN not used by this policy"))]
     if up:
-        connected = state_result("vpn.connected", Status.PASS, True, policy,
+        connected = state_result(VPN_CONNECTED.id, Status.PASS, True, policy,
                                  message=_("VPN tunnel up ({tunnels})").format(
                                      tunnels=", ".join(t.name for t in up)),
                                  details=details)
     elif mode == "required":
-        connected = state_result("vpn.connected", Status.FAIL, False, policy,
+        connected = state_result(VPN_CONNECTED.id, Status.FAIL, False, policy,
                                  message=_("no VPN tunnel is up"), fix=_start_vpn(),
                                  details=details)
     else:
-        connected = state_result("vpn.connected", Status.PASS, False, policy,
+        connected = state_result(VPN_CONNECTED.id, Status.PASS, False, policy,
                                  message=_("no VPN tunnel (optional in this policy)"))
     return [connected, _route(reading, policy, mode, split, bool(up))]
 
@@ -47,23 +48,23 @@ def _route(reading: VpnReading, policy: Policy, mode: str, split: str,
     if reading.center_host is not None and reading.center_via_tunnel is None and not tunnel_up \
             and mode == "required":
         # No route to (or no name for) the center and no tunnel: the VPN being down is why.
-        return state_result("vpn.route", Status.FAIL, None, policy,
+        return state_result(VPN_ROUTE.id, Status.FAIL, None, policy,
                             message=_("the center cannot be reached: {reason}; the VPN is "
                                       "down").format(reason=reading.problem),
                             fix=_start_vpn(), details=details)
     if reading.center_host is None or reading.center_via_tunnel is None:
         # The probe's reason is English (probes/ does not translate); the common case is ours.
         reason = _("no center configured") if reading.center_host is None else reading.problem
-        return unknown_result("vpn.route", policy,
+        return unknown_result(VPN_ROUTE.id, policy,
                               _("cannot tell: {reason}").format(reason=reason),
                               fix=None if reading.center_host is None else _start_vpn())
     if is_loopback_address(reading.center_address or ""):
-        return state_result("vpn.route", Status.PASS, "local", policy,
+        return state_result(VPN_ROUTE.id, Status.PASS, "local", policy,
                             message=_("the center runs on this computer: no tunnel needed"),
                             details=details)
     if not reading.center_via_tunnel:
         if not tunnel_up and mode != "required":
-            return state_result("vpn.route", Status.PASS, reading.center_interface, policy,
+            return state_result(VPN_ROUTE.id, Status.PASS, reading.center_interface, policy,
                                 message=_("center reached directly via {interface} (VPN "
                                           "optional)").format(
                                     interface=reading.center_interface),
@@ -74,20 +75,20 @@ def _route(reading: VpnReading, policy: Policy, mode: str, split: str,
         fix = (_start_vpn() if not tunnel_up else
                _("Disconnect and reconnect the VPN so it installs its routes; if that does "
                  "not help, tell IT the VPN profile does not route the contact center."))
-        return state_result("vpn.route", Status.FAIL, reading.center_interface, policy,
+        return state_result(VPN_ROUTE.id, Status.FAIL, reading.center_interface, policy,
                             message=_("center {address} is reached via {interface}: {why}").format(
                                 address=reading.center_address,
                                 interface=reading.center_interface, why=why),
                             fix=fix, details=details)
     if split == "forbidden" and reading.default_via_tunnel is False:
-        return state_result("vpn.route", Status.FAIL, reading.center_interface, policy,
+        return state_result(VPN_ROUTE.id, Status.FAIL, reading.center_interface, policy,
                             message=_("center goes through {interface}, but other traffic leaves "
                                       "via {default} (split tunnel, forbidden by this "
                                       "policy)").format(interface=reading.center_interface,
                                                         default=reading.default_interface),
                             fix=_("Turn off split tunnelling in the VPN client, or ask IT for "
                                   "the full-tunnel VPN profile."), details=details)
-    return state_result("vpn.route", Status.PASS, reading.center_interface, policy,
+    return state_result(VPN_ROUTE.id, Status.PASS, reading.center_interface, policy,
                         message=_("center {address} reached through the tunnel {interface}").format(
                             address=reading.center_address,
                             interface=reading.center_interface), details=details)

@@ -1,4 +1,5 @@
-"""What the user sees: the typer CLI, terminal and HTML reports, charts, the window, devices, status/login.
+"""What the user sees: the typer CLI, terminal and HTML reports, charts, the window, devices,
+status and login.
 
 The only layer that prints.
 """

@@ -61,7 +61,7 @@ def parse_groups(only: str | None, skip: str | None) -> set[str]:
 
 
 def parse_reflector(value: str | None) -> tuple[str, int] | None:
-    from agent_kit.link.discovery import parse_host_port
+    from agent_kit.core.wire.addresses import parse_host_port
 
     if value is None:
         return None
@@ -101,14 +101,17 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
           lang: LangOpt = None) -> None:
     """Onboarding check: every probe group, judged against the call standards."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
 
     set_language(lang)
     groups = parse_groups(only, skip)
     refl = parse_reflector(reflector)
+    interactive = sys.stdin.isatty() and not json_out
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
-                      interactive=sys.stdin.isatty() and not json_out, on_error=fail_usage)
-    report = run.execute(show_progress=sys.stderr.isatty())
+                      interactive=interactive, on_error=fail_usage,
+                      prompt=terminal_prompt if interactive else None)
+    report = run.execute(progress=terminal_progress if sys.stderr.isatty() else None)
     if json_out:
         from agent_kit.face.terminal import report_json
 
@@ -131,8 +134,8 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
                  "--upload", help="Send the report to the center (needs enrollment).")] = False,
              ) -> None:
     """Why does my call sound bad? The full check, the likely cause, an HTML report."""
-    from agent_kit.face.diagnose_flow import run_diagnose_command
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.diagnose_flow import run_diagnose_command
 
     set_language(lang)
     groups = parse_groups(only, skip)
@@ -200,7 +203,7 @@ def monitor(interval: Annotated[float | None, typer.Option(
             lang: LangOpt = None) -> None:
     """The probe loop of a shift: keeps measuring, keeps the gate, sends heartbeats."""
     from agent_kit.core.i18n import set_language
-    from agent_kit.loop.monitor import run_monitor_command
+    from agent_kit.face.monitor_command import run_monitor_command
 
     set_language(lang)
     groups = parse_groups(only, skip) if (only or skip) else None
@@ -232,9 +235,9 @@ def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt =
     """Audio devices found, each classified, with the ones calls will use."""
     import json
 
-    from agent_kit.face.devices import inventory_json, render_lines
     from agent_kit.core.i18n import set_language
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.face.devices import inventory_json, render_lines
     from probes.audio.devices import list_audio_devices
 
     set_language(lang)
@@ -254,13 +257,13 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
           policy: PolicyOpt = None, lang: LangOpt = None) -> None:
     """Start the softphone (agent-kit login -- CMD ARGS) only when the gate is open."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.core.policy import PolicyError
     from agent_kit.face.login import (
         center_unreachable_rule,
         decide_login,
         render_lines,
         start_command,
     )
-    from agent_kit.core.policy import PolicyError
 
     set_language(lang)
     try:
@@ -280,13 +283,11 @@ def login(command: Annotated[list[str], typer.Argument(help="The softphone comma
 
 def _double_clicked() -> bool:
     """No arguments, no terminal, and a screen: started from a file manager or the desktop."""
-    import os
+    from agent_kit.face.graphical_session import has_graphical_session
 
     if sys.stdin is not None and sys.stdin.isatty():
         return False
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    return has_graphical_session()
 
 
 def main() -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_kit.evaluate.audio import evaluate_headset, is_approved, kind_label
+from agent_kit.core.checks import AUDIO_HEADSET
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
+from agent_kit.evaluate.audio import evaluate_headset, is_approved, kind_label
 from probes.audio.devices import AudioDevice, DeviceInventory
 
 
@@ -29,7 +30,7 @@ def device_json(dev: AudioDevice, approved: list[str]) -> dict[str, Any]:
 
 def inventory_json(inventory: DeviceInventory, policy: Policy) -> dict[str, Any]:
     """The ``--json`` object: devices, the call defaults, and the audio.headset verdict."""
-    approved = [str(a) for a in policy.check("audio.headset").params.get("approved", [])]
+    approved = [str(a) for a in policy.check(AUDIO_HEADSET.id).params.get("approved", [])]
     verdict = evaluate_headset(inventory, policy)
     default_in, default_out = inventory.default("input"), inventory.default("output")
     return {
@@ -54,7 +55,7 @@ def _reason(dev: AudioDevice) -> str:
 def render_lines(inventory: DeviceInventory, policy: Policy) -> list[str]:
     """Plain-text lines for a terminal."""
     lines: list[str] = []
-    approved = [str(a) for a in policy.check("audio.headset").params.get("approved", [])]
+    approved = [str(a) for a in policy.check(AUDIO_HEADSET.id).params.get("approved", [])]
     if inventory.problem:
         lines.append(_("Note: {problem}").format(problem=inventory.problem))
     for direction, title in (("input", _("Microphones")), ("output", _("Speakers/outputs"))):

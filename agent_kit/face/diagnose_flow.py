@@ -6,10 +6,55 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from agent_kit.evaluate.diagnosis import Diagnosis, default_report_path
 from agent_kit.core.i18n import _
+from agent_kit.evaluate.diagnosis import Diagnosis, diagnose_report
+
+if TYPE_CHECKING:
+    from agent_kit.run.runner import ProgressFn
+    from agent_kit.run.session import PreparedRun
+
+
+def run_diagnosis(run: PreparedRun, *, progress: ProgressFn | None = None) -> Diagnosis:
+    """The full check (same units and policy as ``check``), then the ranking."""
+    from agent_kit.run.runner import run_checks
+
+    report = (run_checks(run.units, run.context) if progress is None
+              else run_checks(run.units, run.context, progress=progress))
+    return diagnose_report(report)
+
+
+def default_report_path(now: Callable[[], Any] | None = None) -> str:
+    """``agent-kit-report-YYYYMMDD-HHMMSS.html`` in the current folder."""
+    from datetime import datetime
+
+    stamp = (now or datetime.now)().strftime("%Y%m%d-%H%M%S")
+    return f"agent-kit-report-{stamp}.html"
+
+
+def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any = None) -> None:
+    """The check table, then the likely cause with its fix, then where the report is."""
+    import sys
+
+    from rich.console import Console
+
+    from agent_kit.face.terminal import check_title, render_terminal
+
+    out = stream or sys.stdout
+    render_terminal(d.report, out)
+    console = Console(file=out, highlight=False)
+    console.print()
+    console.print(f"[bold]{_('Why does my call sound bad?')}[/] {d.summary()}")
+    titles = {r.id: check_title(r.id) for r in d.report.checks}
+    for n, cause in enumerate(d.causes[:3], start=1):
+        evidence = ", ".join(titles.get(cid, cid) for cid in cause.evidence)
+        console.print(f" {n}. [bold]{cause.title}[/] — "
+                      + _("Evidence: {checks}").format(checks=evidence))
+        console.print(f"    {cause.advice}")
+    if report_path:
+        console.print()
+        console.print(_("Report: {path}").format(path=report_path))
 
 
 @dataclass(frozen=True)
@@ -20,8 +65,8 @@ class WrittenReport:
 
 def write_report(d: Diagnosis, path: str | None = None) -> WrittenReport:
     """Render and write the HTML report; ``OSError`` when the folder is not writable."""
-    from agent_kit.link.state_folder import load_enrollment
     from agent_kit.face.html_report import render_html
+    from agent_kit.link.state_folder import load_enrollment
 
     try:
         enrollment = load_enrollment()
@@ -37,8 +82,8 @@ def write_report(d: Diagnosis, path: str | None = None) -> WrittenReport:
 
 def send_report(d: Diagnosis, written: WrittenReport) -> dict[str, str]:
     """Upload to the enrolled center: {"report_id", "url"} or {"error": plain words}."""
-    from agent_kit.link.state_folder import load_enrollment
     from agent_kit.link.report_upload import UploadError, upload_report
+    from agent_kit.link.state_folder import load_enrollment
 
     try:
         enrollment = load_enrollment()
@@ -59,14 +104,16 @@ def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[
                          report_path: str | None, upload: bool,
                          on_error: Callable[[str], NoReturn]) -> bool:
     """What ``agent-kit diagnose`` does; returns whether the workstation is ready."""
-    from agent_kit.evaluate.diagnosis import render_diagnosis_terminal, run_diagnosis
-    from agent_kit.run.session import _terminal_progress, prepare_run
+    from agent_kit.face.terminal import terminal_progress, terminal_prompt
+    from agent_kit.run.session import prepare_run
 
     if report_path is not None and not Path(report_path).expanduser().parent.is_dir():
         on_error(f"--report {report_path!r}: no such folder")
+    interactive = sys.stdin.isatty() and not json_out
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=reflector,
-                      interactive=sys.stdin.isatty() and not json_out, on_error=on_error)
-    diagnosis = run_diagnosis(run, progress=_terminal_progress if sys.stderr.isatty() else None)
+                      interactive=interactive, on_error=on_error,
+                      prompt=terminal_prompt if interactive else None)
+    diagnosis = run_diagnosis(run, progress=terminal_progress if sys.stderr.isatty() else None)
     try:
         written = write_report(diagnosis, report_path)
     except OSError as exc:

@@ -13,11 +13,11 @@ from html import escape
 from typing import Any
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.evaluate.diagnosis import Diagnosis
 from agent_kit.core.i18n import _, current_language
-from agent_kit.face.terminal import check_title, format_value
 from agent_kit.core.results import CheckResult, Status
+from agent_kit.evaluate.diagnosis import Diagnosis
 from agent_kit.face.svg_charts import level_bar, line_chart
+from agent_kit.face.terminal import check_title, format_value
 
 MAX_SERIES_POINTS = 2000
 
@@ -37,7 +37,8 @@ font-size:.85em;color:#fff}.pass{background:#2e7d32}.warn{background:#f9a825;col
 .cause{margin:8px 0;padding:10px 14px;border-left:5px solid #1565c0;background:#f5f9ff}
 .cause.first{border-left-color:#c62828;background:#fff5f5}.score{display:inline-block;
 height:8px;background:#1565c0;border-radius:4px;vertical-align:middle;margin-right:8px}
-td.value{white-space:nowrap}.fix{color:#1b5e20}.chart{margin:10px 0}footer{margin-top:32px;color:#757575;font-size:.85em}
+td.value{white-space:nowrap}.fix{color:#1b5e20}.chart{margin:10px 0}
+footer{margin-top:32px;color:#757575;font-size:.85em}
 """
 
 

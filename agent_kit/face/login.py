@@ -20,9 +20,6 @@ command that cannot be started.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +27,9 @@ from typing import Any, NoReturn
 
 import httpx
 
-from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.core.i18n import _
+from agent_kit.core.process_replacement import replace_process
+from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_state
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
@@ -223,12 +221,8 @@ def start_command(argv: Sequence[str]) -> NoReturn:
     """Become the softphone (exec) on POSIX; run it and pass its exit code on Windows."""
     if not argv:
         raise ValueError(_("no command given: agent-kit login -- COMMAND [ARGS]"))
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        if os.name == "nt":
-            raise SystemExit(subprocess.call(list(argv)))
-        os.execvp(argv[0], list(argv))
+        replace_process(argv)
     except (FileNotFoundError, PermissionError) as exc:
         raise ValueError(_("cannot start {cmd}: {error}").format(
             cmd=argv[0], error=exc.strerror or exc)) from None
@@ -237,8 +231,8 @@ def start_command(argv: Sequence[str]) -> NoReturn:
 def center_unreachable_rule(policy_path: str | None = None) -> str:
     """``gate.center_unreachable`` from ``--policy``, else the center's cached policy (what the
     monitor uses), else the default policy. Raises ``PolicyError`` for a bad ``--policy``."""
-    from agent_kit.loop.monitor import center_policy_path
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.loop.monitor import center_policy_path
 
     if policy_path is not None:
         policy = load_policy(policy_path)

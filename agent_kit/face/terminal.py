@@ -15,6 +15,20 @@ _STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
           Status.UNKNOWN: "magenta"}
 
 
+def terminal_progress(event: str, unit: str, elapsed: float,
+                      results: list[CheckResult] | None) -> None:
+    """The runner's progress on stderr: a line when a unit starts and when it is done."""
+    if event == "start":
+        print(f"  … measuring {unit}", file=sys.stderr, flush=True)
+    else:
+        print(f"  ✓ {unit} done ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+
+
+def terminal_prompt(text: str) -> None:
+    """An instruction of the microphone test, set apart on stderr."""
+    print(f"\n>>> {text}\n", file=sys.stderr, flush=True)
+
+
 def report_json(report: CheckReport) -> str:
     return json.dumps(report.to_json(), ensure_ascii=False, indent=2)
 

@@ -229,8 +229,7 @@ class OnboardingWindow:
                 self.events.put((event, (unit, results)))
 
             if diagnose:
-                from agent_kit.evaluate.diagnosis import run_diagnosis
-                from agent_kit.face.diagnose_flow import write_report
+                from agent_kit.face.diagnose_flow import run_diagnosis, write_report
 
                 diagnosis = run_diagnosis(run, progress=progress)
                 report_dir = self.options.report_dir or default_report_dir()

@@ -1,2 +1,3 @@
-"""The link to the center: discovery, the signed client, enrollment, report upload, the state folder.
+"""The link to the center: discovery, the signed client, enrollment, report upload, and the
+agent's state folder.
 """

@@ -16,14 +16,6 @@ class CenterError(Exception):
     """The center URL is malformed or the center does not answer."""
 
 
-def parse_host_port(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` too) as a user types a reflector address; ValueError if not."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{value!r} must be HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 @dataclass(frozen=True)
 class CenterTarget:
     url: str                      # base URL, no trailing slash

@@ -9,7 +9,6 @@ key of the center it enrolled with, not whatever key a man in the middle would s
 
 from __future__ import annotations
 
-import os
 import socket
 import tempfile
 from pathlib import Path
@@ -17,9 +16,10 @@ from pathlib import Path
 import httpx
 
 from agent_kit import __version__
-from agent_kit.link.discovery import CenterError, parse_center_url
-from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
 from agent_kit.core.i18n import _
+from agent_kit.link.discovery import CenterError, parse_center_url
+from agent_kit.link.private_files import make_private_folder
+from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
 
 
 class EnrollError(Exception):
@@ -53,9 +53,7 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
     # where the credential cannot be saved.
     folder = state_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.name == "posix":
-            os.chmod(folder, 0o700)
+        make_private_folder(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:

@@ -1,24 +1,36 @@
-"""Where the agent keeps its state (enrollment, heartbeat spool, gate state), per OS."""
+"""Where the agent keeps its state (enrollment, heartbeat spool, gate state), per OS.
+
+The folder is platformdirs' per-user state folder for ``agent-kit`` (no author folder, not
+roaming), the same paths agent-kit used before it took platformdirs, so an existing install
+finds its enrollment and spool: ``$XDG_STATE_HOME/agent-kit`` or ``~/.local/state/agent-kit`` on
+Linux, ``%LOCALAPPDATA%\\agent-kit`` on Windows, ``~/Library/Application Support/agent-kit`` on
+macOS. ``$AGENT_KIT_HOME`` overrides it (tests, several agents on one machine).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from platformdirs import PlatformDirs
+from platformdirs.api import PlatformDirsABC
+
+from agent_kit.link.private_files import write_private_file
 
 
 def state_dir() -> Path:
     """``$AGENT_KIT_HOME`` if set, else the OS's per-user application-state folder."""
     if env := os.environ.get("AGENT_KIT_HOME"):
         return Path(env)
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "agent-kit"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "agent-kit"
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "agent-kit"
+    return os_state_dir()
+
+
+def os_state_dir(dirs: type[PlatformDirsABC] = PlatformDirs) -> Path:
+    """The OS's per-user state folder for the agent; ``dirs`` is this OS's platformdirs class
+    (tests pass another OS's, e.g. ``platformdirs.windows.Windows``)."""
+    return dirs(appname="agent-kit", appauthor=False, roaming=False).user_state_path
 
 
 @dataclass(frozen=True)
@@ -54,11 +66,5 @@ def save_enrollment(enrollment: Enrollment) -> Path:
     """Write atomically with owner-only permissions."""
     path = enrollment_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(asdict(enrollment), fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private_file(path, json.dumps(asdict(enrollment)))
     return path

@@ -12,10 +12,11 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 
 The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
-closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat with the latest
-result of every check and the gate goes into the on-disk spool (``agent_kit.loop.spool``), and the
-courier (``agent_kit.link.client``) delivers it. The gate is written to the state file
-(``agent_kit.loop.state_file``) each cycle, and a desktop notification says when it closes or opens.
+closed until it finishes (``agent_kit.loop.hysteresis``). Every ``interval_s`` one heartbeat
+with the latest result of every check and the gate goes into the on-disk spool
+(``agent_kit.loop.spool``), and the courier (``agent_kit.loop.courier``) delivers it. The gate is
+written to the state file (``agent_kit.loop.state_file``) each cycle, and a desktop notification
+says when it closes or opens.
 """
 
 from __future__ import annotations
@@ -32,21 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import BY_ID
+from agent_kit.core.checks import AUDIO_NOISE, BY_ID, NETWORK_HOPS
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
 from agent_kit.core.wire.heartbeat import HeartbeatContent
-from agent_kit.link.client import (
-    Backoff,
-    CenterClient,
-    CenterRefused,
-    CenterUnavailable,
-    Courier,
-)
+from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
 from agent_kit.link.state_folder import Enrollment, state_dir
+from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.loop.malloc_tuning import release_free_memory
 from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
@@ -97,7 +94,7 @@ def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
             activity = result.details.get(key)
             if isinstance(activity, (int, float)) and not isinstance(activity, bool):
                 return float(activity) >= SPEECH_ACTIVITY_CALL
-        if result.id == "audio.noise" and result.value is not None:
+        if result.id == AUDIO_NOISE.id and result.value is not None:
             heard_room = True
     return False if heard_room else None
 
@@ -124,36 +121,6 @@ def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval
     return wire_heartbeat.build_heartbeat(
         latest.values(), gate_open=gate.open, gate_since=gate.since, gate_reasons=gate.reasons,
         interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
-
-
-def _glibc() -> Any:
-    """glibc's C library on Linux, else None (other C libraries have no malloc_trim)."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def limit_malloc_arenas() -> None:
-    """One long-lived process with short-lived probe threads: glibc would give each thread its
-    own malloc arena and keep their free pages; two arenas are plenty for this loop."""
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(-8, 2)   # M_ARENA_MAX (malloc.h)
-
-
-def release_free_memory() -> None:
-    """Hand the pages freed by a measurement (audio buffers, FFTs) back to the OS, so the
-    resident size stays near the steady state between measurements (glibc ``malloc_trim``)."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 class MonitorError(Exception):
@@ -307,15 +274,16 @@ class Monitor:
 
     def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
               full: bool) -> list[CheckResult]:
-        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a fresh
-        trace at the full check, at the first burst that reaches the reflector, at the first
-        degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded; otherwise
-        the last traced result stays (the burst's own "switched off" placeholder is dropped)."""
+        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a
+        fresh trace at the full check, at the first burst that reaches the reflector, at the
+        first degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded;
+        otherwise the last traced result stays (the burst's own "switched off" placeholder is
+        dropped)."""
         from agent_kit.loop.traceroute_child import HOPS_DEGRADED_EVERY_S, path_degraded
 
         address = self.context.reflector_address
         ids = {r.id: r.status.value for r in checks}
-        if (not self.trace_wanted or address is None or "network.hops" not in ids
+        if (not self.trace_wanted or address is None or NETWORK_HOPS.id not in ids
                 or not any(u.name == "path" for u in units)):
             return checks
         degraded = path_degraded(ids)
@@ -324,7 +292,7 @@ class Monitor:
             not self.path_degraded or now - self.last_trace >= HOPS_DEGRADED_EVERY_S))
         self.path_degraded = degraded
         if not due:
-            return [r for r in checks if r.id != "network.hops"]
+            return [r for r in checks if r.id != NETWORK_HOPS.id]
         from agent_kit.evaluate.hops import evaluate_hops
         from agent_kit.loop.traceroute_child import trace_hops
         from agent_kit.run.units import TRACEROUTE_BUDGET_S
@@ -334,7 +302,7 @@ class Monitor:
                  "full check" if full else "path degraded" if degraded else "first reach")
         hops = evaluate_hops(trace(address[0], address[1], TRACEROUTE_BUDGET_S), self.policy)
         self.last_trace = self.deps.monotonic()
-        return [hops if r.id == "network.hops" else r for r in checks]
+        return [hops if r.id == NETWORK_HOPS.id else r for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]
@@ -474,135 +442,3 @@ def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
 def center_policy_path() -> Path:
     """Where the monitor caches the center's policy (``login`` reads it too)."""
     return state_dir() / "center_policy.toml"
-
-
-class SingleInstance:
-    """One monitor per state folder: an exclusive lock on ``monitor.lock`` (released on exit,
-    even on kill -9, by the OS)."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "monitor.lock"
-        self._fh: Any = None
-
-    def acquire(self) -> bool:
-        self._fh = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-            else:
-                import fcntl
-
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            self._fh = None
-            return False
-        return True
-
-
-# The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
-# 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
-# that import is blocked (httpx then falls back to a stub ``main``).
-LEAN_START = ("import sys; sys.modules['httpx._main'] = None; "
-              "from agent_kit.loop.monitor import main; main()")
-
-
-def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
-                        groups: set[str] | None, lang: str | None = None) -> int:
-    """``agent-kit monitor``: 0 when stopped by a signal, 1 when the center stopped it
-    (retired, refused), 2 when it cannot start (one line on stderr).
-
-    From source on POSIX the CLI process *becomes* a lean one (``exec``, same pid, so service
-    managers and signals are unaffected): the command-line layer (typer, which loads pydantic)
-    would otherwise stay resident for the whole shift, about 10 MB for nothing (see also
-    ``LEAN_START``).
-    """
-    import sys
-
-    argv = _lean_argv(interval_s, policy_path, groups, lang)
-    if os.name == "posix" and not getattr(sys, "frozen", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-c", LEAN_START, *argv])
-    return _run_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
-
-
-def _lean_argv(interval_s: float | None, policy_path: str | None, groups: set[str] | None,
-               lang: str | None) -> list[str]:
-    argv: list[str] = []
-    if interval_s is not None:
-        argv += ["--interval", repr(float(interval_s))]
-    if policy_path is not None:
-        argv += ["--policy", policy_path]
-    if groups is not None:
-        argv += ["--only", ",".join(sorted(groups))]
-    if lang is not None:
-        argv += ["--lang", lang]
-    return argv
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """The lean entry point the CLI execs into (options already validated by the CLI)."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="agent-kit monitor")
-    parser.add_argument("--interval", type=float, default=None)
-    parser.add_argument("--policy", default=None)
-    parser.add_argument("--only", default=None)
-    parser.add_argument("--lang", default=None)
-    args = parser.parse_args(argv)
-    from agent_kit.core.i18n import set_language
-
-    set_language(args.lang)
-    groups = set(args.only.split(",")) if args.only else None
-    sys.exit(_run_monitor(interval_s=args.interval, policy_path=args.policy, groups=groups))
-
-
-def _run_monitor(*, interval_s: float | None, policy_path: str | None,
-                 groups: set[str] | None) -> int:
-    import signal
-    import sys
-
-    # one BLAS thread: the loop's small FFTs gain nothing from a thread pool, which costs
-    # memory and wake-ups (set before anything imports numpy)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one line per request for a whole shift is noise; failures are logged by the courier
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    limit_malloc_arenas()
-    lock = SingleInstance(state_dir())
-    if not lock.acquire():
-        print("agent-kit: " + _("another agent-kit monitor is already running for {folder}")
-              .format(folder=state_dir()), file=sys.stderr)
-        return 2
-    if interval_s is not None and not 1.0 <= interval_s <= 3600.0:  # before any network call
-        print("agent-kit: " + _("--interval must be between 1 and 3600 seconds"),
-              file=sys.stderr)
-        return 2
-    try:
-        monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
-    except MonitorError as exc:
-        print(f"agent-kit: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def on_signal(_signo: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        stopped = monitor.run(stop)
-    finally:
-        monitor.deps.spool.close()
-        monitor.deps.client.close()
-    if stopped:
-        print("agent-kit: " + _("the monitor stopped: see agent-kit status"), file=sys.stderr)
-        return 1
-    return 0

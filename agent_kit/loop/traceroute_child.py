@@ -1,6 +1,7 @@
 """The monitor's traceroute (``network.hops``): when to run it, and in a child process.
 
-The path unit's traceroute (``probes.network.traceroute``) opens raw sockets with scapy, which brings
+The path unit's traceroute (``probes.network.traceroute``) opens raw sockets with scapy, which
+brings
 about 30 MB of modules and buffers into the process for good (Python does not unload them) and
 costs 0.05-0.3 s of CPU per trace. In ``agent-kit check`` that is nothing; in the monitor, which
 runs a path burst every minute for a whole shift, it would break the budget of issue 7 (80 MB
@@ -26,10 +27,16 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from probes.network.traceroute import HopReading, TracerouteReading, measure_hops, raw_socket_problem
+from agent_kit.core.checks import NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_RTT
+from probes.network.traceroute import (
+    HopReading,
+    TracerouteReading,
+    measure_hops,
+    raw_socket_problem,
+)
 
 HOPS_DEGRADED_EVERY_S = 600.0   # while the path stays degraded, trace again every 10 minutes
-PATH_CHECKS = ("network.rtt", "network.jitter", "network.loss", "network.mos")
+PATH_CHECKS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id)
 CHILD_ARG = "--agent-kit-trace-hops"   # the frozen binary's entry hands this to child_main
 # the child's start-up (Python, then scapy's layers) on top of the traceroute's own budget
 CHILD_SLACK_S = 15.0
@@ -60,7 +67,8 @@ def child_command() -> list[str]:
     """How to start the child: the frozen binary with ``CHILD_ARG``, else this Python."""
     if getattr(sys, "frozen", False):
         return [sys.executable, CHILD_ARG]
-    return [sys.executable, "-c", "from agent_kit.loop.traceroute_child import child_main; child_main()"]
+    return [sys.executable, "-c",
+            "from agent_kit.loop.traceroute_child import child_main; child_main()"]
 
 
 def child_main(argv: list[str] | None = None) -> None:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from agent_kit import __version__
 from agent_kit.core.checks import BY_ID, CATALOGUE
 from agent_kit.core.levels import unknown_result
-from agent_kit.run.units import ProbeContext, ProbeUnit
 from agent_kit.core.results import CheckReport, CheckResult, overall_verdict
+from agent_kit.run.units import ProbeContext, ProbeUnit
 
 # Called with ("start"|"done", unit name, seconds so far, results or None).
 ProgressFn = Callable[[str, str, float, list[CheckResult] | None], None]

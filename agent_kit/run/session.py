@@ -5,11 +5,12 @@ Shared by ``check``, ``diagnose``, the monitor and the window, so they all run t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from agent_kit.core.policy import Policy, PolicyError, load_policy
+from agent_kit.core.results import CheckReport
 from agent_kit.link.discovery import (
     CenterError,
     CenterTarget,
@@ -17,9 +18,8 @@ from agent_kit.link.discovery import (
     unreachable_center,
 )
 from agent_kit.link.state_folder import load_enrollment
-from agent_kit.core.policy import Policy, PolicyError, load_policy
+from agent_kit.run.runner import ProgressFn
 from agent_kit.run.units import ProbeContext, ProbeUnit, units_for
-from agent_kit.core.results import CheckReport, CheckResult
 
 
 @dataclass(frozen=True)
@@ -28,32 +28,21 @@ class PreparedRun:
     units: tuple[ProbeUnit, ...]
     center_problem: str | None   # why there is no center, when there is none
 
-    def execute(self, *, show_progress: bool = False) -> CheckReport:
+    def execute(self, *, progress: ProgressFn | None = None) -> CheckReport:
+        """Run the units; ``progress`` (the face's) hears each unit start and end."""
         from agent_kit.run.runner import run_checks
 
-        progress = _terminal_progress if show_progress else None
         if progress is None:
             return run_checks(self.units, self.context)
         return run_checks(self.units, self.context, progress=progress)
-
-
-def _terminal_progress(event: str, unit: str, elapsed: float,
-                       results: list[CheckResult] | None) -> None:
-    if event == "start":
-        print(f"  … measuring {unit}", file=sys.stderr, flush=True)
-    else:
-        print(f"  ✓ {unit} done ({elapsed:.1f} s)", file=sys.stderr, flush=True)
-
-
-def _terminal_prompt(text: str) -> None:
-    print(f"\n>>> {text}\n", file=sys.stderr, flush=True)
 
 
 def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str],
                 reflector: tuple[str, int] | None, interactive: bool,
                 on_error: Callable[[str], NoReturn],
                 prompt: Callable[[str], None] | None = None) -> PreparedRun:
-    """Resolve everything a run needs; bad input goes to ``on_error`` (exit 2 in the CLI)."""
+    """Resolve everything a run needs; bad input goes to ``on_error`` (exit 2 in the CLI).
+    ``prompt`` shows the microphone test's instructions (the face's; silent by default)."""
     try:
         policy: Policy = load_policy(policy_path)
     except PolicyError as exc:
@@ -84,7 +73,7 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
                     on_error(f"enrollment: {bad_url}")
     ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
                        interactive=interactive,
-                       prompt=prompt or (_terminal_prompt if interactive else _silent))
+                       prompt=prompt or _silent)
     return PreparedRun(context=ctx, units=units_for(groups), center_problem=problem)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent_kit.link.discovery import CenterTarget
+from agent_kit.core.checks import BY_ID, ids_owned_by
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
+from agent_kit.link.discovery import CenterTarget
 
 PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
 TRACEROUTE_BUDGET_S = 3.0   # the hop-by-hop test after it ([path] traceroute = true)
@@ -39,12 +40,22 @@ class ProbeContext:
 
 @dataclass(frozen=True)
 class ProbeUnit:
+    """One measurement and its judging. Which checks it owns, and their group, come from the
+    catalogue (``CheckSpec.owner``), so a check is declared in one place only."""
+
     name: str
-    group: str
-    check_ids: tuple[str, ...]
     run: Callable[[ProbeContext], list[CheckResult]]
     timeout_s: float
     exclusive: bool = False
+    owns: tuple[str, ...] | None = None   # tests' stand-in units only; else the catalogue's
+
+    @property
+    def check_ids(self) -> tuple[str, ...]:
+        return self.owns if self.owns is not None else ids_owned_by(self.name)
+
+    @property
+    def group(self) -> str:
+        return BY_ID[self.check_ids[0]].group
 
 
 def _system(ctx: ProbeContext) -> list[CheckResult]:
@@ -76,8 +87,8 @@ def _headset(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _room(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.evaluate.audio import evaluate_room
     from agent_kit.core.i18n import _
+    from agent_kit.evaluate.audio import evaluate_room
     from probes.audio.capture import measure_audio
 
     reading = measure_audio(
@@ -92,9 +103,9 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _path(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.core.i18n import _
     from agent_kit.evaluate.hops import evaluate_hops, hops_off, hops_unknown
     from agent_kit.evaluate.network import evaluate_network, network_unknown
-    from agent_kit.core.i18n import _
     from probes.network.path import measure_path
 
     address = ctx.reflector_address
@@ -120,8 +131,8 @@ def _path(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
     from agent_kit.core.i18n import _
+    from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
     from probes.bandwidth.measure import BandwidthError, measure_bandwidth
 
     if ctx.center is None:
@@ -140,26 +151,22 @@ def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
 
 
 UNITS: tuple[ProbeUnit, ...] = (
-    ProbeUnit("system", "system", ("system.cpu", "system.memory", "system.disk",
-                                   "system.power", "system.uptime"), _system, timeout_s=5.0),
-    ProbeUnit("link", "network", ("network.link",), _link, timeout_s=3.0),
-    ProbeUnit("vpn", "vpn", ("vpn.connected", "vpn.route"), _vpn, timeout_s=5.0),
-    ProbeUnit("headset", "audio", ("audio.headset",), _headset, timeout_s=15.0),
+    ProbeUnit("system", _system, timeout_s=5.0),
+    ProbeUnit("link", _link, timeout_s=3.0),
+    ProbeUnit("vpn", _vpn, timeout_s=5.0),
+    ProbeUnit("headset", _headset, timeout_s=15.0),
     # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
     # more than ~50 s of capture would need a longer timeout.
-    ProbeUnit("room", "audio", ("audio.noise", "audio.speech_level", "audio.snr",
-                                "audio.clipping", "audio.dropouts", "audio.hum"), _room,
+    ProbeUnit("room", _room,
               timeout_s=60.0),
     # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
     # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
     # path test than PATH_DURATION_S needs this timeout raised too.
-    ProbeUnit("path", "network", ("network.rtt", "network.jitter", "network.loss",
-                                  "network.mos", "network.hops"), _path,
+    ProbeUnit("path", _path,
               timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
-    ProbeUnit("bandwidth", "bandwidth", ("bandwidth.down", "bandwidth.up",
-                                         "bandwidth.bufferbloat"), _bandwidth,
+    ProbeUnit("bandwidth", _bandwidth,
               timeout_s=30.0, exclusive=True),
 )
 

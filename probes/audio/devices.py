@@ -312,10 +312,23 @@ def portaudio_inventory() -> DeviceInventory:
     return DeviceInventory("portaudio", tuple(devices))
 
 
+# The sound server's own list first where there is one (PulseAudio or PipeWire on Linux),
+# picked once; PortAudio everywhere else and as the fallback.
+if sys.platform.startswith("linux"):
+    def _sound_server_present() -> bool:
+        """pactl is installed, so a PulseAudio or PipeWire server can be asked."""
+        return shutil.which("pactl") is not None
+
+else:
+    def _sound_server_present() -> bool:
+        """No sound server with its own device list: PortAudio lists the devices."""
+        return False
+
+
 def list_audio_devices() -> DeviceInventory:
     """Every input and output device, classified, with the call defaults marked. Never raises."""
     problems: list[str] = []
-    if sys.platform.startswith("linux") and shutil.which("pactl"):
+    if _sound_server_present():
         try:
             return pulse_inventory()
         except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:

@@ -27,7 +27,8 @@ taken for speech the way a plain level threshold takes any loud noise; chosen ov
 (Silero) because those need onnxruntime or torch, tens of MB in the frozen binary. Its limits,
 which the callers design around: it adapts within seconds, so loud (> -30 dBFS) steady noise can
 be flagged as speech; the noise floor then falls back to the quietest frames and "speech heard"
-also asks the P.56 level to stand clear of the noise (``probes.audio.capture``). If the extension cannot
+also asks the P.56 level to stand clear of the noise (``probes.audio.capture``). If the
+extension cannot
 be loaded the detector falls back to an energy rule (frames 6 dB above the quietest fifth of the
 capture), and the reading says which detector ran.
 """

@@ -1,1 +1,2 @@
-"""Path to the center: interfaces, the path-test stream and its statistics, traceroute, VPN, E-model."""
+"""Path to the center: interfaces, the path-test stream and its statistics, traceroute, VPN,
+the E-model."""

@@ -54,9 +54,18 @@ class InterfaceInfo:
     kind_reason: str
 
 
-def _sysfs(name: str) -> Path | None:
-    path = Path("/sys/class/net") / name
-    return path if sys.platform.startswith("linux") and path.exists() else None
+# Interface kinds from the kernel's own facts where it publishes them (sysfs on Linux), chosen
+# once; elsewhere ``classify_interface`` goes by the interface's name alone.
+if sys.platform.startswith("linux"):
+    def _sysfs(name: str) -> Path | None:
+        """The interface's sysfs folder, or None if the kernel has no such interface."""
+        path = Path("/sys/class/net") / name
+        return path if path.exists() else None
+
+else:
+    def _sysfs(name: str) -> Path | None:
+        """No sysfs off Linux."""
+        return None
 
 
 def classify_interface(name: str) -> tuple[LinkKind, str]:

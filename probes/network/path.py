@@ -1,7 +1,8 @@
 """Network path quality to the center: an RTP-like stream to the center's UDP reflector.
 
 Sends voice-sized packets (12-byte RTP header + codec payload; G.711 at 20 ms: 160 bytes, 50
-packets/s) for a few seconds to the reflector (``probes.network.path_packet`` describes the wire format)
+packets/s) for a few seconds to the reflector (``probes.network.path_packet`` describes the
+wire format)
 and computes from the echoes:
 
 - RTT per packet = (agent receive - agent send) - (reflector send - reflector receive), i.e. the

@@ -78,30 +78,6 @@ class TracerouteReading:
     needs_privileges: bool = False       # the problem is missing raw-socket rights
 
 
-def raw_socket_problem() -> str | None:
-    """Why this process cannot open raw sockets, or None if it (probably) can.
-
-    Cheap and import-free: on Linux the effective capability set (``CapEff`` in
-    /proc/self/status) must hold CAP_NET_RAW (root has it unless it was dropped); on other
-    POSIX systems the process must be root; on Windows Npcap decides, which only scapy can tell.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/self/status", encoding="ascii") as status:
-                for line in status:
-                    if line.startswith("CapEff:"):
-                        if int(line.split()[1], 16) >> CAP_NET_RAW & 1:
-                            return None
-                        break
-        except (OSError, ValueError):
-            pass
-        return ("raw sockets need root or the CAP_NET_RAW capability "
-                "(e.g. setcap cap_net_raw+ep on the agent)")
-    if os.name == "posix" and os.geteuid() != 0:
-        return "raw sockets need root"
-    return None
-
-
 def measure_hops(host: str, port: int, *, max_hops: int = 20, probes_per_hop: int = 5,
                  budget_s: float = 3.0, check_privileges: bool = True) -> TracerouteReading:
     """Trace the path to the reflector at ``host:port`` within about ``budget_s`` seconds.
@@ -127,8 +103,7 @@ def measure_hops(host: str, port: int, *, max_hops: int = 20, probes_per_hop: in
     except ImportError as exc:   # named, so a frozen build missing a module shows which
         return _failed(target, start, f"scapy is not installed (pip install scapy): {exc}")
     except PermissionError as exc:
-        return _failed(target, start, str(exc) if sys.platform == "win32"
-                       else f"raw sockets need root or CAP_NET_RAW: {exc}", privileges=True)
+        return _failed(target, start, _permission_problem(exc), privileges=True)
     except Exception as exc:  # noqa: BLE001 - scapy's back-ends raise many kinds (no Npcap...)
         return _failed(target, start, f"cannot open a raw socket: {exc}",
                        privileges=isinstance(exc, OSError) or "pcap" in str(exc).lower())
@@ -234,6 +209,70 @@ def _attach_answer_filter(sock: socket.socket, dst: str, v6: bool) -> None:
             sock.recv(65536, socket.MSG_DONTWAIT)
 
 
+# Raw sockets, per OS, chosen once: who may open them, how scapy's layer-3 socket is opened,
+# and what a refusal tells the user.
+if sys.platform.startswith("linux"):
+    def raw_socket_problem() -> str | None:
+        """Why this process cannot open raw sockets, or None if it (probably) can.
+
+        Cheap and import-free: the effective capability set (``CapEff`` in /proc/self/status)
+        must hold CAP_NET_RAW (root has it unless it was dropped).
+        """
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("CapEff:"):
+                        if int(line.split()[1], 16) >> CAP_NET_RAW & 1:
+                            return None
+                        break
+        except (OSError, ValueError):
+            pass
+        return ("raw sockets need root or the CAP_NET_RAW capability "
+                "(e.g. setcap cap_net_raw+ep on the agent)")
+
+    def _open_l3_socket(dst: str, v6: bool) -> Any:
+        # The kernel routes and resolves neighbours (VPN tunnels included); scapy's own
+        # layer-2 socket would ARP by itself and pick the interface from its own table.
+        from scapy.supersocket import L3RawSocket, L3RawSocket6
+
+        sock = L3RawSocket6() if v6 else L3RawSocket()
+        _attach_answer_filter(sock.ins, dst, v6)
+        return sock
+
+    def _permission_problem(exc: PermissionError) -> str:
+        return f"raw sockets need root or CAP_NET_RAW: {exc}"
+
+elif sys.platform == "win32":
+    def raw_socket_problem() -> str | None:
+        """None: on Windows Npcap decides, which only scapy can tell (when the socket opens)."""
+        return None
+
+    def _open_l3_socket(dst: str, v6: bool) -> Any:
+        from scapy.config import conf
+
+        if not conf.use_pcap:
+            # scapy's fallback (plain Windows raw sockets) cannot see the ICMP answers
+            raise PermissionError("Npcap is not installed (https://npcap.com)")
+        return conf.L3socket6() if v6 else conf.L3socket()
+
+    def _permission_problem(exc: PermissionError) -> str:
+        return str(exc)   # already in plain words (no Npcap, or its admin-only mode)
+
+else:
+    def raw_socket_problem() -> str | None:
+        """Why this process cannot open raw sockets, or None if it (probably) can: on macOS
+        and the BSDs the process must be root (or have BPF access)."""
+        return "raw sockets need root" if os.geteuid() != 0 else None
+
+    def _open_l3_socket(dst: str, v6: bool) -> Any:
+        from scapy.config import conf
+
+        return conf.L3socket6() if v6 else conf.L3socket()
+
+    def _permission_problem(exc: PermissionError) -> str:
+        return f"raw sockets need root or CAP_NET_RAW: {exc}"
+
+
 class _Scapy:
     """One raw socket (scapy) for the run; ``probe`` sends TTL-limited reflector requests."""
 
@@ -241,7 +280,6 @@ class _Scapy:
         import logging
 
         logging.getLogger("scapy.runtime").setLevel(logging.ERROR)   # no warnings on stderr
-        from scapy.config import conf
         from scapy.layers.inet import IP, UDP
         from scapy.layers.inet6 import IPv6
 
@@ -250,18 +288,7 @@ class _Scapy:
         self._udp: Any = UDP
         self._next_port = random.randrange(20000, 60000 - _PORT_SPAN)
         self._last_port = self._next_port + _PORT_SPAN
-        if sys.platform.startswith("linux"):
-            # The kernel routes and resolves neighbours (VPN tunnels included); scapy's own
-            # layer-2 socket would ARP by itself and pick the interface from its own table.
-            from scapy.supersocket import L3RawSocket, L3RawSocket6
-
-            self._sock: Any = L3RawSocket6() if self.v6 else L3RawSocket()
-            _attach_answer_filter(self._sock.ins, dst, self.v6)
-        else:
-            if sys.platform == "win32" and not conf.use_pcap:
-                # scapy's fallback (plain Windows raw sockets) cannot see the ICMP answers
-                raise PermissionError("Npcap is not installed (https://npcap.com)")
-            self._sock = conf.L3socket6() if self.v6 else conf.L3socket()
+        self._sock: Any = _open_l3_socket(dst, self.v6)
 
     def probe(self, ttls: Sequence[int], *, inter: float, wait: float,
               ) -> list[tuple[int, tuple[str | None, float | None]]]:

@@ -25,15 +25,22 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def enable_rx_timestamps(sock: socket.socket) -> bool:
-    """Ask the kernel to stamp arriving datagrams; False where that is not available."""
-    if not sys.platform.startswith("linux") or not _ANCILLARY_BYTES:
+# Kernel receive stamps where the kernel gives them (Linux), chosen once.
+if sys.platform.startswith("linux"):
+    def enable_rx_timestamps(sock: socket.socket) -> bool:
+        """Ask the kernel to stamp arriving datagrams; False where that is not available."""
+        if not _ANCILLARY_BYTES:
+            return False
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    def enable_rx_timestamps(sock: socket.socket) -> bool:
+        """False: only Linux stamps datagrams this way; the time is taken when one is read."""
         return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
 
 
 def recv_stamped(sock: socket.socket, bufsize: int,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from probes.network.interfaces import DEFAULT_ROUTE_PROBE, InterfaceInfo, interface_for, list_interfaces
+from probes.network.interfaces import (
+    DEFAULT_ROUTE_PROBE,
+    InterfaceInfo,
+    interface_for,
+    list_interfaces,
+)
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,7 @@
   const PAGE_LIMIT = 1000;          // heartbeats per request
   const MAX_HEARTBEATS = 12000;     // enough for 24 h at a 15 s interval, with room
   const RANGES_S = [3600, 21600, 86400];
-  const CHARTS = [
-    {figure: "chart-rtt", title: "Round-trip time", unit: "ms", zeroBased: true,
-     series: [{name: "RTT", key: "network.rtt"}]},
-    {figure: "chart-jitter", title: "Jitter", unit: "ms", zeroBased: true,
-     series: [{name: "Jitter", key: "network.jitter"}]},
-    {figure: "chart-loss", title: "Packet loss", unit: "%", zeroBased: true,
-     series: [{name: "Loss", key: "network.loss"}]},
-    {figure: "chart-mos", title: "Call quality (MOS)", unit: "MOS", zeroBased: false,
-     series: [{name: "MOS", key: "network.mos"}]},
-    {figure: "chart-noise", title: "Background noise", unit: "dBFS(A)", zeroBased: false,
-     series: [{name: "Noise", key: "audio.noise"}]},
-    {figure: "chart-bandwidth", title: "Bandwidth", unit: "Mbit/s", zeroBased: true,
-     series: [{name: "Down", key: "bandwidth.down"}, {name: "Up", key: "bandwidth.up"}]},
-  ];
+  const CHARTS = window.CHARTS;   // generated from the catalogue (checks.js)
 
   const agentId = decodeURIComponent(location.pathname.replace(/\/+$/, "").split("/").pop());
   const base = "/api/v1/agents/" + encodeURIComponent(agentId);

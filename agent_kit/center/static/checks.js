@@ -1,5 +1,5 @@
-/* The check catalogue for the dashboard: id -> title, unit, group.
- * Generated from agent_kit/core/checks.py by `python3 -m agent_kit.center.checks_js`. */
+/* The check catalogue for the dashboard: id -> title, unit, group; and the charts.
+ * Generated from agent_kit/core/checks.py by `python3 scripts/update-generated.py`. */
 "use strict";
 window.CHECKS = Object.freeze({
   "system.cpu": {title: "CPU load", unit: "%", group: "system"},
@@ -26,3 +26,18 @@ window.CHECKS = Object.freeze({
   "audio.dropouts": {title: "Dropouts", unit: "count", group: "audio"},
   "audio.hum": {title: "Mains hum (50/60 Hz)", unit: "dBFS", group: "audio"},
 });
+/* The agent page's charts: each line is a check that names the chart. */
+window.CHARTS = Object.freeze([
+  {figure: "chart-rtt", title: "Round-trip time", unit: "ms", zeroBased: true,
+   series: [{name: "RTT", key: "network.rtt"}]},
+  {figure: "chart-jitter", title: "Jitter", unit: "ms", zeroBased: true,
+   series: [{name: "Jitter", key: "network.jitter"}]},
+  {figure: "chart-loss", title: "Packet loss", unit: "%", zeroBased: true,
+   series: [{name: "Loss", key: "network.loss"}]},
+  {figure: "chart-mos", title: "Call quality (MOS)", unit: "MOS", zeroBased: false,
+   series: [{name: "MOS", key: "network.mos"}]},
+  {figure: "chart-noise", title: "Background noise", unit: "dBFS(A)", zeroBased: false,
+   series: [{name: "Noise", key: "audio.noise"}]},
+  {figure: "chart-bandwidth", title: "Bandwidth", unit: "Mbit/s", zeroBased: true,
+   series: [{name: "Down", key: "bandwidth.down"}, {name: "Up", key: "bandwidth.up"}]},
+]);

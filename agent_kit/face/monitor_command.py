@@ -1,0 +1,124 @@
+"""``agent-kit monitor`` as a command: start the shift loop in a lean process, say why it stops.
+
+The loop itself is ``agent_kit.loop.monitor``; this module is its face: options, the one-line
+reasons on stderr and the exit codes (0 stopped by a signal, 1 stopped by the center, 2 cannot
+start). It imports neither typer nor pydantic, so the process the CLI re-execs into stays lean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+from agent_kit.core.i18n import _
+from agent_kit.core.process_replacement import REPLACES_IN_PLACE, replace_process
+from agent_kit.link.state_folder import state_dir
+from agent_kit.loop.malloc_tuning import limit_malloc_arenas
+from agent_kit.loop.monitor import MonitorError, open_monitor
+from agent_kit.loop.single_instance import SingleInstance
+
+# The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
+# 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
+# that import is blocked (httpx then falls back to a stub ``main``).
+LEAN_START = ("import sys; sys.modules['httpx._main'] = None; "
+              "from agent_kit.face.monitor_command import main; main()")
+
+
+def run_monitor_command(*, interval_s: float | None, policy_path: str | None,
+                        groups: set[str] | None, lang: str | None = None) -> int:
+    """``agent-kit monitor``: 0 when stopped by a signal, 1 when the center stopped it
+    (retired, refused), 2 when it cannot start (one line on stderr).
+
+    From source on POSIX the CLI process *becomes* a lean one (``exec``, same pid, so service
+    managers and signals are unaffected): the command-line layer (typer, which loads pydantic)
+    would otherwise stay resident for the whole shift, about 10 MB for nothing (see also
+    ``LEAN_START``).
+    """
+    import sys
+
+    argv = _lean_argv(interval_s, policy_path, groups, lang)
+    # Only where the process is replaced in place: on Windows a lean child would run beside a
+    # CLI process still holding typer, the opposite of the point. Frozen, there is no ``-c``.
+    if REPLACES_IN_PLACE and not getattr(sys, "frozen", False):
+        replace_process([sys.executable, "-c", LEAN_START, *argv])
+    return _run_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
+
+
+def _lean_argv(interval_s: float | None, policy_path: str | None, groups: set[str] | None,
+               lang: str | None) -> list[str]:
+    argv: list[str] = []
+    if interval_s is not None:
+        argv += ["--interval", repr(float(interval_s))]
+    if policy_path is not None:
+        argv += ["--policy", policy_path]
+    if groups is not None:
+        argv += ["--only", ",".join(sorted(groups))]
+    if lang is not None:
+        argv += ["--lang", lang]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The lean entry point the CLI execs into (options already validated by the CLI)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="agent-kit monitor")
+    parser.add_argument("--interval", type=float, default=None)
+    parser.add_argument("--policy", default=None)
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--lang", default=None)
+    args = parser.parse_args(argv)
+    from agent_kit.core.i18n import set_language
+
+    set_language(args.lang)
+    groups = set(args.only.split(",")) if args.only else None
+    sys.exit(_run_monitor(interval_s=args.interval, policy_path=args.policy, groups=groups))
+
+
+def _run_monitor(*, interval_s: float | None, policy_path: str | None,
+                 groups: set[str] | None) -> int:
+    import signal
+    import sys
+
+    # one BLAS thread: the loop's small FFTs gain nothing from a thread pool, which costs
+    # memory and wake-ups (set before anything imports numpy)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per request for a whole shift is noise; failures are logged by the courier
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    limit_malloc_arenas()
+    lock = SingleInstance(state_dir())
+    if not lock.acquire():
+        print("agent-kit: " + _("another agent-kit monitor is already running for {folder}")
+              .format(folder=state_dir()), file=sys.stderr)
+        return 2
+    if interval_s is not None and not 1.0 <= interval_s <= 3600.0:  # before any network call
+        print("agent-kit: " + _("--interval must be between 1 and 3600 seconds"),
+              file=sys.stderr)
+        return 2
+    try:
+        monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
+    except MonitorError as exc:
+        print(f"agent-kit: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(_signo: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stopped = monitor.run(stop)
+    finally:
+        monitor.deps.spool.close()
+        monitor.deps.client.close()
+    if stopped:
+        print("agent-kit: " + _("the monitor stopped: see agent-kit status"), file=sys.stderr)
+        return 1
+    return 0

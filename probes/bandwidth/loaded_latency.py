@@ -1,0 +1,74 @@
+"""Latency under load (bufferbloat): the path probe in the background while a direction is loaded.
+
+It is the path probe's RTT to the center's UDP reflector measured while each direction is
+loaded, minus the idle RTT measured just before (``probes.network.path``); the increase and its
+grade are ``probes.bandwidth.bufferbloat``'s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from typing import Any
+
+LOADED_REPLY_WAIT_S = 0.6    # echoes may sit in a bloated queue: wait this long for them
+
+
+class _LoadedLatency:
+    """The path probe (``probes.network.path``) running in the background while one direction
+    is loaded."""
+
+    def __init__(self, reflector: tuple[str, int], budget_s: float) -> None:
+        self.reflector, self.budget_s = reflector, budget_s
+        self.stop = threading.Event()
+        self.reading: Any = None
+        self.problem: str | None = "not run"
+        self.thread = threading.Thread(target=self._run, name="bandwidth-rtt", daemon=True)
+
+    def _run(self) -> None:
+        self.reading, self.problem = run_path_probe(self.reflector, self.budget_s, self.stop,
+                                                    reply_wait_s=LOADED_REPLY_WAIT_S)
+
+    def __enter__(self) -> _LoadedLatency:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=LOADED_REPLY_WAIT_S + 1.0)
+
+    def loaded_rtt_ms(self, skip_s: float) -> tuple[float | None, int]:
+        """The 90th percentile RTT of the echoes after the first ``skip_s`` (the load's warm-up),
+        and how many echoes it is of.
+
+        Not the median: in a test of a few seconds the load's queue is still building, and each
+        loss halves the senders' windows and drains it for a while; a long upload keeps it near
+        its peak. The high percentile estimates that standing queue (measured on a 300 ms
+        drop-tail queue at 5 Mbit/s: median 186-230 ms, 90th percentile near the 300 ms bound).
+        """
+        if self.reading is None or not self.reading.rtt_ms_samples:
+            return None, 0
+        # Echoes lost in the full queue leave no sample, so skip by share of the test's time,
+        # never more than half of the samples.
+        rtts = list(self.reading.rtt_ms_samples)
+        share = min(0.5, skip_s / self.reading.duration_s) if self.reading.duration_s > 0 else 0
+        kept = rtts[int(len(rtts) * share):]
+        if len(kept) < 10:
+            return statistics.median(kept), len(kept)
+        return statistics.quantiles(kept, n=10, method="inclusive")[-1], len(kept)
+
+
+def run_path_probe(reflector: tuple[str, int], duration_s: float,
+                   stop: threading.Event | None = None, *,
+                   reply_wait_s: float = 0.3) -> tuple[Any, str | None]:
+    """The path probe's reading to ``reflector`` (or None) and why it gave no RTT, if so."""
+    from probes.network.path import measure_path
+
+    try:
+        reading = measure_path(reflector[0], reflector[1], duration_s=duration_s, stop=stop,
+                               reply_wait_s=reply_wait_s)
+    except Exception as exc:  # noqa: BLE001 - latency under load is optional to the speed test
+        return None, f"path probe failed: {type(exc).__name__}: {exc}"
+    if reading.rtt_median_ms is None:
+        return reading, reading.problem or "no reply from the reflector"
+    return reading, None
