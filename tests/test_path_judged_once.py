@@ -70,9 +70,11 @@ def said(results: dict[str, CheckResult]) -> dict[str, tuple[str, str, str | Non
 def test_the_heartbeat_says_what_the_check_says(tmp_path, name: str) -> None:
     path, hops, wanted, unwanted = SCENARIOS[name]
     policy = policy_for(hops)
+    streams: list[tuple[str, int]] = []
 
     def stream(host: str, port: int, **_: object) -> PathReading:
         assert (host, port) == REFLECTOR
+        streams.append((host, port))
         return path
 
     def traced(host: str, port: int, **_: object) -> TracerouteReading:
@@ -106,13 +108,14 @@ def test_the_heartbeat_says_what_the_check_says(tmp_path, name: str) -> None:
         state_file=tmp_path / "gate.json", trace_hops=child), interval_s=15.0)
 
     monitor.cycle()                 # the full check: a fresh trace, judged with its burst
-    assert len(child_traces) == (0 if hops is None else 1)
+    assert len(child_traces) == (0 if hops is None else 1) and len(streams) == 2
     heard = [said(monitor.latest)]
     bodies = [center.bodies[-1]]
     for _ in range(4):              # the next bursts: degraded, within 10 minutes of the
         clocks.advance(15)          # trace, so the last trace stays the current one
         monitor.cycle()
     assert len(child_traces) == (0 if hops is None else 1)
+    assert len(streams) > 2         # the unit measured (and judged) again
     heard.append(said(monitor.latest))
     bodies.append(center.bodies[-1])
 
