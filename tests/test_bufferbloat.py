@@ -1,4 +1,5 @@
-"""Golden values of the bufferbloat grade (STANDARDS.md) and its properties."""
+"""Golden values of the bufferbloat grade (STANDARDS.md, agent_kit.evaluate.bandwidth) and its
+properties; the latency increase it grades (probes.bandwidth.bufferbloat)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.bandwidth.bufferbloat import GRADES, bufferbloat_grade, latency_increase_ms
+from agent_kit.evaluate.bandwidth import GRADES, bufferbloat_grade
+from probes.bandwidth.bufferbloat import latency_increase_ms
 
 
 @pytest.mark.parametrize(("increase_ms", "grade"), [

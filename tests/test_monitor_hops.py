@@ -1,8 +1,9 @@
 """The monitor's traceroute: when it traces (full check, degraded path) and the child process.
 
-The schedule is driven cycle by cycle with the stand-in units and clocks of test_monitor (the
-trace itself is a recorded stand-in there); the child process is real: a real trace over
-loopback to a real reflector (CI runs as root, as the traceroute tests say).
+The schedule is driven cycle by cycle with the clocks of test_monitor and the real path unit
+on stand-in readings (the stream and the trace are recorded stand-ins there); the child process
+is real: a real trace over loopback to a real reflector (CI runs as root, as the traceroute
+tests say).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from agent_kit.core.results import CheckResult, Status
 from agent_kit.loop import traceroute_child as monitor_hops
 from agent_kit.loop.monitor import Monitor, MonitorDeps
 from agent_kit.loop.spool import Spool
-from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.run.units import ProbeContext, ProbeUnit, path_unit
+from probes.network.path import PathReading
 from probes.network.traceroute import HopReading, TracerouteReading
 from tests.test_heartbeat_client import ENR, FakeCenter
-from tests.test_monitor import Clocks, res
+from tests.test_monitor import Clocks
+from tests.test_network_evaluate import reading as path_reading
 
 REFLECTOR = ("127.0.0.1", 9)
 CLEAN = TracerouteReading(target="127.0.0.1:9", reached=True, duration_s=0.1, hops=(
@@ -28,19 +31,26 @@ CLEAN = TracerouteReading(target="127.0.0.1:9", reached=True, duration_s=0.1, ho
                rtt_p95_ms=0.2, is_target=True),))
 
 
+# the path stream the stand-in measures, by the jitter status a test asks for (default policy:
+# warn from 20 ms, fail from 30 ms)
+JITTER_MS = {Status.PASS: 1.0, Status.WARN: 25.0, Status.FAIL: 45.0}
+
+
 class PathLab:
-    """A stand-in path unit (jitter as set, plus the lean policy's hops placeholder) and a
-    recorded traceroute."""
+    """The real path unit on stand-in readings (a stream with the jitter as set), and a recorded
+    traceroute."""
 
     def __init__(self) -> None:
         self.jitter = Status.PASS
         self.traces: list[float] = []
 
-    def run(self, ctx: ProbeContext) -> list[CheckResult]:
-        from agent_kit.evaluate.hops import hops_off
+    def measure(self, host: str, port: int, **_: object) -> PathReading:
+        assert (host, port) == REFLECTOR
+        return path_reading(jitter=JITTER_MS[self.jitter])
 
+    def run(self, ctx: ProbeContext) -> list[CheckResult]:
         assert ctx.policy.setting("path", "traceroute", None) is False   # never in-process
-        return [res("network.jitter", self.jitter), hops_off(ctx.policy)]
+        return path_unit(measure=self.measure, trace=never_in_process).run(ctx)
 
     def monitor(self, tmp_path, clocks: Clocks, policy=None) -> Monitor:
         def trace(host: str, port: int, budget_s: float) -> TracerouteReading:
@@ -48,8 +58,7 @@ class PathLab:
             self.traces.append(clocks.mono)
             return CLEAN
 
-        unit = ProbeUnit("path", self.run, timeout_s=2.0,
-                         owns=("network.jitter", "network.hops"))
+        unit = ProbeUnit("path", self.run, timeout_s=2.0)
         from agent_kit.link.client import CenterClient
 
         client = CenterClient(ENR, transport=httpx.MockTransport(FakeCenter()),
@@ -62,6 +71,10 @@ class PathLab:
                            monotonic=lambda: clocks.mono, state_file=tmp_path / "gate.json",
                            trace_hops=trace)
         return Monitor(deps, interval_s=15.0)
+
+
+def never_in_process(*_: object, **__: object) -> TracerouteReading:
+    raise AssertionError("the monitor traced in its own process")
 
 
 def run_for(monitor: Monitor, clocks: Clocks, seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 One module per probe group (``system``, ``link``, ``vpn``, ``network``, ``hops``,
 ``bandwidth``, ``audio``), each turning its reading into results with the level rule of
-``agent_kit.core.levels`` and adding the plain-words message and the fix; ``diagnosis`` ranks
-the likely causes of a whole report.
+``agent_kit.core.levels`` and adding the plain-words message and the fix; ``path`` judges the
+path unit's two readings (``network`` and ``hops``) in one call; ``diagnosis`` ranks the likely
+causes of a whole report.
 """

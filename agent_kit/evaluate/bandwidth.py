@@ -1,8 +1,12 @@
 """Judge the line: download and upload speed, and latency under load (bufferbloat).
 
 Speeds are judged by the policy's Mbit/s levels (lower is worse); bufferbloat by the RTT added
-under load in ms (higher is worse), reported with its letter grade (A+ .. F, the public
-bufferbloat tests' scale, ``probes.bandwidth.bufferbloat``).
+under load in ms (higher is worse, ``probes.bandwidth.bufferbloat.latency_increase_ms``),
+reported with its letter grade (``bufferbloat_grade``).
+
+The grade scale is the one the public bufferbloat tests use (STANDARDS.md, "Bufferbloat grades
+(latency increase under load)"): A+ below +5 ms, A below +30, B below +60, C below +200, D below
++400, F from +400 ms. A boundary value belongs to the worse grade (+5 ms is an A, not an A+).
 """
 
 from __future__ import annotations
@@ -14,10 +18,24 @@ from agent_kit.core.i18n import _
 from agent_kit.core.levels import level_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
-from probes.bandwidth.bufferbloat import bufferbloat_grade
 from probes.bandwidth.measure import BandwidthReading, DirectionReading
 
 CHECK_IDS = (BANDWIDTH_DOWN.id, BANDWIDTH_UP.id, BANDWIDTH_BUFFERBLOAT.id)
+# (upper bound in ms, exclusive; grade), best first; anything at or above the last bound is F.
+GRADE_BOUNDS_MS: tuple[tuple[float, str], ...] = (
+    (5.0, "A+"), (30.0, "A"), (60.0, "B"), (200.0, "C"), (400.0, "D"),
+)
+GRADES: tuple[str, ...] = (*(g for _, g in GRADE_BOUNDS_MS), "F")
+
+
+def bufferbloat_grade(increase_ms: float) -> str:
+    """Letter grade (A+ .. F) of a latency increase under load, in ms."""
+    if increase_ms != increase_ms:  # NaN: no honest grade
+        raise ValueError("latency increase is NaN")
+    for bound, grade in GRADE_BOUNDS_MS:
+        if increase_ms < bound:
+            return grade
+    return "F"
 
 
 def bandwidth_unknown(policy: Policy, reason: str) -> list[CheckResult]:

@@ -1,18 +1,30 @@
 """Judge the traceroute: which part of the path (home, ISP, beyond) loss or delay starts in.
 
-Input is one ``probes.network.traceroute.TracerouteReading``;
-``probes.network.hop_segments.locate`` names the
-hop where loss rises by at least ``loss_pct`` points or the median round-trip time by at least
-``delay_ms`` and stays so to the center (``[checks."network.hops"]``). ``network.hops`` is
-informational: it passes when no segment adds that much, warns naming the segment where it
-starts (loss before delay: it hurts calls more), and is ``unknown`` with the reason when the
-traceroute could not run (no raw-socket privileges, no scapy, switched off with
+Input is one ``probes.network.traceroute.TracerouteReading``, each hop in its segment
+(``probes.network.hop_segments.segments``: a fact about the hop's place and address). ``locate``
+names the hop where loss rises by at least ``loss_pct`` points or the median round-trip time by
+at least ``delay_ms`` and stays so to the center (``[checks."network.hops"]``).
+
+Loss or delay "starts" at the hop where it first appears *and stays for every later hop*
+(the usual reading of mtr output): a router that answers slowly or rarely itself (ICMP is
+low priority and rate-limited on routers) but forwards well shows a bad hop followed by good
+ones, which is not a problem of the path. So per hop the *floor* is the least value of that
+hop and every later answering hop; the floor only rises along the path, and each rise is
+what the segment into that hop adds. The hop with the largest rise at or above the level is
+named (ties: the earlier hop).
+
+``network.hops`` is informational: it passes when no segment adds that much, warns naming the
+segment where it starts (loss before delay: it hurts calls more), and is ``unknown`` with the
+reason when the traceroute could not run (no raw-socket privileges, no scapy, switched off with
 ``[path] traceroute = false``). Its value is the segment: ``home``, ``isp``, ``beyond`` or
-``clean``; ``details`` hold every hop.
+``clean``; ``details`` hold every hop. ``agent_kit.evaluate.path`` judges it together with the
+path stream it followed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent_kit.core.checks import NETWORK_HOPS
@@ -20,8 +32,8 @@ from agent_kit.core.i18n import N_, _
 from agent_kit.core.levels import state_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult, Status
-from probes.network.hop_segments import HopFinding, HopStep, locate
-from probes.network.traceroute import TracerouteReading
+from probes.network.hop_segments import segments
+from probes.network.traceroute import HopReading, TracerouteReading
 
 CHECK_ID = NETWORK_HOPS.id
 DEFAULT_LOSS_PCT = 20.0
@@ -41,6 +53,78 @@ _FIX = {
     "beyond": N_("The problem starts beyond your internet provider, on the way to the center "
                  "or at the center. Nothing at home will fix it: send this report to IT."),
 }
+
+
+@dataclass(frozen=True)
+class HopStep:
+    """What the segment into one hop adds, and which segment that hop is in."""
+
+    ttl: int
+    address: str | None
+    segment: str                 # one of probes.network.hop_segments.SEGMENTS
+    loss_pct: float | None       # this hop's own loss; None when it never answered
+    rtt_median_ms: float | None
+    added_loss_pct: float        # rise of the loss floor at this hop (0 for silent hops)
+    added_delay_ms: float        # rise of the median-RTT floor at this hop
+
+
+@dataclass(frozen=True)
+class HopFinding:
+    """Where loss and delay start; ``None`` fields when they stay under the levels."""
+
+    steps: tuple[HopStep, ...]
+    loss_at: HopStep | None
+    delay_at: HopStep | None
+
+    @property
+    def segment(self) -> str | None:
+        """The segment to blame: the loss's when there is loss (it hurts calls more), else the
+        delay's."""
+        worst = self.loss_at or self.delay_at
+        return worst.segment if worst else None
+
+
+def locate(hops: Sequence[HopReading], *, loss_pct: float, delay_ms: float) -> HopFinding:
+    """Name the hop where loss (rise of at least ``loss_pct`` points) and delay (rise of the
+    median RTT of at least ``delay_ms``) start. Hops that never answered are skipped."""
+    segs = segments(hops)
+    answering = [i for i, h in enumerate(hops) if h.received > 0 and h.rtt_median_ms is not None]
+    loss_floor = _floors([hops[i].loss_pct for i in answering])
+    delay_floor = _floors([hops[i].rtt_median_ms or 0.0 for i in answering])
+    added: dict[int, tuple[float, float]] = {}
+    prev_loss = prev_delay = 0.0
+    for n, i in enumerate(answering):
+        added[i] = (loss_floor[n] - prev_loss, delay_floor[n] - prev_delay)
+        prev_loss, prev_delay = loss_floor[n], delay_floor[n]
+    steps = tuple(
+        HopStep(ttl=h.ttl, address=h.address, segment=segs[i],
+                loss_pct=h.loss_pct if i in added else None, rtt_median_ms=h.rtt_median_ms,
+                added_loss_pct=added.get(i, (0.0, 0.0))[0],
+                added_delay_ms=added.get(i, (0.0, 0.0))[1])
+        for i, h in enumerate(hops))
+    return HopFinding(steps=steps,
+                      loss_at=_largest(steps, lambda s: s.added_loss_pct, loss_pct),
+                      delay_at=_largest(steps, lambda s: s.added_delay_ms, delay_ms))
+
+
+def _floors(values: Sequence[float]) -> list[float]:
+    """floor[n] = min(values[n:]): what every hop from n on carries at least."""
+    out: list[float] = []
+    low = float("inf")
+    for v in reversed(values):
+        low = min(low, v)
+        out.append(low)
+    return out[::-1]
+
+
+def _largest(steps: Sequence[HopStep], key: Callable[[HopStep], float],
+             level: float) -> HopStep | None:
+    best: HopStep | None = None
+    for step in steps:
+        value = key(step)
+        if value >= level and (best is None or value > key(best)):
+            best = step
+    return best
 
 
 def segment_fix(segment: str) -> str:

@@ -19,7 +19,8 @@ Input is one ``probes.network.path.PathReading`` (an RTP-like stream to the cent
 A failing check's fix names the likely cause in plain words; the same words in every language
 go through ``_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
 starts, the loss, jitter and MOS fixes say that segment's fix instead of the generic one
-(``loss_at``/``delay_at``: "home", "isp" or "beyond").
+(``loss_at``/``delay_at``: "home", "isp" or "beyond"; ``agent_kit.evaluate.path`` judges the
+stream and the trace together and passes them).
 """
 
 from __future__ import annotations

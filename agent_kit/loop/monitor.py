@@ -6,7 +6,9 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 - cheap units (system, link, vpn) every interval;
 - the path test in short bursts (``path.duration_s`` capped at ``PATH_BURST_S``) every minute;
   its traceroute (``network.hops``) only at the full check and when a burst degrades, in a child
-  process (``agent_kit.loop.traceroute_child``: scapy would stay resident otherwise);
+  process (``agent_kit.loop.traceroute_child``: scapy would stay resident otherwise); each burst
+  is judged with the last trace, and a fresh trace with its burst, by the one function
+  ``agent-kit check`` uses (``agent_kit.evaluate.path.evaluate_path``), so the words are the same;
 - audio (room noise during non-speech, a 4.5 s capture) every minute;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
@@ -30,10 +32,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import AUDIO_NOISE, BY_ID, NETWORK_HOPS
+from agent_kit.core.checks import AUDIO_NOISE, BY_ID
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
@@ -48,6 +50,10 @@ from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
 from agent_kit.run.units import ProbeContext, ProbeUnit
+
+if TYPE_CHECKING:   # loaded when the path unit runs, not when the loop starts
+    from probes.network.path import PathReading
+    from probes.network.traceroute import TracerouteReading
 
 log = logging.getLogger("agent_kit.loop.monitor")
 
@@ -104,7 +110,8 @@ def monitor_policy(policy: Policy) -> Policy:
     path = dict(policy.settings.get("path", {}))
     path["duration_s"] = min(float(path.get("duration_s", PATH_BURST_S)), PATH_BURST_S)
     # No traceroute (network.hops) inside the lean monitor: scapy adds ~30-37 MB of RSS for
-    # good. The monitor traces in a child process instead, when it matters (Monitor._hops).
+    # good. The monitor traces in a child process instead, when it matters (Monitor._hops),
+    # and hands the path unit its last trace (ProbeContext.hops_for).
     path["traceroute"] = False
     audio = dict(policy.settings.get("audio", {}))
     # unprompted, the room unit records quiet_s + speech_s and measures whatever it hears
@@ -121,6 +128,31 @@ def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval
     return wire_heartbeat.build_heartbeat(
         latest.values(), gate_open=gate.open, gate_since=gate.since, gate_reasons=gate.reasons,
         interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
+
+
+class PathBurst:
+    """This cycle's path stream, handed over by the path unit (``ProbeContext.hops_for``) from
+    its own thread; the unit judges it with the last trace. ``take`` closes the hand-over, so a
+    unit still running after its timeout cannot slip a stream into a later judgement."""
+
+    def __init__(self, last_trace: TracerouteReading | None) -> None:
+        self._last_trace = last_trace
+        self._path: PathReading | None = None
+        self._open = True
+        self._lock = threading.Lock()
+
+    def hand(self, path: PathReading) -> TracerouteReading | None:
+        """Keep the stream (while the cycle is open); the trace to judge it with."""
+        with self._lock:
+            if self._open:
+                self._path = path
+        return self._last_trace
+
+    def take(self) -> PathReading | None:
+        """The stream the path unit handed over this cycle, if any; closes the hand-over."""
+        with self._lock:
+            self._open = False
+            return self._path
 
 
 class MonitorError(Exception):
@@ -154,7 +186,8 @@ class Monitor:
         self.deps, self.interval_s = deps, interval_s
         self.policy = monitor_policy(deps.policy)
         self.trace_wanted = bool(deps.policy.setting("path", "traceroute", True))
-        self.last_trace: float | None = None
+        self.last_trace: float | None = None                  # monotonic time of the last trace
+        self.last_trace_reading: TracerouteReading | None = None
         self.path_degraded = False
         try:
             config = GateConfig.from_policy(self.policy)
@@ -258,12 +291,18 @@ class Monitor:
         # memory freed in between so their peaks do not add up
         batches = [[u for u in units if not u.exclusive], *([u] for u in units if u.exclusive)]
         checks: list[CheckResult] = []
+        # the path unit hands its stream over (ProbeContext.hops_for) and judges it with the
+        # last trace; a fresh trace, when due, is judged with the same function (_hops)
+        burst = PathBurst(self.last_trace_reading) if self.trace_wanted else None
+        context = (dataclasses.replace(self.context, hops_for=burst.hand) if burst
+                   else self.context)
         for batch in (b for b in batches if b):
-            report = run_checks(batch, self.context, clock=self.deps.monotonic,
+            report = run_checks(batch, context, clock=self.deps.monotonic,
                                 now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
             checks += report.checks
             release_free_memory()
-        checks = self._hops(checks, units, full=full)
+        if burst is not None:
+            checks = self._hops(checks, burst.take(), full=full)
         now = self.deps.monotonic()
         for unit in units:
             self.last_run[unit.name] = now
@@ -272,37 +311,37 @@ class Monitor:
         self._update_call(checks)
         self.gate.observe(checks, full=full)
 
-    def _hops(self, checks: list[CheckResult], units: Sequence[ProbeUnit], *,
+    def _hops(self, checks: list[CheckResult], path: PathReading | None, *,
               full: bool) -> list[CheckResult]:
-        """``network.hops`` for this cycle's path burst (``agent_kit.loop.traceroute_child``): a
-        fresh trace at the full check, at the first burst that reaches the reflector, at the
-        first degraded burst and every ``HOPS_DEGRADED_EVERY_S`` while it stays degraded;
-        otherwise the last traced result stays (the burst's own "switched off" placeholder is
-        dropped)."""
+        """The path checks of this cycle's burst (``path``: its stream; None when the path unit
+        did not measure one) with a fresh trace (``loop.traceroute_child``) when one is due: at
+        the full check, at the first burst, at the first degraded burst and every
+        ``HOPS_DEGRADED_EVERY_S`` while it stays degraded. The fresh trace is judged with the
+        stream by ``evaluate_path``, as in ``agent-kit check``; otherwise the unit already
+        judged the stream with the last trace, which stays the current one."""
         from agent_kit.loop.traceroute_child import HOPS_DEGRADED_EVERY_S, path_degraded
 
         address = self.context.reflector_address
-        ids = {r.id: r.status.value for r in checks}
-        if (not self.trace_wanted or address is None or NETWORK_HOPS.id not in ids
-                or not any(u.name == "path" for u in units)):
+        if path is None or address is None:
             return checks
-        degraded = path_degraded(ids)
+        degraded = path_degraded({r.id: r.status.value for r in checks})
         now = self.deps.monotonic()
         due = full or self.last_trace is None or (degraded and (
             not self.path_degraded or now - self.last_trace >= HOPS_DEGRADED_EVERY_S))
         self.path_degraded = degraded
         if not due:
-            return [r for r in checks if r.id != NETWORK_HOPS.id]
-        from agent_kit.evaluate.hops import evaluate_hops
+            return checks
+        from agent_kit.evaluate.path import evaluate_path
         from agent_kit.loop.traceroute_child import trace_hops
         from agent_kit.run.units import TRACEROUTE_BUDGET_S
 
         trace = self.deps.trace_hops or trace_hops
         log.info("tracing the hops to the reflector (%s)",
                  "full check" if full else "path degraded" if degraded else "first reach")
-        hops = evaluate_hops(trace(address[0], address[1], TRACEROUTE_BUDGET_S), self.policy)
+        self.last_trace_reading = trace(address[0], address[1], TRACEROUTE_BUDGET_S)
         self.last_trace = self.deps.monotonic()
-        return [hops if r.id == NETWORK_HOPS.id else r for r in checks]
+        judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy)}
+        return [judged.get(r.id, r) for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]

@@ -14,8 +14,9 @@ resident, 1 % of one core). So the monitor switches the in-process traceroute of
   so IT sees where the trouble starts while it is there;
 
 each time in a short-lived child process (this module's ``child_main``), so scapy's memory goes
-back to the OS when the trace ends. Between traces the last traced ``network.hops`` stays the
-current one. Without raw-socket privileges no child is started: the cheap pre-check
+back to the OS when the trace ends. Between traces the last trace stays the current one: each
+burst is judged with it (``agent_kit.evaluate.path.evaluate_path``, as in ``agent-kit check``).
+Without raw-socket privileges no child is started: the cheap pre-check
 (``raw_socket_problem``) already gives the ``unknown`` reason.
 """
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent_kit.core.checks import BY_ID, ids_owned_by
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
+
+if TYPE_CHECKING:   # the probes load only when a unit runs (fast start-up)
+    from probes.network.path import PathReading
+    from probes.network.traceroute import TracerouteReading
 
 PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
 TRACEROUTE_BUDGET_S = 3.0   # the hop-by-hop test after it ([path] traceroute = true)
@@ -32,6 +37,11 @@ class ProbeContext:
     reflector: tuple[str, int] | None = None   # explicit --reflector, else the center's
     interactive: bool = False                  # a person is at the terminal/window
     prompt: Callable[[str], None] = field(default=_no_prompt)  # show an instruction
+    # The monitor traces the hops itself, in a child process (agent_kit.loop.traceroute_child),
+    # and switches the in-process traceroute off: the path unit hands it the stream it just
+    # measured and judges that stream with the trace this returns (the monitor's last one).
+    # None: the unit traces in this process when the policy asks ([path] traceroute).
+    hops_for: Callable[[PathReading], TracerouteReading | None] | None = None
 
     @property
     def reflector_address(self) -> tuple[str, int] | None:
@@ -102,32 +112,52 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return evaluate_room(reading, ctx.policy)
 
 
-def _path(ctx: ProbeContext) -> list[CheckResult]:
+def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
+          trace: Callable[..., TracerouteReading] | None = None) -> list[CheckResult]:
+    """Measure first (the path stream, then the traceroute when asked), then judge once."""
     from agent_kit.core.i18n import _
-    from agent_kit.evaluate.hops import evaluate_hops, hops_off, hops_unknown
-    from agent_kit.evaluate.network import evaluate_network, network_unknown
-    from probes.network.path import measure_path
+    from agent_kit.evaluate.path import evaluate_path, path_unknown
 
     address = ctx.reflector_address
     if address is None:
         reason = (_("no center configured") if ctx.center is None else ctx.center.problem
                   or _("the center offers no path-test reflector"))
-        return network_unknown(ctx.policy, reason) + [hops_unknown(ctx.policy, reason)]
-    reading = measure_path(
+        return path_unknown(ctx.policy, reason)
+    if measure is None:
+        from probes.network.path import measure_path
+
+        measure = measure_path
+    reading = measure(
         address[0], address[1],
         duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
         packet_interval_ms=float(ctx.policy.setting("path", "packet_interval_ms", 20.0)))
-    if not ctx.policy.setting("path", "traceroute", True):
-        return [*evaluate_network(reading, ctx.policy), hops_off(ctx.policy)]
-    # Right after the path burst, not during it: scapy parsing packets in this process would
-    # hold the GIL between the burst's send timestamps and its sends (false jitter).
-    from probes.network.traceroute import measure_hops
+    hops: TracerouteReading | None = None
+    if ctx.hops_for is not None:
+        hops = ctx.hops_for(reading)
+    elif ctx.policy.setting("path", "traceroute", True):
+        # Right after the path burst, not during it: scapy parsing packets in this process
+        # would hold the GIL between the burst's send timestamps and its sends (false jitter).
+        if trace is None:
+            from probes.network.traceroute import measure_hops
 
-    hops = evaluate_hops(measure_hops(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S),
-                         ctx.policy)
+            trace = measure_hops
+        hops = trace(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S)
     # where the traceroute saw loss or delay start decides the path checks' fixes
-    return [*evaluate_network(reading, ctx.policy, loss_at=hops.details.get("loss_segment"),
-                              delay_at=hops.details.get("delay_segment")), hops]
+    return evaluate_path(reading, hops, ctx.policy)
+
+
+def path_unit(*, measure: Callable[..., PathReading] | None = None,
+              trace: Callable[..., TracerouteReading] | None = None) -> ProbeUnit:
+    """The path unit (``network.rtt`` ... ``network.hops``). ``measure`` and ``trace`` stand in
+    for ``probes.network.path.measure_path`` and ``probes.network.traceroute.measure_hops``
+    (same arguments) where a test hands readings the lab cannot make; None: the probes."""
+    def run(ctx: ProbeContext) -> list[CheckResult]:
+        return _path(ctx, measure, trace)
+
+    # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
+    # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
+    # path test than PATH_DURATION_S needs this timeout raised too.
+    return ProbeUnit("path", run, timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0)
 
 
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
@@ -159,11 +189,7 @@ UNITS: tuple[ProbeUnit, ...] = (
     # more than ~50 s of capture would need a longer timeout.
     ProbeUnit("room", _room,
               timeout_s=60.0),
-    # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
-    # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
-    # path test than PATH_DURATION_S needs this timeout raised too.
-    ProbeUnit("path", _path,
-              timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0),
+    path_unit(),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,

@@ -27,7 +27,8 @@ Raw sockets need privileges: root or CAP_NET_RAW on Linux, root (or BPF access) 
 Npcap on Windows. Without them, or without scapy, the reading says so (``problem``,
 ``needs_privileges``); nothing here raises for that. scapy imports slowly (about 0.3 s of its
 layers), so it is imported inside ``measure_hops`` only.
-Nothing here judges the hops: ``probes.network.hop_segments`` names where loss or delay starts.
+Nothing here judges the hops: ``probes.network.hop_segments`` says which segment each hop is
+in, ``agent_kit.evaluate.hops`` where loss or delay starts.
 """
 
 from __future__ import annotations
