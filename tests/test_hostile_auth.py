@@ -228,6 +228,23 @@ def test_a_captured_gate_request_mints_one_clearance_across_hosts_and_restarts(t
         assert moved.request("GET", path).status_code == 200
 
 
+def test_used_signatures_are_forgotten_once_out_of_the_clock_window(tmp_path):
+    from agent_kit.center.database import Database
+    from agent_kit.center.store import Store
+
+    db = Database(f"sqlite:///{tmp_path / 'center.db'}")
+    store = Store(db)
+    store.setup()
+    t0 = 1_800_000_000.0
+    for i in range(50):
+        assert store.use_signature(f"{i:064x}", t0 + i, None)
+    assert not store.use_signature(f"{7:064x}", t0 + 7, None)      # a replay
+    assert store.use_signature(f"{99:064x}", t0 + 400, sweep_before=t0 + 25)
+    with db.transaction() as tx:
+        left = tx.one("SELECT COUNT(*), MIN(expires_at) FROM used_signatures")
+    assert left == (26, t0 + 25)   # 25..49 and the new one; the expired ones are gone
+
+
 def test_two_workers_serve_a_captured_gate_request_once(tmp_path):
     with run_center(tmp_path / "center", extra_args=["--workers", "2"]) as center:
         ws = _allowed_workstation(center, "workers-pc")

@@ -1,7 +1,7 @@
 """Who is calling: the admin (bearer token or dashboard session cookie), a gate client (gate
 key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dependencies.
 
-And what a hostile caller meets here (docs/center-api.md "Refusals"):
+And what a hostile caller meets here (docs/center-api.md, "Refusals of hostile callers"):
 
 - failed attempts are counted per source address (``throttle.py``); once an address has spent
   its budget, the credentials a person chooses or types (the admin token, as Bearer or at the
@@ -13,7 +13,7 @@ And what a hostile caller meets here (docs/center-api.md "Refusals"):
 - a write made with the session cookie must come from the center's own pages
   (``Sec-Fetch-Site: same-origin``, or without that header an ``Origin`` equal to the center's
   own), else 403 ``csrf``: SameSite=Strict does not stop a page on another port of the same
-  host;
+  host (logging out is left free: ``api_admin.logout``);
 - a non-idempotent signed request (the gate's clearance, a report upload) is served once per
   signature: the signature is recorded in the database for the clock window, so a replay is
   refused (409 ``replayed``) by every process and host of the center, and after a restart.
