@@ -71,7 +71,7 @@ class IntakeWriter:
     def __init__(self, db: Database, max_jobs: int = 512,
                  on_commit: Callable[[int, int], None] | None = None) -> None:
         """``on_commit(stored, duplicate)`` runs in the writer thread after each committed
-        group (the metrics' counters): keep it cheap, it delays the next group."""
+        group, before its answers (the metrics' counters): keep it cheap, it delays them."""
         self.db = db
         self.max_jobs = max_jobs
         self.on_commit = on_commit
@@ -152,12 +152,13 @@ class IntakeWriter:
             return
         self.stored_total += stored
         self.groups_total += 1
-        _answer(jobs, outcomes, None)
+        # Counted before the answers go out: a sender that has its answer finds it counted.
         if self.on_commit is not None:
             try:
                 self.on_commit(stored, duplicate)
             except Exception as exc:  # noqa: BLE001 - a metric must never stop the intake
                 log.warning("intake metrics failed: %s", type(exc).__name__)
+        _answer(jobs, outcomes, None)
 
 
 def _answer(jobs: list[IntakeJob], outcomes: list[Outcome] | None, error: str | None) -> None:
