@@ -423,12 +423,18 @@ def test_the_csv_export_never_has_a_cell_that_starts_a_formula(center, db_url):
             by_id[old.agent_id]["agent_version"]) == (f"'\t=1+1 {tag}", "'\r=1+1", "'\n-1")
 
 
-def center_cli(center: Center, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    where = ["--db", db_url] if db_url.startswith("postgresql") else \
-        ["--data-dir", str(center.data_dir)]
-    return subprocess.run([sys.executable, "-m", "agent_kit.center.cli", *args, *where],
+def agent_center(*args: str) -> subprocess.CompletedProcess[str]:
+    """``agent-center ARGS`` (this tree's)."""
+    return subprocess.run([sys.executable, "-m", "agent_kit.center.cli", *args],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+
+
+def center_cli(center: Center, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``agent-center ARGS`` on the running center's database."""
+    where = ["--db", db_url] if db_url.startswith("postgresql") else \
+        ["--data-dir", str(center.data_dir)]
+    return agent_center(*args, *where)
 
 
 def test_center_cli_output_shows_escape_sequences_instead_of_running_them(center, db_url):
@@ -503,10 +509,21 @@ def first_refusal(attempt: Callable[[int], httpx.Response],
     raise AssertionError("400 writes were stored on a full disk")
 
 
-def assert_disk_full(center: Center, ws: Workstation, disk: Path, log: Path,
-                     message: str) -> None:
-    """Fill ``disk`` (where the database writes): the next write is 503 ``disk_full``, the log
-    has the database's ``message`` on one line and no traceback; with room again, stored."""
+def first_cli_refusal(where: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """``agent-center token create`` until it fails (it writes a row)."""
+    for _ in range(400):
+        made = agent_center("token", "create", *where)
+        if made.returncode != 0:
+            return made
+    raise AssertionError("400 tokens were made on a full disk")
+
+
+def assert_disk_full(center: Center, ws: Workstation, disk: Path, log: Path, message: str,
+                     where: Sequence[str]) -> None:
+    """Fill ``disk`` (where the database writes): the next write is 503 ``disk_full``, reads
+    still answer, ``agent-center`` (on the database ``where`` names) says so in one line, the
+    log has the database's ``message`` on one line and no traceback; with room again, the
+    center stores without a restart."""
     assert send(ws, good(1)).status_code == 200
     filler = fill(disk)
     seq, answer = first_refusal(lambda seq: send(ws, good(seq)), 2)
@@ -515,6 +532,10 @@ def assert_disk_full(center: Center, ws: Workstation, disk: Path, log: Path,
     with center.admin() as admin:     # any other write: new enrollment tokens
         _, answer = first_refusal(lambda _: admin.post("/api/v1/tokens", json={}), 0)
         refused(answer, 503, "disk_full")
+        assert admin.get(f"/api/v1/agents/{ws.agent_id}").json()["last_seq"] == seq - 1
+    cli = first_cli_refusal(where)
+    assert cli.returncode == 1 and cli.stderr.startswith("agent-center: database disk full: ")
+    assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
     text = log.read_text(errors="replace")
     assert [line for line in text.splitlines() if message in line], text[-3000:]
     assert "Traceback" not in text
@@ -527,7 +548,8 @@ def test_a_full_disk_is_a_disk_full_503_on_sqlite_and_the_center_recovers(tmp_pa
     log = tmp_path / "center.log"
     with tiny_filesystem() as small, run_center(small / "data", log_path=log) as center:
         ws = center.enroll(center.create_token(), "full-pc")
-        assert_disk_full(center, ws, small, log, "database or disk is full")
+        assert_disk_full(center, ws, small, log, "database or disk is full",
+                         ["--data-dir", str(center.data_dir)])
 
 
 def test_a_full_disk_is_a_disk_full_503_on_postgresql_and_the_center_recovers(pg_url, tmp_path):
@@ -546,7 +568,8 @@ def test_a_full_disk_is_a_disk_full_503_on_postgresql_and_the_center_recovers(pg
             with run_center(tmp_path / "data", log_path=log,
                             extra_args=["--db", f"{base}/hostile_full"]) as center:
                 ws = center.enroll(center.create_token(), "full-pg")
-                assert_disk_full(center, ws, small, log, "No space left on device")
+                assert_disk_full(center, ws, small, log, "No space left on device",
+                                 ["--db", f"{base}/hostile_full"])
         finally:
             with psycopg.connect(pg_url, autocommit=True) as admin:
                 admin.execute("DROP DATABASE IF EXISTS hostile_full")
