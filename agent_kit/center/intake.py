@@ -37,6 +37,7 @@ from typing import Any, TypeAlias
 from agent_kit.center.database import Database, DatabaseUnavailable, Tx, unavailable
 from agent_kit.center.fleet import deadline
 from agent_kit.center.models import ValidHeartbeat
+from agent_kit.center.untrusted_text import terminal_text
 
 log = logging.getLogger("agent_kit.center.intake")
 
@@ -264,7 +265,9 @@ def _refusal(exc: BaseException, detail: bool = False) -> str:
     named = f"{type(exc).__name__} {code}" if code else type(exc).__name__
     if not detail:
         return named
-    message = " ".join(str(exc).split())[:300]
+    # one line, and nothing a terminal reading the log would act on (the message may quote a
+    # row: text a workstation wrote)
+    message = terminal_text(" ".join(str(exc).split())[:300])
     return f"{named}: {message}" if message else named
 
 
