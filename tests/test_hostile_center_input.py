@@ -7,7 +7,8 @@ serve`` on SQLite and on a throwaway PostgreSQL), each answered as it must be no
    the center stores is a line or free text of ``core.wire.text``: 422 with a reason.
 2. A failure the validation did not foresee (here: a database trigger that refuses one
    workstation's heartbeats, a constraint the center does not know) fails that request alone:
-   each request of the group gets its own savepoint, and no honest heartbeat is lost.
+   each request of the group gets its own savepoint, and no honest heartbeat is lost. A
+   PostgreSQL database whose encoding cannot hold every text (LATIN1) is refused at start.
 3. The agent's courier drops a heartbeat the center refuses for good (4xx), counts it, and
    delivers the rest.
 4. CSV injection through agent-written text in ``GET /api/v1/agents.csv``; terminal escapes
@@ -48,7 +49,7 @@ from agent_kit.link.client import CenterClient
 from agent_kit.link.state_folder import Enrollment
 from agent_kit.loop.courier import Courier
 from agent_kit.loop.spool import Spool
-from tests.center_seed import Center, Workstation, heartbeat, run_center
+from tests.center_seed import Center, Workstation, free_port, heartbeat, run_center
 from tests.lab.netns import LabError
 from tests.lab.postgres import postgres_cluster
 
@@ -360,6 +361,29 @@ def test_one_group_of_three_requests_stores_the_two_the_database_accepts(center,
     with center.admin() as admin:          # the accepted requests' latest state is written
         assert admin.get(f"/api/v1/agents/{last.agent_id}").json()["last_seq"] == 1
         assert admin.get(f"/api/v1/agents/{middle.agent_id}").json()["last_seq"] is None
+
+
+def test_a_postgresql_database_that_cannot_hold_every_text_is_refused_at_start(pg_url, tmp_path):
+    """A LATIN1 database passes every check of the center's validation and then refuses a
+    hostname in Japanese, one request at a time: the center refuses it at start instead."""
+    import psycopg
+
+    base, _, _ = pg_url.rpartition("/")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE hostile_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' "
+                      "LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        where = ["--db", f"{base}/hostile_latin1", "--data-dir", str(tmp_path)]
+        for args in (("serve", "--port", str(free_port()), "--udp-port", "0"), ("agents",)):
+            started = agent_center(*args, *where)
+            assert started.returncode == 2, started
+            assert started.stderr.strip().splitlines() == [
+                "agent-center: database unavailable: the PostgreSQL database's encoding is "
+                "LATIN1; the center needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE "
+                "template0)"], started.stderr
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS hostile_latin1")
 
 
 # -- 3: the agent drops a refused heartbeat, counts it, delivers the rest ----------------------

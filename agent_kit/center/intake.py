@@ -160,7 +160,7 @@ class IntakeWriter:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
-            _answer(jobs, [down] * len(jobs))
+            _answer(jobs, [type(down)(str(down)) for _ in jobs])   # one exception each
             return
         self.stored_total += stored
         self.groups_total += 1
