@@ -10,8 +10,8 @@ cannot hold NUL: a NUL that reached it once gave 500s and 503s):
 - hypothesis sends raw garbage over a socket: random bytes as bodies, hostile header values,
   odd paths and methods.
 
-Both centers get the same examples (derandomized); 15 per operation keeps the module under a
-minute on an idle lab machine.
+Both centers get the same examples (derandomized), 15 per operation (30 when only SQLite was
+fuzzed): the module costs the CPU time it did then.
 """
 
 from __future__ import annotations
