@@ -1,5 +1,9 @@
 """The ``agent-center`` command: serve the center, and the IT chores that work on its database
-directly (tokens, gate keys, the fleet list, retiring a workstation). Thin: parses and calls."""
+directly (tokens, gate keys, the fleet list, retiring a workstation). Thin: parses and calls.
+
+Text a workstation wrote (a hostname) or anyone stored (a note) is printed through
+``untrusted_text.terminal_text``: control characters and escape sequences show as ``\\x1b``,
+they never reach the terminal."""
 
 from __future__ import annotations
 
@@ -31,6 +35,22 @@ DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (d
 def _fail(reason: str) -> None:
     typer.echo(f"agent-center: {reason}", err=True)
     raise typer.Exit(2)
+
+
+def _shown(value: object) -> str:
+    """Stored text as the terminal may show it (escapes visible, never acted on)."""
+    from agent_kit.center.untrusted_text import terminal_text
+
+    return terminal_text(str(value))
+
+
+def _note(note: str | None) -> str | None:
+    """``--note`` as the API takes it: a line (core.wire.text), else a one-line refusal."""
+    from agent_kit.core.wire.text import line_refusal
+
+    if note is not None and (why := line_refusal(note)) is not None:
+        _fail(f"--note {why}")
+    return note
 
 
 def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
@@ -240,7 +260,7 @@ def token_create(db: DbOpt = None, data_dir: DataOpt = None,
     ttl_s = _parse_duration(ttl)
     if not 60 <= ttl_s <= 366 * 86400:
         _fail("--ttl must be between 1 minute and 366 days")
-    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, note,
+    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, _note(note),
                                                                   time.time())
     if json_out:
         typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires}))
@@ -259,7 +279,7 @@ def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
             "used up" if t.uses >= t.uses_max else "active"
         expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t.expires_at))
         typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  expires {expires}  "
-                   f"{t.note or ''}".rstrip())
+                   f"{_shown(t.note or '')}".rstrip())
 
 
 @token_app.command("revoke")
@@ -274,7 +294,7 @@ def token_revoke(token_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> N
 def gate_key_create(db: DbOpt = None, data_dir: DataOpt = None,
                     note: Annotated[str | None, typer.Option()] = None) -> None:
     """Make a key for the gate API (shown once)."""
-    key, key_id = _store(db, data_dir).create_gate_key(note, time.time())
+    key, key_id = _store(db, data_dir).create_gate_key(_note(note), time.time())
     typer.echo(key)
     typer.echo(f"(id {key_id})", err=True)
 
@@ -285,7 +305,7 @@ def gate_key_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
     for key_id, note, created_at, revoked_at in _store(db, data_dir).gate_keys():
         created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at))
         state = "revoked" if revoked_at is not None else "active"
-        typer.echo(f"{key_id}  {state:7}  created {created}  {note or ''}".rstrip())
+        typer.echo(f"{key_id}  {state:7}  created {created}  {_shown(note or '')}".rstrip())
 
 
 @gate_app.command("revoke")
@@ -312,8 +332,8 @@ def agents(db: DbOpt = None, data_dir: DataOpt = None,
     for v in views:
         ready = {True: "ready", False: "NOT READY", None: "-"}[v["ready"]]  # type: ignore[index]
         failing = ",".join(v["failing"])  # type: ignore[arg-type]
-        typer.echo(f"{v['agent_id']}  {v['hostname']:24}  {v['state']:10}  {ready:9}  "
-                   f"{failing}")
+        typer.echo(f"{_shown(v['agent_id'])}  {_shown(v['hostname']):24}  {v['state']:10}  "
+                   f"{ready:9}  {_shown(failing)}")
     typer.echo(f"{total} workstation(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()),
                err=True)
 
@@ -342,6 +362,14 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        from agent_kit.center.database import DatabaseFull, DatabaseUnavailable
+
+        if not isinstance(exc, DatabaseUnavailable):
+            raise
+        what = "database disk full" if isinstance(exc, DatabaseFull) else "database unavailable"
+        typer.echo(f"agent-center: {what}: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

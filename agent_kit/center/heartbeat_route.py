@@ -32,7 +32,7 @@ from agent_kit.center.errors import (
     internal_error_response,
     invalid_body_response,
 )
-from agent_kit.center.intake import SeqConflict
+from agent_kit.center.intake import Refused, SeqConflict
 from agent_kit.center.models import HeartbeatBatch
 from agent_kit.center.request_bodies import parse_json
 from agent_kit.center.runtime import CenterRuntime
@@ -46,8 +46,9 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
                             body: bytes) -> dict[str, Any]:
     """Validate a signed workstation's batch, store it (answered once committed) and return the
-    acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 503 if the database is
-    down."""
+    acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 422 ``not_storable`` when
+    the database refuses it (the rest of its group is stored), 503 if the database is down or
+    ``disk_full``."""
     batch: Any = parse_json(content_type, body, HeartbeatBatch)   # fields: core.wire.heartbeat
     received_at = rt.now
     outcome = await rt.intake.store(agent_id, batch.heartbeats, received_at)
@@ -55,6 +56,9 @@ async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
         raise APIError(409, "seq_conflict", f"seq {outcome.seq} is already stored under another "
                        "heartbeat id; nothing of this batch was stored",
                        extra={"id": outcome.id, "seq": outcome.seq})
+    if isinstance(outcome, Refused):
+        raise APIError(422, "not_storable", f"the database refused this batch ({outcome.reason});"
+                       " nothing of it was stored")
     return {"results": [{"id": i, "seq": s, "status": st} for i, s, st in outcome],
             "server_time": int(rt.now)}
 

@@ -17,6 +17,7 @@ import httpx
 
 from agent_kit import __version__
 from agent_kit.core.i18n import _
+from agent_kit.core.wire.text import clean_line
 from agent_kit.link.discovery import CenterError, parse_center_url
 from agent_kit.link.private_files import make_private_folder
 from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
@@ -60,7 +61,10 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
         raise EnrollError(_("cannot save the enrollment in {folder} ({error}); nothing was "
                             "sent to the center").format(folder=folder,
                                                          error=exc.strerror or exc)) from None
-    body: dict[str, str] = {"token": token, "hostname": hostname or socket.gethostname()}
+    # A line (core.wire.text): the center refuses control characters, an OS name must not stop
+    # an enrollment.
+    body: dict[str, str] = {"token": token,
+                            "hostname": clean_line(hostname or socket.gethostname())}
     if display_name:
         body["display_name"] = display_name
     with httpx.Client(base_url=base, transport=transport, timeout=timeout_s,
