@@ -1,31 +1,40 @@
-"""The center's UDP reflector for path tests (TWAMP-light style, RFC 5357 appendix I).
+"""The center's UDP reflector for path tests (TWAMP-light style, RFC 5357 appendix I), that
+also answers standard STAMP session-senders (RFC 8762, unauthenticated mode).
 
 Agents stream voice-sized UDP packets to it (``agent-kit check``, ``probes/network/path.py``); it
 echoes each one with its own receive and send timestamps, so the agent can take the
-reflector's processing time out of the RTT and compute jitter per direction.
+reflector's processing time out of the RTT and compute jitter per direction, and, when the
+agent asks (FLAG_COUNT), with its per-session count of what it received, so the agent knows
+the loss of each direction without synchronised clocks (a stateful reflector, as STAMP's
+stateful Session-Reflector, RFC 8762 section 4.3).
 
-Packet format (big-endian; ``probes/network/path_packet.py`` holds the one definition)::
+Packet format (big-endian; ``probes/network/path_packet.py`` holds the one definition, the
+count block and the compatibility rules with version-1 agents and reflectors)::
 
     offset size field
      0     4    magic            b"AKPT"
      4     1    version          1
-     5     1    kind             1 = request, 2 = reply
-     6     2    reserved         0
+     5     1    kind             1 = request, 2 = reply, 3 = count query, 4 = count answer
+     6     2    flags            bit 0: per-session counts asked for / present
      8     4    seq              sender sequence number
     12     8    sender_tx_ns     sender send time, ns
     20     8    reflector_rx_ns  reflector receive time, ns (0 in a request)
     28     8    reflector_tx_ns  reflector send time, ns (0 in a request)
-    36     ...  zero padding
+    36     ...  zero padding, or the count block (session id, reflected, highest seq, window)
 
 A request is padded to the size of a voice packet (12-byte RTP header + payload; G.711 20 ms:
-172 bytes). Requests of 36..1472 bytes are answered.
+172 bytes). Requests of 36..1472 bytes are answered. A 44-byte datagram that does not start
+with b"AKPT" is read as a STAMP session-sender test packet and answered with a 44-byte
+session-reflector test packet (``agent_kit.center.stamp``).
 
 Safety:
-- No amplification: a reply has exactly the request's size, never more, and its padding is
-  zeros (nothing of the sender's bytes beyond the header is echoed).
-- Stateless: nothing is kept per test; the only table is the rate limiter's, bounded in size.
+- No amplification: an answer has exactly the request's size, never more, and nothing of the
+  sender's bytes beyond the header (path test) or the fields STAMP copies is echoed.
+- Bounded state: the rate limiter's table and the session table
+  (``agent_kit.center.reflector_sessions``: at most 4096 sessions, 16 per source address,
+  forgotten after 10 s idle; with no room, packets are answered without state).
 - Rate limit: a token bucket per source IP address (``max_pps_per_source`` packets/s, bursts up
-  to one second's worth); packets over the limit are dropped silently.
+  to one second's worth); packets over the limit are dropped silently (and not counted).
 - Malformed packets, replies (so two reflectors cannot be made to ping-pong), oversized
   datagrams and sources with a port below 1024 (spoofed reflection towards well-known
   services) are ignored without an answer.
@@ -45,8 +54,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from probes.network.path_packet import MAX_PACKET_BYTES, reply_to
-from probes.network.udp_clock import enable_rx_timestamps, now_ns, recv_stamped
+from agent_kit.center import stamp
+from agent_kit.center.reflector_sessions import ReflectorSessions
+from probes.network.path_packet import (
+    FLAG_COUNT,
+    KIND_COUNT_QUERY,
+    KIND_REQUEST,
+    MAX_PACKET_BYTES,
+    answer_to,
+    decode,
+    is_path_packet,
+)
+from probes.network.udp_clock import enable_rx_timestamps, enable_rx_ttl, now_ns, recv_stamped_ttl
 
 DEFAULT_PORT = 8751
 DEFAULT_MAX_PPS_PER_SOURCE = 200   # 4 simultaneous G.711 tests (50 packets/s) from one address
@@ -100,18 +119,23 @@ class ReflectorStats:
     answered: int
     ignored: int        # malformed, oversized, replies, low source ports
     rate_limited: int
+    stamp_answered: int = 0    # of ``answered``: STAMP session-sender packets
+    sessions: int = 0          # sessions in the table now
 
 
 class ReflectorHandle:
     """A reflector running in a background thread. ``address`` is the bound (host, port)."""
 
-    def __init__(self, sock: socket.socket, max_pps_per_source: int) -> None:
+    def __init__(self, sock: socket.socket, max_pps_per_source: int,
+                 sessions: ReflectorSessions | None = None) -> None:
         self._sock = sock
         self._kernel = enable_rx_timestamps(sock)
+        self._ttl = enable_rx_ttl(sock)
         self._limit = TokenBuckets(rate=float(max_pps_per_source),
                                    burst=float(max_pps_per_source))
+        self._sessions = sessions if sessions is not None else ReflectorSessions()
         self._stop = threading.Event()
-        self._answered = self._ignored = self._limited = 0
+        self._answered = self._ignored = self._limited = self._stamp = 0
         name = sock.getsockname()
         self.address: tuple[str, int] = (str(name[0]), int(name[1]))
         sock.settimeout(0.2)   # how often the loop looks at the stop flag
@@ -120,36 +144,77 @@ class ReflectorHandle:
 
     @property
     def stats(self) -> ReflectorStats:
-        return ReflectorStats(self._answered, self._ignored, self._limited)
+        return ReflectorStats(self._answered, self._ignored, self._limited, self._stamp,
+                              len(self._sessions))
 
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
-                data, addr, rx_ns = recv_stamped(self._sock, MAX_PACKET_BYTES + 1, self._kernel)
+                data, addr, rx_ns, ttl = recv_stamped_ttl(self._sock, MAX_PACKET_BYTES + 1,
+                                                          self._kernel, self._ttl)
             except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
                     return
                 continue   # e.g. ICMP errors from an earlier reply; keep serving
-            self._handle(data, addr, rx_ns)
+            self._handle(data, addr, rx_ns, ttl)
 
-    def _handle(self, data: bytes, addr: object, rx_ns: int) -> None:
+    def _handle(self, data: bytes, addr: object, rx_ns: int, ttl: int | None = None) -> None:
         if not isinstance(addr, tuple) or len(addr) < 2 or int(addr[1]) < 1024:
             self._ignored += 1
             return
-        reply = reply_to(data, rx_ns, now_ns())
-        if reply is None:
-            self._ignored += 1
-            return
-        if not self._limit.allow(str(addr[0])):
-            self._limited += 1
+        path = is_path_packet(data)
+        if path:
+            answer = self._path_answer(data, addr, rx_ns)
+        else:
+            answer = self._stamp_answer(data, addr, rx_ns, ttl)
+        if answer is None:
             return
         try:
-            self._sock.sendto(reply, addr)
+            self._sock.sendto(answer, addr)
         except OSError:
             return
         self._answered += 1
+        self._stamp += not path
+
+    def _allowed(self, source: str) -> bool:
+        if self._limit.allow(source):
+            return True
+        self._limited += 1
+        return False
+
+    def _path_answer(self, data: bytes, addr: tuple[object, ...], rx_ns: int) -> bytes | None:
+        request = decode(data, KIND_REQUEST)
+        query = None if request is not None else decode(data, KIND_COUNT_QUERY)
+        if request is None and query is None:
+            self._ignored += 1
+            return None
+        source = str(addr[0])
+        # the limit comes before the count: a packet that is not answered is not counted
+        if not self._allowed(source):
+            return None
+        counts = None
+        if request is not None and request.flags & FLAG_COUNT:
+            counts = self._sessions.answered(("path", source, addr[1], request.session_id),
+                                             source, request.session_id, request.seq)
+        elif query is not None and query.flags & FLAG_COUNT:
+            counts = self._sessions.peek(("path", source, addr[1], query.session_id))
+        return answer_to(data, rx_ns, now_ns(), counts)
+
+    def _stamp_answer(self, data: bytes, addr: tuple[object, ...], rx_ns: int,
+                      ttl: int | None) -> bytes | None:
+        test = stamp.parse_test(data)
+        if test is None:
+            self._ignored += 1
+            return None
+        source = str(addr[0])
+        if not self._allowed(source):
+            return None
+        # stateful when the table has room (RFC 8762 4.3.1: the reflector's own sequence
+        # number per session), stateless (the sender's number) when it has not
+        seq = self._sessions.next_seq(("stamp", source, addr[1], test.ssid), source, test.ssid)
+        return stamp.reflect(test, test.seq if seq is None else seq, rx_ns, now_ns(), ttl)
 
     def close(self) -> None:
         """Stop answering and release the port."""
@@ -165,8 +230,10 @@ class ReflectorHandle:
 
 
 def start_reflector(host: str, port: int, *,
-                    max_pps_per_source: int = DEFAULT_MAX_PPS_PER_SOURCE) -> ReflectorHandle:
-    """Bind ``host:port`` (port 0: any free port) and answer path-test packets in a thread.
+                    max_pps_per_source: int = DEFAULT_MAX_PPS_PER_SOURCE,
+                    sessions: ReflectorSessions | None = None) -> ReflectorHandle:
+    """Bind ``host:port`` (port 0: any free port) and answer path-test and STAMP packets in a
+    thread. ``sessions``: the session table (its bounds); None: the default bounds.
 
     Raises OSError when the address cannot be bound, ValueError for a bad rate.
     """
@@ -180,7 +247,7 @@ def start_reflector(host: str, port: int, *,
     except OSError:
         sock.close()
         raise
-    return ReflectorHandle(sock, max_pps_per_source)
+    return ReflectorHandle(sock, max_pps_per_source, sessions)
 
 
 def main(argv: list[str] | None = None) -> int:
