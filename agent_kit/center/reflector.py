@@ -127,13 +127,14 @@ class ReflectorHandle:
     """A reflector running in a background thread. ``address`` is the bound (host, port)."""
 
     def __init__(self, sock: socket.socket, max_pps_per_source: int,
-                 sessions: ReflectorSessions | None = None) -> None:
+                 sessions: ReflectorSessions | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._sock = sock
         self._kernel = enable_rx_timestamps(sock)
         self._ttl = enable_rx_ttl(sock)
         self._limit = TokenBuckets(rate=float(max_pps_per_source),
-                                   burst=float(max_pps_per_source))
-        self._sessions = sessions if sessions is not None else ReflectorSessions()
+                                   burst=float(max_pps_per_source), clock=clock)
+        self._sessions = sessions if sessions is not None else ReflectorSessions(clock=clock)
         self._stop = threading.Event()
         self._answered = self._ignored = self._limited = self._stamp = 0
         name = sock.getsockname()
@@ -231,9 +232,11 @@ class ReflectorHandle:
 
 def start_reflector(host: str, port: int, *,
                     max_pps_per_source: int = DEFAULT_MAX_PPS_PER_SOURCE,
-                    sessions: ReflectorSessions | None = None) -> ReflectorHandle:
+                    sessions: ReflectorSessions | None = None,
+                    clock: Callable[[], float] = time.monotonic) -> ReflectorHandle:
     """Bind ``host:port`` (port 0: any free port) and answer path-test and STAMP packets in a
     thread. ``sessions``: the session table (its bounds); None: the default bounds.
+    ``clock`` (monotonic seconds) paces the rate limiter and the default session table.
 
     Raises OSError when the address cannot be bound, ValueError for a bad rate.
     """
@@ -247,7 +250,7 @@ def start_reflector(host: str, port: int, *,
     except OSError:
         sock.close()
         raise
-    return ReflectorHandle(sock, max_pps_per_source, sessions)
+    return ReflectorHandle(sock, max_pps_per_source, sessions, clock)
 
 
 def main(argv: list[str] | None = None) -> int:
