@@ -15,7 +15,8 @@ wire format) and computes from the echoes:
 - Loss per direction: the reflector counts what it answered per session (stateful, like
   STAMP's stateful Session-Reflector, RFC 8762 section 4.3) and returns the count in each
   reply, so forward loss = sent - answered, return loss = answered - echoes back
-  (``probes.network.one_way_loss`` places each lost packet on its way); per direction also the
+  (``probes.network.rtp_stats.split_directions`` places each lost packet on its
+  way); per direction also the
   worst loss in any full 200 ms window and the G.107 BurstR. After the stream, when packets
   are missing, a count query asks the reflector for its final count. A reflector that does not
   count (an older one) leaves the per-direction figures None: round-trip loss only.
@@ -37,7 +38,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from probes.network import rtp_stats
-from probes.network.one_way_loss import DirectionSplit, split_directions
 from probes.network.path_packet import (
     COUNTED_PACKET_BYTES,
     FLAG_COUNT,
@@ -179,7 +179,7 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
             rtts = [_rtt_ms(e) for e in got.echoes.values()]
             wait_s = min(1.0, max(0.1, 3 * rtp_stats.percentile(rtts, 95) / 1000.0))
             final = _count_query(sock, size, kernel, session_id, len(got.sent_ns), wait_s)
-    split = split_directions(len(got.sent_ns), got.echoes.keys(), got.counts, final) \
+    split = rtp_stats.split_directions(len(got.sent_ns), got.echoes.keys(), got.counts, final) \
         if session_id is not None else None
     return _reading(target, got, split, packet_interval_ms, payload_bytes, kernel)
 
@@ -289,8 +289,8 @@ def _read_count_answer(sock: socket.socket, kernel: bool, seq: int, tx: int,
             return answer.counts
 
 
-def _reading(target: str, got: _Exchange, split: DirectionSplit | None, interval_ms: float,
-             payload_bytes: int, kernel: bool) -> PathReading:
+def _reading(target: str, got: _Exchange, split: rtp_stats.DirectionSplit | None,
+             interval_ms: float, payload_bytes: int, kernel: bool) -> PathReading:
     sent_ns, echoes = got.sent_ns, got.echoes
     sent = len(sent_ns)
     ordered = [echoes[s] for s in sorted(echoes)]
@@ -354,7 +354,7 @@ class _Directions:
     filled: int
 
 
-def _directions(split: DirectionSplit, send_ms: Sequence[float],
+def _directions(split: rtp_stats.DirectionSplit, send_ms: Sequence[float],
                 lost: Sequence[bool]) -> _Directions:
     """The per-direction loss figures: forward over every packet sent, return over the
     packets that reached the reflector (their windows on the agent's send schedule)."""

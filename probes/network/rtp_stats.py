@@ -16,6 +16,8 @@ No I/O; every function takes plain sequences so it can be checked against golden
 - Burst loss: the worst loss fraction among packets sent within any full window (200 ms: the
   Microsoft Teams criterion "burst < 10 % in any 200 ms"); windows that run past the end of
   the stream hold too few packets to judge (one lost packet of one is not a 100 % burst).
+- Loss per direction (``split_directions``): which lost packet was lost on which way, from the
+  reflector's per-session counts (below).
 - BurstR (ITU-T G.113 Appendix I / G.107): for a two-state Markov loss model with
   p = P(loss | previous received) and q = P(received | previous lost), BurstR = 1 / (p + q);
   1 for random loss, larger for bursty loss.
@@ -24,7 +26,10 @@ No I/O; every function takes plain sequences so it can be checked against golden
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from probes.network.path_packet import SessionCounts
 
 JITTER_GAIN = 16          # RFC 3550 6.4.1: the 1/16 gain of the running estimate
 BURST_WINDOW_MS = 200.0   # Microsoft Teams: burst loss in any 200 ms
@@ -169,3 +174,72 @@ def percentile(values: Sequence[float], pct: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+# ---- loss per direction -----------------------------------------------------------------
+# The reflector (stateful, like a STAMP Session-Reflector in stateful mode, RFC 8762 4.3)
+# returns with each reply its count of the session's packets answered, the highest sequence
+# number answered and a window of which of the last 64 were answered
+# (``probes.network.path_packet.SessionCounts``). A packet that never came back was lost on
+# the way out when the reflector never answered it, on the way back when it did: forward
+# loss = sent - answered, return loss = answered - echoes back, without synchronised clocks.
+
+
+@dataclass(frozen=True)
+class DirectionSplit:
+    """Per sequence number 0..sent-1: did the packet reach the reflector."""
+
+    reached: tuple[bool, ...]
+    filled_from_count: int      # packets placed from the final count, not from a window
+
+    @property
+    def reflected(self) -> int:
+        """Packets that reached the reflector (and were answered)."""
+        return sum(self.reached)
+
+
+def split_directions(sent: int, echoed: Collection[int], replies: Sequence[SessionCounts],
+                     final: SessionCounts | None = None) -> DirectionSplit | None:
+    """Place each of ``sent`` packets on the way it was lost, if it was.
+
+    A packet reached the reflector when its echo came back or a window has its bit set; it
+    did not when a window covering it (at or below that window's highest sequence number) has
+    its bit clear, or, in the final count answer taken after the stream, it lies above the
+    highest number the reflector saw. Packets no window covered (more than 64 replies in a
+    row lost) are filled from the final count in sequence order (which of them reached the
+    reflector cannot be known) and counted in ``filled_from_count``.
+
+    ``echoed``: sequence numbers whose echo came back; ``replies``: the counts the echoes
+    carried; ``final``: the count answer after the stream, if one came. None when there is
+    nothing to go by (no counted reply: an old reflector, or one with a full session table)
+    or when some packet cannot be placed without a final count.
+    """
+    if not replies and final is None:
+        return None
+    state: list[bool | None] = [None] * sent
+    for seq in echoed:
+        if 0 <= seq < sent:
+            state[seq] = True
+    observations = [*replies, *([final] if final is not None else [])]
+    for counts in observations:
+        low = max(0, counts.highest_seq - 63)
+        for seq in range(low, min(sent, counts.highest_seq + 1)):
+            if state[seq] is True:
+                continue
+            answered = counts.answered(seq)
+            if answered:
+                state[seq] = True
+            elif answered is False:
+                state[seq] = False
+    if final is not None:
+        for seq in range(final.highest_seq + 1, sent):
+            if state[seq] is None:
+                state[seq] = False   # the stream is over and the reflector never saw it
+    unknown = [seq for seq, s in enumerate(state) if s is None]
+    if unknown and final is None:
+        return None
+    if unknown and final is not None:
+        known_reached = sum(1 for s in state if s)
+        fill = min(len(unknown), max(0, final.reflected - known_reached))
+        for i, seq in enumerate(unknown):
+            state[seq] = i < fill
+    return DirectionSplit(tuple(bool(s) for s in state), len(unknown))
