@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from agent_kit.center.reflector import TokenBuckets, main, start_reflector
-from agent_kit.center.reflector_sessions import ReflectorSessions
+from agent_kit.center.reflector import ReflectorSessions, TokenBuckets, main, start_reflector
 from probes.network.path import measure_path
 from probes.network.path_packet import (
     COUNTED_PACKET_BYTES,

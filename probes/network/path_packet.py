@@ -153,7 +153,7 @@ def decode(data: bytes, kind: int) -> PathPacket | None:
 def is_path_packet(data: bytes) -> bool:
     """True for anything that claims to be a path-test packet (starts with the magic), even
     malformed: such a datagram is answered as a path-test packet or not at all, never as
-    another protocol (the reflector also speaks STAMP, ``agent_kit.center.stamp``)."""
+    another protocol (the reflector also speaks STAMP, ``agent_kit.center.reflector``)."""
     return data[:4] == MAGIC
 
 
