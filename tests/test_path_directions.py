@@ -86,7 +86,7 @@ def through(reflector: tuple[str, int], drop_up: set[int], drop_down: set[int],
             drop_queries: bool = False) -> tuple[PathReading, DropRelay]:
     relay = DropRelay(reflector, drop_up, drop_down, drop_queries)
     try:
-        reading = measure_path(*relay.address, duration_s=6.0, reply_wait_s=0.5)
+        reading = measure_path(*relay.address, duration_s=6.0)
     finally:
         relay.close()
     return reading, relay

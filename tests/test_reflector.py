@@ -61,6 +61,18 @@ def silent(sock, address, data: bytes) -> bool:
     return exchange(sock, address, data, SILENCE_WAIT_S) is None
 
 
+def settled(handle, datagrams: int) -> None:
+    """Wait until the reflector has handled ``datagrams`` datagrams (answered, ignored or
+    rate-limited), so that a test moving its clock on does not race the reflector's thread."""
+    deadline = time.monotonic() + ANSWER_WAIT_S
+    while True:
+        stats = handle.stats
+        if stats.answered + stats.ignored + stats.rate_limited >= datagrams:
+            return
+        assert time.monotonic() < deadline, f"the reflector handled only {stats}"
+        time.sleep(0.01)
+
+
 def test_echoes_request_with_timestamps_same_size(reflector):
     with client() as sock:
         for size in (36, 172, 1472):
@@ -262,6 +274,7 @@ def test_rate_limit_per_source():
         while answers < 20:
             sock.recv(2048)
             answers += 1
+        settled(handle, 200)
         assert silent(sock, handle.address, b"x")
         assert answers == 20 and handle.stats.rate_limited == 180
         # another source address (all of 127/8 is loopback) has its own bucket
@@ -273,6 +286,7 @@ def test_rate_limit_per_source():
             sock.sendto(encode(PathPacket(KIND_REQUEST, seq, 1), 172), handle.address)
         for _ in range(10):
             sock.recv(2048)
+        settled(handle, 200 + 1 + 1 + 20)     # + the "x" + the other source's request
         assert silent(sock, handle.address, b"x") and handle.stats.rate_limited == 190
 
 
@@ -284,6 +298,7 @@ def test_rate_limited_packets_are_not_counted():
             sock.sendto(counted_request(seq, 9), handle.address)
         sock.settimeout(ANSWER_WAIT_S)
         replies = [decode(sock.recv(2048), KIND_REPLY) for _ in range(5)]
+        settled(handle, 8)       # all eight handled before the clock moves on
         frozen[0] += 1.0
         data = exchange(sock, handle.address, counted_request(50, 9, kind=KIND_COUNT_QUERY))
     assert [r.counts.reflected for r in replies] == [1, 2, 3, 4, 5]

@@ -150,7 +150,7 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
     then waits up to ``reply_wait_s`` for late echoes; later ones count as lost. With
     ``per_direction`` (and packets of at least 56 bytes) the reflector is asked to count the
     session, and when packets are missing a count query (up to 3 tries, each waiting 3 x the
-    95th-percentile RTT, 0.1..1 s) follows the stream. Never raises for network problems: they
+    95th-percentile RTT, 0.2..1 s) follows the stream. Never raises for network problems: they
     come back as ``problem`` (bad arguments raise ValueError).
     """
     if duration_s <= 0 or packet_interval_ms <= 0 or reply_wait_s < 0:
@@ -177,7 +177,7 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
         final = None
         if session_id is not None and got.counts and len(got.echoes) < len(got.sent_ns):
             rtts = [_rtt_ms(e) for e in got.echoes.values()]
-            wait_s = min(1.0, max(0.1, 3 * rtp_stats.percentile(rtts, 95) / 1000.0))
+            wait_s = min(1.0, max(0.2, 3 * rtp_stats.percentile(rtts, 95) / 1000.0))
             final = _count_query(sock, size, kernel, session_id, len(got.sent_ns), wait_s)
     split = rtp_stats.split_directions(len(got.sent_ns), got.echoes.keys(), got.counts, final) \
         if session_id is not None else None
@@ -252,7 +252,9 @@ def _drain(sock: socket.socket, kernel: bool, got: _Exchange) -> None:
 def _count_query(sock: socket.socket, size: int, kernel: bool, session_id: int,
                  first_seq: int, wait_s: float) -> SessionCounts | None:
     """The reflector's count of the session after the stream (kind 3 -> 4), or None when no
-    answer with counts came in ``COUNT_QUERY_ATTEMPTS`` tries of ``wait_s`` each."""
+    answer with counts came in ``COUNT_QUERY_ATTEMPTS`` tries of ``wait_s`` each. An answer
+    to an earlier try that arrives during a later one is taken too."""
+    asked: dict[int, int] = {}     # query seq -> its send time
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     try:
@@ -262,11 +264,12 @@ def _count_query(sock: socket.socket, size: int, kernel: bool, session_id: int,
                 sock.send(_request(seq, tx, size, session_id, KIND_COUNT_QUERY))
             except OSError:
                 continue
+            asked[seq] = tx
             deadline = time.monotonic() + wait_s
             while (left := deadline - time.monotonic()) > 0:
                 if not selector.select(left):
                     break
-                answer = _read_count_answer(sock, kernel, seq, tx, session_id)
+                answer = _read_count_answer(sock, kernel, asked, session_id)
                 if answer is not None:
                     return answer
     finally:
@@ -274,7 +277,7 @@ def _count_query(sock: socket.socket, size: int, kernel: bool, session_id: int,
     return None
 
 
-def _read_count_answer(sock: socket.socket, kernel: bool, seq: int, tx: int,
+def _read_count_answer(sock: socket.socket, kernel: bool, asked: dict[int, int],
                        session_id: int) -> SessionCounts | None:
     while True:
         try:
@@ -284,7 +287,7 @@ def _read_count_answer(sock: socket.socket, kernel: bool, seq: int, tx: int,
         except OSError:
             continue
         answer = decode(data, KIND_COUNT_ANSWER)
-        if answer is not None and answer.seq == seq and answer.sender_tx_ns == tx \
+        if answer is not None and asked.get(answer.seq) == answer.sender_tx_ns \
                 and answer.counts is not None and answer.counts.session_id == session_id:
             return answer.counts
 
