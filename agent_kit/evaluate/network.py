@@ -161,9 +161,9 @@ def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> C
     else:
         value = reading.loss_pct
         message = _("{loss:.1f} % of packets lost on the round trip ({lost} of {sent}; worst "
-                    "200 ms: {burst:.0f} %; this reflector does not count each "
-                    "direction)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
-                                         burst=reading.burst_loss_pct)
+                    "200 ms: {burst:.0f} %; the loss of each direction is not "
+                    "known)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
+                                     burst=reading.burst_loss_pct)
         details.update({"direction": "round_trip",
                         "burst_loss_pct": round(reading.burst_loss_pct, 1),
                         "burst_ratio": round(reading.burst_ratio, 2)})
@@ -222,7 +222,7 @@ def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
             down=both["down"].est.mos)
     else:
         message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls, from the round-trip "
-                    "loss (this reflector does not count each direction)").format(
+                    "loss (the loss of each direction is not known)").format(
             mos=est.mos, r=est.r, codec=est.codec)
     if spec.estimated_as_narrowband:
         message += " " + _("{codec} is estimated as a narrowband codec: no published wideband "

@@ -137,6 +137,7 @@ class _Exchange:
     echoes: dict[int, _Echo] = field(default_factory=dict)
     arrival: list[int] = field(default_factory=list)     # seqs in arrival order, duplicates too
     counts: list[SessionCounts] = field(default_factory=list)
+    uncounted: int = 0       # replies without counts (an old reflector, or a full table)
     elapsed_s: float = 0.0
 
 
@@ -179,8 +180,10 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
             rtts = [_rtt_ms(e) for e in got.echoes.values()]
             wait_s = min(1.0, max(0.2, 3 * rtp_stats.percentile(rtts, 95) / 1000.0))
             final = _count_query(sock, size, kernel, session_id, len(got.sent_ns), wait_s)
+    # Counts for only part of the stream (the reflector's table had no room at first) would
+    # misplace the rest: per direction only when every reply was counted.
     split = rtp_stats.split_directions(len(got.sent_ns), got.echoes.keys(), got.counts, final) \
-        if session_id is not None else None
+        if session_id is not None and not got.uncounted else None
     return _reading(target, got, split, packet_interval_ms, payload_bytes, kernel)
 
 
@@ -244,6 +247,8 @@ def _drain(sock: socket.socket, kernel: bool, got: _Exchange) -> None:
         got.arrival.append(reply.seq)
         if reply.counts is not None:
             got.counts.append(reply.counts)
+        else:
+            got.uncounted += 1
         if reply.seq not in got.echoes:
             got.echoes[reply.seq] = _Echo(reply.seq, reply.sender_tx_ns, reply.reflector_rx_ns,
                                           reply.reflector_tx_ns, rx_ns)

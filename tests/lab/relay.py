@@ -96,6 +96,7 @@ class Record:
     tx_ns: int | None
     seq: int | None     # path-test sequence number (AKPT packets), else None
     kind: int | None = None   # path-test kind: 1 request, 2 reply, 3 count query, 4 answer
+    planned_ms: float | None = None   # the hold drawn for it (delay + extra + reorder hold)
 
 
 class _Direction:
@@ -197,7 +198,7 @@ class Relay:
         index = d.count
         hold = d.decide()
         rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data),
-                     _kind_of(data))
+                     _kind_of(data), None if hold is None else hold / 1e6)
         self.records.append(rec)
         if hold is None:
             return
