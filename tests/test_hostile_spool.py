@@ -16,7 +16,10 @@ import contextlib
 import json
 import shutil
 import signal
+import socket
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,16 +31,9 @@ from agent_kit.link.state_folder import Enrollment
 from agent_kit.loop.courier import Courier
 from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import read_state
-from tests.center_seed import heartbeat, run_center
+from tests.center_seed import free_port, heartbeat, run_center
 from tests.lab.postgres import postgres_cluster
-from tests.test_monitor_faults import (  # noqa: F401 - fixtures
-    CenterProc,
-    Workstation,
-    center,
-    stop,
-    wait_for,
-    ws,
-)
+from tests.test_monitor_faults import LENIENT, CenterProc, Workstation, stop, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +42,30 @@ GOOD = {"vpn.connected": ("pass", None), "audio.headset": ("pass", None),
 CONTENT = {"measured_at": "2026-11-23T12:00:00+00:00", "interval_s": 15.0,
            "agent_version": "0.1.0", "verdict": "pass", "gate": {"open": True, "reasons": []},
            "checks": []}
+
+
+@pytest.fixture
+def center(tmp_path) -> Iterator[CenterProc]:
+    """``agent-center serve`` (SQLite) with the lenient fleet policy of the fault tests."""
+    proc = CenterProc(tmp_path / "center", free_port(), free_port(socket.SOCK_DGRAM),
+                      "admin-" + uuid.uuid4().hex)
+    proc.data_dir.mkdir()
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def ws(tmp_path, center) -> Workstation:
+    """A workstation enrolled with ``center`` by the real ``agent-kit enroll``."""
+    policy = tmp_path / "lenient.toml"
+    policy.write_text(LENIENT)
+    station = Workstation(tmp_path / "agent", policy)
+    enrolled = station.cli("enroll", "--center", center.url, "--token", center.token())
+    assert enrolled.returncode == 0, enrolled.stderr
+    return station
 
 
 def spool_files(home: Path) -> list[Path]:
@@ -119,11 +139,11 @@ def any_center(request, tmp_path_factory):
 
 
 def test_the_409_says_the_last_stored_seq_and_where_an_id_is_stored(any_center):
-    ws = any_center.enroll(any_center.create_token(), "home-409")
+    station = any_center.enroll(any_center.create_token(), "home-409")
     first = [heartbeat(seq, datetime.now(UTC), GOOD) for seq in range(1, 8)]
-    ws.send(first)
+    station.send(first)
     # a spool that started again at 1: its seq 3 is another heartbeat's
-    clash = ws.request("POST", "/api/v1/heartbeats",
+    clash = station.request("POST", "/api/v1/heartbeats",
                        {"heartbeats": [heartbeat(8, datetime.now(UTC), GOOD),
                                        heartbeat(3, datetime.now(UTC), GOOD)]})
     assert clash.status_code == 409, clash.text
@@ -135,12 +155,13 @@ def test_the_409_says_the_last_stored_seq_and_where_an_id_is_stored(any_center):
     assert body["seq"] == 3   # the fields 409 always had stay where they were
     # a heartbeat the center already holds, sent again under a new seq: says where it is
     moved = {**first[1], "seq": 12}
-    again = ws.request("POST", "/api/v1/heartbeats", {"heartbeats": [moved]})
+    again = station.request("POST", "/api/v1/heartbeats", {"heartbeats": [moved]})
     assert again.status_code == 409
     assert again.json()["detail"]["stored_seq"] == 2
     assert again.json()["detail"]["last_seq"] == 7
     with any_center.admin() as admin:
-        history = admin.get(f"/api/v1/agents/{ws.agent_id}/heartbeats").json()["heartbeats"]
+        history = admin.get(f"/api/v1/agents/{station.agent_id}/heartbeats").json()[
+            "heartbeats"]
     assert [h["seq"] for h in history] == list(range(1, 8))   # nothing of a refused batch
 
 
