@@ -397,9 +397,10 @@ def test_the_agent_s_files_are_the_user_s_only_whatever_the_umask(center, tmp_pa
         assert mode(home) == 0o700
     finally:
         assert stop_process(monitor) == 0, monitor_log(home)
+    names = {p.name for p in home.iterdir()}
+    assert {"gate.json", "monitor.lock", "clearance_key.pem", "spool.db"} <= names
     for path in home.iterdir():   # nothing in the state folder is open to other users
-        assert mode(path) & 0o077 == 0 or path.name in ("gate.json", "monitor.lock",
-                                                        "center_policy.toml"), path
+        assert mode(path) & 0o077 == 0, (path, oct(mode(path)))
 
 
 def test_the_enrollment_token_stays_out_of_the_process_list(center, tmp_path):

@@ -43,6 +43,7 @@ from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
 from agent_kit.core.wire.heartbeat import HeartbeatContent
 from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
+from agent_kit.link.private_files import write_private_file
 from agent_kit.link.state_folder import Enrollment, state_dir
 from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
@@ -537,7 +538,7 @@ def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
     try:
         text = client.policy_toml()
         fresh = cache.with_suffix(".new")
-        fresh.write_text(text, "utf-8")
+        write_private_file(fresh, text)     # the user's only, like the rest of the folder
         policy = load_policy(fresh)     # validate before it replaces the cached one
         os.replace(fresh, cache)
         return policy

@@ -72,7 +72,10 @@ def write_state(state: MonitorState, path: Path | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        # 0600 like the rest of the state folder (no secret here, but whose gate it is and
+        # when, which is nobody else's business), whatever the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(state.to_json(), fh, indent=1)
             fh.flush()
             os.fsync(fh.fileno())
