@@ -166,9 +166,9 @@ def test_the_409_says_the_last_stored_seq_and_where_an_id_is_stored(any_center):
 
 
 def test_a_spool_restored_from_an_old_copy_delivers_everything_once(any_center, tmp_path):
-    """An old copy of the spool (a backup restored, a profile copied back) still holds a
-    heartbeat the center has had since, and numbers new ones below the center's: everything is
-    stored exactly once, the old heartbeat under its original seq."""
+    """An old copy of the spool (a backup restored, a profile copied back) still holds
+    heartbeats the center has had since, and numbers new ones below the center's: everything is
+    stored exactly once, the old heartbeats under their original seqs."""
     made = any_center.enroll(any_center.create_token(), "home-restored")
     enrollment = Enrollment(center_url=made.center_url, agent_id=made.agent_id,
                             secret=made.secret)
@@ -177,28 +177,29 @@ def test_a_spool_restored_from_an_old_copy_delivers_everything_once(any_center, 
         for _ in range(4):
             spool.add(CONTENT)
         assert Courier(spool, client).deliver().delivered == 4
-        pending = spool.add(CONTENT)       # seq 5, not delivered yet when the copy is taken
+        # seqs 5..8, not delivered yet when the copy is taken
+        pending = [spool.add(CONTENT) for _ in range(4)]
     copy = tmp_path / "copy"
     shutil.copytree(live.parent, copy)
     with Spool(live, made.agent_id) as spool, CenterClient(enrollment) as client:
-        for _ in range(5):
+        for _ in range(2):
             spool.add(CONTENT)
         assert Courier(spool, client).deliver().delivered == 6    # 5..10
     with Spool(copy / "spool.db", made.agent_id) as restored, \
             CenterClient(enrollment) as client:
-        newer = restored.add(CONTENT)     # seq 6 again: another heartbeat's at the center
-        assert newer.seq == 6
+        newer = restored.add(CONTENT)     # seq 9 again: another heartbeat's at the center
+        assert newer.seq == 9
         result = Courier(restored, client).deliver()
         stats = restored.stats()
     assert result.error is None and result.rejected == 0, result
-    assert result.delivered == 1 and result.duplicates == 1   # the old one was there already
+    assert result.delivered == 1 and result.duplicates == 4   # the old ones were there already
     assert stats.pending == 0 and stats.resync is not None and stats.resync.after_seq == 10
     with any_center.admin() as admin:
         history = admin.get(f"/api/v1/agents/{made.agent_id}/heartbeats").json()["heartbeats"]
     by_id = {h["id"]: h["seq"] for h in history}
     assert len(by_id) == len(history) == 11
-    assert by_id[pending.id] == 5                     # once, under its first seq
-    assert by_id[newer.id] > 10                       # after the center's last
+    assert [by_id[p.id] for p in pending] == [5, 6, 7, 8]   # once, under their first seqs
+    assert by_id[newer.id] > 10                             # after the center's last
 
 
 def test_an_older_center_without_last_seq_is_still_refused_as_before(tmp_path):

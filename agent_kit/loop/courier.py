@@ -36,7 +36,12 @@ MAX_RESYNCS_PER_DELIVERY = 3
 
 
 class _Resynced(Exception):
-    """The spool was renumbered (or a heartbeat found delivered): start the delivery again."""
+    """The spool was renumbered, or a heartbeat found delivered already (``progress``: one
+    left the spool, which bounds itself): start the delivery again."""
+
+    def __init__(self, progress: bool = False) -> None:
+        super().__init__()
+        self.progress = progress
 
 
 @dataclass
@@ -96,16 +101,17 @@ class Courier:
         started = self.clock()
         totals = [0, 0, 0]   # delivered, duplicates, rejected
         try:
-            for _attempt in range(MAX_RESYNCS_PER_DELIVERY + 1):
+            renumbered = 0
+            while True:
                 try:
                     self._send_spool(started, totals)
                     break
-                except _Resynced:
-                    continue
-            else:
-                raise CenterUnavailable("the center keeps finding this workstation's heartbeat "
-                                        "numbers taken (is its enrollment used on another "
-                                        "computer too?)")
+                except _Resynced as again:
+                    renumbered += 0 if again.progress else 1
+                if renumbered > MAX_RESYNCS_PER_DELIVERY:
+                    raise CenterUnavailable("the center keeps finding this workstation's "
+                                            "heartbeat numbers taken (is its enrollment used on "
+                                            "another computer too?)")
         except CenterUnavailable as exc:
             delay = self.backoff.next_delay(exc.retry_after_s)
             self.next_attempt_at = self.clock() + delay
@@ -145,8 +151,11 @@ class Courier:
             # the center has this very heartbeat under its earlier seq: it is delivered
             log.info("heartbeat %s is already stored at the center (seq %d)", clashing,
                      refused.stored_seq)
-            totals[1] += self.spool.ack([str(clashing)])
-            raise _Resynced
+            removed = self.spool.ack([str(clashing)])
+            totals[1] += removed
+            if removed:
+                raise _Resynced(progress=True)
+            return
         last_seq = refused.center_last_seq
         if last_seq is None:
             return
