@@ -89,7 +89,14 @@ def test_a_spool_lost_mid_shift_is_heard_again_within_one_interval(center, ws, t
     finally:
         monitor.send_signal(signal.SIGKILL)
         monitor.wait(timeout=10)
+    # a request the killed monitor had in flight may still be committed: wait until it is
     before = center.seqs(ws.agent_id)
+    while True:
+        time.sleep(1.0)
+        settled = center.seqs(ws.agent_id)
+        if settled == before:
+            break
+        before = settled
     last = before[-1]
     aside = tmp_path / "moved-away"
     aside.mkdir()
