@@ -68,10 +68,14 @@ def _store(db: str | None, data_dir: Path | None, create: bool = False) -> Any:
     """The center's store; the admin subcommands (``create`` False) refuse a SQLite file that
     does not exist yet: a mistyped ``--data-dir`` would otherwise make tokens in, or list, an
     empty database that no ``serve`` uses."""
+    from agent_kit.center.data_dir import secure_center_files
     from agent_kit.center.database import Database, DatabaseUnavailable
+    from agent_kit.center.sealed_secrets import key_file_path
     from agent_kit.center.store import Store
 
     settings = _settings(db, data_dir)
+    folder = Path(settings.data_dir)
+    secure_center_files(folder, settings.db_url, key_file_path(folder))
     sqlite_file = settings.db_url.removeprefix("sqlite:///")
     if not create and settings.db_url.startswith("sqlite:///") \
             and not Path(sqlite_file).exists():
@@ -169,6 +173,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
     import uvicorn
 
     from agent_kit.center.database import DatabaseUnavailable
+    from agent_kit.center.sealed_secrets import SecretsKeyError
     from agent_kit.center.settings import MULTIPROC_ENV
 
     # The center sets this itself, for its workers only (workers.py); one inherited from the
@@ -210,7 +215,10 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             os.environ["AGENT_CENTER_SETTINGS"] = settings.to_env()
             from agent_kit.center.app import asgi_app
 
-            asgi_app(settings)  # prints the admin token once, on first start
+            try:
+                asgi_app(settings)  # prints the admin token once, on first start
+            except SecretsKeyError as exc:
+                _fail(str(exc))
             print(f"agent-center {__version__} on {scheme}://{host}:{port} "
                   f"({workers} workers)", file=sys.stderr, flush=True)
             from agent_kit.center.workers import serve_workers
@@ -229,6 +237,8 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                 served = asgi_app(settings)
             except DatabaseUnavailable as exc:
                 _fail(f"database unavailable: {exc}")
+            except SecretsKeyError as exc:
+                _fail(str(exc))
             print(f"agent-center {__version__} on {scheme}://{host}:{port}, reflector "
                   f"udp/{udp_port or 'off'}, data {settings.data_dir}", file=sys.stderr,
                   flush=True)

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agent_kit.center.data_dir import create_private_file
+
 Params = Sequence[Any]
 PG_DISK_FULL = "53100"   # SQLSTATE disk_full (class 53, insufficient resources)
 WAL_CHECKPOINT_PAGES = 10_000
@@ -71,7 +73,10 @@ class Database:
         elif url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             self.path = Path(url[len("sqlite:///"):])
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # 0600 before SQLite makes it 0644: its -wal and -shm then get 0600 too (SQLite
+            # gives them the database file's mode), whatever the umask (data_dir.py)
+            create_private_file(self.path)
         else:
             raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or a "
                              "SQLite file path")
@@ -112,6 +117,16 @@ class Database:
             if down is not None:
                 raise down from None
             raise
+
+    def checkpoint_truncate(self) -> None:
+        """SQLite: copy the WAL into the database file and empty it (a one-off, at start)."""
+        if self.dialect != "sqlite":
+            return
+        conn = self.connect()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
 
     def acquire_write(self) -> None:
         """SQLite: wait for this process's and then every center process's write turn."""

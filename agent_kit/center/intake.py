@@ -9,7 +9,8 @@ event loop in one call per group (not one cross-thread wake-up per request).
 Per heartbeat: ``INSERT ... ON CONFLICT DO NOTHING`` on ``(agent_id, seq)`` and
 ``(agent_id, id)``. A heartbeat that inserts nothing is a *duplicate* when the same id is stored
 with the same seq; otherwise its seq (or id) is taken by another heartbeat: the request is
-refused (``seq_conflict``) and the rows it inserted in this transaction are deleted again, so
+refused (``seq_conflict``, with the workstation's highest stored seq, so that one whose spool was
+lost can continue after it) and the rows it inserted in this transaction are deleted again, so
 nothing of it is stored. Then the workstation's latest state (``agents`` row) is updated.
 
 One request never fails the others of its group: when the database refuses the group for
@@ -50,16 +51,23 @@ _STATE_RETURNING = (
     " agent_version = ?, verdict = ?, ready = ?, failing = ?, measured_at = ?,"
     " ready_since = COALESCE(?, CASE WHEN COALESCE(ready, -1) = ? THEN COALESCE(ready_since, ?)"
     " ELSE ? END) WHERE agent_id = ? AND COALESCE(last_seq, 0) < ? RETURNING agent_id")
+_LAST_SEQ = "SELECT MAX(seq) FROM heartbeats WHERE agent_id = ?"
 _ALIVE = "UPDATE agents SET last_seen = ?, deadline = ? WHERE agent_id = ?"
 _COUNT = "UPDATE counters SET value = value + ? WHERE name = 'heartbeats_stored'"
 
 
 @dataclass(frozen=True)
 class SeqConflict:
-    """The request was refused: this heartbeat's seq or id is stored under another heartbeat."""
+    """The request was refused: this heartbeat's seq or id is stored under another heartbeat.
+
+    ``last_seq`` is the workstation's highest stored seq, so that a workstation whose spool was
+    lost (its counter back at 1) can continue after it; ``stored_seq`` is the seq under which
+    this heartbeat's id is already stored, when it is (the heartbeat is there already)."""
 
     id: str
     seq: int
+    last_seq: int = 0
+    stored_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -312,13 +320,15 @@ def _settle_job(tx: Tx, job: IntakeJob, inserted: list[bool],
             mine.append(hb.seq)
             results.append((hb.id, hb.seq, "stored"))
             continue
-        same = any(str(i) == hb.id and int(s) == hb.seq
-                   for i, s in tx.all(_FIND, (job.agent_id, hb.id, hb.seq)))
-        if not same:
+        found = [(str(i), int(s)) for i, s in tx.all(_FIND, (job.agent_id, hb.id, hb.seq))]
+        if (hb.id, hb.seq) not in found:
             for seq in mine:
                 tx.execute("DELETE FROM heartbeats WHERE agent_id = ? AND seq = ?",
                            (job.agent_id, seq))
-            return SeqConflict(hb.id, hb.seq)
+            last = tx.one(_LAST_SEQ, (job.agent_id,))
+            stored_seq = next((s for i, s in found if i == hb.id), None)
+            return SeqConflict(hb.id, hb.seq, int(last[0]) if last and last[0] is not None
+                               else 0, stored_seq)
         results.append((hb.id, hb.seq, "duplicate"))
     return results
 

@@ -20,6 +20,7 @@ command that cannot be started.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_stat
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
 CLOCK_LEEWAY_S = 30
+RESYNC_NOTE_S = 24 * 3600   # how long status mentions a lost spool's renumbering
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ def _delivery_notes(state: MonitorState, now: float) -> tuple[str, ...]:
     if d.dropped_total:
         notes.append(_("{n} old heartbeat(s) were dropped while the center was unreachable "
                        "too long.").format(n=d.dropped_total))
+    if d.resynced_at is not None and now - d.resynced_at <= RESYNC_NOTE_S:
+        notes.append(_("The heartbeat spool on this computer was lost or replaced (at {time}): "
+                       "the center already had heartbeats up to no. {seq}, so numbering "
+                       "continues after it; {n} waiting heartbeat(s) were sent again with new "
+                       "numbers, none dropped.").format(time=_local_time(d.resynced_at),
+                                                        seq=d.resynced_after_seq,
+                                                        n=d.resynced_count))
     return tuple(notes)
 
 
@@ -179,7 +188,10 @@ def _clearance_key(client: Any, enrollment: Enrollment) -> str | None:
     data = client.request("GET", "/api/v1/clearance-key").json()
     pem = data.get("public_key_pem") if isinstance(data, dict) else None
     if isinstance(pem, str) and "PUBLIC KEY" in pem:
-        path.write_text(pem, "utf-8")
+        # pinned for the next logins; a state folder that cannot take it (read-only, full)
+        # costs only the pin, never this login
+        with contextlib.suppress(OSError):
+            path.write_text(pem, "utf-8")
         return pem
     return None
 

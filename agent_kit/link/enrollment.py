@@ -19,7 +19,7 @@ from agent_kit import __version__
 from agent_kit.core.i18n import _
 from agent_kit.core.wire.text import clean_line
 from agent_kit.link.discovery import CenterError, parse_center_url
-from agent_kit.link.private_files import make_private_folder
+from agent_kit.link.private_files import make_private_folder, write_private_file
 from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
 
 
@@ -90,12 +90,19 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
             raise EnrollError(_("the center's enrollment answer is not what agent-kit "
                                 "expects")) from None
         key_pem = _fetch_clearance_key(http)
-    save_enrollment(enrollment)
-    key_path = clearance_key_path()
-    if key_pem is not None:
-        key_path.write_text(key_pem, "utf-8")
-    else:
-        key_path.unlink(missing_ok=True)   # never keep an old center's key
+    try:
+        save_enrollment(enrollment)
+        key_path = clearance_key_path()
+        if key_pem is not None:
+            write_private_file(key_path, key_pem)
+        else:
+            key_path.unlink(missing_ok=True)   # never keep an old center's key
+    except OSError as exc:   # the folder turned read-only (or full) since it was checked
+        raise EnrollError(_("the center enrolled this workstation as {agent}, but the "
+                            "enrollment cannot be saved in {folder} ({error}): make the folder "
+                            "writable and enroll again with a new token from IT").format(
+                                agent=enrollment.agent_id, folder=folder,
+                                error=exc.strerror or exc)) from None
     return enrollment
 
 
