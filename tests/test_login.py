@@ -237,6 +237,13 @@ def test_local_alone_lasts_only_local_login_max_s_after_the_last_clearance(home,
     assert any("10 min ago" in r and "within 10 min" in r for r in late.reasons)
 
 
+def test_a_clock_set_back_since_the_last_clearance_does_not_stretch_it(home):
+    assert decide({**ALLOWED, "clearance": echoed()}).allowed   # kept, issued at NOW
+    write_state(state(updated_at=NOW - 3600))
+    d = decide_login(now=lambda: NOW - 3600, transport=gate_center(DOWN[0]))
+    assert not d.allowed and d.code == EXIT_CLOSED and "60 min away" in d.reasons[1]
+
+
 def test_a_kept_clearance_of_another_key_does_not_count(home):
     last_clearance_path().write_text(clearance(key=key_pair()[0]))
     assert not decide(DOWN[0]).allowed

@@ -193,7 +193,11 @@ def _local_alone(rule: UnreachableRule, key_pem: str, agent_id: str, now: float,
                  notes: tuple[str, ...]) -> LoginDecision:
     """The center cannot be reached: ``deny``, or ``local`` within ``local_login_max_s`` of
     the last clearance (its signed issue time against this computer's clock)."""
-    from agent_kit.link.clearance import CLOCK_TOLERANCE_S, last_clearance_issued_at
+    from agent_kit.link.clearance import (
+        CLOCK_TOLERANCE_S,
+        clock_off_reason,
+        last_clearance_issued_at,
+    )
 
     if rule.mode == "deny":
         return LoginDecision(False, EXIT_CLOSED, _("Login refused: the center cannot confirm "
@@ -207,12 +211,16 @@ def _local_alone(rule: UnreachableRule, key_pem: str, agent_id: str, now: float,
                 "The local gate alone may start the softphone only within {limit:.0f} min of "
                 "a login the center cleared.").format(limit=limit_min)), notes)
     age_s = now - issued_at
-    if age_s > rule.local_login_max_s or age_s < -CLOCK_TOLERANCE_S:
+    if age_s < -CLOCK_TOLERANCE_S:   # this computer's clock was set back since
+        return LoginDecision(False, EXIT_CLOSED, _(
+            "Login refused: the center cannot be reached and its last clearance is too old."),
+            (note, clock_off_reason(issued_at, now)), notes)
+    if age_s > rule.local_login_max_s:
         return LoginDecision(False, EXIT_CLOSED, _(
             "Login refused: the center cannot be reached and its last clearance is too old."),
             (note, _("The center last cleared a login here {age:.0f} min ago; the local gate "
                      "alone may start the softphone only within {limit:.0f} min of "
-                     "that.").format(age=max(age_s, 0.0) / 60, limit=limit_min)), notes)
+                     "that.").format(age=age_s / 60, limit=limit_min)), notes)
     return LoginDecision(True, EXIT_OPEN, _("Starting on the local gate alone."), (), (
         *notes, note, _("The center last cleared a login here {age:.0f} min ago; the policy "
                         "allows a login on the local gate alone for {limit:.0f} min after "

@@ -87,11 +87,15 @@ def verify_clearance(token: str, public_key_pem: str, agent_id: str, nonce: str,
                                   "not match): it may be an old one replayed"))
     iat, exp = float(claims["iat"]), float(claims["exp"])
     if now > exp + CLOCK_TOLERANCE_S or now < iat - CLOCK_TOLERANCE_S:
-        raise ClearanceRejected(_("the center's clearance is dated {minutes:.0f} min away from "
-                                  "this computer's clock: set the clock to the right time "
-                                  "(automatic time) and try again").format(
-                                      minutes=abs(now - iat) / 60))
+        raise ClearanceRejected(clock_off_reason(iat, now))
     return claims
+
+
+def clock_off_reason(issued_at: float, now: float) -> str:
+    """Plain words for a clearance dated too far from this computer's clock."""
+    return _("the center's clearance is dated {minutes:.0f} min away from this computer's "
+             "clock: set the clock to the right time (automatic time) and try again").format(
+                 minutes=abs(now - issued_at) / 60)
 
 
 def _signed_claims(token: str, public_key_pem: str, agent_id: str) -> dict[str, Any]:
