@@ -247,7 +247,9 @@ class Home:
                               capture_output=True, text=True, timeout=120)
 
     def login(self, *policy: str) -> tuple[subprocess.CompletedProcess[str], bool]:
-        """``agent-kit login [--policy P] -- touch MARKER``; and whether it started."""
+        """``agent-kit login [--policy P] -- touch MARKER`` with the local gate open (as a
+        running monitor keeps it); and whether it started the command."""
+        self.open_local_gate()
         marker = self.path / f"softphone-{uuid.uuid4().hex}"
         args = ["--policy", self.policy_file(*policy)] if policy else []
         run = self.cli("login", *args, "--", "touch", str(marker))
@@ -304,7 +306,6 @@ def test_an_honest_path_logs_in_with_a_clearance_bound_to_the_login(tmp_path, ce
     """The control: the real login succeeds, so the refusals below are the attacks'."""
     home = enrolled(tmp_path, center, onpath)
     home.report_good(center)
-    home.open_local_gate()
     run, started = home.login(DENY)
     assert run.returncode == 0 and started, run.stderr
     assert "cleared by the center" in run.stderr
@@ -340,7 +341,6 @@ def test_an_old_genuine_clearance_behind_a_forged_clock_skew_starts_nothing(
                            "server_time": genuine["iat"]}),
                     (200, {**then, "as_of": "2026-01-01T00:00:00+00:00"})])
     onpath.answer = gate_only(lambda path: next(answers))
-    home.open_local_gate()
     run, started = home.login(DENY)
     assert run.returncode == 1 and not started, run.stderr
     assert "not made for this login" in run.stderr
@@ -354,7 +354,6 @@ def test_a_fresh_genuine_clearance_for_another_request_starts_nothing(tmp_path, 
     home = enrolled(tmp_path, center, onpath)
     agent_id = home.enrollment["agent_id"]
     home.report_good(center)
-    home.open_local_gate()
     with center.admin() as acd:
         acds = acd.get(f"/api/v1/gate/{agent_id}").json()
     assert acds["allowed"] is True
@@ -404,7 +403,6 @@ def test_login_never_fetches_a_key_an_unpinned_workstation_must_enroll_again(
     home = enrolled(tmp_path, center, onpath)
     agent_id = home.enrollment["agent_id"]
     home.report_good(center)
-    home.open_local_gate()
     forged_key, forged_pem = attacker_key()
 
     def forge(method: str, path: str, headers: dict[str, str]) -> Forged | None:
@@ -436,7 +434,6 @@ def test_a_path_answering_503_gets_a_local_login_only_shortly_after_a_clearance(
         tmp_path, center, onpath):
     """Point 12 (first item), under the default ``center_unreachable = "local"``."""
     home = enrolled(tmp_path, center, onpath)
-    home.open_local_gate()
     onpath.answer = gate_only(lambda path: (503, {"error": "unavailable", "detail": "x"}))
     run, started = home.login()
     assert run.returncode == 1 and not started
