@@ -24,6 +24,7 @@ from agent_kit.center.auth import (
     require_workstation,
     runtime,
 )
+from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
 from agent_kit.center.models import (
@@ -257,10 +258,16 @@ async def report(request: Request, agent_id: str, report_id: str, _: Admin) -> R
 
 
 # -- the login gate ---------------------------------------------------------------------------
+NonceQ = Annotated[str | None, Query(pattern=NONCE_PATTERN, description=(
+    "optional: 16 to 128 characters of A-Z a-z 0-9 - _, signed into the clearance's `nonce` "
+    "claim so the caller can tell it answers this request"))]
+
+
 @router.get("/api/v1/gate/{agent_id}", response_model=GateDecision,
             responses={401: {"description": "gate key, admin token or that workstation"}})
-async def gate(request: Request, agent_id: str) -> JSONResponse:
-    """May this agent log in now? Allowed answers carry a signed, short-lived clearance."""
+async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONResponse:
+    """May this agent log in now? Allowed answers carry a signed, short-lived clearance, with
+    the request's ``nonce`` signed in when it sent one."""
     from agent_kit.center.gate import decide
 
     rt = runtime(request)
@@ -278,7 +285,7 @@ async def gate(request: Request, agent_id: str) -> JSONResponse:
     verdict = decide(row, latest, now, rt.policy.policy)
     return JSONResponse({"allowed": verdict.allowed, "reasons": verdict.reasons,
                          "as_of": iso(now),
-                         "clearance": rt.signer.sign(agent_id, now) if verdict.allowed
+                         "clearance": rt.signer.sign(agent_id, now, nonce) if verdict.allowed
                          else None})
 
 

@@ -120,7 +120,9 @@ class CenterClient:
         self.close()
 
     def now(self) -> float:
-        """Unix time as the center counts it."""
+        """Unix time as the center counts it, for signing requests only: ``server_time`` comes
+        in unsigned answers, so nothing that decides a login may trust this offset
+        (``agent_kit.link.clearance`` checks clearances by this computer's clock)."""
         return self.clock() + self.offset_s
 
     def learn_server_time(self, server_time: object) -> None:
@@ -131,8 +133,10 @@ class CenterClient:
                 log.info("clock offset to the center: %+.0f s", offset)
                 self.offset_s = offset
 
-    def request(self, method: str, path: str, payload: Any = None) -> httpx.Response:
-        """A signed request; raises CenterUnavailable or CenterRefused unless 2xx."""
+    def request(self, method: str, path: str, payload: Any = None,
+                params: dict[str, str] | None = None) -> httpx.Response:
+        """A signed request (``params``: its query string, which the signature leaves out);
+        raises CenterUnavailable or CenterRefused unless 2xx."""
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         for attempt in (1, 2):
             headers = signature_headers(self.enrollment.agent_id, self.enrollment.secret,
@@ -140,7 +144,8 @@ class CenterClient:
             if body:
                 headers["Content-Type"] = "application/json"
             try:
-                response = self._http.request(method, path, content=body, headers=headers)
+                response = self._http.request(method, path, content=body, headers=headers,
+                                              params=params)
             except httpx.HTTPError as exc:
                 raise CenterUnavailable(f"{type(exc).__name__}: {exc}") from None
             if response.is_success:
@@ -165,9 +170,12 @@ class CenterClient:
         return {r["id"]: r["status"] for r in data.get("results", [])
                 if isinstance(r, dict) and r.get("status") in ("stored", "duplicate")}
 
-    def gate(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.request(
-            "GET", f"/api/v1/gate/{self.enrollment.agent_id}").json()
+    def gate(self, nonce: str | None = None) -> dict[str, Any]:
+        """The center's gate answer for this workstation; ``nonce`` (sent as the query
+        parameter, which the signature does not cover) comes back signed in the clearance."""
+        path = f"/api/v1/gate/{self.enrollment.agent_id}"
+        data: dict[str, Any] = self.request("GET", path, params={"nonce": nonce}
+                                            if nonce is not None else None).json()
         return data
 
     def policy_toml(self) -> str:
