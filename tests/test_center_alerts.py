@@ -115,7 +115,7 @@ def test_nobody_listening_gives_up_after_the_bound():
 
 @pytest.mark.parametrize("receiver", [[(500, 0.0), (502, 0.0)]], indirect=True)
 def test_two_processes_one_database_one_delivery(receiver, tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-test")
+    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-test-" + "0" * 32)
     settings = CenterSettings(db_url=f"sqlite:///{tmp_path / 'center.db'}",
                               data_dir=str(tmp_path), webhook_url=receiver.url,
                               webhook_backoff_s=0.0, webhook_timeout_s=2.0)

@@ -32,7 +32,7 @@ def samples(text: str, parse=text_string_to_metric_families) -> dict[tuple[str, 
 
 @pytest.fixture
 def rt(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-test")
+    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-test-" + "0" * 32)
     runtime = build_runtime(CenterSettings(db_url=f"sqlite:///{tmp_path / 'center.db'}",
                                            data_dir=str(tmp_path)))
     runtime.intake.start()

@@ -81,10 +81,11 @@ def test_tls_serves_https_and_the_cookie_is_secure(tmp_path):
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))
-    env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": "adm_tls-test-token"}
+    admin_token = "adm_tls-test-token-0123456789abcdef"
+    env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin_token}
     with _serve(tmp_path / "data", ["--port", str(port), "--tls-cert", str(cert),
                                     "--tls-key", str(key)], env, url, trust):
-        login = httpx.post(f"{url}/api/v1/session", json={"token": "adm_tls-test-token"},
+        login = httpx.post(f"{url}/api/v1/session", json={"token": admin_token},
                            verify=trust)
         assert login.status_code < 300
         cookie = login.headers["set-cookie"].lower()

@@ -113,7 +113,7 @@ def test_a_port_taken_by_another_program_fails_the_start(tmp_path):
              "--data-dir", str(tmp_path), "--host", "127.0.0.1",
              "--port", str(port), "--udp-port", "0", "--workers", "2"],
             capture_output=True, text=True, timeout=60,
-            env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": "adm-test"})
+            env={**os.environ, "AGENT_CENTER_ADMIN_TOKEN": "adm-test-" + "0" * 32})
     assert proc.returncode == 2 and "cannot listen" in proc.stderr
 
 

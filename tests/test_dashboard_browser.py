@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 HISTORY = 40                 # heartbeats per charted agent
 INTERVAL_S = 60              # online agents stay online for the whole module (60 + 120 s grace)
 BULK = 30                    # never-seen agents, so the fleet has more than one page
-ADMIN_TOKEN = "dashboard-test-admin-token"
+ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
 
 
 @dataclass(frozen=True)

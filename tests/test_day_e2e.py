@@ -40,7 +40,7 @@ from tests.lab.pulse import RATE, pulse_server, read_wav, sox
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-ADMIN = "admin-e2e-" + os.urandom(8).hex()
+ADMIN = "admin-e2e-" + os.urandom(16).hex()
 PORT = 8750
 CENTER_URL = f"http://{TUNNEL_CENTER}:{PORT}"
 INTERVAL_S = 2

@@ -43,7 +43,7 @@ NOW = 1_800_000_000.0
 @pytest.fixture
 def center(tmp_path, monkeypatch):
     """A real center runtime (SQLite) with one enrolled workstation, its clock at NOW."""
-    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-wire-test")
+    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", "adm-wire-test-" + "0" * 32)
     rt = build_runtime(CenterSettings(db_url=f"sqlite:///{tmp_path / 'center.db'}",
                                       data_dir=str(tmp_path), now=lambda: NOW))
     token, _, _ = rt.store.create_token(1, 3600, None, NOW)
@@ -78,8 +78,9 @@ def center_verifies(rt: CenterRuntime, method: str, path: str, headers: httpx.He
     """What the center's auth does with a request (auth.py, both ways in): the agent id."""
     agent_id, timestamp, signature = auth.signature_headers(
         rt, headers.get(signing.AGENT_ID_HEADER), headers.get(signing.TIMESTAMP_HEADER),
-        headers.get(signing.SIGNATURE_HEADER))
-    asyncio.run(auth.verify_workstation(rt, method, path, agent_id, timestamp, body, signature))
+        headers.get(signing.SIGNATURE_HEADER), "127.0.0.1")
+    asyncio.run(auth.verify_workstation(rt, method, path, agent_id, timestamp, body, signature,
+                                        "127.0.0.1"))
     return agent_id
 
 

@@ -18,10 +18,12 @@ from agent_kit.center.auth import (
     SESSION_COOKIE,
     Caller,
     caller_admin,
-    caller_gate,
+    failure,
     has_signature,
+    refuse_if_throttled,
+    request_source,
     require_admin,
-    require_workstation,
+    require_single_use_workstation,
     runtime,
 )
 from agent_kit.center.clearance import NONCE_PATTERN
@@ -77,11 +79,13 @@ async def healthz(request: Request) -> dict[str, Any]:
              responses={401: {"description": "wrong token"}})
 async def login(request: Request) -> Response:
     """Exchange the admin token for an HttpOnly session cookie."""
-    req = await read_json(request, SessionRequest)
     rt = runtime(request)
+    source = request_source(request)
+    refuse_if_throttled(rt, source)   # the admin token may be a person's choice: no guessing
+    req = await read_json(request, SessionRequest)
     if not rt.admin_token_valid(req.token):
-        raise APIError(401, "unauthorized", "that is not the admin token")
-    session = await run_in_threadpool(rt.store.create_session, rt.now)
+        raise failure(rt, source, APIError(401, "unauthorized", "that is not the admin token"))
+    session = await run_in_threadpool(rt.store.create_session, rt.now, rt.session_tag)
     response = Response(status_code=204)
     response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
                         secure=rt.settings.tls, path="/", max_age=12 * 3600)
@@ -90,6 +94,8 @@ async def login(request: Request) -> Response:
 
 @router.delete("/api/v1/session", status_code=204)
 async def logout(request: Request) -> Response:
+    # No Origin check here: another site's page cannot send a DELETE at all (not without a
+    # CORS preflight, which the center never answers), and logging out must always work.
     session = request.cookies.get(SESSION_COOKIE)
     if session and len(session) <= 200:
         await run_in_threadpool(runtime(request).store.delete_session, session)
@@ -267,16 +273,16 @@ NonceQ = Annotated[str | None, Query(pattern=NONCE_PATTERN, description=(
             responses={401: {"description": "gate key, admin token or that workstation"}})
 async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONResponse:
     """May this agent log in now? Allowed answers carry a signed, short-lived clearance, with
-    the request's ``nonce`` signed in when it sent one."""
+    the request's ``nonce`` signed in when it sent one (a workstation's signed request is
+    served once: a replay gets 409 ``replayed``)."""
     from agent_kit.center.gate import decide
 
     rt = runtime(request)
     if has_signature(request):
-        caller = await require_workstation(request)
+        caller = await require_single_use_workstation(request)
         if caller.agent_id != agent_id:
             raise APIError(403, "forbidden", "a workstation may ask only about itself")
-    elif await run_in_threadpool(caller_gate, request) is None and \
-            await run_in_threadpool(caller_admin, request) is None:
+    elif await run_in_threadpool(caller_admin, request, True) is None:
         raise APIError(401, "unauthorized", "a gate key or the admin token (Bearer) is needed",
                        headers={"WWW-Authenticate": "Bearer"})
     now = rt.now

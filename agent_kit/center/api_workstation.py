@@ -7,7 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from agent_kit.center.auth import Caller, caller_admin, has_signature, require_workstation, runtime
+from agent_kit.center.auth import (
+    Caller,
+    caller_admin,
+    failure,
+    has_signature,
+    refuse_if_throttled,
+    request_source,
+    require_single_use_workstation,
+    require_workstation,
+    runtime,
+)
 from agent_kit.center.errors import APIError
 from agent_kit.center.models import (
     EnrollRequest,
@@ -20,6 +30,7 @@ from agent_kit.center.request_bodies import json_body, read_json
 
 router = APIRouter(prefix="/api/v1")
 Workstation = Annotated[Caller, Depends(require_workstation)]
+SingleUseWorkstation = Annotated[Caller, Depends(require_single_use_workstation)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "unauthorized, bad_signature or clock_skew"},
     403: {"description": "retired"}}
@@ -34,13 +45,16 @@ async def enroll(request: Request) -> JSONResponse:
 
     from agent_kit.center.credentials import derive_secret
 
-    req = await read_json(request, EnrollRequest)
     rt = runtime(request)
+    source = request_source(request)
+    refuse_if_throttled(rt, source)   # each try is a database write: none while throttled
+    req = await read_json(request, EnrollRequest)
     now = rt.now
     made = await run_in_threadpool(rt.store.enroll, req.token, req.hostname, req.display_name,
                                    now)
     if made is None:
-        raise APIError(401, "invalid_token", "unknown, expired, revoked or used-up token")
+        raise failure(rt, source, APIError(401, "invalid_token",
+                                           "unknown, expired, revoked or used-up token"))
     agent_id, nonce = made
     body = EnrollResponse(agent_id=agent_id, secret=derive_secret(rt.center_key, agent_id, nonce),
                           heartbeat_interval_s=rt.settings.heartbeat_interval_s,
@@ -74,11 +88,16 @@ async def policy(request: Request) -> PolicyDocument:
     return PolicyDocument(name=doc.name, version=doc.version, toml=doc.toml)
 
 
-@router.post("/reports", status_code=201, responses=ERRORS, openapi_extra={"requestBody": {
-    "required": True, "content": {"text/html": {"schema": {"type": "string"}}}}})
-async def upload_report(request: Request, caller: Workstation) -> JSONResponse:
-    """A diagnosis report (HTML, 2 MiB max) for the agent's dashboard page."""
+@router.post("/reports", status_code=201, openapi_extra={"requestBody": {
+    "required": True, "content": {"text/html": {"schema": {"type": "string"}}}}},
+    responses={**ERRORS, 409: {"description": "replayed"}, 429: {"description": "report_quota"}})
+async def upload_report(request: Request, caller: SingleUseWorkstation) -> JSONResponse:
+    """A diagnosis report (HTML, 2 MiB max) for the agent's dashboard page, within the
+    workstation's quotas (``serve --reports-per-hour``, ``--report-storage-mib``)."""
     from starlette.concurrency import run_in_threadpool
+
+    from agent_kit.center.store import ReportQuota
+    from agent_kit.center.throttle import retry_after_header
 
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "text/html":
@@ -92,5 +111,12 @@ async def upload_report(request: Request, caller: Workstation) -> JSONResponse:
         raise APIError(400, "bad_request", "the report contains NUL characters")
     rt = runtime(request)
     assert caller.agent_id is not None
-    report_id = await run_in_threadpool(rt.store.add_report, caller.agent_id, html, rt.now)
+    try:
+        report_id = await run_in_threadpool(
+            rt.store.add_report, caller.agent_id, html, rt.now,
+            per_hour=rt.settings.reports_per_hour,
+            storage_bytes=rt.settings.report_storage_bytes)
+    except ReportQuota as exc:
+        raise APIError(429, "report_quota", str(exc), headers={
+            "Retry-After": retry_after_header(exc.retry_after_s)}) from None
     return JSONResponse({"report_id": report_id}, status_code=201)

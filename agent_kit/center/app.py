@@ -1,5 +1,8 @@
 """The center's ASGI app: API routers, error handling, body limits, dashboard files, the
-bandwidth endpoint. ``create_app(settings)`` builds one; uvicorn serves it (``cli.py``)."""
+bandwidth endpoint. ``create_app(settings)`` builds one; uvicorn serves it (``cli.py``).
+
+No interactive API docs page (``/docs``): FastAPI's loads swagger-ui from a CDN, a script of
+another origin on the admin's origin. The OpenAPI document is served, as JSON."""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
             rt.close()
 
     app = FastAPI(title="agent-center", version=__version__, lifespan=lifespan,
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.center = rt
     install_error_handlers(app)
     app.include_router(api_workstation.router)
@@ -65,8 +68,11 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
 
     if settings.mount_speedtest:
         from agent_kit.center.speedtest import create_speedtest_app
+        from agent_kit.center.throttle import SourceBudgets
 
-        app.mount("/speedtest", create_speedtest_app())
+        budget = settings.bandwidth_budget_bytes
+        app.mount("/speedtest", create_speedtest_app(
+            SourceBudgets(budget, budget / 3600) if budget > 0 else None))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -87,9 +93,11 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
               "/speedtest/upload.php": MAX_UPLOAD_BYTES,
               "/speedtest/speedtest/upload.php": MAX_UPLOAD_BYTES}
     from agent_kit.center.heartbeat_route import HeartbeatFastPath
+    from agent_kit.center.read_deadlines import ReadDeadlines
+    from agent_kit.center.request_log import RefusalLog
 
     wrapped = BodyLimit(HeartbeatFastPath(app, rt), settings.body_limit_bytes, limits)
-    app.state.asgi = wrapped
+    app.state.asgi = ReadDeadlines(RefusalLog(wrapped))
     return app
 
 
@@ -124,7 +132,8 @@ _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' 
 
 
 def asgi_app(settings: CenterSettings | None = None) -> Any:
-    """The app with the body-size limit in front (what uvicorn serves)."""
+    """The app with the read deadlines, the refusal log and the body-size limit in front (what
+    uvicorn serves, with ``read_deadlines.deadline_protocol``)."""
     return create_app(settings).state.asgi
 
 

@@ -1,10 +1,28 @@
 """Who is calling: the admin (bearer token or dashboard session cookie), a gate client (gate
-key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dependencies."""
+key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dependencies.
+
+And what a hostile caller meets here (docs/center-api.md, "Refusals of hostile callers"):
+
+- failed attempts are counted per source address (``throttle.py``); once an address has spent
+  its budget, the credentials a person chooses or types (the admin token, as Bearer or at the
+  dashboard login; enrollment tokens, whose check is a database write) are not even checked
+  (429 ``too_many_failures``), while the ones the center generated and programs present
+  (session cookies, gate keys, workstation signatures) still are, so that one bad client behind
+  a shared address (NAT, VPN concentrator) cannot lock the good ones out: a failure among them
+  is answered 429 instead of 401;
+- a write made with the session cookie must come from the center's own pages
+  (``Sec-Fetch-Site: same-origin``, or without that header an ``Origin`` equal to the center's
+  own), else 403 ``csrf``: SameSite=Strict does not stop a page on another port of the same
+  host (logging out is left free: ``api_admin.logout``);
+- a non-idempotent signed request (the gate's clearance, a report upload) is served once per
+  signature: the signature is recorded in the database for the clock window, so a replay is
+  refused (409 ``replayed``) by every process and host of the center, and after a restart.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,11 +31,15 @@ from fastapi import Request
 from agent_kit.center import credentials
 from agent_kit.center.errors import APIError
 from agent_kit.center.runtime import CenterRuntime
+from agent_kit.center.throttle import retry_after_header, source_key
 from agent_kit.core.wire import signing
 
 log = logging.getLogger("agent_kit.center")
 SESSION_COOKIE = "agent_center_session"
 Role = Literal["admin", "gate", "workstation"]
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+# A used signature is kept this long past the clock window: center hosts' clocks differ a little.
+USED_SIGNATURE_MARGIN_S = 60
 
 
 @dataclass(frozen=True)
@@ -46,14 +68,82 @@ def _unauthorized(detail: str) -> APIError:
     return APIError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def caller_admin(request: Request) -> Caller | None:
+class TooManyFailures(APIError):
+    """429 ``too_many_failures``: this address failed to authenticate too often."""
+
+    def __init__(self, wait_s: float) -> None:
+        seconds = retry_after_header(wait_s)
+        super().__init__(429, "too_many_failures", "too many failed authentication attempts "
+                         f"from this address; retry in {seconds} s",
+                         headers={"Retry-After": seconds})
+
+
+def client_source(client: Sequence[object] | None) -> str:
+    """The throttling key of an ASGI ``client``: ``scope["client"]`` or ``request.client``,
+    both ``(host, port)`` or None."""
+    host = client[0] if client else None
+    return source_key(host if isinstance(host, str) else None)
+
+
+def request_source(request: Request) -> str:
+    return client_source(request.client)
+
+
+def refuse_if_throttled(rt: CenterRuntime, source: str) -> None:
+    """429 before a credential is even checked, while ``source`` has no attempt left."""
+    wait = rt.failures.wait_s(source)
+    if wait > 0:
+        raise TooManyFailures(wait)
+
+
+def failure(rt: CenterRuntime, source: str, refusal: APIError) -> APIError:
+    """Count a failed attempt of ``source``; what to raise: ``refusal``, or 429 when the
+    address had no attempt left."""
+    wait = rt.failures.take(source)
+    return TooManyFailures(wait) if wait else refusal
+
+
+def require_same_origin(request: Request) -> None:
+    """A write made with the session cookie comes from the center's own pages, else 403
+    ``csrf``. Browsers say so in ``Sec-Fetch-Site`` (trusted alone when present: an ``Origin``
+    may look like ours behind a TLS proxy that hides the scheme); without it, ``Origin`` must
+    be the center's own (scheme and ``Host``)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        same = site == "same-origin"
+    else:
+        origin, host = request.headers.get("origin"), request.headers.get("host")
+        same = origin is not None and host is not None and \
+            origin.lower() == f"{request.scope.get('scheme', 'http')}://{host}".lower()
+    if not same:
+        raise APIError(403, "csrf", "a dashboard session may change things only from the "
+                       "center's own pages (Sec-Fetch-Site / Origin of another site)")
+
+
+def caller_admin(request: Request, gate_keys: bool = False) -> Caller | None:
+    """The admin (or, with ``gate_keys``, a gate client) by Bearer token or session cookie;
+    None when no credential is presented; 401 (or 429) when the one presented is wrong; 403
+    ``csrf`` for a cookie write from another site's page."""
     rt = runtime(request)
     token = _bearer(request)
-    if token is not None and rt.admin_token_valid(token):
-        return Caller("admin")
+    if token is not None:
+        source = request_source(request)
+        if gate_keys and token.startswith("gate_") and \
+                rt.store.gate_key_valid(credentials.token_hash(token)):
+            return Caller("gate")
+        refuse_if_throttled(rt, source)
+        if rt.admin_token_valid(token):
+            return Caller("admin")
+        raise failure(rt, source, _unauthorized("that is not the admin token" + (
+            " or a gate key" if gate_keys else "")))
     session = request.cookies.get(SESSION_COOKIE)
-    if session and len(session) <= 200 and rt.store.session_valid(session, rt.now):
-        return Caller("admin")
+    if session:
+        if len(session) <= 200 and rt.store.session_valid(session, rt.now, rt.session_tag):
+            if request.method not in SAFE_METHODS:
+                require_same_origin(request)
+            return Caller("admin")
+        raise failure(rt, request_source(request),
+                      _unauthorized("the dashboard session has ended: log in again"))
     return None
 
 
@@ -64,43 +154,63 @@ def require_admin(request: Request) -> Caller:
     return found
 
 
-def caller_gate(request: Request) -> Caller | None:
-    token = _bearer(request)
-    if token is not None and token.startswith("gate_") and \
-            runtime(request).store.gate_key_valid(credentials.token_hash(token)):
-        return Caller("gate")
-    return None
-
-
 def has_signature(request: Request) -> bool:
     return signing.AGENT_ID_HEADER in request.headers   # (case-insensitive)
 
 
 async def require_workstation(request: Request) -> Caller:
     """Verify the HMAC signature over method, path, timestamp and body."""
+    caller, _, _ = await _verified_workstation(request)
+    return caller
+
+
+async def require_single_use_workstation(request: Request) -> Caller:
+    """:func:`require_workstation` for a request that must not be served twice (a clearance, a
+    report): its signature is recorded, and a replay is refused with 409 ``replayed``."""
+    caller, timestamp, signature = await _verified_workstation(request)
+    await use_signature(runtime(request), timestamp, signature)
+    return caller
+
+
+async def _verified_workstation(request: Request) -> tuple[Caller, str, str]:
     rt = runtime(request)
     headers = request.headers
+    source = request_source(request)
     agent_id, timestamp, signature = signature_headers(
         rt, headers.get(signing.AGENT_ID_HEADER), headers.get(signing.TIMESTAMP_HEADER),
-        headers.get(signing.SIGNATURE_HEADER))
+        headers.get(signing.SIGNATURE_HEADER), source)
     body = await request.body()
     await verify_workstation(rt, request.method, request.url.path, agent_id, timestamp, body,
-                             signature)
-    return Caller("workstation", agent_id)
+                             signature, source)
+    return Caller("workstation", agent_id), timestamp, signature
+
+
+async def use_signature(rt: CenterRuntime, timestamp: str, signature: str) -> None:
+    """Record a verified signature as used (in the database: every process and host, and
+    after a restart); 409 ``replayed`` when it already was. Kept until its timestamp leaves
+    the clock window (plus a margin), then swept."""
+    from starlette.concurrency import run_in_threadpool
+
+    expires_at = int(timestamp) + rt.settings.clock_window_s + USED_SIGNATURE_MARGIN_S
+    sweep_before = rt.now if rt.used_signature_sweep_due() else None
+    if not await run_in_threadpool(rt.store.use_signature, signature, expires_at, sweep_before):
+        raise APIError(409, "replayed", "this signed request was already served; a new request "
+                       "needs a new signature (a later timestamp)")
 
 
 def signature_headers(rt: CenterRuntime, agent_id: str | None, timestamp: str | None,
-                      signature: str | None) -> tuple[str, str, str]:
+                      signature: str | None, source: str) -> tuple[str, str, str]:
     """The three signature headers, well-formed and with a timestamp inside the clock window
     (checked before the body is read); else 401 ``unauthorized``/``bad_signature``/
-    ``clock_skew``. One implementation for the FastAPI routes and the heartbeat fast path; the
-    form and the window are ``core.wire.signing``'s."""
+    ``clock_skew`` (malformed headers count as a failed attempt of ``source``). One
+    implementation for the FastAPI routes and the heartbeat fast path; the form and the window
+    are ``core.wire.signing``'s."""
     try:
         found = signing.parse_signature_headers(agent_id, timestamp, signature)
     except signing.SignatureMissing as exc:
         raise APIError(401, "unauthorized", str(exc)) from None
     except signing.SignatureMalformed as exc:
-        raise APIError(401, "bad_signature", str(exc)) from None
+        raise failure(rt, source, APIError(401, "bad_signature", str(exc))) from None
     now = rt.now
     if not signing.within_clock_window(found[1], now, rt.settings.clock_window_s):
         raise APIError(401, "clock_skew", f"timestamp is more than "
@@ -110,9 +220,9 @@ def signature_headers(rt: CenterRuntime, agent_id: str | None, timestamp: str | 
 
 
 async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id: str,
-                             timestamp: str, body: bytes, signature: str) -> None:
+                             timestamp: str, body: bytes, signature: str, source: str) -> None:
     """The signature matches this workstation's secret and the workstation is not retired;
-    else 401 ``bad_signature`` / 403 ``retired``."""
+    else 401 ``bad_signature`` (429 once ``source`` has failed too often) / 403 ``retired``."""
     if rt.sweep_due():  # retirements made elsewhere, in the background (within 30 s)
         _in_background(rt.sweep_retired)
     auth = rt.cached_agent_auth(agent_id)
@@ -123,7 +233,8 @@ async def verify_workstation(rt: CenterRuntime, method: str, path: str, agent_id
     # Unknown agent and wrong signature look the same (no oracle for agent ids).
     if auth is None or not signing.signature_matches(
             auth[0], method, path, timestamp, body, signature):
-        raise APIError(401, "bad_signature", "the request signature does not match")
+        raise failure(rt, source, APIError(401, "bad_signature",
+                                           "the request signature does not match"))
     if auth[1]:
         raise APIError(403, "retired", "this workstation was retired; enroll it again")
 

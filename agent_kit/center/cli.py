@@ -168,13 +168,35 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
           heartbeat_interval: Annotated[int, typer.Option("--heartbeat-interval", help="Seconds"
                                                           " between heartbeats told to new "
                                                           "workstations.", min=1,
-                                                          max=3600)] = 15) -> None:
+                                                          max=3600)] = 15,
+          reports_per_hour: Annotated[int, typer.Option(
+              "--reports-per-hour", help="Diagnosis reports one workstation may upload per "
+              "hour.", min=1, max=10_000)] = 10,
+          report_storage_mib: Annotated[int, typer.Option(
+              "--report-storage-mib", help="MiB of reports kept per workstation (older ones "
+              "make room; at least the 2 MiB of one report).", min=2, max=100_000)] = 20,
+          request_timeout: Annotated[float, typer.Option(
+              "--request-timeout", help="Seconds a client may take to send a request's "
+              "headers, and its body (plus 1 s per 500 bytes).", min=1.0, max=3600.0)] = 20.0,
+          bandwidth_budget_mib: Annotated[int, typer.Option(
+              "--bandwidth-budget-mib", help="MiB one source address may move through the "
+              "bandwidth endpoint per hour (0: no limit).", min=0, max=10_000_000)] = 4096,
+          forwarded_allow_ips: Annotated[str | None, typer.Option(
+              "--forwarded-allow-ips", help="Proxies (comma-separated addresses) whose "
+              "X-Forwarded-For/-Proto are trusted for the client's address and scheme "
+              "(default: none).")] = None) -> None:
     """Run the center: API, dashboard, gate, metrics, reflector and bandwidth endpoint."""
     import uvicorn
 
     from agent_kit.center.database import DatabaseUnavailable
+    from agent_kit.center.runtime import AdminTokenRefused, env_admin_token
     from agent_kit.center.sealed_secrets import SecretsKeyError
-    from agent_kit.center.settings import MULTIPROC_ENV
+    from agent_kit.center.settings import MIB, MULTIPROC_ENV
+
+    try:   # before anything is opened: one line, not a traceback
+        env_admin_token()
+    except AdminTokenRefused as exc:
+        _fail(str(exc))
 
     # The center sets this itself, for its workers only (workers.py); one inherited from the
     # environment would have this process count into a folder nobody cleans between starts.
@@ -198,7 +220,11 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                          metrics_public=metrics_public, tls=tls_cert is not None,
                          heartbeat_interval_s=max(1, heartbeat_interval),
                          reflector_host=advertised[0] if advertised else None,
-                         reflector_port=advertised[1] if advertised else udp_port)
+                         reflector_port=advertised[1] if advertised else udp_port,
+                         reports_per_hour=reports_per_hour,
+                         report_storage_bytes=report_storage_mib * MIB,
+                         header_timeout_s=request_timeout, body_timeout_s=request_timeout,
+                         bandwidth_budget_bytes=bandwidth_budget_mib * MIB)
     reflector = None
     if udp_port:
         from agent_kit.center.reflector import start_reflector
@@ -207,7 +233,12 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             reflector = start_reflector(host, udp_port)
         except OSError as exc:
             _fail(f"cannot open the reflector on UDP {host}:{udp_port}: {exc}")
-    ssl: dict[str, Any] = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
+    options: dict[str, Any] = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert \
+        else {}
+    # The client's address is the socket's unless a proxy is named: it is what failed
+    # authentication is throttled by, and anyone may send an X-Forwarded-For.
+    options.update(proxy_headers=forwarded_allow_ips is not None,
+                   forwarded_allow_ips=forwarded_allow_ips)
     scheme = "https" if tls_cert else "http"
     try:
         if workers > 1:
@@ -224,7 +255,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             from agent_kit.center.workers import serve_workers
 
             try:
-                status = serve_workers(host, port, workers, ssl)
+                status = serve_workers(host, port, workers, options)
             except OSError as exc:
                 _fail(f"cannot listen on {host}:{port}: {exc}")
             if status:
@@ -242,8 +273,10 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             print(f"agent-center {__version__} on {scheme}://{host}:{port}, reflector "
                   f"udp/{udp_port or 'off'}, data {settings.data_dir}", file=sys.stderr,
                   flush=True)
+            from agent_kit.center.read_deadlines import deadline_protocol
+
             uvicorn.run(served, host=host, port=port, log_level="warning", access_log=False,
-                        **ssl)
+                        http=deadline_protocol(settings.read_limits), **options)
     finally:
         if reflector is not None:
             reflector.close()

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_kit.center.database import DatabaseFull, DatabaseUnavailable
@@ -88,8 +89,26 @@ def database_down_response(exc: DatabaseUnavailable) -> JSONResponse:
                           "retry later", {"Retry-After": "5"})
 
 
+_TRACED: set[tuple[str, str, int]] = set()   # where a bug's traceback was logged already
+
+
 def internal_error_response(method: str, path: str, exc: BaseException) -> JSONResponse:
-    log.error("internal error on %s %s: %s", method, path, type(exc).__name__, exc_info=exc)
+    """500 ``internal`` for a bug, logged in one line (its traceback too, the first time it
+    happens at that place in the code: a request that hits it again adds one line, not 100)."""
+    from agent_kit.center.request_log import printable
+
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = (type(exc).__name__, frame.tb_frame.f_code.co_filename if frame else "?",
+             frame.tb_lineno if frame else 0)
+    first = where not in _TRACED and len(_TRACED) < 1000
+    if first:
+        _TRACED.add(where)
+    log.error("internal error on %s %s: %s at %s:%d%s", printable(method, 10), printable(path),
+              where[0], where[1].rsplit("/", 1)[-1], where[2],
+              "" if first else " (its traceback was logged before)",
+              exc_info=exc if first else None)
     return error_response(500, "internal", "internal error")
 
 
@@ -101,6 +120,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return invalid_body_response(exc.errors())
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Nobody will read this (the client left, or read_deadlines.py closed a slow one).
+        return error_response(400, "client_disconnected", "the client went away")
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

@@ -23,7 +23,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agent_kit.center.auth import signature_headers, verify_workstation
+from agent_kit.center.auth import client_source, signature_headers, verify_workstation
 from agent_kit.center.database import DatabaseUnavailable
 from agent_kit.center.errors import (
     APIError,
@@ -119,10 +119,11 @@ class HeartbeatFastPath:
             if name in _WANTED and name not in found:  # the first one, as Starlette's get()
                 found[name] = value.decode("latin-1")
         rt = self.rt
+        source = client_source(scope.get("client"))
         agent_id, timestamp, signature = signature_headers(
-            rt, found.get(_AGENT_ID), found.get(_TIMESTAMP), found.get(_SIGNATURE))
+            rt, found.get(_AGENT_ID), found.get(_TIMESTAMP), found.get(_SIGNATURE), source)
         body = await _read_body(receive)
-        await verify_workstation(rt, "POST", PATH, agent_id, timestamp, body, signature)
+        await verify_workstation(rt, "POST", PATH, agent_id, timestamp, body, signature, source)
         return await accept_heartbeats(rt, agent_id, found.get(b"content-type", ""), body)
 
 

@@ -21,6 +21,8 @@ each request inside its own savepoint, and only the request(s) the database refu
 is a bug, answered 500 for that request alone). The first, whole-group attempt keeps the common
 case at two statement pipelines per group on PostgreSQL. The database's own trouble (down,
 locked, disk full: :func:`database.unavailable`) fails the whole group with 503, to retry.
+A request whose heartbeats are all duplicates changes nothing (so replaying a captured request
+is harmless: the heartbeats route needs no record of used signatures).
 """
 
 from __future__ import annotations
@@ -296,13 +298,16 @@ def apply_jobs(tx: Tx, jobs: list[IntakeJob]) -> list[Outcome]:
         n = len(job.heartbeats)
         outcomes.append(_settle_job(tx, job, inserted[k:k + n], rows[k:k + n]))
         k += n
-    accepted = [job for job, outcome in zip(jobs, outcomes, strict=True)
+    accepted = [(job, outcome) for job, outcome in zip(jobs, outcomes, strict=True)
                 if not isinstance(outcome, SeqConflict)]
-    states = [state_params(job) for job in accepted]
+    states = [state_params(job) for job, _ in accepted]
     matched = tx.each(_STATE_RETURNING, [params for params, _ in states])
-    # No match: an older heartbeat arrived late (or a resend): still a sign of life.
+    # No match: an older heartbeat arrived late: still a sign of life. Not a request of
+    # duplicates only: a resend (or a replay of a captured request, signed and inside the clock
+    # window) must not keep a silent workstation online.
     alive = [(job.received_at, due, job.agent_id)
-             for job, (_, due), hit in zip(accepted, states, matched, strict=True) if not hit]
+             for (job, outcome), (_, due), hit in zip(accepted, states, matched, strict=True)
+             if not hit and any(status == "stored" for _, _, status in outcome)]
     if alive:
         tx.executemany(_ALIVE, alive)
     return outcomes

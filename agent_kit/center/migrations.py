@@ -64,6 +64,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             received_at DOUBLE PRECISION NOT NULL, body TEXT NOT NULL,
             PRIMARY KEY (agent_id, seq), UNIQUE (agent_id, id)) WITHOUT ROWID""",
     }}),
+    Migration(2, "sessions bound to the admin token; single-use signatures", (
+        # A session is valid only under the admin token it was made with (a new token ends
+        # every session); rows made before this migration have none and are refused.
+        "ALTER TABLE sessions ADD COLUMN admin_tag TEXT",
+        # Signatures of non-idempotent workstation requests already served, kept for the clock
+        # window (plus a margin), shared by every process and host of the center.
+        """CREATE TABLE used_signatures (
+            signature TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX used_signatures_by_expiry ON used_signatures (expires_at)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -29,6 +29,7 @@ from agent_kit.center.sealed_secrets import (
 )
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
+from agent_kit.center.throttle import SourceBudgets
 from agent_kit.core.policy import Policy
 
 log = logging.getLogger("agent_kit.center")
@@ -37,6 +38,27 @@ ADMIN_HASH = "admin_token_sha256"
 CENTER_KEY = "center_key_hex"
 AUTH_CACHE_S = 30.0  # a retirement reaches other processes within this
 SWEEP_MARGIN_S = 600.0  # retirements looked back over, beyond the last sweep
+ADMIN_TOKEN_MIN_CHARS = 32
+ADMIN_TOKEN_MAX_CHARS = 200   # the longest bearer token auth.py reads
+USED_SIGNATURE_SWEEP_S = 60.0  # how often this process forgets expired used signatures
+
+
+class AdminTokenRefused(ValueError):
+    """``AGENT_CENTER_ADMIN_TOKEN`` is too short (or too long) to be the admin credential."""
+
+
+def env_admin_token() -> str | None:
+    """``AGENT_CENTER_ADMIN_TOKEN`` when set; raises :class:`AdminTokenRefused` unless it has
+    32 to 200 characters (a short one can be guessed, and the dashboard's login is public)."""
+    token = os.environ.get("AGENT_CENTER_ADMIN_TOKEN")
+    if not token:
+        return None
+    if not ADMIN_TOKEN_MIN_CHARS <= len(token) <= ADMIN_TOKEN_MAX_CHARS:
+        raise AdminTokenRefused(
+            f"AGENT_CENTER_ADMIN_TOKEN has {len(token)} characters; it needs "
+            f"{ADMIN_TOKEN_MIN_CHARS} to {ADMIN_TOKEN_MAX_CHARS} (e.g. python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(32))')")
+    return token
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,7 @@ def load_policy_document(path: str | None) -> PolicyDocument:
 def ensure_admin_token(store: Store, now: float) -> str | None:
     """Make the admin token on first start (returned once, to be printed); None if one exists or
     ``AGENT_CENTER_ADMIN_TOKEN`` provides it."""
-    if os.environ.get("AGENT_CENTER_ADMIN_TOKEN"):
+    if env_admin_token():
         return None
     if store.get_secret(ADMIN_HASH) is not None:
         return None
@@ -114,6 +136,9 @@ class CenterRuntime:
     _swept_at: float = field(default_factory=time.monotonic)
     _sweep_from: float | None = None
     _sweeping: bool = False
+    # Failed authentication per source address (auth.py); per process, see throttle.py.
+    failures: SourceBudgets = field(default_factory=lambda: SourceBudgets(20, 1 / 3.0))
+    _used_swept_at: float = 0.0
 
     @property
     def now(self) -> float:
@@ -162,6 +187,21 @@ class CenterRuntime:
     def admin_token_valid(self, token: str) -> bool:
         return credentials.same_secret(credentials.token_hash(token), self.admin_hash)
 
+    @property
+    def session_tag(self) -> str:
+        """What a dashboard session is bound to: derived from the admin token's hash, so a new
+        admin token (``AGENT_CENTER_ADMIN_TOKEN``) ends every session made with the old one."""
+        return credentials.token_hash("dashboard-session:" + self.admin_hash)[:32]
+
+    def used_signature_sweep_due(self) -> bool:
+        """Time to forget expired used signatures (about once a minute per process)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._used_swept_at < USED_SIGNATURE_SWEEP_S:
+                return False
+            self._used_swept_at = now
+            return True
+
     def close(self) -> None:
         self.intake.stop()
         self.db.close()
@@ -170,6 +210,7 @@ class CenterRuntime:
 def build_runtime(settings: CenterSettings) -> CenterRuntime:
     """Open the database (its files the owner's only), migrate it, open the center's sealed
     secrets; raises SecretsKeyError (one line) when they cannot be opened."""
+    env_token = env_admin_token()   # refused before anything is opened
     data_dir = Path(settings.data_dir)
     secure_center_files(data_dir, settings.db_url, key_file_path(data_dir))
     db = Database(settings.db_url, pool_size=4 if settings.db_url.startswith("sqlite") else 8)
@@ -185,7 +226,6 @@ def build_runtime(settings: CenterSettings) -> CenterRuntime:
     if new_token:  # printed once, to the terminal, never to the log
         print(f"agent-center: admin token (shown once, keep it safe): {new_token}",
               file=sys.stderr, flush=True)
-    env_token = os.environ.get("AGENT_CENTER_ADMIN_TOKEN")
     admin_hash = credentials.token_hash(env_token) if env_token else store.get_secret(ADMIN_HASH)
     assert admin_hash is not None
     metrics = CenterMetrics(store, settings.now)
@@ -193,4 +233,6 @@ def build_runtime(settings: CenterSettings) -> CenterRuntime:
     return CenterRuntime(settings=settings, db=db, store=store, intake=intake, metrics=metrics,
                          signer=signer,
                          center_key=center_key, admin_hash=admin_hash,
-                         policy=load_policy_document(settings.policy_path))
+                         policy=load_policy_document(settings.policy_path),
+                         failures=SourceBudgets(settings.auth_failure_burst,
+                                                1 / settings.auth_failure_refill_s))

@@ -12,10 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platformdirs.unix import Unix
 
 from agent_kit.core.wire import heartbeat, signing
+
+if TYPE_CHECKING:
+    from agent_kit.center.read_deadlines import ReadLimits
 
 MIB = 1024 * 1024
 # prometheus_client's variable: the folder where each worker process of ``serve --workers N``
@@ -65,12 +69,31 @@ class CenterSettings:
     tls: bool = False                        # session cookie gets Secure
     serve_dashboard: bool = True
     mount_speedtest: bool = True
+    # Hostile clients (docs/operations.md "Limits"): failed authentication per source address
+    # (a burst, then one more attempt every refill period), diagnosis reports per workstation,
+    # how long a request's headers and body may take, bytes of the bandwidth endpoint per
+    # source address and hour (0: no budget).
+    auth_failure_burst: int = 20
+    auth_failure_refill_s: float = 3.0
+    reports_per_hour: int = 10
+    report_storage_bytes: int = 20 * MIB
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 20.0             # plus one second per body_min_rate_bps bytes
+    body_min_rate_bps: int = 500
+    bandwidth_budget_bytes: int = 4096 * MIB
     now: Clock = field(default=time.time, compare=False, repr=False)
 
     def to_env(self) -> str:
         data = asdict(self)
         data.pop("now")
         return json.dumps(data)
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """How long a client may take to send a request (``read_deadlines.py``)."""
+        from agent_kit.center.read_deadlines import ReadLimits
+
+        return ReadLimits(self.header_timeout_s, self.body_timeout_s, self.body_min_rate_bps)
 
     def with_(self, **changes: object) -> CenterSettings:
         return replace(self, **changes)  # type: ignore[arg-type]

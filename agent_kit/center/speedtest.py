@@ -12,6 +12,14 @@ Built for large transfers on a small server: downloads are generated on the fly 
 random block (incompressible, so a compressing proxy cannot inflate the result) and streamed
 with back-pressure; uploads are read and discarded while counting. Memory use per transfer is
 one chunk, whatever the size.
+
+The endpoint needs no credential: speedtest-cli's protocol has none, and a workstation measures
+its line before it is enrolled too (``agent-kit check --center URL`` on day one). What one
+source address may move through it is bounded instead (``serve --bandwidth-budget-mib``, per
+hour, downloads and uploads together; a token bucket per address and process,
+``throttle.py``): a download is charged whole when it starts and what was not sent is given
+back when it ends; an upload is charged as it arrives. Beyond the budget: 429
+``bandwidth_budget`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the web stack is the center's extra; import it where the app is built
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from agent_kit.center.throttle import SourceBudgets
 
 CHUNK_BYTES = 256 * 1024
 MAX_SIDE = 10_000                 # random10000x10000.jpg: 200 MB, the largest download served
@@ -46,17 +56,30 @@ def download_size(side: int) -> int:
     return 2 * side * side
 
 
-async def _generated_bytes(total: int) -> AsyncIterator[bytes | memoryview]:
+async def _generated_bytes(total: int, budget: SourceBudgets | None = None,
+                           source: str = "") -> AsyncIterator[bytes | memoryview]:
+    """``total`` random bytes; with a ``budget`` (charged ``total`` already), what is left
+    unsent when the stream ends (the client stopped reading) is given back."""
+    import asyncio
+
     view = memoryview(_BLOCK)
     left = total
-    while left > 0:
-        n = min(left, CHUNK_BYTES)
-        yield view[:n]
-        left -= n
+    try:
+        while left > 0:
+            n = min(left, CHUNK_BYTES)
+            yield view[:n]
+            left -= n
+            # Let the response see the client go: once it has, uvicorn's send returns at once
+            # and this loop would otherwise "send" (and charge) the rest without a pause.
+            await asyncio.sleep(0)
+    finally:
+        if budget is not None and left > 0:
+            budget.give_back(source, left)
 
 
-def create_speedtest_app() -> ASGIApp:
-    """The mini-server endpoint as an ASGI app, to mount at ``/speedtest`` in the center."""
+def create_speedtest_app(budget: SourceBudgets | None = None) -> ASGIApp:
+    """The mini-server endpoint as an ASGI app, to mount at ``/speedtest`` in the center;
+    ``budget``: bytes per source address (None: unbounded)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
@@ -69,7 +92,19 @@ def create_speedtest_app() -> ASGIApp:
     )
     from starlette.routing import Route
 
+    from agent_kit.center.throttle import retry_after_header, source_key
+
     no_cache = {"Cache-Control": "no-store"}
+
+    class _Download(StreamingResponse):
+        """Closes its generator when the answer ends, also cut short (the client stopped
+        reading), so the unsent bytes go back to the budget now, not when it is collected."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
     async def index(_: Request) -> Response:
         return HTMLResponse(INDEX_HTML, headers=no_cache)
@@ -83,8 +118,25 @@ def create_speedtest_app() -> ASGIApp:
             return _error(404, "not found",
                           f"downloads are random<N>x<N>.jpg with 1 <= N <= {MAX_SIDE}")
         size = download_size(int(match[1]))
-        return StreamingResponse(_generated_bytes(size), media_type="image/jpeg",
-                                 headers={**no_cache, "Content-Length": str(size)})
+        source = _source(request)
+        if budget is not None:
+            if size > budget.capacity:
+                return _error(429, "bandwidth_budget", f"{match[0]} is larger than what one "
+                              f"address may download per hour ({int(budget.capacity)} bytes)")
+            if refused := _over_budget(budget.take(source, size)):
+                return refused
+        return _Download(_generated_bytes(size, budget, source), media_type="image/jpeg",
+                         headers={**no_cache, "Content-Length": str(size)})
+
+    def _source(request: Request) -> str:
+        return source_key(request.client.host if request.client else None)
+
+    def _over_budget(wait_s: float) -> Response | None:
+        if not wait_s:
+            return None
+        seconds = retry_after_header(wait_s)
+        return _error(429, "bandwidth_budget", "this address has used its bandwidth test "
+                      f"budget for now; retry in {seconds} s", {"Retry-After": seconds})
 
     async def upload(request: Request) -> Response:
         if request.method == "GET":   # speedtest-cli's probe for the upload extension
@@ -93,6 +145,9 @@ def create_speedtest_app() -> ASGIApp:
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD_BYTES):
             return _error(413, "upload too large",
                           f"one upload may hold at most {MAX_UPLOAD_BYTES} bytes")
+        source = _source(request)
+        if budget is not None and (refused := _over_budget(budget.wait_s(source, CHUNK_BYTES))):
+            return refused
         received = 0
         try:
             async for chunk in request.stream():
@@ -100,13 +155,17 @@ def create_speedtest_app() -> ASGIApp:
                 if received > MAX_UPLOAD_BYTES:
                     return _error(413, "upload too large",
                                   f"one upload may hold at most {MAX_UPLOAD_BYTES} bytes")
+                if budget is not None and (refused := _over_budget(budget.take(source,
+                                                                               len(chunk)))):
+                    return refused
         except ClientDisconnect:  # the usual end of a timed upload: the client stops mid-body
             return Response(status_code=204)
         return PlainTextResponse(f"size={received}", headers=no_cache)
 
-    def _error(status: int, error: str, detail: str) -> Response:
+    def _error(status: int, error: str, detail: str,
+                headers: dict[str, str] | None = None) -> Response:
         return JSONResponse({"error": error, "detail": detail}, status_code=status,
-                            headers=no_cache)
+                            headers={**no_cache, **(headers or {})})
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

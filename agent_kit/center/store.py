@@ -49,6 +49,14 @@ class TokenRow:
     revoked_at: float | None
 
 
+class ReportQuota(Exception):
+    """A report upload over the workstation's quota; ``retry_after_s``: when it may fit."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.retry_after_s = max(1.0, retry_after_s)
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -237,18 +245,33 @@ class Store:
             return tx.one("SELECT 1 FROM gate_keys WHERE key_hash = ? AND revoked_at IS NULL",
                           (key_hash,)) is not None
 
-    def create_session(self, now: float) -> str:
+    def create_session(self, now: float, admin_tag: str) -> str:
+        """A new dashboard session, valid while the admin token is the one ``admin_tag``
+        names (``CenterRuntime.session_tag``)."""
         session = credentials.new_token("ses", 32)
         with self.db.transaction(write=True) as tx:
             tx.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-            tx.execute("INSERT INTO sessions (session_hash, created_at, expires_at) VALUES "
-                       "(?, ?, ?)", (credentials.token_hash(session), now, now + SESSION_TTL_S))
+            tx.execute("INSERT INTO sessions (session_hash, created_at, expires_at, admin_tag) "
+                       "VALUES (?, ?, ?, ?)", (credentials.token_hash(session), now,
+                                               now + SESSION_TTL_S, admin_tag))
         return session
 
-    def session_valid(self, session: str, now: float) -> bool:
+    def session_valid(self, session: str, now: float, admin_tag: str) -> bool:
         with self.db.transaction() as tx:
-            return tx.one("SELECT 1 FROM sessions WHERE session_hash = ? AND expires_at > ?",
-                          (credentials.token_hash(session), now)) is not None
+            return tx.one("SELECT 1 FROM sessions WHERE session_hash = ? AND expires_at > ? "
+                          "AND admin_tag = ?", (credentials.token_hash(session), now,
+                                                admin_tag)) is not None
+
+    # -- single-use signatures ------------------------------------------------------------
+    def use_signature(self, signature: str, expires_at: float, sweep_before: float | None
+                      ) -> bool:
+        """Record a workstation request's signature as used; False when it already was (a
+        replay). ``sweep_before``: also forget signatures that expired before then."""
+        with self.db.transaction(write=True) as tx:
+            if sweep_before is not None:
+                tx.execute("DELETE FROM used_signatures WHERE expires_at < ?", (sweep_before,))
+            return tx.rowcount("INSERT INTO used_signatures (signature, expires_at) VALUES "
+                               "(?, ?) ON CONFLICT DO NOTHING", (signature, expires_at)) == 1
 
     def delete_session(self, session: str) -> None:
         with self.db.transaction(write=True) as tx:
@@ -256,12 +279,36 @@ class Store:
                        (credentials.token_hash(session),))
 
     # -- reports --------------------------------------------------------------------------
-    def add_report(self, agent_id: str, html: str, now: float) -> str:
+    def add_report(self, agent_id: str, html: str, now: float, *, per_hour: int,
+                   storage_bytes: int) -> str:
+        """Store a report within the workstation's quotas: at most ``per_hour`` uploads in the
+        last hour, and at most ``storage_bytes`` kept (its oldest reports, older than an hour,
+        are deleted to make room); raises :class:`ReportQuota` otherwise."""
+        size = len(html.encode())
         report_id = secrets.token_hex(8)
         with self.db.transaction(write=True) as tx:
+            if self.db.dialect == "postgresql":  # one upload at a time per workstation
+                tx.execute("SELECT 1 FROM agents WHERE agent_id = ? FOR UPDATE", (agent_id,))
+            rows = tx.all("SELECT report_id, created_at, size_bytes FROM reports WHERE "
+                          "agent_id = ? ORDER BY created_at DESC, report_id", (agent_id,))
+            hour_ago = now - 3600
+            recent = [(float(at), int(n)) for _, at, n in rows if float(at) > hour_ago]
+            if len(recent) >= per_hour:
+                raise ReportQuota(f"at most {per_hour} reports per hour from one workstation",
+                                  min(at for at, _ in recent) + 3600 - now)
+            kept = size + sum(n for _, n in recent)
+            if kept > storage_bytes:
+                raise ReportQuota(f"this workstation's reports of the last hour and this one "
+                                  f"would take more than the {storage_bytes} bytes it may keep",
+                                  min((at for at, _ in recent), default=now) + 3600 - now)
             tx.execute("INSERT INTO reports (report_id, agent_id, created_at, size_bytes, body) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (report_id, agent_id, now, len(html.encode()), html))
+                       "VALUES (?, ?, ?, ?, ?)", (report_id, agent_id, now, size, html))
+            for old_id, at, n in rows:   # newest first: keep while they fit
+                if float(at) > hour_ago:
+                    continue
+                kept += int(n)
+                if kept > storage_bytes:
+                    tx.execute("DELETE FROM reports WHERE report_id = ?", (old_id,))
         return report_id
 
     def reports(self, agent_id: str) -> list[tuple[str, float, int]]:

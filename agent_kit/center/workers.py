@@ -54,9 +54,13 @@ def _worker(host: str, port: int, uvicorn_options: dict[str, Any], metrics_dir: 
     os.environ[MULTIPROC_ENV] = metrics_dir
     import uvicorn
 
+    from agent_kit.center.read_deadlines import deadline_protocol
+    from agent_kit.center.settings import from_env
+
     sock = listening_socket(host, port)
     config = uvicorn.Config("agent_kit.center.app:worker_app", factory=True,
-                            log_level="warning", access_log=False, **uvicorn_options)
+                            log_level="warning", access_log=False,
+                            http=deadline_protocol(from_env().read_limits), **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
 
 

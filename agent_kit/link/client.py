@@ -2,7 +2,8 @@
 
 ``CenterClient`` signs every request (docs/center-api.md, "Workstation request signature";
 ``agent_kit.core.wire.signing``), corrects its clock from the center's ``server_time`` (a 401
-``clock_skew`` is retried once with the corrected time), and takes an injectable ``httpx``
+``clock_skew`` is retried once with the corrected time, a 409 ``replayed`` once signed a second
+later), and takes an injectable ``httpx``
 transport, so tests swap the network (``httpx.MockTransport``) and the fault tests use a real
 center. What its answers mean for heartbeat delivery is the courier's business
 (``agent_kit.loop.courier``).
@@ -138,9 +139,10 @@ class CenterClient:
         """A signed request (``params``: its query string, which the signature leaves out);
         raises CenterUnavailable or CenterRefused unless 2xx."""
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        later_s = 0
         for attempt in (1, 2):
             headers = signature_headers(self.enrollment.agent_id, self.enrollment.secret,
-                                        method, path, body, int(self.now()))
+                                        method, path, body, int(self.now()) + later_s)
             if body:
                 headers["Content-Type"] = "application/json"
             try:
@@ -156,6 +158,12 @@ class CenterClient:
                 if attempt == 1:
                     continue
                 raise CenterUnavailable("the center still finds our clock skewed")
+            if response.status_code == 409 and code == "replayed" and attempt == 1:
+                # The center serves a signature once (gate, reports): the same request was
+                # signed in the same second by another process of this workstation. Signing it
+                # one second later makes it a new one.
+                later_s = 1
+                continue
             if response.status_code in TRANSIENT_STATUS:
                 raise CenterUnavailable(f"{response.status_code} {code}",
                                         _retry_after(response))

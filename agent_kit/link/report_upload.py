@@ -38,7 +38,8 @@ def upload_report(enrollment: Enrollment, html: str, *,
 
     The body is the HTML itself (``text/html``), as the center's endpoint takes it; the request
     is signed as every workstation request is (``core.wire.signing``); a ``clock_skew`` refusal
-    is retried once at the center's time.
+    is retried once at the center's time, a ``replayed`` one (the center takes a signature
+    once) signed a second later.
     """
     import httpx
 
@@ -59,6 +60,9 @@ def upload_report(enrollment: Enrollment, html: str, *,
             if response.status_code == 401 and answer.get("error") == "clock_skew" \
                     and isinstance(answer.get("server_time"), int | float):
                 offset = float(answer["server_time"]) - clock()
+                continue
+            if response.status_code == 409 and answer.get("error") == "replayed":
+                offset += 1.0   # this very report was signed in this second already: re-sign
                 continue
             if response.is_success and isinstance(answer.get("report_id"), str):
                 url = str(answer.get("url") or "")

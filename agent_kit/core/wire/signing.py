@@ -33,6 +33,9 @@ CLOCK_WINDOW_S = 300
 MAX_AGENT_ID_CHARS = 64
 MAX_TIMESTAMP_DIGITS = 12
 SIGNATURE_HEX_CHARS = 64   # hex of a SHA-256 HMAC
+# Lowercase only, as :func:`sign` writes it: one spelling per signature, so that the center's
+# record of used signatures (replays) cannot be dodged by changing the case.
+_LOWER_HEX = frozenset("0123456789abcdef")
 
 
 class SignatureMissing(ValueError):
@@ -73,7 +76,7 @@ def parse_signature_headers(agent_id: str | None, timestamp: str | None,
     # hmac.compare_digest refuses non-ASCII text; both must be a refusal, not a crash.
     if not (timestamp.isascii() and timestamp.isdigit()) \
             or len(timestamp) > MAX_TIMESTAMP_DIGITS \
-            or len(signature) != SIGNATURE_HEX_CHARS or not signature.isascii() \
+            or len(signature) != SIGNATURE_HEX_CHARS or not _LOWER_HEX.issuperset(signature) \
             or len(agent_id) > MAX_AGENT_ID_CHARS:
         raise SignatureMalformed("malformed signature headers")
     return agent_id, timestamp, signature
@@ -86,7 +89,7 @@ def within_clock_window(timestamp: str, now: float, window_s: float = CLOCK_WIND
 
 def signature_matches(secret: str, method: str, path: str, timestamp: str, body: bytes,
                       signature: str) -> bool:
-    """Whether ``signature`` is this request's (constant-time comparison, hex in any case)."""
+    """Whether ``signature`` is this request's (constant-time comparison, lowercase hex)."""
     if not signature.isascii():
         return False
-    return hmac.compare_digest(sign(secret, method, path, timestamp, body), signature.lower())
+    return hmac.compare_digest(sign(secret, method, path, timestamp, body), signature)
