@@ -181,6 +181,12 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
           bandwidth_budget_mib: Annotated[int, typer.Option(
               "--bandwidth-budget-mib", help="MiB one source address may move through the "
               "bandwidth endpoint per hour (0: no limit).", min=0, max=10_000_000)] = 4096,
+          auth_failure_burst: Annotated[int, typer.Option(
+              "--auth-failure-burst", help="Failed authentications one source address may "
+              "make before it is refused (429).", min=1, max=100_000)] = 20,
+          auth_failure_refill: Annotated[float, typer.Option(
+              "--auth-failure-refill", help="Seconds after which a throttled address may try "
+              "once more.", min=0.01, max=86_400.0)] = 3.0,
           forwarded_allow_ips: Annotated[str | None, typer.Option(
               "--forwarded-allow-ips", help="Proxies (comma-separated addresses) whose "
               "X-Forwarded-For/-Proto are trusted for the client's address and scheme "
@@ -224,7 +230,9 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                          reports_per_hour=reports_per_hour,
                          report_storage_bytes=report_storage_mib * MIB,
                          header_timeout_s=request_timeout, body_timeout_s=request_timeout,
-                         bandwidth_budget_bytes=bandwidth_budget_mib * MIB)
+                         bandwidth_budget_bytes=bandwidth_budget_mib * MIB,
+                         auth_failure_burst=auth_failure_burst,
+                         auth_failure_refill_s=auth_failure_refill)
     reflector = None
     if udp_port:
         from agent_kit.center.reflector import start_reflector
