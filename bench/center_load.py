@@ -329,22 +329,24 @@ def seed_fleet(db_url: str, n: int) -> None:
     db.close()
 
 
-def seed_workstations(db_url: str, n: int) -> list[tuple[str, str]]:
+def seed_workstations(db_url: str, data_dir: Path, n: int) -> list[tuple[str, str]]:
     """``n`` more enrolled workstations written straight into the database, as
     ``Store.enroll`` writes them (an id and a nonce), with the secrets the center derives from
-    its key: a fleet of tens of thousands without enrolling each over HTTP. Their first
-    requests miss the center's credential cache (a database read each), as a real large fleet's
-    do every 30 s."""
+    its key (sealed in the database, opened with the running center's ``secrets.key``): a fleet
+    of tens of thousands without enrolling each over HTTP. Their first requests miss the
+    center's credential cache (a database read each), as a real large fleet's do every 30 s."""
     import secrets as random_secrets
 
     from agent_kit.center.credentials import derive_secret
     from agent_kit.center.database import Database
+    from agent_kit.center.runtime import CENTER_KEY
+    from agent_kit.center.sealed_secrets import load_secrets_key
 
     db = Database(db_url)
     with db.transaction() as tx:
-        row = tx.one("SELECT value FROM center_secrets WHERE name = 'center_key_hex'")
+        row = tx.one("SELECT value FROM center_secrets WHERE name = ?", (CENTER_KEY,))
     assert row is not None
-    key = bytes.fromhex(row[0])
+    key = bytes.fromhex(load_secrets_key(data_dir).unseal(CENTER_KEY, str(row[0])))
     now = time.time()
     made = [(f"ws-seed{i:07d}", random_secrets.token_hex(16)) for i in range(n)]
     with db.transaction(write=True) as tx:
@@ -412,7 +414,7 @@ def main() -> int:
             ws = center.enroll(token, f"load-{i}")
             agents.append((ws.agent_id, ws.secret))
         if args.seeded_agents:
-            agents += seed_workstations(db_url, args.seeded_agents)
+            agents += seed_workstations(db_url, tmp / "center", args.seeded_agents)
             random.Random(3).shuffle(agents)
         if args.profile:
             fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []

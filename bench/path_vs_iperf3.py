@@ -11,9 +11,10 @@ same loss and delay draw (iperf3's flow is one datagram longer: its UDP handshak
 upstream direction (home -> center) is impaired, because iperf3 measures that direction only
 (its server computes jitter and loss) and its UDP handshake must not be lost on the way back.
 
-Each tool is compared with the truth of its own packets, from its relay's record: RFC 3550
-jitter (final J, what iperf3 reports; and the running J averaged over the stream, what our
-check uses) of the hold times the relay applied, and the packets it dropped.
+Each tool is compared with the truth of its own packets, from its relay's record (the relay's
+own code, independent of the product): RFC 3550 jitter (J at the end of the stream, what
+iperf3 reports and what our check judges; and the steady mean |D| our details add) of the hold
+times the relay applied, and the packets it dropped.
 
 Run: ``python bench/path_vs_iperf3.py`` (about 1 minute).
 """
@@ -99,16 +100,16 @@ def run_setting(pair, imp: Impairment, seed: int, port: int, tmp: Path) -> dict:
     t_ours = truth(json.loads(ours_rec.read_text())["records"])
     t_iperf = truth(json.loads(iperf_rec.read_text())["records"])
     return {
-        "ours_jitter_mean": reading["jitter_up_ms"],
-        "ours_jitter_final": reading["jitter_up_final_ms"],
+        "ours_jitter_mean": reading["jitter_up_steady_ms"],
+        "ours_jitter_final": reading["jitter_up_ms"],
         "ours_loss": reading["loss_pct"], "ours_sent": reading["sent"],
-        "truth_ours_jitter_mean": t_ours["up"]["jitter_ms"],
-        "truth_ours_jitter_final": t_ours["up"]["jitter_final_ms"],
+        "truth_ours_jitter_mean": t_ours["up"]["jitter_mean_abs_d_ms"],
+        "truth_ours_jitter_final": t_ours["up"]["jitter_rfc3550_ms"],
         "truth_ours_loss": t_ours["path"]["loss_pct"],
         "iperf_jitter": summ["jitter_ms"], "iperf_loss": summ["lost_percent"],
         "iperf_packets": summ["packets"],
-        "truth_iperf_jitter_mean": t_iperf["up"]["jitter_ms"],
-        "truth_iperf_jitter_final": t_iperf["up"]["jitter_final_ms"],
+        "truth_iperf_jitter_mean": t_iperf["up"]["jitter_mean_abs_d_ms"],
+        "truth_iperf_jitter_final": t_iperf["up"]["jitter_rfc3550_ms"],
         "truth_iperf_loss": t_iperf["up"]["loss_pct"],
         "truth_iperf_packets": t_iperf["up"]["packets"],
         "expected_jitter": imp.expected_jitter_ms(),
@@ -131,7 +132,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(10)
-    head = ("| setting | jitter truth (ours, mean J / final J) | ours mean J / final J "
+    head = ("| setting | jitter truth (ours, mean abs D / final J) | ours mean abs D / final J "
             "| jitter truth (iperf3's packets, final J) | iperf3 | loss truth ours | ours "
             "| loss truth iperf3 | iperf3 |")
     print(head)

@@ -76,11 +76,14 @@ class Center:
 
 @contextlib.contextmanager
 def run_center(data_dir: Path, admin_token: str = "admin-" + uuid.uuid4().hex,
-               extra_args: Sequence[str] = (), log_path: Path | None = None) -> Iterator[Center]:
-    """Start ``agent-center serve`` on free loopback ports; stop it (SIGTERM) afterwards."""
+               extra_args: Sequence[str] = (), log_path: Path | None = None,
+               env: Mapping[str, str] | None = None) -> Iterator[Center]:
+    """Start ``agent-center serve`` on free loopback ports; stop it (SIGTERM) afterwards.
+    ``env``: more environment (e.g. the ``AGENT_CENTER_SECRETS_KEY`` that several processes on
+    one PostgreSQL share)."""
     port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin_token}
+    env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin_token, **(env or {})}
     cmd = [sys.executable, "-c", "from agent_kit.center.cli import main; main()", "serve",
            "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
            "--udp-port", str(udp_port), *extra_args]

@@ -37,6 +37,11 @@ def pg_url():
         yield url
 
 
+# Every center process on the module's PostgreSQL shares one secrets key, as several hosts on one
+# database must (docs/operations.md): the database's center secrets are sealed with it.
+PG_SECRETS = {"AGENT_CENTER_SECRETS_KEY": "5e" * 32}
+
+
 class Hook(http.server.BaseHTTPRequestHandler):
     received: list[dict] = []
 
@@ -62,11 +67,13 @@ def webhook():
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def center(request, tmp_path_factory, webhook):
     args = ["--webhook", webhook]
+    env = {}
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
         args += ["--db", url]
+        env = PG_SECRETS
     with run_center(tmp_path_factory.mktemp(f"center-{request.param}"),
-                    extra_args=args) as c:
+                    extra_args=args, env=env) as c:
         yield c
 
 
@@ -323,9 +330,9 @@ def test_bad_requests_get_a_4xx_json_reason(center, method, path, kwargs, code, 
 
 
 def test_two_processes_share_one_postgresql(pg_url, tmp_path):
-    with run_center(tmp_path / "a", extra_args=["--db", pg_url]) as a, \
+    with run_center(tmp_path / "a", extra_args=["--db", pg_url], env=PG_SECRETS) as a, \
             run_center(tmp_path / "b", extra_args=["--db", pg_url],
-                       admin_token=a.admin_token) as b:
+                       admin_token=a.admin_token, env=PG_SECRETS) as b:
         ws = a.enroll(a.create_token(), "shared-ws")
         ws.send([heartbeat(1, now() - timedelta(seconds=1), GOOD)])
         with b.admin() as admin:

@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -52,6 +53,15 @@ def pg_url() -> Iterator[str]:
 
 def _db_args(kind: str, request: pytest.FixtureRequest) -> list[str]:
     return ["--db", request.getfixturevalue("pg_url")] if kind == "postgresql" else []
+
+
+# Every center of this module on the shared PostgreSQL is a host of one center: they share its
+# secrets key (docs/operations.md), as the first one sealed the center's secrets with it.
+_PG_SECRETS_KEY = secrets.token_hex(32)
+
+
+def _env(kind: str) -> dict[str, str]:
+    return {"AGENT_CENTER_SECRETS_KEY": _PG_SECRETS_KEY} if kind == "postgresql" else {}
 
 
 def _signed(ws: Workstation, method: str, path: str, body: bytes = b"",
@@ -172,15 +182,18 @@ def test_cookie_writes_need_the_centers_origin_bearer_writes_do_not(tmp_path):
 def test_a_new_admin_token_ends_the_sessions_of_the_old_one(tmp_path, request, db):
     old, new = "old-admin-token-" + "a" * 32, "new-admin-token-" + "b" * 32
     data = tmp_path / "center"
-    with run_center(data, admin_token=old, extra_args=_db_args(db, request)) as center:
+    with run_center(data, admin_token=old, extra_args=_db_args(db, request),
+                    env=_env(db)) as center:
         login = httpx.post(f"{center.url}/api/v1/session", json={"token": old})
         assert login.status_code == 204
         cookie = {"Cookie": f"{SESSION_COOKIE}={login.cookies[SESSION_COOKIE]}"}
         assert httpx.get(f"{center.url}/api/v1/agents", headers=cookie).status_code == 200
-    with run_center(data, admin_token=old, extra_args=_db_args(db, request)) as center:
+    with run_center(data, admin_token=old, extra_args=_db_args(db, request),
+                    env=_env(db)) as center:
         # a restart with the same token keeps the session
         assert httpx.get(f"{center.url}/api/v1/agents", headers=cookie).status_code == 200
-    with run_center(data, admin_token=new, extra_args=_db_args(db, request)) as center:
+    with run_center(data, admin_token=new, extra_args=_db_args(db, request),
+                    env=_env(db)) as center:
         r = httpx.get(f"{center.url}/api/v1/agents", headers=cookie)
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
         assert httpx.post(f"{center.url}/api/v1/session", json={"token": old}).status_code == 401
@@ -198,7 +211,9 @@ def _allowed_workstation(center: Center, hostname: str) -> Workstation:
 def test_a_captured_gate_request_mints_one_clearance_across_hosts_and_restarts(tmp_path, request,
                                                                                db):
     args = _db_args(db, request)
-    with run_center(tmp_path / "a", extra_args=args) as a:
+    # hosts sharing one PostgreSQL share the center's secrets key (docs/operations.md)
+    shared = _env(db)
+    with run_center(tmp_path / "a", extra_args=args, env=shared) as a:
         ws = _allowed_workstation(a, "gate-pc")
         path = f"/api/v1/gate/{ws.agent_id}"
         captured = _signed(ws, "GET", path)
@@ -215,11 +230,11 @@ def test_a_captured_gate_request_mints_one_clearance_across_hosts_and_restarts(t
         r = httpx.get(a.url + path, headers=upper)
         assert r.status_code == 401 and r.json()["error"] == "bad_signature"
         if db == "postgresql":   # another host on the same database knows it too
-            with run_center(tmp_path / "b", extra_args=args) as b:
+            with run_center(tmp_path / "b", extra_args=args, env=shared) as b:
                 r = httpx.get(b.url + path, headers=captured)
                 assert r.status_code == 409 and r.json()["error"] == "replayed"
         a_data = a.data_dir
-    with run_center(a_data, extra_args=args) as restarted:
+    with run_center(a_data, extra_args=args, env=shared) as restarted:
         r = httpx.get(restarted.url + path, headers=captured)
         assert r.status_code == 409 and r.json()["error"] == "replayed"
         # the workstation itself, signing anew (seconds later, a new signature): served
@@ -260,7 +275,8 @@ def test_two_workers_serve_a_captured_gate_request_once(tmp_path):
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_a_captured_report_upload_stores_one_report(tmp_path, request, db):
-    with run_center(tmp_path / "center", extra_args=_db_args(db, request)) as center:
+    with run_center(tmp_path / "center", extra_args=_db_args(db, request),
+                    env=_env(db)) as center:
         ws = center.enroll(center.create_token(), "report-pc")
         body = b"<!doctype html><title>report</title><p>fine</p>"
         captured = _signed(ws, "POST", "/api/v1/reports", body, "text/html; charset=utf-8")

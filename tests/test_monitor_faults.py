@@ -354,6 +354,9 @@ def test_login_when_the_center_is_unreachable_follows_the_policy(center, ws, tmp
     monitor = ws.start_monitor(interval=1.0)
     try:
         wait_for(lambda: ws.cli("status").returncode == 0, 60, "gate open", ws.log)
+        # the local gate alone counts only within gate.local_login_max_s of a clearance
+        wait_for(lambda: ws.cli("login", "--", "true").returncode == 0, 60, "a clearance",
+                 ws.log)
         center.stop()
         login = ws.cli("login", "--", "touch", str(marker))
         assert login.returncode == 0 and marker.exists(), login.stderr

@@ -11,9 +11,13 @@ from probes.network.path import PathReading
 
 
 def reading(rtt=20.0, jitter=1.0, loss=0.0, sent=300, burst_ratio=1.0, problem=None,
-            received=None):
-    got = round(sent * (1 - loss / 100)) if received is None else received
+            received=None, loss_down=0.0, counted=True):
+    """A stand-in reading: ``loss`` % lost on the way to the center, ``loss_down`` % of what
+    reached it lost on the way back; ``counted`` False: a reflector that does not count."""
+    reflected = round(sent * (1 - loss / 100))
+    got = round(reflected * (1 - loss_down / 100)) if received is None else received
     has = got > 0
+    per_direction = counted and received is None
     return PathReading(
         target="192.0.2.2:8751", sent=sent, received=got, duplicates=0,
         rtt_ms_samples=(rtt,) * got if has else (),
@@ -21,11 +25,20 @@ def reading(rtt=20.0, jitter=1.0, loss=0.0, sent=300, burst_ratio=1.0, problem=N
         rtt_min_ms=rtt - jitter if has else None,
         jitter_ms=jitter if has else None, jitter_up_ms=jitter if has else None,
         jitter_down_ms=jitter / 2 if has else None,
-        jitter_up_final_ms=jitter if has else None,
-        jitter_down_final_ms=jitter / 2 if has else None,
-        loss_pct=loss, burst_loss_pct=min(100.0, loss * 5), burst_ratio=burst_ratio,
+        jitter_up_steady_ms=jitter if has else None,
+        jitter_down_steady_ms=jitter / 2 if has else None,
+        loss_pct=100.0 * (sent - got) / sent if received is None else loss,
+        burst_loss_pct=min(100.0, (loss + loss_down) * 5), burst_ratio=burst_ratio,
         reordered_up=0, reordered_down=0, duration_s=6.0, packet_interval_ms=20.0,
-        payload_bytes=160, kernel_timestamps=True, problem=problem)
+        payload_bytes=160, kernel_timestamps=True, problem=problem,
+        reflected=reflected if per_direction else None,
+        loss_up_pct=100.0 * (sent - reflected) / sent if per_direction else None,
+        loss_down_pct=100.0 * (reflected - got) / reflected if per_direction and reflected
+        else (0.0 if per_direction else None),
+        burst_loss_up_pct=min(100.0, loss * 5) if per_direction else None,
+        burst_loss_down_pct=min(100.0, loss_down * 5) if per_direction else None,
+        burst_ratio_up=burst_ratio if per_direction else None,
+        burst_ratio_down=1.0 if per_direction else None)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each module and the concern it chooses per OS.
 OS_CHOICE_MODULES = {
+    "agent_kit/center/data_dir.py": "the center's owner-only data dir",
     "agent_kit/core/os_language.py": "the OS's UI language",
     "agent_kit/core/process_replacement.py": "replacing this process with a command",
     "agent_kit/face/graphical_session.py": "whether a desktop session is there for the window",

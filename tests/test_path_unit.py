@@ -48,7 +48,11 @@ def test_reflector_on_loopback_passes(tmp_path) -> None:
     res = {c.id: c for c in report.checks}
     assert res["network.loss"].value == 0.0 and res["network.loss"].details["sent"] == 50
     assert all(c.status is not Status.UNKNOWN for c in report.checks), report.checks
-    assert res["network.rtt"].value < 50
+    # every packet timed, and counted by the reflector each way
+    assert res["network.rtt"].details["samples"] == 50 and res["network.rtt"].value > 0
+    assert res["network.loss"].details["direction"] == "up"
+    assert res["network.loss"].details["reflected"] == 50
+    assert res["network.mos"].details["loss_basis"] == "per_direction"
     # as root the traceroute runs too: one hop, the reflector itself, nothing lost
     hops = res["network.hops"]
     assert hops.status is Status.PASS and hops.value == "clean", hops

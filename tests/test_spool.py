@@ -75,6 +75,27 @@ def test_a_new_enrollment_starts_a_fresh_spool(tmp_path):
         assert spool.add(HB).seq == 1
 
 
+def test_resync_renumbers_what_waits_after_the_center_s_last_seq(tmp_path):
+    """A spool that started again at 1 below the center's seq 10 (lost, replaced): what waits
+    keeps its order and ids, gets 11, 12, 13, and the counter goes on after them; the resync
+    is remembered across a restart (``agent-kit status`` tells it)."""
+    path = tmp_path / "s.db"
+    with Spool(path, "ag1", clock=lambda: 1234.0) as spool:
+        waiting = [spool.add(HB) for _ in range(3)]
+        assert spool.resync(10) is not None
+        moved = spool.oldest(10)
+        assert [s.seq for s in moved] == [11, 12, 13]
+        assert [s.id for s in moved] == [w.id for w in waiting]
+        assert [s.body["seq"] for s in moved] == [11, 12, 13]
+        assert spool.add(HB).seq == 14
+        assert spool.resync(10) is None          # nothing waits at or below 10 any more
+    with Spool(path, "ag1") as spool:
+        resync = spool.stats().resync
+        assert resync is not None and (resync.at, resync.after_seq, resync.renumbered) == \
+            (1234.0, 10, 3)
+        assert spool.stats().pending == 4
+
+
 def test_wal_and_full_sync(tmp_path):
     with Spool(tmp_path / "s.db", "ag1") as spool:
         assert spool._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

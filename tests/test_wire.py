@@ -168,14 +168,19 @@ def test_a_heartbeat_the_monitor_builds_is_stored_by_the_center(center, tmp_path
 
 values = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.integers(-10**30, 10**30),
                    st.floats(allow_nan=True, allow_infinity=True))
-texts = st.text(max_size=wire.MAX_TEXT_CHARS * 2)
+# Any character, lone surrogates included, and often one the center refuses (core.wire.text):
+# a message or a device name can carry them, and the builder must clean them.
+any_chars = st.one_of(st.sampled_from("\x00\x1b\x7f\x85\x9b\ud800\udcff\t\n\r"),
+                      st.characters(exclude_categories=()))
+texts = st.text(any_chars, max_size=wire.MAX_TEXT_CHARS * 2)
 
 
 @st.composite
 def check_results(draw: st.DrawFn) -> CheckResult:
     spec = draw(st.sampled_from(CATALOGUE))
     return CheckResult(id=spec.id, group=spec.group, status=draw(st.sampled_from(list(Status))),
-                       value=draw(values), unit=draw(st.one_of(st.none(), st.text(max_size=40))),
+                       value=draw(values),
+                       unit=draw(st.one_of(st.none(), st.text(any_chars, max_size=40))),
                        warn=None, fail=None, message=draw(texts),
                        unknown_blocks=draw(st.booleans()))
 
@@ -183,7 +188,7 @@ def check_results(draw: st.DrawFn) -> CheckResult:
 @given(results=st.lists(check_results(), max_size=wire.MAX_CHECKS + 30),
        reasons=st.lists(texts, max_size=wire.MAX_REASONS + 20), gate_open=st.booleans(),
        interval_s=st.floats(0, 10**6), since=st.one_of(st.none(), st.floats(0, 4e9)),
-       dropped=st.integers(0, 10**6), version=st.text(max_size=60))
+       dropped=st.integers(0, 10**6), version=st.text(any_chars, max_size=60))
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_whatever_the_results_the_builders_heartbeat_is_valid_at_the_center(
         results, reasons, gate_open, interval_s, since, dropped, version):

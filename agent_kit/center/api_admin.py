@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from agent_kit.center.auth import (
     require_single_use_workstation,
     runtime,
 )
+from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
 from agent_kit.center.models import (
@@ -42,12 +44,21 @@ from agent_kit.center.models import (
 )
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
+from agent_kit.center.untrusted_text import csv_cell
+from agent_kit.core.wire.text import LINE_PATTERN
 
 router = APIRouter()
 Admin = Annotated[Caller, Depends(require_admin)]
-AGENT_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+# What every id the center makes (agents, tokens, reports) looks like: a path segment that
+# does not is answered "unknown" without a query (a NUL in one made PostgreSQL fail).
+ID_FORM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CHECK_ID = r"^[a-z_]{1,20}\.[a-z_]{1,30}$"
 CSV_LIMIT = 1_000_000
+
+
+def _id_form(text: str, max_chars: int = 64) -> bool:
+    """Whether a path segment can be an id the center made (else it is unknown: not looked up)."""
+    return len(text) <= max_chars and ID_FORM.fullmatch(text) is not None
 
 
 def _ts(epoch: float) -> str:
@@ -123,8 +134,8 @@ async def list_tokens(request: Request, _: Admin) -> dict[str, Any]:
 async def revoke_token_by_id(request: Request, token_id: str, _: Admin) -> Response:
     """Revoke an enrollment token (workstations already enrolled keep their credentials)."""
     rt = runtime(request)
-    if len(token_id) > 32 or not await run_in_threadpool(rt.store.revoke_token, token_id,
-                                                         rt.now):
+    if not _id_form(token_id, 32) or not await run_in_threadpool(rt.store.revoke_token,
+                                                                  token_id, rt.now):
         raise APIError(404, "not_found", "unknown token")
     return Response(status_code=204)
 
@@ -138,7 +149,7 @@ def _filter(state: str | None, ready: bool | None, q: str | None,
 StateQ = Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")]
 SortQ = Annotated[str, Query(pattern="^(" + "|".join(s.replace("-", r"\-")
                                                       for s in SORTS) + ")$")]
-TextQ = Annotated[str | None, Query(max_length=100)]
+TextQ = Annotated[str | None, Query(max_length=100, pattern=LINE_PATTERN)]
 FailingQ = Annotated[str | None, Query(pattern=CHECK_ID)]
 
 
@@ -181,9 +192,9 @@ async def agents_csv(request: Request, _: Admin, state: StateQ = None,
             text = ";".join(value) if isinstance(value, list) else \
                 "" if value is None else str(value).lower() if isinstance(value, bool) \
                 else str(value)
-            if text[:1] in ("=", "+", "-", "@") and col in ("hostname", "display_name"):
-                text = "'" + text   # CSV injection: never let a cell be a formula
-            cells.append(text)
+            # CSV injection: no cell may be a formula, whichever column (most hold text a
+            # workstation wrote: hostname, display name, version)
+            cells.append(csv_cell(text))
         writer.writerow(cells)
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
@@ -192,7 +203,7 @@ async def agents_csv(request: Request, _: Admin, state: StateQ = None,
 
 async def _agent_row(request: Request, agent_id: str) -> Any:
     rt = runtime(request)
-    if len(agent_id) > 64:
+    if not _id_form(agent_id):
         raise APIError(404, "not_found", "unknown agent")
     row = await run_in_threadpool(rt.store.agent, agent_id)
     if row is None:
@@ -224,7 +235,8 @@ async def heartbeats(request: Request, agent_id: str, _: Admin,
 async def retire(request: Request, agent_id: str, _: Admin) -> JSONResponse:
     """Revoke the workstation's credential: its requests are refused from now on."""
     rt = runtime(request)
-    if len(agent_id) > 64 or not await run_in_threadpool(rt.store.retire, agent_id, rt.now):
+    if not _id_form(agent_id) or not await run_in_threadpool(rt.store.retire, agent_id,
+                                                             rt.now):
         raise APIError(404, "not_found", "unknown agent")
     rt.forget_agent(agent_id)
     return JSONResponse({"agent_id": agent_id, "state": "retired"})
@@ -241,7 +253,7 @@ async def reports(request: Request, agent_id: str, _: Admin) -> dict[str, Any]:
 @router.get("/api/v1/agents/{agent_id}/reports/{report_id}", response_class=HTMLResponse)
 async def report(request: Request, agent_id: str, report_id: str, _: Admin) -> Response:
     """One uploaded report, shown sandboxed: its scripts cannot reach the dashboard."""
-    if len(report_id) > 32:
+    if not _id_form(agent_id) or not _id_form(report_id, 32):
         raise APIError(404, "not_found", "unknown report")
     html = await run_in_threadpool(runtime(request).store.report, agent_id, report_id)
     if html is None:
@@ -252,11 +264,17 @@ async def report(request: Request, agent_id: str, report_id: str, _: Admin) -> R
 
 
 # -- the login gate ---------------------------------------------------------------------------
+NonceQ = Annotated[str | None, Query(pattern=NONCE_PATTERN, description=(
+    "optional: 16 to 128 characters of A-Z a-z 0-9 - _, signed into the clearance's `nonce` "
+    "claim so the caller can tell it answers this request"))]
+
+
 @router.get("/api/v1/gate/{agent_id}", response_model=GateDecision,
             responses={401: {"description": "gate key, admin token or that workstation"}})
-async def gate(request: Request, agent_id: str) -> JSONResponse:
-    """May this agent log in now? Allowed answers carry a signed, short-lived clearance (a
-    workstation's signed request is served once: a replay gets 409 ``replayed``)."""
+async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONResponse:
+    """May this agent log in now? Allowed answers carry a signed, short-lived clearance, with
+    the request's ``nonce`` signed in when it sent one (a workstation's signed request is
+    served once: a replay gets 409 ``replayed``)."""
     from agent_kit.center.gate import decide
 
     rt = runtime(request)
@@ -268,12 +286,12 @@ async def gate(request: Request, agent_id: str) -> JSONResponse:
         raise APIError(401, "unauthorized", "a gate key or the admin token (Bearer) is needed",
                        headers={"WWW-Authenticate": "Bearer"})
     now = rt.now
-    row = await run_in_threadpool(rt.store.agent, agent_id) if len(agent_id) <= 64 else None
+    row = await run_in_threadpool(rt.store.agent, agent_id) if _id_form(agent_id) else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
     verdict = decide(row, latest, now, rt.policy.policy)
     return JSONResponse({"allowed": verdict.allowed, "reasons": verdict.reasons,
                          "as_of": iso(now),
-                         "clearance": rt.signer.sign(agent_id, now) if verdict.allowed
+                         "clearance": rt.signer.sign(agent_id, now, nonce) if verdict.allowed
                          else None})
 
 

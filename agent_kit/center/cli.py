@@ -1,5 +1,9 @@
 """The ``agent-center`` command: serve the center, and the IT chores that work on its database
-directly (tokens, gate keys, the fleet list, retiring a workstation). Thin: parses and calls."""
+directly (tokens, gate keys, the fleet list, retiring a workstation). Thin: parses and calls.
+
+Text a workstation wrote (a hostname) or anyone stored (a note) is printed through
+``untrusted_text.terminal_text``: control characters and escape sequences show as ``\\x1b``,
+they never reach the terminal."""
 
 from __future__ import annotations
 
@@ -33,6 +37,22 @@ def _fail(reason: str) -> None:
     raise typer.Exit(2)
 
 
+def _shown(value: object) -> str:
+    """Stored text as the terminal may show it (escapes visible, never acted on)."""
+    from agent_kit.center.untrusted_text import terminal_text
+
+    return terminal_text(str(value))
+
+
+def _note(note: str | None) -> str | None:
+    """``--note`` as the API takes it: a line (core.wire.text), else a one-line refusal."""
+    from agent_kit.core.wire.text import line_refusal
+
+    if note is not None and (why := line_refusal(note)) is not None:
+        _fail(f"--note {why}")
+    return note
+
+
 def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
     from agent_kit.center.settings import CenterSettings, default_data_dir, resolve_db_url
 
@@ -48,10 +68,14 @@ def _store(db: str | None, data_dir: Path | None, create: bool = False) -> Any:
     """The center's store; the admin subcommands (``create`` False) refuse a SQLite file that
     does not exist yet: a mistyped ``--data-dir`` would otherwise make tokens in, or list, an
     empty database that no ``serve`` uses."""
+    from agent_kit.center.data_dir import secure_center_files
     from agent_kit.center.database import Database, DatabaseUnavailable
+    from agent_kit.center.sealed_secrets import key_file_path
     from agent_kit.center.store import Store
 
     settings = _settings(db, data_dir)
+    folder = Path(settings.data_dir)
+    secure_center_files(folder, settings.db_url, key_file_path(folder))
     sqlite_file = settings.db_url.removeprefix("sqlite:///")
     if not create and settings.db_url.startswith("sqlite:///") \
             and not Path(sqlite_file).exists():
@@ -172,6 +196,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
 
     from agent_kit.center.database import DatabaseUnavailable
     from agent_kit.center.runtime import AdminTokenRefused, env_admin_token
+    from agent_kit.center.sealed_secrets import SecretsKeyError
     from agent_kit.center.settings import MIB, MULTIPROC_ENV
 
     try:   # before anything is opened: one line, not a traceback
@@ -229,7 +254,10 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             os.environ["AGENT_CENTER_SETTINGS"] = settings.to_env()
             from agent_kit.center.app import asgi_app
 
-            asgi_app(settings)  # prints the admin token once, on first start
+            try:
+                asgi_app(settings)  # prints the admin token once, on first start
+            except SecretsKeyError as exc:
+                _fail(str(exc))
             print(f"agent-center {__version__} on {scheme}://{host}:{port} "
                   f"({workers} workers)", file=sys.stderr, flush=True)
             from agent_kit.center.workers import serve_workers
@@ -248,6 +276,8 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                 served = asgi_app(settings)
             except DatabaseUnavailable as exc:
                 _fail(f"database unavailable: {exc}")
+            except SecretsKeyError as exc:
+                _fail(str(exc))
             print(f"agent-center {__version__} on {scheme}://{host}:{port}, reflector "
                   f"udp/{udp_port or 'off'}, data {settings.data_dir}", file=sys.stderr,
                   flush=True)
@@ -281,7 +311,7 @@ def token_create(db: DbOpt = None, data_dir: DataOpt = None,
     ttl_s = _parse_duration(ttl)
     if not 60 <= ttl_s <= 366 * 86400:
         _fail("--ttl must be between 1 minute and 366 days")
-    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, note,
+    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, _note(note),
                                                                   time.time())
     if json_out:
         typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires}))
@@ -300,7 +330,7 @@ def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
             "used up" if t.uses >= t.uses_max else "active"
         expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t.expires_at))
         typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  expires {expires}  "
-                   f"{t.note or ''}".rstrip())
+                   f"{_shown(t.note or '')}".rstrip())
 
 
 @token_app.command("revoke")
@@ -315,7 +345,7 @@ def token_revoke(token_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> N
 def gate_key_create(db: DbOpt = None, data_dir: DataOpt = None,
                     note: Annotated[str | None, typer.Option()] = None) -> None:
     """Make a key for the gate API (shown once)."""
-    key, key_id = _store(db, data_dir).create_gate_key(note, time.time())
+    key, key_id = _store(db, data_dir).create_gate_key(_note(note), time.time())
     typer.echo(key)
     typer.echo(f"(id {key_id})", err=True)
 
@@ -326,7 +356,7 @@ def gate_key_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
     for key_id, note, created_at, revoked_at in _store(db, data_dir).gate_keys():
         created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at))
         state = "revoked" if revoked_at is not None else "active"
-        typer.echo(f"{key_id}  {state:7}  created {created}  {note or ''}".rstrip())
+        typer.echo(f"{key_id}  {state:7}  created {created}  {_shown(note or '')}".rstrip())
 
 
 @gate_app.command("revoke")
@@ -353,8 +383,8 @@ def agents(db: DbOpt = None, data_dir: DataOpt = None,
     for v in views:
         ready = {True: "ready", False: "NOT READY", None: "-"}[v["ready"]]  # type: ignore[index]
         failing = ",".join(v["failing"])  # type: ignore[arg-type]
-        typer.echo(f"{v['agent_id']}  {v['hostname']:24}  {v['state']:10}  {ready:9}  "
-                   f"{failing}")
+        typer.echo(f"{_shown(v['agent_id'])}  {_shown(v['hostname']):24}  {v['state']:10}  "
+                   f"{ready:9}  {_shown(failing)}")
     typer.echo(f"{total} workstation(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()),
                err=True)
 
@@ -383,6 +413,14 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        from agent_kit.center.database import DatabaseFull, DatabaseUnavailable
+
+        if not isinstance(exc, DatabaseUnavailable):
+            raise
+        what = "database disk full" if isinstance(exc, DatabaseFull) else "database unavailable"
+        typer.echo(f"agent-center: {what}: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -4,7 +4,8 @@ SQL is written once with ``?`` placeholders and types both understand (TEXT, BIG
 0/1 for booleans, DOUBLE PRECISION for epoch seconds); :meth:`Database.sql` turns it into
 psycopg's ``%s`` style. Connections come from a small pool; each ``transaction()`` commits on
 success and rolls back on error. A database that cannot be reached raises
-:class:`DatabaseUnavailable` (the API answers 503).
+:class:`DatabaseUnavailable` (the API answers 503), one whose disk is full :class:`DatabaseFull`
+(503 ``disk_full``); :func:`unavailable` says which a driver's exception is.
 
 SQLite has one writer at a time; when several center processes (``--workers N``) write, a
 writer that finds the database locked would sleep in SQLite's busy handler (1, 2, 5 ... 100 ms
@@ -16,6 +17,7 @@ thread lock within the process; the busy timeout stays as the fallback for other
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import sqlite3
@@ -25,12 +27,40 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agent_kit.center.data_dir import create_private_file
+
 Params = Sequence[Any]
+PG_DISK_FULL = "53100"   # SQLSTATE disk_full (class 53, insufficient resources)
 WAL_CHECKPOINT_PAGES = 10_000
 
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or is locked for too long."""
+
+
+class DatabaseFull(DatabaseUnavailable):
+    """The database has no room left: SQLite's ``SQLITE_FULL`` ("database or disk is full"),
+    PostgreSQL's SQLSTATE 53100 ``disk_full``, or ENOSPC. Its text is the database's message."""
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """What a driver's exception means for the API: :class:`DatabaseFull` or
+    :class:`DatabaseUnavailable` for trouble of the database itself (down, locked, disk full),
+    to retry later; None for anything else (a value or statement it refused, a bug)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+            return DatabaseFull(str(exc))
+        return DatabaseUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) \
+            else None
+    if isinstance(exc, OSError):
+        return (DatabaseFull if exc.errno == errno.ENOSPC else DatabaseUnavailable)(str(exc))
+    if _is_pg_operational(exc):
+        full = getattr(exc, "sqlstate", None) == PG_DISK_FULL
+        return (DatabaseFull if full else DatabaseUnavailable)(_pg_reason(exc))
+    return None
 
 
 class Database:
@@ -43,7 +73,10 @@ class Database:
         elif url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             self.path = Path(url[len("sqlite:///"):])
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # 0600 before SQLite makes it 0644: its -wal and -shm then get 0600 too (SQLite
+            # gives them the database file's mode), whatever the umask (data_dir.py)
+            create_private_file(self.path)
         else:
             raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or a "
                              "SQLite file path")
@@ -78,11 +111,22 @@ class Database:
 
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except (sqlite3.Error, OSError) as exc:
-            raise DatabaseUnavailable(str(exc)) from None
+            raise (unavailable(exc) or DatabaseUnavailable(str(exc))) from None
         except Exception as exc:
-            if _is_pg_operational(exc):
-                raise DatabaseUnavailable(_pg_reason(exc)) from None
+            down = unavailable(exc) if _is_pg_operational(exc) else None
+            if down is not None:
+                raise down from None
             raise
+
+    def checkpoint_truncate(self) -> None:
+        """SQLite: copy the WAL into the database file and empty it (a one-off, at start)."""
+        if self.dialect != "sqlite":
+            return
+        conn = self.connect()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
 
     def acquire_write(self) -> None:
         """SQLite: wait for this process's and then every center process's write turn."""
@@ -139,16 +183,14 @@ class Database:
             except BaseException:
                 tx.rollback_quietly()
                 raise
-        except sqlite3.OperationalError as exc:
-            self._discard(conn)
-            conn = None
-            raise DatabaseUnavailable(str(exc)) from None
         except Exception as exc:
-            if _is_pg_operational(exc):
-                self._discard(conn)
-                conn = None
-                raise DatabaseUnavailable(_pg_reason(exc)) from None
-            raise
+            down = unavailable(exc) if isinstance(exc, sqlite3.OperationalError) \
+                or _is_pg_operational(exc) else None
+            if down is None:
+                raise
+            self._discard(conn)   # possibly broken: not back into the pool
+            conn = None
+            raise down from None
         finally:
             if conn is not None:
                 self._pool.put(conn)

@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_kit.center.database import DatabaseUnavailable
+from agent_kit.center.database import DatabaseFull, DatabaseUnavailable
+from agent_kit.core.wire.text import REASONS as TEXT_REASONS
 
 log = logging.getLogger("agent_kit.center")
 
@@ -45,11 +46,16 @@ def error_response(status: int, error: str, detail: Any = None,
 
 
 def validation_detail(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's error list without the input echoed back or non-JSON context."""
+    """Pydantic's error list without the input echoed back or non-JSON context; a text that
+    breaks a ``core.wire.text`` rule says so in words rather than by quoting the pattern."""
     out = []
     for e in errors:
         loc = [p if isinstance(p, int | str) else str(p) for p in e.get("loc", ())]
-        out.append({"loc": loc, "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))})
+        msg = str(e.get("msg", ""))
+        if e.get("type") == "string_pattern_mismatch":
+            msg = next((f"the text {reason}" for pattern, reason in TEXT_REASONS.items()
+                        if pattern in msg), msg)
+        out.append({"loc": loc, "msg": msg, "type": str(e.get("type", ""))})
     return out
 
 
@@ -71,6 +77,13 @@ def invalid_body_response(errors: Any) -> JSONResponse:
 
 
 def database_down_response(exc: DatabaseUnavailable) -> JSONResponse:
+    """503: ``disk_full`` when the database has no room left, else ``database_unavailable``;
+    the database's own message goes to the log (one line), not to the client."""
+    if isinstance(exc, DatabaseFull):
+        log.error("database disk full: %s", exc)
+        return error_response(503, "disk_full", "the center's database has no room left "
+                              "(disk full); nothing was stored, retry later",
+                              {"Retry-After": "30"})
     log.warning("database unavailable: %s", exc)
     return error_response(503, "database_unavailable", "the database cannot be reached; "
                           "retry later", {"Retry-After": "5"})

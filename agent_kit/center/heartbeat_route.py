@@ -32,7 +32,7 @@ from agent_kit.center.errors import (
     internal_error_response,
     invalid_body_response,
 )
-from agent_kit.center.intake import SeqConflict
+from agent_kit.center.intake import Refused, SeqConflict
 from agent_kit.center.models import HeartbeatBatch
 from agent_kit.center.request_bodies import parse_json
 from agent_kit.center.runtime import CenterRuntime
@@ -46,17 +46,33 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
                             body: bytes) -> dict[str, Any]:
     """Validate a signed workstation's batch, store it (answered once committed) and return the
-    acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 503 if the database is
-    down."""
+    acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 422 ``not_storable`` when
+    the database refuses it (the rest of its group is stored), 503 if the database is down or
+    ``disk_full``."""
     batch: Any = parse_json(content_type, body, HeartbeatBatch)   # fields: core.wire.heartbeat
     received_at = rt.now
     outcome = await rt.intake.store(agent_id, batch.heartbeats, received_at)
     if isinstance(outcome, SeqConflict):
-        raise APIError(409, "seq_conflict", f"seq {outcome.seq} is already stored under another "
-                       "heartbeat id; nothing of this batch was stored",
+        raise APIError(409, "seq_conflict", seq_conflict_detail(outcome),
                        extra={"id": outcome.id, "seq": outcome.seq})
+    if isinstance(outcome, Refused):
+        raise APIError(422, "not_storable", f"the database refused this batch ({outcome.reason});"
+                       " nothing of it was stored")
     return {"results": [{"id": i, "seq": s, "status": st} for i, s, st in outcome],
             "server_time": int(rt.now)}
+
+
+def seq_conflict_detail(conflict: SeqConflict) -> dict[str, Any]:
+    """The 409 ``seq_conflict`` detail: what clashed and the workstation's highest stored seq
+    (``last_seq``), from which an agent that lost its spool renumbers what it still has."""
+    if conflict.stored_seq is not None:
+        message = (f"heartbeat id {conflict.id} is already stored with seq {conflict.stored_seq}"
+                   f", not {conflict.seq}; nothing of this batch was stored")
+    else:
+        message = (f"seq {conflict.seq} is already stored under another heartbeat id; nothing "
+                   f"of this batch was stored; the last stored seq is {conflict.last_seq}")
+    return {"message": message, "id": conflict.id, "seq": conflict.seq,
+            "last_seq": conflict.last_seq, "stored_seq": conflict.stored_seq}
 
 
 class _Disconnected(Exception):

@@ -9,9 +9,19 @@ event loop in one call per group (not one cross-thread wake-up per request).
 Per heartbeat: ``INSERT ... ON CONFLICT DO NOTHING`` on ``(agent_id, seq)`` and
 ``(agent_id, id)``. A heartbeat that inserts nothing is a *duplicate* when the same id is stored
 with the same seq; otherwise its seq (or id) is taken by another heartbeat: the request is
-refused (``seq_conflict``) and the rows it inserted in this transaction are deleted again, so
-nothing of it is stored. Then the workstation's latest state (``agents`` row) is updated; a
-request whose heartbeats are all duplicates changes nothing (so replaying a captured request
+refused (``seq_conflict``, with the workstation's highest stored seq, so that one whose spool was
+lost can continue after it) and the rows it inserted in this transaction are deleted again, so
+nothing of it is stored. Then the workstation's latest state (``agents`` row) is updated.
+
+One request never fails the others of its group: when the database refuses the group for
+something other than its own trouble (a value or a constraint the validation did not foresee:
+a trigger, a database encoding that cannot hold a character), the group is applied again with
+each request inside its own savepoint, and only the request(s) the database refuses fail
+(:class:`Refused`, answered 422; a failure that is neither the database's trouble nor a refusal
+is a bug, answered 500 for that request alone). The first, whole-group attempt keeps the common
+case at two statement pipelines per group on PostgreSQL. The database's own trouble (down,
+locked, disk full: :func:`database.unavailable`) fails the whole group with 503, to retry.
+A request whose heartbeats are all duplicates changes nothing (so replaying a captured request
 is harmless: the heartbeats route needs no record of used signatures).
 """
 
@@ -21,14 +31,16 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from agent_kit.center.database import Database, DatabaseUnavailable, Tx
+from agent_kit.center.database import Database, DatabaseUnavailable, Tx, unavailable
 from agent_kit.center.fleet import deadline
 from agent_kit.center.models import ValidHeartbeat
+from agent_kit.center.untrusted_text import terminal_text
 
 log = logging.getLogger("agent_kit.center.intake")
 
@@ -41,19 +53,36 @@ _STATE_RETURNING = (
     " agent_version = ?, verdict = ?, ready = ?, failing = ?, measured_at = ?,"
     " ready_since = COALESCE(?, CASE WHEN COALESCE(ready, -1) = ? THEN COALESCE(ready_since, ?)"
     " ELSE ? END) WHERE agent_id = ? AND COALESCE(last_seq, 0) < ? RETURNING agent_id")
+_LAST_SEQ = "SELECT MAX(seq) FROM heartbeats WHERE agent_id = ?"
 _ALIVE = "UPDATE agents SET last_seen = ?, deadline = ? WHERE agent_id = ?"
 _COUNT = "UPDATE counters SET value = value + ? WHERE name = 'heartbeats_stored'"
 
 
 @dataclass(frozen=True)
 class SeqConflict:
-    """The request was refused: this heartbeat's seq or id is stored under another heartbeat."""
+    """The request was refused: this heartbeat's seq or id is stored under another heartbeat.
+
+    ``last_seq`` is the workstation's highest stored seq, so that a workstation whose spool was
+    lost (its counter back at 1) can continue after it; ``stored_seq`` is the seq under which
+    this heartbeat's id is already stored, when it is (the heartbeat is there already)."""
 
     id: str
     seq: int
+    last_seq: int = 0
+    stored_seq: int | None = None
 
 
-Outcome: TypeAlias = list[tuple[str, int, str]] | SeqConflict
+@dataclass(frozen=True)
+class Refused:
+    """The database refused this request's heartbeats (a value or a constraint the validation
+    did not foresee); nothing of it was stored, the rest of its group was."""
+
+    reason: str   # the database's error class and code, for the client
+
+
+Outcome: TypeAlias = list[tuple[str, int, str]] | SeqConflict | Refused
+# What the writer hands a request: its outcome, or the exception its request raises.
+Answer: TypeAlias = Outcome | BaseException
 
 
 @dataclass(slots=True)
@@ -73,7 +102,7 @@ class IntakeWriter:
     def __init__(self, db: Database, max_jobs: int = 512,
                  on_commit: Callable[[int, int], None] | None = None) -> None:
         """``on_commit(stored, duplicate)`` runs in the writer thread after each committed
-        group (the metrics' counters): keep it cheap, it delays the next group."""
+        group, before its answers (the metrics' counters): keep it cheap, it delays them."""
         self.db = db
         self.max_jobs = max_jobs
         self.on_commit = on_commit
@@ -122,65 +151,135 @@ class IntakeWriter:
                 return
 
     def _commit_group(self, jobs: list[IntakeJob]) -> None:
-        outcomes: list[Outcome] = []
         try:
             if self._conn is None:
                 self._conn = self.db.connect()
-            tx = Tx(self.db, self._conn)
-            tx.begin(write=True)
             try:
-                stored = duplicate = 0
-                outcomes = apply_jobs(tx, jobs)
-                for outcome in outcomes:
-                    if not isinstance(outcome, SeqConflict):
-                        for _, _, status in outcome:
-                            if status == "stored":
-                                stored += 1
-                            else:
-                                duplicate += 1
-                if stored:
-                    tx.execute(_COUNT, (stored,))
-                tx.commit()
-            except BaseException:
-                tx.rollback_quietly()
-                raise
-        except Exception as exc:  # the database is down or broken: every request gets a 503
-            log.warning("heartbeat intake failed: %s", type(exc).__name__)
+                answers, stored, duplicate = self._transaction(jobs, apply_jobs)
+            except Exception as exc:
+                if unavailable(exc) is not None:
+                    raise
+                log.warning("the database refused a group of %d request(s) (%s); storing "
+                            "each alone", len(jobs), _refusal(exc))
+                answers, stored, duplicate = self._transaction(jobs, apply_each_alone)
+        except Exception as exc:  # the database is down, full or broken: every request gets 503
+            down = unavailable(exc) or DatabaseUnavailable(
+                f"database error during intake: {type(exc).__name__}")
+            log.warning("heartbeat intake failed: %s: %s", type(down).__name__, down)
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
-            _answer(jobs, None, f"database error during intake: {type(exc).__name__}")
+            _answer(jobs, [type(down)(str(down)) for _ in jobs])   # one exception each
             return
         self.stored_total += stored
         self.groups_total += 1
-        _answer(jobs, outcomes, None)
+        # Counted before the answers go out: a sender that has its answer finds it counted.
         if self.on_commit is not None:
             try:
                 self.on_commit(stored, duplicate)
             except Exception as exc:  # noqa: BLE001 - a metric must never stop the intake
                 log.warning("intake metrics failed: %s", type(exc).__name__)
+        _answer(jobs, answers)
+
+    def _transaction(self, jobs: list[IntakeJob],
+                     apply: Callable[[Tx, list[IntakeJob]], Sequence[Answer]]
+                     ) -> tuple[Sequence[Answer], int, int]:
+        """``apply`` the group in one transaction on the writer's connection and commit it; the
+        answers and how many heartbeats were stored and duplicate."""
+        tx = Tx(self.db, self._conn)
+        tx.begin(write=True)
+        try:
+            answers = apply(tx, jobs)
+            stored = duplicate = 0
+            for answer in answers:
+                if isinstance(answer, list):
+                    for _, _, status in answer:
+                        if status == "stored":
+                            stored += 1
+                        else:
+                            duplicate += 1
+            if stored:
+                tx.execute(_COUNT, (stored,))
+            tx.commit()
+        except BaseException:
+            tx.rollback_quietly()
+            raise
+        return answers, stored, duplicate
 
 
-def _answer(jobs: list[IntakeJob], outcomes: list[Outcome] | None, error: str | None) -> None:
-    """Hand each loop its requests' outcomes in one thread-safe call."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Any]]] = {}
-    for i, job in enumerate(jobs):
-        by_loop.setdefault(job.loop, []).append(
-            (job.waiter, outcomes[i] if outcomes is not None else None))
+def _answer(jobs: list[IntakeJob], answers: Sequence[Answer]) -> None:
+    """Hand each loop its requests' answers in one thread-safe call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Answer]]] = {}
+    for job, answer in zip(jobs, answers, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.waiter, answer))
     for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(_settle, pairs, error)
+            loop.call_soon_threadsafe(_settle, pairs)
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Outcome], Any]], error: str | None) -> None:
-    for waiter, outcome in pairs:
+def _settle(pairs: list[tuple[asyncio.Future[Outcome], Answer]]) -> None:
+    for waiter, answer in pairs:
         if waiter.done():  # the request was cancelled (client gone)
             continue
-        if error is not None:
-            waiter.set_exception(DatabaseUnavailable(error))
+        if isinstance(answer, BaseException):
+            waiter.set_exception(answer)
         else:
-            waiter.set_result(outcome)
+            waiter.set_result(answer)
+
+
+def apply_each_alone(tx: Tx, jobs: list[IntakeJob]) -> list[Answer]:
+    """Store each request of the group as :func:`apply_jobs` would alone, inside its own
+    savepoint: a request the database refuses is rolled back to its savepoint and answered
+    :class:`Refused` (or with its exception, a bug), and the others are stored. The database's
+    own trouble (:func:`database.unavailable`) still fails the whole group."""
+    answers: list[Answer] = []
+    for job in jobs:
+        tx.execute("SAVEPOINT intake_job")
+        try:
+            (outcome,) = apply_jobs(tx, [job])
+        except Exception as exc:
+            if unavailable(exc) is not None:
+                raise
+            tx.execute("ROLLBACK TO SAVEPOINT intake_job")
+            if _is_refusal(exc):
+                log.error("the database refused %d heartbeat(s) of workstation %s: %s",
+                          len(job.heartbeats), job.agent_id, _refusal(exc, detail=True))
+                answers.append(Refused(_refusal(exc)))
+            else:
+                log.error("heartbeat intake failed for workstation %s: %s", job.agent_id,
+                          type(exc).__name__, exc_info=exc)
+                answers.append(exc)
+        else:
+            answers.append(outcome)
+        tx.execute("RELEASE SAVEPOINT intake_job")
+    return answers
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """Whether the database (or its driver) refused a value or a row of the request: a data or
+    integrity error, or text it cannot encode."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | OverflowError
+                  | UnicodeEncodeError):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+
+
+def _refusal(exc: BaseException, detail: bool = False) -> str:
+    """The refusal as the client gets it (the error class, SQLSTATE or SQLite code) or, with
+    ``detail``, as the log gets it (with the database's message, on one line)."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    named = f"{type(exc).__name__} {code}" if code else type(exc).__name__
+    if not detail:
+        return named
+    # one line, and nothing a terminal reading the log would act on (the message may quote a
+    # row: text a workstation wrote)
+    message = terminal_text(" ".join(str(exc).split())[:300])
+    return f"{named}: {message}" if message else named
 
 
 def apply_jobs(tx: Tx, jobs: list[IntakeJob]) -> list[Outcome]:
@@ -226,13 +325,15 @@ def _settle_job(tx: Tx, job: IntakeJob, inserted: list[bool],
             mine.append(hb.seq)
             results.append((hb.id, hb.seq, "stored"))
             continue
-        same = any(str(i) == hb.id and int(s) == hb.seq
-                   for i, s in tx.all(_FIND, (job.agent_id, hb.id, hb.seq)))
-        if not same:
+        found = [(str(i), int(s)) for i, s in tx.all(_FIND, (job.agent_id, hb.id, hb.seq))]
+        if (hb.id, hb.seq) not in found:
             for seq in mine:
                 tx.execute("DELETE FROM heartbeats WHERE agent_id = ? AND seq = ?",
                            (job.agent_id, seq))
-            return SeqConflict(hb.id, hb.seq)
+            last = tx.one(_LAST_SEQ, (job.agent_id,))
+            stored_seq = next((s for i, s in found if i == hb.id), None)
+            return SeqConflict(hb.id, hb.seq, int(last[0]) if last and last[0] is not None
+                               else 0, stored_seq)
         results.append((hb.id, hb.seq, "duplicate"))
     return results
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent_kit.center.database import Database, Tx
+from agent_kit.center.database import Database, DatabaseUnavailable, Tx
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,17 @@ def current_version(tx: Tx) -> int:
 
 
 def migrate(db: Database) -> int:
-    """Bring the schema to :data:`LATEST_VERSION`; returns the version found before."""
+    """Bring the schema to :data:`LATEST_VERSION`; returns the version found before. A
+    PostgreSQL database whose encoding is not UTF8 is refused (:class:`DatabaseUnavailable`):
+    it would refuse any text its encoding lacks (a hostname in Japanese in a LATIN1 database,
+    anything non-ASCII in SQL_ASCII) one request at a time, long after the start."""
     with db.transaction(write=True) as tx:
         if db.dialect == "postgresql":
+            row = tx.one("SHOW server_encoding")
+            if row is None or str(row[0]).upper() != "UTF8":
+                raise DatabaseUnavailable(
+                    f"the PostgreSQL database's encoding is {row[0] if row else 'unknown'}; the "
+                    "center needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)")
             tx.execute("SELECT pg_advisory_xact_lock(727374)")
         tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL, "
                    "applied_at DOUBLE PRECISION NOT NULL)")

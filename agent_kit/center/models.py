@@ -1,8 +1,10 @@
 """The API's request and response shapes (pydantic v2), exactly as docs/center-api.md says.
 
 Requests are strict: unknown fields are refused, types are not coerced ("7" is not a number),
-NaN/Infinity are refused, every string and list has a bound. What a workstation sends is data
-about itself only: no field names an agent (the agent id comes from the signed header).
+NaN/Infinity are refused, every string and list has a bound, and every string is a line or
+free text of ``core.wire.text`` (no control characters: a NUL once failed a whole group commit
+on PostgreSQL). What a workstation sends is data about itself only: no field names an agent (the
+agent id comes from the signed header).
 
 The heartbeat's models are not written here: they are derived (:func:`strict_model`) from the
 one declaration both sides share, ``agent_kit.core.wire.heartbeat``, with its limits.
@@ -22,12 +24,15 @@ import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from agent_kit.core.wire import heartbeat as wire
+from agent_kit.core.wire.text import LINE_PATTERN
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
+# A line (core.wire.text): no control characters at all.
+ShortText = Annotated[str, StringConstraints(max_length=200, pattern=LINE_PATTERN)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LINE_PATTERN)]
 AgentState = Literal["online", "offline", "never_seen", "retired"]
 MAX_SEQ = wire.MAX_SEQ
 
@@ -115,8 +120,9 @@ class HeartbeatAck(BaseModel):
 
 class EnrollRequest(BaseModel):
     model_config = STRICT
-    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    hostname: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    token: Secret
+    hostname: Annotated[str, StringConstraints(min_length=1, max_length=253,
+                                               pattern=LINE_PATTERN)]
     display_name: ShortText | None = None
 
 
@@ -157,7 +163,7 @@ class TokenList(BaseModel):
 
 class SessionRequest(BaseModel):
     model_config = STRICT
-    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    token: Secret
 
 
 class GateDecision(BaseModel):

@@ -14,9 +14,19 @@ from pathlib import Path
 
 from agent_kit.center import credentials
 from agent_kit.center.clearance import SECRET_NAME, ClearanceSigner, new_private_pem
+from agent_kit.center.data_dir import secure_center_files
 from agent_kit.center.database import Database
 from agent_kit.center.intake import IntakeWriter
 from agent_kit.center.metrics import CenterMetrics
+from agent_kit.center.sealed_secrets import (
+    OpenedSecrets,
+    SecretsKeyError,
+    discard_unused_key_file,
+    key_file_path,
+    load_secrets_key,
+    log_opened,
+    open_secret,
+)
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
 from agent_kit.center.throttle import SourceBudgets
@@ -85,6 +95,25 @@ def reset_admin_token(store: Store, now: float) -> str:
     token = credentials.new_token("adm", 32)
     store.set_secret(ADMIN_HASH, credentials.token_hash(token), now)
     return token
+
+
+def open_center_secrets(store: Store, data_dir: Path,
+                        now: float) -> tuple[bytes, ClearanceSigner]:
+    """The center key and the clearance signer, sealed in the database with the secrets key
+    (:mod:`agent_kit.center.sealed_secrets`): made on a new center, sealed in place on one an
+    older version left in plain."""
+    key = load_secrets_key(data_dir)
+    opened = OpenedSecrets()
+    try:
+        center_key = bytes.fromhex(open_secret(store, key, CENTER_KEY,
+                                               lambda: secrets.token_hex(32), now, opened))
+        signer = ClearanceSigner.from_pem(open_secret(store, key, SECRET_NAME,
+                                                      new_private_pem, now, opened))
+    except SecretsKeyError:
+        discard_unused_key_file(key)
+        raise
+    log_opened(key, opened)
+    return center_key, signer
 
 
 @dataclass
@@ -179,19 +208,26 @@ class CenterRuntime:
 
 
 def build_runtime(settings: CenterSettings) -> CenterRuntime:
+    """Open the database (its files the owner's only), migrate it, open the center's sealed
+    secrets; raises SecretsKeyError (one line) when they cannot be opened."""
     env_token = env_admin_token()   # refused before anything is opened
+    data_dir = Path(settings.data_dir)
+    secure_center_files(data_dir, settings.db_url, key_file_path(data_dir))
     db = Database(settings.db_url, pool_size=4 if settings.db_url.startswith("sqlite") else 8)
     store = Store(db)
     store.setup()
     now = settings.now()
+    try:
+        center_key, signer = open_center_secrets(store, data_dir, now)
+    except BaseException:
+        db.close()
+        raise
     new_token = ensure_admin_token(store, now)
     if new_token:  # printed once, to the terminal, never to the log
         print(f"agent-center: admin token (shown once, keep it safe): {new_token}",
               file=sys.stderr, flush=True)
     admin_hash = credentials.token_hash(env_token) if env_token else store.get_secret(ADMIN_HASH)
     assert admin_hash is not None
-    center_key = bytes.fromhex(store.secret(CENTER_KEY, lambda: secrets.token_hex(32), now))
-    signer = ClearanceSigner.from_pem(store.secret(SECRET_NAME, new_private_pem, now))
     metrics = CenterMetrics(store, settings.now)
     intake = IntakeWriter(db, on_commit=metrics.count_commit)
     return CenterRuntime(settings=settings, db=db, store=store, intake=intake, metrics=metrics,

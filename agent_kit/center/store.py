@@ -85,6 +85,24 @@ class Store:
                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                        (name, value, now))
 
+    def replace_secret(self, name: str, old: str, new: str) -> bool:
+        """Compare-and-swap: set ``new`` only if the stored value is still ``old``. On SQLite
+        the old value's bytes are zeroed (``secure_delete``) and the WAL emptied afterwards, so
+        no copy of it stays behind in a free page or an old WAL frame."""
+        sqlite = self.db.dialect == "sqlite"
+        with self.db.transaction(write=True) as tx:
+            if sqlite:
+                tx.execute("PRAGMA secure_delete = ON")
+            try:
+                swapped = tx.rowcount("UPDATE center_secrets SET value = ? WHERE name = ? AND "
+                                      "value = ?", (new, name, old)) == 1
+            finally:
+                if sqlite:
+                    tx.execute("PRAGMA secure_delete = OFF")
+        if swapped and sqlite:
+            self.db.checkpoint_truncate()
+        return swapped
+
     def get_secret(self, name: str) -> str | None:
         with self.db.transaction() as tx:
             row = tx.one("SELECT value FROM center_secrets WHERE name = ?", (name,))

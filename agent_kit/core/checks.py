@@ -118,16 +118,21 @@ NETWORK_RTT = CheckSpec(
     chart="chart-rtt", series="RTT")
 NETWORK_JITTER = CheckSpec(
     "network.jitter", "network", N_("Jitter (RFC 3550)"), "ms", _HIGHER, "path",
-    summary="RFC 3550 interarrival jitter", chart="chart-jitter", series="Jitter")
+    summary="RFC 3550 interarrival jitter J at the end of the path test, the worse direction "
+            "(the steady mean transit difference per direction is in the details)",
+    chart="chart-jitter", series="Jitter")
 NETWORK_LOSS = CheckSpec(
     "network.loss", "network", N_("Packet loss"), "%", _HIGHER, "path",
-    summary="packet loss on the path test", chart="chart-loss", series="Loss")
+    summary="packet loss of the worse direction (towards the center or back, from the "
+            "reflector's per-session count); round trip against a reflector that does not "
+            "count", chart="chart-loss", series="Loss")
 NETWORK_MOS = CheckSpec(
     "network.mos", "network", N_("Estimated call quality (MOS)"), "MOS", _LOWER, "path",
     {"codec": ParamSpec(str, ("G.711", "G.711-noplc", "G.729", "Opus"),
                         "codec assumed by the E-model")},
-    summary="ITU-T G.107 E-model estimate; `codec`: `\"G.711\"` (with PLC), `\"G.711-noplc\"`, "
-            "`\"G.729\"`, `\"Opus\"`",
+    summary="ITU-T G.107 E-model estimate for the worse direction, each fed its listener's "
+            "one-way loss; `codec`: `\"G.711\"` (with PLC), `\"G.711-noplc\"`, `\"G.729\"`, "
+            "`\"Opus\"` (estimated as narrowband)",
     chart="chart-mos", series="MOS")
 NETWORK_HOPS = CheckSpec(
     "network.hops", "network", N_("Where on the path problems start"), None, _STATE, "path",

@@ -48,6 +48,9 @@ SECTIONS: dict[str, dict[str, ParamSpec]] = {
         "center_unreachable": ParamSpec(str, ("local", "deny"), doc="agent-kit login when the "
                                         "center cannot be reached: local = trust the local "
                                         "gate alone, deny = refuse"),
+        "local_login_max_s": ParamSpec((int, float), doc="with center_unreachable = local, "
+                                       "the local gate alone may start the softphone only "
+                                       "this long after the last clearance from the center"),
     },
 }
 

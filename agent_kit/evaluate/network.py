@@ -3,18 +3,24 @@
 Input is one ``probes.network.path.PathReading`` (an RTP-like stream to the center's reflector):
 
 - ``network.rtt``: the median RTT (ms), the reflector's own hold time taken out (RFC 5357).
-- ``network.jitter``: RFC 3550 interarrival jitter (ms) of the worse direction, the running J
-  averaged over the stream (``probes.network.rtp_stats.mean_jitter``).
-- ``network.loss``: round-trip packet loss (%).
+- ``network.jitter``: RFC 3550 interarrival jitter (ms) of the worse direction: the running J at
+  the end of the stream, what RTCP, iperf3 and WebRTC report. The details also give, per
+  direction, the steady figure (mean |D| over the stream, what J estimates without its warm-up
+  from 0; ``probes.network.rtp_stats.mean_transit_difference``).
+- ``network.loss``: packet loss (%) of the worse direction: towards the center (sent - answered
+  by the reflector) or back (answered - received), from the reflector's per-session count; the
+  round-trip figure is in the details. Against a reflector that does not count per direction,
+  the round-trip loss (an upper bound of each direction's).
 - ``network.mos``: ITU-T G.107 E-model MOS (``probes.network.emodel``) for the policy's codec
-  (``[checks."network.mos"] codec``), from the same median RTT, jitter, loss and the loss
-  pattern's BurstR. The one-way mouth-to-ear delay Ta is estimated as
-  ``RTT/2`` (the network one way; the path is taken as symmetric because the two clocks are
-  not synchronised) ``+ 2 x jitter`` (an adaptive jitter buffer sized at twice the jitter, a
-  common setting) ``+`` the codec's packetisation and look-ahead (20 ms for G.711 at 20 ms
-  packets; ``probes.network.emodel.mouth_to_ear_ms``). Terminal and headset delays are not
-  known to the
-  agent and left out, so the MOS is that of the network part of the call: an upper bound.
+  (``[checks."network.mos"] codec``), once per direction, each fed the loss and BurstR the
+  listener of that direction gets (G.107's Ppl is the listener's one-way loss); the worse
+  direction is judged, both are in the details. The one-way mouth-to-ear delay Ta is estimated
+  as ``RTT/2`` (the network one way; the path is taken as symmetric because the two clocks are
+  not synchronised) ``+ 2 x jitter`` of that direction (an adaptive jitter buffer sized at
+  twice the steady jitter, a common setting) ``+`` the codec's packetisation and look-ahead
+  (20 ms for G.711 at 20 ms packets; ``probes.network.emodel.mouth_to_ear_ms``). Terminal and
+  headset delays are not known to the agent and left out, so the MOS is that of the network
+  part of the call: an upper bound. Opus is estimated as narrowband and says so.
 
 A failing check's fix names the likely cause in plain words; the same words in every language
 go through ``_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
@@ -24,6 +30,8 @@ stream and the trace together and passes them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from agent_kit.core.checks import NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_RTT
 from agent_kit.core.i18n import _
@@ -90,8 +98,8 @@ def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None) -
     jitter = reading.jitter_ms or 0.0
     up = reading.jitter_up_ms or 0.0
     down = reading.jitter_down_ms or 0.0
-    message = _("{jitter:.1f} ms jitter (towards the center {up:.1f} ms, back {down:.1f} "
-                "ms)").format(jitter=jitter, up=up, down=down)
+    message = _("{jitter:.1f} ms jitter (RFC 3550; towards the center {up:.1f} ms, back "
+                "{down:.1f} ms)").format(jitter=jitter, up=up, down=down)
     if delay_at is None:
         fix = _("Packets reach the center unevenly, so voices will break up. This usually "
                 "comes from Wi-Fi or from someone at home streaming or downloading.") + " " \
@@ -99,44 +107,129 @@ def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None) -
     else:
         fix = (_("Packets reach the center unevenly, so voices will break up.") + " "
                + _fix_line(delay_at))
-    details = {"up_ms": _r(reading.jitter_up_ms), "down_ms": _r(reading.jitter_down_ms),
-               "up_final_ms": _r(reading.jitter_up_final_ms),
-               "down_final_ms": _r(reading.jitter_down_final_ms),
-               "kernel_timestamps": reading.kernel_timestamps,
-               "reordered": reading.reordered}
+    details = {
+        # RFC 3550 6.4.1: the running J at the end of the stream (the check's value: the worse)
+        "up_rfc3550_ms": _r(reading.jitter_up_ms), "down_rfc3550_ms": _r(reading.jitter_down_ms),
+        # mean |D| over the stream: what J estimates, without J's warm-up from 0
+        "up_mean_abs_d_ms": _r(reading.jitter_up_steady_ms),
+        "down_mean_abs_d_ms": _r(reading.jitter_down_steady_ms),
+        "kernel_timestamps": reading.kernel_timestamps,
+        "reordered": reading.reordered}
     return level_result(NETWORK_JITTER.id, jitter, policy, message=message, fix_if_bad=fix,
                         details=details)
 
 
+def _worse_direction(reading: PathReading) -> str:
+    """"up" or "down": the direction with the higher loss (up on a tie)."""
+    return "down" if (reading.loss_down_pct or 0.0) > (reading.loss_up_pct or 0.0) else "up"
+
+
 def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> CheckResult:
     lost = max(0, reading.sent - reading.received)
-    message = _("{loss:.1f} % of packets lost ({lost} of {sent}; worst 200 ms: "
-                "{burst:.0f} %)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
-                                         burst=reading.burst_loss_pct)
+    details: dict[str, object] = {
+        "sent": reading.sent, "received": reading.received, "reflected": reading.reflected,
+        "round_trip_loss_pct": round(reading.loss_pct, 2),
+        "burst_loss_round_trip_pct": round(reading.burst_loss_pct, 1),
+        "burst_ratio_round_trip": round(reading.burst_ratio, 2),
+        "duplicates": reading.duplicates, "reordered": reading.reordered}
+    if reading.per_direction:
+        way = _worse_direction(reading)
+        up, down = reading.loss_up_pct or 0.0, reading.loss_down_pct or 0.0
+        lost_up, lost_down = reading.lost_up or 0, reading.lost_down or 0
+        reflected = reading.reflected or 0
+        burst = (reading.burst_loss_up_pct if way == "up" else reading.burst_loss_down_pct) or 0.0
+        ratio = (reading.burst_ratio_up if way == "up" else reading.burst_ratio_down) or 1.0
+        value = up if way == "up" else down
+        if way == "up":
+            message = _("{loss:.1f} % of packets lost towards the center ({lost} of {count}; "
+                        "back: {other:.1f} %; worst 200 ms: {burst:.0f} %)").format(
+                loss=up, lost=lost_up, count=reading.sent, other=down, burst=burst)
+        else:
+            message = _("{loss:.1f} % of packets lost on the way back from the center ({lost} "
+                        "of {count}; towards it: {other:.1f} %; worst 200 ms: "
+                        "{burst:.0f} %)").format(loss=down, lost=lost_down, count=reflected,
+                                                 other=up, burst=burst)
+        details.update({
+            "direction": way, "loss_up_pct": round(up, 2), "loss_down_pct": round(down, 2),
+            "lost_up": lost_up, "lost_down": lost_down,
+            "burst_loss_pct": round(burst, 1), "burst_ratio": round(ratio, 2),
+            "burst_loss_up_pct": _r1(reading.burst_loss_up_pct),
+            "burst_loss_down_pct": _r1(reading.burst_loss_down_pct),
+            "burst_ratio_up": _r(reading.burst_ratio_up),
+            "burst_ratio_down": _r(reading.burst_ratio_down),
+            "direction_filled": reading.direction_filled})
+    else:
+        value = reading.loss_pct
+        message = _("{loss:.1f} % of packets lost on the round trip ({lost} of {sent}; worst "
+                    "200 ms: {burst:.0f} %; the loss of each direction is not "
+                    "known)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
+                                     burst=reading.burst_loss_pct)
+        details.update({"direction": "round_trip",
+                        "burst_loss_pct": round(reading.burst_loss_pct, 1),
+                        "burst_ratio": round(reading.burst_ratio, 2)})
     if loss_at is None:
         fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi "
                 "and a busy home line are the usual causes.") + " " + _fix_line()
     else:
         fix = (_("Packets to the center get lost, so words will drop out of calls.") + " "
                + _fix_line(loss_at))
-    details = {"sent": reading.sent, "received": reading.received,
-               "burst_loss_pct": round(reading.burst_loss_pct, 1),
-               "burst_ratio": round(reading.burst_ratio, 2),
-               "duplicates": reading.duplicates, "reordered": reading.reordered}
-    return level_result(NETWORK_LOSS.id, reading.loss_pct, policy, message=message,
-                        fix_if_bad=fix, details=details)
+    return level_result(NETWORK_LOSS.id, value, policy, message=message, fix_if_bad=fix,
+                        details=details)
+
+
+@dataclass(frozen=True)
+class _Listener:
+    """The E-model for the listener of one direction, and what it was fed."""
+
+    est: emodel.EModelResult
+    loss_pct: float
+    burst_ratio: float
+    jitter_ms: float
+
+    def details(self) -> dict[str, float]:
+        return {"mos": round(self.est.mos, 3), "r": round(self.est.r, 1),
+                "ta_ms": round(self.est.ta_ms, 1), "idd": round(self.est.idd, 2),
+                "ie_eff": round(self.est.ie_eff, 2), "loss_pct": round(self.loss_pct, 2),
+                "burst_ratio": round(self.burst_ratio, 2), "jitter_ms": round(self.jitter_ms, 2)}
+
+
+def _listener(reading: PathReading, codec: str, way: str) -> _Listener:
+    """The E-model for the listener of one direction: that direction's loss and BurstR (the
+    round trip's when the reflector does not count) and its jitter buffer (twice the steady
+    jitter of that direction)."""
+    steady = reading.jitter_up_steady_ms if way == "up" else reading.jitter_down_steady_ms
+    jitter = steady if steady is not None else (reading.jitter_ms or 0.0)
+    if reading.per_direction:
+        loss = (reading.loss_up_pct if way == "up" else reading.loss_down_pct) or 0.0
+        ratio = (reading.burst_ratio_up if way == "up" else reading.burst_ratio_down) or 1.0
+    else:
+        loss, ratio = reading.loss_pct, reading.burst_ratio
+    est = emodel.estimate(reading.rtt_median_ms or 0.0, jitter, loss, codec, ratio)
+    return _Listener(est, loss, ratio, jitter)
 
 
 def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
          delay_at: str | None = None) -> CheckResult:
     codec = str(policy.check(NETWORK_MOS.id).params.get("codec", DEFAULT_CODEC))
-    est = emodel.estimate(reading.rtt_median_ms or 0.0, reading.jitter_ms or 0.0,
-                          reading.loss_pct, codec, reading.burst_ratio)
-    message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls").format(
-        mos=est.mos, r=est.r, codec=est.codec)
+    both = {way: _listener(reading, codec, way) for way in ("up", "down")}
+    way = "down" if both["down"].est.mos < both["up"].est.mos else "up"
+    est = both[way].est
+    spec = emodel.CODECS[est.codec]
+    if reading.per_direction:
+        message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls (the caller hears "
+                    "you at {up:.2f}, you hear the caller at {down:.2f})").format(
+            mos=est.mos, r=est.r, codec=est.codec, up=both["up"].est.mos,
+            down=both["down"].est.mos)
+    else:
+        message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls, from the round-trip "
+                    "loss (the loss of each direction is not known)").format(
+            mos=est.mos, r=est.r, codec=est.codec)
+    if spec.estimated_as_narrowband:
+        message += " " + _("{codec} is estimated as a narrowband codec: no published wideband "
+                           "E-model values were found for it.").format(codec=est.codec)
     # Name the larger of the two impairments the network adds: loss (Ie_eff above the codec's
     # own Ie) or delay (Idd, which includes the jitter buffer).
-    loss_part = est.ie_eff - emodel.CODECS[est.codec].ie
+    loss_part = est.ie_eff - spec.ie
     if loss_part >= est.idd:
         fix = (_("Calls would sound poor mainly because packets get lost.") + " "
                + _fix_line(loss_at))
@@ -145,9 +238,18 @@ def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
                 "buffer).") + " " + _fix_line(delay_at)
     details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
                "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
-               "burst_ratio": round(reading.burst_ratio, 2)}
+               "burst_ratio": round(both[way].burst_ratio, 2), "direction": way,
+               "loss_basis": "per_direction" if reading.per_direction else "round_trip",
+               # up: what the caller hears (agent -> center); down: what the agent hears
+               "up": both["up"].details(), "down": both["down"].details(),
+               "model": "ITU-T G.107 (narrowband)",
+               "estimated_as_narrowband": spec.estimated_as_narrowband}
     return level_result(NETWORK_MOS.id, est.mos, policy, message=message, fix_if_bad=fix,
                         details=details)
+
+
+def _r1(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _r(value: float | None) -> float | None:

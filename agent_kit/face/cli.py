@@ -171,11 +171,43 @@ def window(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = N
     raise typer.Exit(code)
 
 
+def read_token(token: str | None, token_file: str | None) -> str:
+    """The enrollment token from ``--token-file PATH``, ``--token -`` (standard input, first
+    line) or ``--token VALUE``: the first two keep it out of the process list and the shell's
+    history, where any local user could read it while it is valid."""
+    from agent_kit.core.i18n import _
+
+    if token_file is not None:   # before --token (which $AGENT_KIT_ENROLL_TOKEN may fill)
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                return fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail_usage(_("cannot read the enrollment token from {path} ({error})").format(
+                path=token_file, error=getattr(exc, "strerror", None) or exc))
+    if token == "-":
+        if sys.stdin is None:
+            fail_usage(_("--token -: there is no standard input to read the token from"))
+        if sys.stdin.isatty():
+            import getpass
+
+            return getpass.getpass(_("Enrollment token: ")).strip()
+        return sys.stdin.readline().strip()
+    if not token:
+        fail_usage(_("--token-file PATH, --token - (standard input) or --token TOKEN is "
+                     "required (or set AGENT_KIT_ENROLL_TOKEN)"))
+    return token
+
+
 @app.command()
 def enroll(center: Annotated[str, typer.Option("--center", help="The center's URL.")],
            token: Annotated[str | None, typer.Option(
                "--token", envvar="AGENT_KIT_ENROLL_TOKEN",
-               help="One-time enrollment token from IT (or $AGENT_KIT_ENROLL_TOKEN).")] = None,
+               help="One-time enrollment token from IT; '-' reads it from standard input "
+               "(or $AGENT_KIT_ENROLL_TOKEN). Prefer --token-file or '-': a value given here "
+               "is visible in the process list.")] = None,
+           token_file: Annotated[str | None, typer.Option(
+               "--token-file", help="Read the enrollment token from this file (first "
+               "line).")] = None,
            name: Annotated[str | None, typer.Option("--name", help="Display name for IT's "
                                                     "dashboard.")] = None,
            force: Annotated[bool, typer.Option("--force", help="Replace an existing "
@@ -184,8 +216,7 @@ def enroll(center: Annotated[str, typer.Option("--center", help="The center's UR
     from agent_kit.link.enrollment import EnrollError
     from agent_kit.link.enrollment import enroll as do_enroll
 
-    if not token:
-        fail_usage("--token is required (or set AGENT_KIT_ENROLL_TOKEN)")
+    token = read_token(token, token_file)
     try:
         enrollment = do_enroll(center, token, display_name=name, force=force)
     except EnrollError as exc:

@@ -4,18 +4,21 @@ Status reads the monitor's state file only (instant, works offline). Login asks 
 
 1. the local gate (the monitor's state file, which must be fresh: a monitor that is not running
    proves nothing), and
-2. the center's gate, ``GET /api/v1/gate/{agent_id}`` signed with the workstation's secret. When
-   the center allows, its answer carries a clearance: a compact JWS (EdDSA / Ed25519, RFC 8037)
-   that ``login`` verifies with the public key pinned at enrollment, so neither a forged local
-   state file nor a man in the middle can produce a login on their own.
+2. the center's gate, ``GET /api/v1/gate/{agent_id}?nonce=N`` signed with the workstation's
+   secret, N drawn fresh for this login. When the center allows, its answer carries a
+   clearance: a compact JWS (EdDSA / Ed25519, RFC 8037) that ``login`` verifies with the public
+   key pinned at enrollment, for this workstation, carrying N, valid by this computer's clock
+   (``agent_kit.link.clearance``), so neither a forged local state file, nor a man in the
+   middle, nor an old genuine clearance replayed can produce a login on their own.
 
 When the center cannot be reached (no answer, timeout, 5xx), the policy key
-``gate.center_unreachable`` decides: ``local`` (default) starts on the local gate alone and says
-so on stderr, ``deny`` refuses. A center that answers "denied", refuses the workstation
-(retired), or whose clearance does not verify always refuses the login.
+``gate.center_unreachable`` decides: ``local`` (default) starts on the local gate alone, and
+says so on stderr, only within ``gate.local_login_max_s`` (default 30 min) of the last clearance
+the center gave this workstation; ``deny`` refuses. A center that answers "denied", refuses the
+workstation (retired), or whose clearance does not verify always refuses the login.
 
-Exit codes: 0 open/started, 1 closed/refused, 2 not enrolled, no (fresh) monitor state, or a
-command that cannot be started.
+Exit codes: 0 open/started, 1 closed/refused, 2 not enrolled (or enrolled without the center's
+pinned key), no (fresh) monitor state, or a command that cannot be started.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from agent_kit.link.state_folder import Enrollment, load_enrollment
 from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_state
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
-CLOCK_LEEWAY_S = 30
+RESYNC_NOTE_S = 24 * 3600   # how long status mentions a lost spool's renumbering
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,13 @@ def _delivery_notes(state: MonitorState, now: float) -> tuple[str, ...]:
     if d.dropped_total:
         notes.append(_("{n} old heartbeat(s) were dropped while the center was unreachable "
                        "too long.").format(n=d.dropped_total))
+    if d.resynced_at is not None and now - d.resynced_at <= RESYNC_NOTE_S:
+        notes.append(_("The heartbeat spool on this computer was lost or replaced (at {time}): "
+                       "the center already had heartbeats up to no. {seq}, so numbering "
+                       "continues after it; {n} waiting heartbeat(s) were sent again with new "
+                       "numbers, none dropped.").format(time=_local_time(d.resynced_at),
+                                                        seq=d.resynced_after_seq,
+                                                        n=d.resynced_count))
     return tuple(notes)
 
 
@@ -124,97 +134,106 @@ class LoginDecision:
     claims: dict[str, Any] | None = None   # the verified clearance, when there was one
 
 
-def decide_login(*, center_unreachable: str = "local", now: Callable[[], float] = time.time,
+@dataclass(frozen=True)
+class UnreachableRule:
+    """What ``gate.center_unreachable`` and ``gate.local_login_max_s`` say."""
+
+    mode: str = "local"              # "local" or "deny"
+    local_login_max_s: float = 1800.0
+
+
+def decide_login(*, center_unreachable: str | UnreachableRule = "local",
+                 now: Callable[[], float] = time.time,
                  transport: httpx.BaseTransport | None = None) -> LoginDecision:
     """Local gate AND the center's signed clearance (see the module docstring)."""
+    from agent_kit.link.clearance import (
+        ClearanceRejected,
+        keep_last_clearance,
+        new_nonce,
+        pinned_key,
+        verify_clearance,
+    )
     from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
 
+    rule = (center_unreachable if isinstance(center_unreachable, UnreachableRule)
+            else UnreachableRule(center_unreachable))
     view = local_gate(now)
     if view.code != EXIT_OPEN or view.enrollment is None or view.state is None:
         return LoginDecision(False, view.code, view.headline, view.reasons, view.notes)
     enrollment = view.enrollment
+    key_pem = pinned_key()
+    if key_pem is None:   # enrolled before keys were pinned, or the file was damaged
+        return LoginDecision(False, EXIT_NO_STATE, _(
+            "This workstation has no pinned key of its center to check the login clearance "
+            "with: enroll it again (agent-kit enroll --force --center URL --token TOKEN, with "
+            "a new token from IT)."), (), view.notes)
+    nonce = new_nonce()
+    # The offset only helps sign requests; the clearance is judged by this computer's clock.
     with CenterClient(enrollment, transport=transport, clock=now, timeout_s=5.0,
                       clock_offset_s=view.state.clock_offset_s) as client:
         try:
-            answer = client.gate()
-            key_pem = _clearance_key(client, enrollment) if answer.get("allowed") else None
+            answer = client.gate(nonce)
         except CenterUnavailable as exc:
             note = _("The center cannot be reached ({error}).").format(error=exc)
-            if center_unreachable == "deny":
-                return LoginDecision(False, EXIT_CLOSED, _("Login refused: the center cannot "
-                                                           "confirm this workstation."),
-                                     (note,), view.notes)
-            return LoginDecision(True, EXIT_OPEN, _("Starting on the local gate alone."),
-                                 (), (*view.notes, note, _("The policy allows a login on the "
-                                                           "local gate when the center is "
-                                                           "unreachable.")))
+            return _local_alone(rule, key_pem, enrollment.agent_id, now(), note, view.notes)
         except CenterRefused as exc:
             why = (_("IT retired this workstation: run agent-kit enroll again.") if exc.retired
                    else _("The center refuses this workstation ({error}).").format(error=exc))
             return LoginDecision(False, EXIT_CLOSED, _("Login refused by the center."), (why,),
                                  view.notes)
-        center_now = client.now()
     if answer.get("allowed") is not True:
         reasons = tuple(str(r) for r in answer.get("reasons") or ()) or (
             _("The center did not say why."),)
         return LoginDecision(False, EXIT_CLOSED, _("Login refused by the center."), reasons,
                              view.notes)
+    token = str(answer.get("clearance") or "")
     try:
-        claims = verify_clearance(str(answer.get("clearance") or ""), key_pem or "",
-                                  enrollment.agent_id, center_now)
-    except ValueError as exc:
+        claims = verify_clearance(token, key_pem, enrollment.agent_id, nonce, now())
+    except ClearanceRejected as exc:
         return LoginDecision(False, EXIT_CLOSED, _("Login refused: the center's clearance "
                                                    "does not verify."), (str(exc),), view.notes)
+    keep_last_clearance(token)
     return LoginDecision(True, EXIT_OPEN, _("Ready to take calls: cleared by the center."),
                          (), view.notes, claims)
 
 
-def _clearance_key(client: Any, enrollment: Enrollment) -> str | None:
-    """The key pinned at enrollment; fetched (and pinned) once if enrollment could not."""
-    from agent_kit.link.enrollment import clearance_key_path
+def _local_alone(rule: UnreachableRule, key_pem: str, agent_id: str, now: float, note: str,
+                 notes: tuple[str, ...]) -> LoginDecision:
+    """The center cannot be reached: ``deny``, or ``local`` within ``local_login_max_s`` of
+    the last clearance (its signed issue time against this computer's clock)."""
+    from agent_kit.link.clearance import (
+        CLOCK_TOLERANCE_S,
+        clock_off_reason,
+        last_clearance_issued_at,
+    )
 
-    path = clearance_key_path()
-    if path.exists():
-        return path.read_text("utf-8")
-    data = client.request("GET", "/api/v1/clearance-key").json()
-    pem = data.get("public_key_pem") if isinstance(data, dict) else None
-    if isinstance(pem, str) and "PUBLIC KEY" in pem:
-        path.write_text(pem, "utf-8")
-        return pem
-    return None
-
-
-def verify_clearance(token: str, public_key_pem: str, agent_id: str,
-                     now: float) -> dict[str, Any]:
-    """Check a clearance: EdDSA signature by the center's key, for this agent, allowed, and
-    valid at ``now`` (the center's clock, so a skewed local clock does not matter).
-    Raises ValueError with plain words."""
-    import jwt
-
-    if not token:
-        raise ValueError(_("the center allowed the login but sent no clearance"))
-    if not public_key_pem:
-        raise ValueError(_("the center's clearance key is unknown: run agent-kit enroll "
-                           "again"))
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, public_key_pem, algorithms=["EdDSA"],
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                     "require": ["sub", "iat", "exp"]})
-    except jwt.PyJWTError as exc:
-        raise ValueError(_("invalid clearance: {error}").format(error=exc)) from None
-    if claims.get("sub") != agent_id:
-        raise ValueError(_("the clearance is for another workstation"))
-    if claims.get("allowed") is not True:
-        raise ValueError(_("the clearance does not allow a login"))
-    iat, exp = claims.get("iat"), claims.get("exp")
-    if not isinstance(iat, (int, float)) or not isinstance(exp, (int, float)):
-        raise ValueError(_("the clearance has no valid times"))
-    if now > exp + CLOCK_LEEWAY_S:
-        raise ValueError(_("the clearance has expired"))
-    if now < iat - CLOCK_LEEWAY_S:
-        raise ValueError(_("the clearance is dated in the future"))
-    return claims
+    if rule.mode == "deny":
+        return LoginDecision(False, EXIT_CLOSED, _("Login refused: the center cannot confirm "
+                                                   "this workstation."), (note,), notes)
+    limit_min = rule.local_login_max_s / 60
+    issued_at = last_clearance_issued_at(key_pem, agent_id)
+    if issued_at is None:
+        return LoginDecision(False, EXIT_CLOSED, _(
+            "Login refused: the center cannot be reached and has never cleared a login on "
+            "this workstation."), (note, _(
+                "The local gate alone may start the softphone only within {limit:.0f} min of "
+                "a login the center cleared.").format(limit=limit_min)), notes)
+    age_s = now - issued_at
+    if age_s < -CLOCK_TOLERANCE_S:   # this computer's clock was set back since
+        return LoginDecision(False, EXIT_CLOSED, _(
+            "Login refused: the center cannot be reached and its last clearance is too old."),
+            (note, clock_off_reason(issued_at, now)), notes)
+    if age_s > rule.local_login_max_s:
+        return LoginDecision(False, EXIT_CLOSED, _(
+            "Login refused: the center cannot be reached and its last clearance is too old."),
+            (note, _("The center last cleared a login here {age:.0f} min ago; the local gate "
+                     "alone may start the softphone only within {limit:.0f} min of "
+                     "that.").format(age=age_s / 60, limit=limit_min)), notes)
+    return LoginDecision(True, EXIT_OPEN, _("Starting on the local gate alone."), (), (
+        *notes, note, _("The center last cleared a login here {age:.0f} min ago; the policy "
+                        "allows a login on the local gate alone for {limit:.0f} min after "
+                        "that, while the center cannot be reached.").format(
+                            age=max(age_s, 0.0) / 60, limit=limit_min)))
 
 
 def start_command(argv: Sequence[str]) -> NoReturn:
@@ -228,9 +247,10 @@ def start_command(argv: Sequence[str]) -> NoReturn:
             cmd=argv[0], error=exc.strerror or exc)) from None
 
 
-def center_unreachable_rule(policy_path: str | None = None) -> str:
-    """``gate.center_unreachable`` from ``--policy``, else the center's cached policy (what the
-    monitor uses), else the default policy. Raises ``PolicyError`` for a bad ``--policy``."""
+def center_unreachable_rule(policy_path: str | None = None) -> UnreachableRule:
+    """``gate.center_unreachable`` and ``gate.local_login_max_s`` from ``--policy``, else the
+    center's cached policy (what the monitor uses), else the default policy. Raises
+    ``PolicyError`` for a bad ``--policy``."""
     from agent_kit.core.policy import PolicyError, load_policy
     from agent_kit.loop.monitor import center_policy_path
 
@@ -241,7 +261,10 @@ def center_unreachable_rule(policy_path: str | None = None) -> str:
             policy = load_policy(center_policy_path())
         except PolicyError:
             policy = load_policy()
-    return str(policy.setting("gate", "center_unreachable", "local"))
+    default = UnreachableRule()
+    return UnreachableRule(
+        str(policy.setting("gate", "center_unreachable", default.mode)),
+        float(policy.setting("gate", "local_login_max_s", default.local_login_max_s)))
 
 
 def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str]) -> list[str]:

@@ -16,12 +16,18 @@ from agent_kit.core.i18n import _
 from agent_kit.core.process_replacement import REPLACES_IN_PLACE, replace_process
 from agent_kit.link.state_folder import state_dir
 from agent_kit.loop.malloc_tuning import limit_malloc_arenas
-from agent_kit.loop.monitor import MonitorError, open_monitor
+from agent_kit.loop.monitor import (
+    MonitorError,
+    StateFolderUnwritable,
+    open_monitor,
+    state_folder_message,
+)
 from agent_kit.loop.single_instance import SingleInstance
 
 # The lean process: ``httpx/__init__`` imports its own command-line client (click + rich, about
 # 6 MB) whenever those are installed, as they are here for typer; the monitor never uses it, so
 # that import is blocked (httpx then falls back to a stub ``main``).
+STATE_RETRY_S = 15.0   # how often a monitor that cannot write its state folder tries again
 LEAN_START = ("import sys; sys.modules['httpx._main'] = None; "
               "from agent_kit.face.monitor_command import main; main()")
 
@@ -92,19 +98,9 @@ def _run_monitor(*, interval_s: float | None, policy_path: str | None,
     # one line per request for a whole shift is noise; failures are logged by the courier
     logging.getLogger("httpx").setLevel(logging.WARNING)
     limit_malloc_arenas()
-    lock = SingleInstance(state_dir())
-    if not lock.acquire():
-        print("agent-kit: " + _("another agent-kit monitor is already running for {folder}")
-              .format(folder=state_dir()), file=sys.stderr)
-        return 2
     if interval_s is not None and not 1.0 <= interval_s <= 3600.0:  # before any network call
         print("agent-kit: " + _("--interval must be between 1 and 3600 seconds"),
               file=sys.stderr)
-        return 2
-    try:
-        monitor = open_monitor(interval_s=interval_s, policy_path=policy_path, groups=groups)
-    except MonitorError as exc:
-        print(f"agent-kit: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -113,6 +109,39 @@ def _run_monitor(*, interval_s: float | None, policy_path: str | None,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    lock: SingleInstance | None = None
+    said: str | None = None
+    while True:
+        # A state folder that cannot be written (read-only, full) is said once and tried again
+        # until it can: exiting would leave the workstation unmonitored for good (the service
+        # does not restart an exit 2), and the cause is often passing (a remount, a full disk).
+        try:
+            lock = SingleInstance(state_dir())
+            if not lock.acquire():
+                print("agent-kit: " + _("another agent-kit monitor is already running for "
+                                        "{folder}").format(folder=state_dir()), file=sys.stderr)
+                return 2
+            monitor = open_monitor(interval_s=interval_s, policy_path=policy_path,
+                                   groups=groups)
+            break
+        except StateFolderUnwritable as exc:
+            if lock is not None:
+                lock.release()
+            if str(exc) != said:
+                print(f"agent-kit: {exc}", file=sys.stderr, flush=True)
+                said = str(exc)
+        except OSError as exc:   # the lock file itself cannot be made
+            if said is None:
+                said = state_folder_message(state_dir(), exc)
+                print(f"agent-kit: {said}", file=sys.stderr, flush=True)
+        except MonitorError as exc:
+            print(f"agent-kit: {exc}", file=sys.stderr)
+            return 2
+        if stop.wait(min(STATE_RETRY_S, interval_s or STATE_RETRY_S)):
+            return 0
+    if said is not None:
+        print("agent-kit: " + _("the state folder can be written again"), file=sys.stderr,
+              flush=True)
     try:
         stopped = monitor.run(stop)
     finally:

@@ -41,9 +41,22 @@ class CenterUnavailable(Exception):
 class CenterRefused(Exception):
     """A permanent answer: retrying the same request cannot help."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str,
+                 data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {code}: {detail}" if detail else f"{status} {code}")
         self.status, self.code, self.detail = status, code, detail
+        self.data = data or {}   # the answer's ``detail`` when it is an object
+
+    @property
+    def center_last_seq(self) -> int | None:
+        """A 409 ``seq_conflict``: the workstation's highest seq the center has stored."""
+        return _whole(self.data.get("last_seq")) if self.code == "seq_conflict" else None
+
+    @property
+    def stored_seq(self) -> int | None:
+        """A 409 ``seq_conflict``: the seq under which the clashing heartbeat's id is already
+        stored, when it is."""
+        return _whole(self.data.get("stored_seq")) if self.code == "seq_conflict" else None
 
     @property
     def retired(self) -> bool:
@@ -55,17 +68,26 @@ class CenterRefused(Exception):
         return self.status not in BATCH_PROBLEM_STATUS
 
 
-def _error_of(response: httpx.Response) -> tuple[str, str, Any]:
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str, Any, dict[str, Any] | None]:
+    """The error code, the detail as one line, ``server_time``, and the detail object."""
     try:
         data = response.json()
     except ValueError:
-        return f"http_{response.status_code}", response.text[:200], None
+        return f"http_{response.status_code}", response.text[:200], None, None
     if not isinstance(data, dict):
-        return f"http_{response.status_code}", "", None
+        return f"http_{response.status_code}", "", None, None
     detail = data.get("detail")
-    return (str(data.get("error") or f"http_{response.status_code}"),
-            detail if isinstance(detail, str) else json.dumps(detail)[:300] if detail else "",
-            data.get("server_time"))
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        text = detail["message"]
+    else:
+        text = detail if isinstance(detail, str) else json.dumps(detail)[:300] if detail else ""
+    return (str(data.get("error") or f"http_{response.status_code}"), text,
+            data.get("server_time"), detail if isinstance(detail, dict) else None)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -99,7 +121,9 @@ class CenterClient:
         self.close()
 
     def now(self) -> float:
-        """Unix time as the center counts it."""
+        """Unix time as the center counts it, for signing requests only: ``server_time`` comes
+        in unsigned answers, so nothing that decides a login may trust this offset
+        (``agent_kit.link.clearance`` checks clearances by this computer's clock)."""
         return self.clock() + self.offset_s
 
     def learn_server_time(self, server_time: object) -> None:
@@ -110,8 +134,10 @@ class CenterClient:
                 log.info("clock offset to the center: %+.0f s", offset)
                 self.offset_s = offset
 
-    def request(self, method: str, path: str, payload: Any = None) -> httpx.Response:
-        """A signed request; raises CenterUnavailable or CenterRefused unless 2xx."""
+    def request(self, method: str, path: str, payload: Any = None,
+                params: dict[str, str] | None = None) -> httpx.Response:
+        """A signed request (``params``: its query string, which the signature leaves out);
+        raises CenterUnavailable or CenterRefused unless 2xx."""
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         later_s = 0
         for attempt in (1, 2):
@@ -120,12 +146,13 @@ class CenterClient:
             if body:
                 headers["Content-Type"] = "application/json"
             try:
-                response = self._http.request(method, path, content=body, headers=headers)
+                response = self._http.request(method, path, content=body, headers=headers,
+                                              params=params)
             except httpx.HTTPError as exc:
                 raise CenterUnavailable(f"{type(exc).__name__}: {exc}") from None
             if response.is_success:
                 return response
-            code, detail, server_time = _error_of(response)
+            code, detail, server_time, data = _error_of(response)
             if response.status_code == 401 and code == "clock_skew" and server_time is not None:
                 self.learn_server_time(server_time)
                 if attempt == 1:
@@ -140,7 +167,7 @@ class CenterClient:
             if response.status_code in TRANSIENT_STATUS:
                 raise CenterUnavailable(f"{response.status_code} {code}",
                                         _retry_after(response))
-            raise CenterRefused(response.status_code, code, detail)
+            raise CenterRefused(response.status_code, code, detail, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def post_heartbeats(self, heartbeats: Sequence[heartbeat.Heartbeat]) -> dict[str, str]:
@@ -151,9 +178,12 @@ class CenterClient:
         return {r["id"]: r["status"] for r in data.get("results", [])
                 if isinstance(r, dict) and r.get("status") in ("stored", "duplicate")}
 
-    def gate(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.request(
-            "GET", f"/api/v1/gate/{self.enrollment.agent_id}").json()
+    def gate(self, nonce: str | None = None) -> dict[str, Any]:
+        """The center's gate answer for this workstation; ``nonce`` (sent as the query
+        parameter, which the signature does not cover) comes back signed in the clearance."""
+        path = f"/api/v1/gate/{self.enrollment.agent_id}"
+        data: dict[str, Any] = self.request("GET", path, params={"nonce": nonce}
+                                            if nonce is not None else None).json()
         return data
 
     def policy_toml(self) -> str:

@@ -2,23 +2,26 @@
 
 ``POST /api/v1/enroll`` with the one-time token IT gave the agent returns the workstation's id
 and its HMAC secret. The secret is written only to the enrollment file (owner-only, 0600, in a
-0700 folder) and never printed or logged. The center's clearance public key is fetched at the
-same moment and pinned next to it, so ``agent-kit login`` later verifies clearances against the
-key of the center it enrolled with, not whatever key a man in the middle would serve.
+0700 folder) and never printed or logged. The center's clearance public key is fetched first,
+from the same center URL, and pinned next to it, so ``agent-kit login`` later verifies
+clearances against the key of the center it enrolled with, not whatever key a man in the middle
+would serve; this is the only moment the key is taken from the network. A center that gives no
+key fails the enrollment before the token is spent.
 """
 
 from __future__ import annotations
 
 import socket
 import tempfile
-from pathlib import Path
 
 import httpx
 
 from agent_kit import __version__
 from agent_kit.core.i18n import _
+from agent_kit.core.wire.text import clean_line
+from agent_kit.link.clearance import clearance_key_path, forget_last_clearance, is_clearance_key
 from agent_kit.link.discovery import CenterError, parse_center_url
-from agent_kit.link.private_files import make_private_folder
+from agent_kit.link.private_files import make_private_folder, write_private_file
 from agent_kit.link.state_folder import Enrollment, load_enrollment, save_enrollment, state_dir
 
 
@@ -26,8 +29,7 @@ class EnrollError(Exception):
     """Enrollment did not happen; ``str()`` is the one line the user sees."""
 
 
-def clearance_key_path() -> Path:
-    return state_dir() / "clearance_key.pem"
+__all__ = ["EnrollError", "clearance_key_path", "enroll"]
 
 
 def enroll(center_url: str, token: str, *, hostname: str | None = None,
@@ -60,11 +62,16 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
         raise EnrollError(_("cannot save the enrollment in {folder} ({error}); nothing was "
                             "sent to the center").format(folder=folder,
                                                          error=exc.strerror or exc)) from None
-    body: dict[str, str] = {"token": token, "hostname": hostname or socket.gethostname()}
+    # A line (core.wire.text): the center refuses control characters, an OS name must not stop
+    # an enrollment.
+    body: dict[str, str] = {"token": token,
+                            "hostname": clean_line(hostname or socket.gethostname())}
     if display_name:
         body["display_name"] = display_name
     with httpx.Client(base_url=base, transport=transport, timeout=timeout_s,
                       headers={"User-Agent": f"agent-kit/{__version__}"}) as http:
+        # The key before the token: a center that cannot give one must not use the token up.
+        key_pem = _fetch_clearance_key(http, base)
         try:
             response = http.post("/api/v1/enroll", json=body)
         except httpx.HTTPError as exc:
@@ -85,25 +92,38 @@ def enroll(center_url: str, token: str, *, hostname: str | None = None,
         except (ValueError, KeyError, TypeError):
             raise EnrollError(_("the center's enrollment answer is not what agent-kit "
                                 "expects")) from None
-        key_pem = _fetch_clearance_key(http)
-    save_enrollment(enrollment)
-    key_path = clearance_key_path()
-    if key_pem is not None:
-        key_path.write_text(key_pem, "utf-8")
-    else:
-        key_path.unlink(missing_ok=True)   # never keep an old center's key
+    # The key first: a crash in between leaves no enrollment, never one without its key.
+    try:
+        forget_last_clearance()   # a clearance of an earlier enrollment is worth nothing
+        write_private_file(clearance_key_path(), key_pem)
+        save_enrollment(enrollment)
+    except OSError as exc:   # the folder turned read-only (or full) since it was checked
+        raise EnrollError(_("the center enrolled this workstation as {agent}, but the "
+                            "enrollment cannot be saved in {folder} ({error}): make the folder "
+                            "writable and enroll again with a new token from IT").format(
+                                agent=enrollment.agent_id, folder=folder,
+                                error=exc.strerror or exc)) from None
     return enrollment
 
 
-def _fetch_clearance_key(http: httpx.Client) -> str | None:
-    """The center's Ed25519 public key (PEM), or None if it cannot be had now."""
+def _fetch_clearance_key(http: httpx.Client, base: str) -> str:
+    """The center's Ed25519 public key (PEM); raises EnrollError when it gives none."""
     try:
         response = http.get("/api/v1/clearance-key")
+    except httpx.HTTPError as exc:
+        raise EnrollError(_("the center {url} does not answer ({error})").format(
+            url=base, error=type(exc).__name__)) from None
+    try:
         data = response.json() if response.is_success else None
-    except (httpx.HTTPError, ValueError):
-        return None
+    except ValueError:
+        data = None
     pem = data.get("public_key_pem") if isinstance(data, dict) else None
-    return pem if isinstance(pem, str) and "PUBLIC KEY" in pem else None
+    if not isinstance(pem, str) or not is_clearance_key(pem):
+        raise EnrollError(_("the center {url} gives no login clearance key ({status}); "
+                            "nothing was enrolled and the token is still good: ask IT to "
+                            "update the center").format(url=base,
+                                                        status=response.status_code))
+    return pem
 
 
 def _error_code(response: httpx.Response) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from platformdirs import PlatformDirs
 from platformdirs.api import PlatformDirsABC
 
-from agent_kit.link.private_files import write_private_file
+from agent_kit.link.private_files import make_private_folder, write_private_file
 
 
 def state_dir() -> Path:
@@ -65,6 +65,6 @@ def load_enrollment() -> Enrollment | None:
 def save_enrollment(enrollment: Enrollment) -> Path:
     """Write atomically with owner-only permissions."""
     path = enrollment_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(path.parent)
     write_private_file(path, json.dumps(asdict(enrollment)))
     return path

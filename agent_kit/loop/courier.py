@@ -5,8 +5,13 @@ never starved by a backlog), then the backlog oldest first in batches. Errors:
 
 - transient (no answer, timeout, 5xx, 408, 429, a clock skew that persists): keep everything,
   retry later with exponential backoff and jitter (``Retry-After`` respected);
-- the batch is refused as malformed (400, 409 ``seq_conflict``, 413, 422): never retried as is;
-  a batch is split to find the bad heartbeat(s), which are dropped from the spool and counted;
+- a 409 ``seq_conflict`` that says the center's highest stored seq (``detail.last_seq``): the
+  spool was lost or replaced and its counter is behind the center's; the waiting heartbeats are
+  renumbered after it (``Spool.resync``) and sent again at once, none dropped. One whose id the
+  center already holds (``detail.stored_seq``) is delivered: it leaves the spool;
+- the batch is refused as malformed (400, 409 without ``last_seq``, 413, 422): never retried as
+  is; a batch is split to find the bad heartbeat(s), which are dropped from the spool and
+  counted;
 - the credential is refused (403 ``retired``, any other 401/403) or the URL is wrong (404...):
   delivery stops, the spool is kept, and the user is told (re-enroll).
 """
@@ -24,6 +29,19 @@ from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
 from agent_kit.loop.spool import Spool, Spooled
 
 log = logging.getLogger("agent_kit.heartbeat")
+
+# Renumberings in one delivery before it waits for the next attempt: one is the lost-spool case;
+# more only when something else keeps taking the seqs (a copied enrollment on a second machine).
+MAX_RESYNCS_PER_DELIVERY = 3
+
+
+class _Resynced(Exception):
+    """The spool was renumbered, or a heartbeat found delivered already (``progress``: one
+    left the spool, which bounds itself): start the delivery again."""
+
+    def __init__(self, progress: bool = False) -> None:
+        super().__init__()
+        self.progress = progress
 
 
 @dataclass
@@ -83,14 +101,17 @@ class Courier:
         started = self.clock()
         totals = [0, 0, 0]   # delivered, duplicates, rejected
         try:
-            newest = self.spool.newest()
-            if newest is not None:
-                self._send([newest], totals)
-                sent_newest = {newest.seq}
-                while self.clock() - started < self.time_budget_s:
-                    batch = self.spool.oldest(self.batch_size, excluding=sent_newest)
-                    if not batch or self._send(batch, totals) == 0:
-                        break   # empty, or the center acknowledged none of it: next time
+            renumbered = 0
+            while True:
+                try:
+                    self._send_spool(started, totals)
+                    break
+                except _Resynced as again:
+                    renumbered += 0 if again.progress else 1
+                if renumbered > MAX_RESYNCS_PER_DELIVERY:
+                    raise CenterUnavailable("the center keeps finding this workstation's "
+                                            "heartbeat numbers taken (is its enrollment used on "
+                                            "another computer too?)")
         except CenterUnavailable as exc:
             delay = self.backoff.next_delay(exc.retry_after_s)
             self.next_attempt_at = self.clock() + delay
@@ -109,6 +130,43 @@ class Courier:
         self.last_success_at = self.client.now()
         return self._result(totals)
 
+    def _send_spool(self, started: float, totals: list[int]) -> None:
+        """The newest heartbeat alone, then the backlog oldest first, within the time budget."""
+        newest = self.spool.newest()
+        if newest is None:
+            return
+        self._send([newest], totals)
+        sent_newest = {newest.seq}
+        while self.clock() - started < self.time_budget_s:
+            batch = self.spool.oldest(self.batch_size, excluding=sent_newest)
+            if not batch or self._send(batch, totals) == 0:
+                break   # empty, or the center acknowledged none of it: next time
+
+    def _settle_conflict(self, refused: CenterRefused, batch: list[Spooled],
+                         totals: list[int]) -> None:
+        """A 409 ``seq_conflict`` the spool can settle: raises :class:`_Resynced` when it did
+        (the delivery starts again), returns when it cannot (an older center's answer)."""
+        clashing = refused.data.get("id")
+        if refused.stored_seq is not None and any(s.id == clashing for s in batch):
+            # the center has this very heartbeat under its earlier seq: it is delivered
+            log.info("heartbeat %s is already stored at the center (seq %d)", clashing,
+                     refused.stored_seq)
+            removed = self.spool.ack([str(clashing)])
+            totals[1] += removed
+            if removed:
+                raise _Resynced(progress=True)
+            return
+        last_seq = refused.center_last_seq
+        if last_seq is None:
+            return
+        done = self.spool.resync(last_seq)
+        if done is None:
+            return
+        log.warning("the center already holds heartbeats up to seq %d under other ids (this "
+                    "computer's spool was lost or replaced): %d waiting heartbeat(s) renumbered "
+                    "after it and sent again", last_seq, done.renumbered)
+        raise _Resynced
+
     @staticmethod
     def _result(totals: list[int], *, error: str | None = None,
                 stopped: CenterRefused | None = None,
@@ -123,6 +181,8 @@ class Courier:
         except CenterRefused as exc:
             if exc.credential_problem:
                 raise
+            if exc.code == "seq_conflict":
+                self._settle_conflict(exc, batch, totals)
             if len(batch) > 1:   # find the bad one(s): each alone
                 return sum(self._send([one], totals) for one in batch)
             log.error("the center refused heartbeat seq %d for good (%s); dropped",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -42,13 +43,20 @@ from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
 from agent_kit.core.wire.heartbeat import HeartbeatContent
 from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
+from agent_kit.link.private_files import write_private_file
 from agent_kit.link.state_folder import Enrollment, state_dir
 from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
 from agent_kit.loop.malloc_tuning import release_free_memory
 from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.loop.spool import Spool
-from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, DeliveryState, MonitorState, write_state
+from agent_kit.loop.state_file import (
+    STOPPED_BY_SIGNAL,
+    DeliveryState,
+    MonitorState,
+    state_path,
+    write_state,
+)
 from agent_kit.run.units import ProbeContext, ProbeUnit
 
 if TYPE_CHECKING:   # loaded when the path unit runs, not when the loop starts
@@ -159,6 +167,34 @@ class MonitorError(Exception):
     """The monitor cannot start; ``str()`` is the one line the user sees."""
 
 
+class StateFolderUnwritable(MonitorError):
+    """The state folder (or the spool in it) cannot be written now: read-only, full, or its
+    permissions changed. Not a reason to give up: the monitor says so once and tries again."""
+
+
+def state_folder_message(folder: Path, exc: BaseException) -> str:
+    """The one line for a state folder that cannot be written."""
+    error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return _("the state folder {folder} cannot be written ({error}): agent-kit keeps trying; "
+             "make it writable for this user (or free disk space)").format(folder=folder,
+                                                                           error=error)
+
+
+def check_state_folder(folder: Path) -> None:
+    """The state folder exists, is the user's only (0700) and takes a new file; raises
+    :class:`StateFolderUnwritable` otherwise."""
+    import tempfile
+
+    from agent_kit.link.private_files import make_private_folder
+
+    try:
+        make_private_folder(folder)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StateFolderUnwritable(state_folder_message(folder, exc)) from None
+
+
 @dataclass
 class MonitorDeps:
     """What the loop touches outside itself, injectable for tests and the benchmark."""
@@ -208,6 +244,8 @@ class Monitor:
         self.in_call = False
         self.stopped: str | None = None
         self.cycles = 0
+        # what cannot be written now ("spool", "state") and why; said once, then retried
+        self.state_trouble: dict[str, str] = {}
 
     # ---------------------------------------------------------------- the loop
 
@@ -238,17 +276,26 @@ class Monitor:
         if state.open != before:
             self._tell(state)
         if mono() >= self.next_heartbeat and self.latest:
-            spooled = self.deps.spool.add(build_heartbeat(
-                self.latest, state, interval_s=self.interval_s,
-                measured_at=self.deps.client.now()))
-            log.debug("heartbeat seq %d spooled", spooled.seq)
+            heartbeat = build_heartbeat(self.latest, state, interval_s=self.interval_s,
+                                        measured_at=self.deps.client.now())
+            try:
+                spooled = self.deps.spool.add(heartbeat)
+            except sqlite3.OperationalError as exc:   # read-only, full: the next one may fit
+                self._state_unwritable("spool", exc)
+            else:
+                log.debug("heartbeat seq %d spooled", spooled.seq)
+                self._state_writable("spool")
             self.next_heartbeat += self.interval_s
             if self.next_heartbeat <= mono():   # late (a long full check): no burst to catch up
                 self.next_heartbeat = mono() + self.interval_s
         if self.courier.due() and self.deps.spool.stats().pending:
-            result = self.courier.deliver()
-            if result.stopped is not None:
-                self._stop_refused(result.stopped)
+            try:
+                result = self.courier.deliver()
+            except sqlite3.OperationalError as exc:   # an ack not written: resent, duplicate
+                self._state_unwritable("spool", exc)
+            else:
+                if result.stopped is not None:
+                    self._stop_refused(result.stopped)
         if self.context.center is None and mono() >= self.next_discovery:
             self.context = self.deps.context_factory(self.policy)
             self.next_discovery = mono() + REDISCOVER_S
@@ -377,7 +424,20 @@ class Monitor:
         log.error("%s", text)
         self.deps.notify(_("agent-kit stopped"), text, True)
 
-    def write_state(self, stopped: str | None = None) -> None:
+    def _state_unwritable(self, what: str, exc: BaseException) -> None:
+        """Say once (one line) that the state folder cannot be written; the loop goes on and
+        tries again next cycle."""
+        if not self.state_trouble:
+            folder = (self.deps.state_file or state_path()).parent
+            log.error("%s", state_folder_message(folder, exc))
+        self.state_trouble[what] = str(exc)
+
+    def _state_writable(self, what: str) -> None:
+        if self.state_trouble.pop(what, None) is not None and not self.state_trouble:
+            log.warning("%s", _("the state folder can be written again"))
+
+    def write_state(self, stopped: str | None = None) -> bool:
+        """Write the state file; False (said once) when the state folder cannot take it."""
         gate = self.gate.state
         stats = self.deps.spool.stats()
         reasons = gate.reasons
@@ -401,8 +461,19 @@ class Monitor:
                                    last_success_at=self.courier.last_success_at,
                                    error=self.courier.last_error, next_seq=stats.next_seq,
                                    dropped_total=stats.dropped_total,
-                                   rejected_total=stats.rejected_total))
-        write_state(state, self.deps.state_file)
+                                   rejected_total=stats.rejected_total,
+                                   resynced_at=stats.resync.at if stats.resync else None,
+                                   resynced_after_seq=(stats.resync.after_seq if stats.resync
+                                                       else None),
+                                   resynced_count=(stats.resync.renumbered if stats.resync
+                                                   else 0)))
+        try:
+            write_state(state, self.deps.state_file)
+        except OSError as exc:
+            self._state_unwritable("state", exc)
+            return False
+        self._state_writable("state")
+        return True
 
 
 # ---------------------------------------------------------------- start-up (used by the CLI)
@@ -420,19 +491,22 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
     if enrollment is None:
         raise MonitorError(_("this workstation is not enrolled: run agent-kit enroll --center "
                              "URL --token TOKEN first"))
-    client = CenterClient(enrollment)
-    policy = _load_policy(policy_path, client)
-    units = tuple(u for u in UNITS if groups is None or u.group in groups)
-    import sqlite3
-
+    check_state_folder(state_dir())
     spool_path = state_dir() / "spool.db"
     try:
         spool = Spool(spool_path, enrollment.agent_id)
+    except (sqlite3.OperationalError, OSError) as exc:   # read-only, full: not the spool's fault
+        raise StateFolderUnwritable(state_folder_message(spool_path.parent, exc)) from None
     except sqlite3.Error as exc:
-        # No silent new spool: it would restart seq at 1, which the center refuses (409).
+        # Damaged: left as it is for IT, no silent new spool. A new one (once this one is moved
+        # away) starts seq at 1 again, and the center's 409 tells it where to continue.
         raise MonitorError(_("the heartbeat spool {path} cannot be used ({error}): move it "
-                             "away and enroll again with a new token from IT (agent-kit enroll "
-                             "--force)").format(path=spool_path, error=exc)) from None
+                             "away and start agent-kit monitor again (the heartbeats waiting "
+                             "in it are lost; numbering continues after the center's)").format(
+                                 path=spool_path, error=exc)) from None
+    client = CenterClient(enrollment)
+    policy = _load_policy(policy_path, client)
+    units = tuple(u for u in UNITS if groups is None or u.group in groups)
 
     def context(pol: Policy) -> ProbeContext:
         from agent_kit.link.discovery import CenterError, discover_center
@@ -464,7 +538,7 @@ def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
     try:
         text = client.policy_toml()
         fresh = cache.with_suffix(".new")
-        fresh.write_text(text, "utf-8")
+        write_private_file(fresh, text)     # the user's only, like the rest of the folder
         policy = load_policy(fresh)     # validate before it replaces the cached one
         os.replace(fresh, cache)
         return policy

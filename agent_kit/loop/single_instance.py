@@ -12,6 +12,7 @@ try-once lock nothing, while importing it (4.3) costs the lean monitor about 1 M
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import IO
@@ -42,7 +43,9 @@ class SingleInstance:
 
     def acquire(self) -> bool:
         """True when this process now holds the lock; False when another monitor does."""
-        fh = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        # held for the process's life; 0600 whatever the umask (an empty file, but the
+        # state folder is the user's own)
+        fh = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         try:
             _try_lock(fh)
         except OSError:

@@ -18,7 +18,14 @@ Overflow policy: at most ``max_rows`` heartbeats wait (default 5760 = 24 h at 15
 the *oldest* are dropped (the newest state matters most) and counted; the count rides in the
 next heartbeat's ``dropped`` field, so the center and IT see why ``seq`` has a gap.
 
-Delivery order (see ``heartbeat_client.deliver``): the newest heartbeat first, alone, then the
+A lost spool (deleted, moved away, a new profile, an old copy restored) starts its counter at 1
+again, below what the center already holds: the center refuses such a heartbeat (409
+``seq_conflict``) and says its highest stored seq, and the courier calls :meth:`Spool.resync`,
+which renumbers every waiting heartbeat after it (same ids) and moves the counter on. The
+heartbeat that met the conflict is sent again at once, so the workstation is heard within the
+same interval; the resync is kept in the spool and ``agent-kit status`` mentions it.
+
+Delivery order (see ``agent_kit.loop.courier``): the newest heartbeat first, alone, then the
 backlog oldest-first in batches, so the current state is never starved by a backlog.
 """
 
@@ -32,6 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_kit.core.wire.heartbeat import Heartbeat, HeartbeatContent, identified_heartbeat
+from agent_kit.link.private_files import (
+    create_private_file,
+    make_private_files,
+    make_private_folder,
+)
 
 DEFAULT_MAX_ROWS = 5760
 
@@ -58,6 +70,15 @@ class Spooled:
 
 
 @dataclass(frozen=True)
+class Resync:
+    """The last time the seq counter was moved past the center's (see :meth:`Spool.resync`)."""
+
+    at: float               # unix seconds
+    after_seq: int          # the center's highest stored seq then
+    renumbered: int         # waiting heartbeats given new seqs after it (none dropped)
+
+
+@dataclass(frozen=True)
 class SpoolStats:
     pending: int
     next_seq: int
@@ -65,6 +86,7 @@ class SpoolStats:
     dropped_total: int      # lost to overflow (oldest first), reported to the center
     rejected_total: int     # refused by the center as malformed (permanent error), logged
     oldest_pending_at: float | None
+    resync: Resync | None = None
 
 
 class Spool:
@@ -75,7 +97,11 @@ class Spool:
         if max_rows < 1:
             raise ValueError("max_rows must be at least 1")
         self.path, self.agent_id, self.max_rows, self.clock = path, agent_id, max_rows, clock
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # the user's only: the folder 0700, the database 0600 before SQLite opens it (its -wal
+        # and -shm take the database file's mode), an older spool's files tightened
+        make_private_folder(path.parent)
+        create_private_file(path)
+        make_private_files(path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm"))
         # autocommit mode: every transaction below is an explicit BEGIN IMMEDIATE ... COMMIT
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -126,6 +152,35 @@ class Spool:
             self._set_meta("dropped_unreported", 0)
         return Spooled(body["id"], seq, body)
 
+    def resync(self, center_last_seq: int) -> Resync | None:
+        """The center already holds seqs up to ``center_last_seq`` under other heartbeats: this
+        spool was lost, replaced or restored from an old copy, and its counter started again
+        below the center's. Every waiting heartbeat gets a new seq after it, in the same order
+        and with the same id (so one the center stored meanwhile is still recognised), and the
+        counter continues after them; nothing is dropped. None when no waiting heartbeat is at
+        or below ``center_last_seq`` (nothing to renumber)."""
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT seq, id, body, created_at, carries_dropped FROM heartbeats "
+                "ORDER BY seq").fetchall()
+            if not rows or rows[0][0] > center_last_seq:
+                return None
+            self._db.execute("DELETE FROM heartbeats")
+            for new_seq, (_old, hb_id, body, created_at, carries) in enumerate(
+                    rows, start=center_last_seq + 1):
+                data = json.loads(body)
+                data["seq"] = new_seq
+                self._db.execute(
+                    "INSERT INTO heartbeats (seq, id, body, created_at, carries_dropped) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (new_seq, hb_id, json.dumps(data, separators=(",", ":")), created_at,
+                     carries))
+            self._set_meta("next_seq", max(self._counter("next_seq"),
+                                           center_last_seq + 1 + len(rows)))
+            done = Resync(at=self.clock(), after_seq=center_last_seq, renumbered=len(rows))
+            self._set_meta("resync", json.dumps([done.at, done.after_seq, done.renumbered]))
+        return done
+
     def ack(self, ids: Iterable[str]) -> int:
         """The center stored these (or already had them): forget them."""
         return self._remove(ids, "acked_total")
@@ -156,7 +211,7 @@ class Spool:
                           acked_total=self._counter("acked_total"),
                           dropped_total=self._counter("dropped_total"),
                           rejected_total=self._counter("rejected_total"),
-                          oldest_pending_at=oldest)
+                          oldest_pending_at=oldest, resync=self._last_resync())
 
     def integrity_ok(self) -> bool:
         return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
@@ -175,6 +230,13 @@ class Spool:
                     f"DELETE FROM heartbeats WHERE id IN ({marks})", chunk).rowcount  # noqa: S608
             self._bump(counter, removed)
         return removed
+
+    def _last_resync(self) -> Resync | None:
+        raw = self._meta("resync")
+        if raw is None:
+            return None
+        at, after_seq, renumbered = json.loads(raw)
+        return Resync(at=float(at), after_seq=int(after_seq), renumbered=int(renumbered))
 
     def _pending(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM heartbeats").fetchone()[0])

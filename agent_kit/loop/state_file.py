@@ -30,6 +30,10 @@ class DeliveryState:
     next_seq: int = 1
     dropped_total: int = 0
     rejected_total: int = 0
+    # the last renumbering after the center's highest seq (a lost or replaced spool)
+    resynced_at: float | None = None       # unix seconds
+    resynced_after_seq: int | None = None  # the center's highest stored seq then
+    resynced_count: int = 0                # waiting heartbeats renumbered and sent again
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,18 @@ def write_state(state: MonitorState, path: Path | None = None) -> None:
     path = path or state_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state.to_json(), fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        # 0600 like the rest of the state folder (no secret here, but whose gate it is and
+        # when, which is nobody else's business), whatever the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state.to_json(), fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)   # a full disk must not also fill up with half files
+        raise
 
 
 def read_state(path: Path | None = None) -> MonitorState | None:

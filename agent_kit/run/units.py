@@ -154,9 +154,10 @@ def path_unit(*, measure: Callable[..., PathReading] | None = None,
     def run(ctx: ProbeContext) -> list[CheckResult]:
         return _path(ctx, measure, trace)
 
-    # duration_s of packets (6 s by default) + 1 s for late echoes + margin, then the
-    # traceroute's budget + 2 s (importing scapy, its last wait); a policy asking for a longer
-    # path test than PATH_DURATION_S needs this timeout raised too.
+    # duration_s of packets (6 s by default) + 1 s for late echoes + up to 3 s of count
+    # queries (only when packets are missing) + margin, then the traceroute's budget + 2 s
+    # (importing scapy, its last wait); a policy asking for a longer path test than
+    # PATH_DURATION_S needs this timeout raised too.
     return ProbeUnit("path", run, timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0)
 
 

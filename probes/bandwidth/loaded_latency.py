@@ -65,8 +65,10 @@ def run_path_probe(reflector: tuple[str, int], duration_s: float,
     from probes.network.path import measure_path
 
     try:
+        # RTT only: no per-direction count query after the stream (it would lengthen the
+        # bandwidth phase whenever the loaded line drops packets)
         reading = measure_path(reflector[0], reflector[1], duration_s=duration_s, stop=stop,
-                               reply_wait_s=reply_wait_s)
+                               reply_wait_s=reply_wait_s, per_direction=False)
     except Exception as exc:  # noqa: BLE001 - latency under load is optional to the speed test
         return None, f"path probe failed: {type(exc).__name__}: {exc}"
     if reading.rtt_median_ms is None:

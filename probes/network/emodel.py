@@ -6,11 +6,20 @@ R = 93.2 - Idd - Ie_eff (default values for every other G.107 parameter), with
   Idd = 25 * ((1 + X^6)^(1/6) - 3 * (1 + (X/3)^6)^(1/6) + 2);
 - Ie_eff (equipment impairment with packet loss, G.107 7.2.4)
   = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl), Ppl in percent;
-- MOS (G.107 Annex B) = 1 for R < 0, 4.5 for R > 100, else 1 + 0.035 R + R (R - 60)(100 - R) 7e-6.
+- MOS (G.107 Annex B) = 1 for R < 0, 4.5 for R > 100, else 1 + 0.035 R + R (R - 60)(100 - R) 7e-6,
+  clamped to [1, 4.5]: the polynomial dips below 1 for 0 < R < 6.5.
 
-Ta, the one-way mouth-to-ear delay, is estimated as half the RTT, plus a jitter buffer of twice
-the jitter (a common adaptive-buffer size), plus the codec's packetisation and look-ahead delay.
-Codec values (Ie, Bpl) are those of ITU-T G.113 Appendix I where it lists the codec.
+Ta, the one-way mouth-to-ear delay (ITU-T G.114: 0-150 ms one way, mouth to ear, is good), is
+estimated as half the RTT, plus a jitter buffer of twice the jitter (a common adaptive-buffer
+size), plus the codec's packetisation and look-ahead delay. Ppl and BurstR are those of the
+direction the listener hears (the listener's one-way loss, not the round trip: round-trip loss
+roughly doubles Ie_eff for symmetric loss). Codec values (Ie, Bpl) are those of ITU-T G.113
+Appendix I where it lists the codec.
+
+Opus is a wideband codec, which the wideband E-model (ITU-T G.107.1, R up to 129) rates with
+its own Ie,wb and Bpl. No published Ie,wb/Bpl values for Opus could be found to cite, so Opus
+is estimated as narrowband (the G.711-with-concealment values on the G.107 scale) and says so
+(``Codec.estimated_as_narrowband``); the MOS is then that of a narrowband call.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ class Codec:
     packet_ms: float     # audio per packet (packetisation delay)
     lookahead_ms: float  # algorithmic look-ahead
     source: str
+    estimated_as_narrowband: bool = False   # a wideband codec rated on the narrowband scale
 
 
 CODECS: dict[str, Codec] = {
@@ -40,8 +50,9 @@ CODECS: dict[str, Codec] = {
     "G.729": Codec("G.729", 11.0, 19.0, 20.0, 5.0,
                    "G.113 Appendix I: G.729A + VAD, Ie 11, Bpl 19.0; 5 ms look-ahead"),
     "Opus": Codec("Opus", 0.0, 25.1, 20.0, 6.5,
-                  "chosen: G.113 lists no Opus values; treated as G.711 with concealment "
-                  "(Opus conceals losses at least as well), 6.5 ms look-ahead"),
+                  "estimated as narrowband: no citable G.107.1 Ie,wb/Bpl for Opus; rated as "
+                  "G.711 with concealment on the G.107 scale (Opus conceals losses at least "
+                  "as well), 6.5 ms look-ahead (RFC 6716)", estimated_as_narrowband=True),
 }
 
 
@@ -74,12 +85,13 @@ def effective_equipment_impairment(ie: float, bpl: float, loss_pct: float,
 
 
 def mos_from_r(r: float) -> float:
-    """G.107 Annex B: the estimated mean opinion score for rating ``r``."""
+    """G.107 Annex B: the estimated mean opinion score for rating ``r``, in [1, 4.5]."""
     if r < 0:
         return 1.0
     if r > 100:
         return 4.5
-    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    # the polynomial dips below 1 for 0 < R < 6.5 (0.989 at R = 3): clamp to the MOS scale
+    return min(4.5, max(1.0, 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6))
 
 
 def r_factor(ta_ms: float, loss_pct: float, codec: Codec, burst_r: float = 1.0) -> float:

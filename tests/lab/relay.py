@@ -15,7 +15,12 @@ Every random draw comes from ``random.Random(f"{seed}:{direction}")`` in a fixed
 packet (loss, delay, reorder), so a seed gives the same impairment for the same packets. The
 ground truth is the record of what was done: per datagram the kernel receive time, the time
 it was sent on (or that it was dropped), and, for path-test packets (``AKPT``), the sequence
-number. ``truth()`` turns the record into the figures a probe should measure.
+number and kind. ``truth()`` turns the record into the figures a probe should measure.
+
+The relay is independent of the product on purpose: it reads the kernel's receive stamps
+itself (``SO_TIMESTAMPNS``) and computes the truth with its own few lines of math (RFC 3550 J,
+mean |D|, median, reordering, loss per direction), so a mistake in ``probes.network`` cannot
+hide by being in the reference too.
 
 Run in a namespace: ``python -m tests.lab.relay --listen 192.0.2.2:9000 --upstream
 127.0.0.1:8751 --spec '{"up": {"delay_ms": 10, "jitter_ms": 30}}' --record out.json``; it
@@ -39,9 +44,6 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from probes.network import rtp_stats
-from probes.network.udp_clock import enable_rx_timestamps, recv_stamped
 
 DISTRIBUTIONS = ("uniform", "exponential")
 
@@ -93,6 +95,8 @@ class Record:
     rx_ns: int
     tx_ns: int | None
     seq: int | None     # path-test sequence number (AKPT packets), else None
+    kind: int | None = None   # path-test kind: 1 request, 2 reply, 3 count query, 4 answer
+    planned_ms: float | None = None   # the hold drawn for it (delay + extra + reorder hold)
 
 
 class _Direction:
@@ -120,6 +124,36 @@ def _seq_of(data: bytes) -> int | None:
     if len(data) >= 12 and data[:4] == b"AKPT":
         return int(struct.unpack_from("!I", data, 8)[0])
     return None
+
+
+def _kind_of(data: bytes) -> int | None:
+    return data[5] if len(data) >= 12 and data[:4] == b"AKPT" else None
+
+
+# The kernel's receive stamp (Linux asm-generic/socket.h: SO_TIMESTAMPNS = 35, a struct
+# timespec of two native longs), read here rather than through the product's udp_clock.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+
+
+def enable_rx_timestamps(sock: socket.socket) -> bool:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def recv_stamped(sock: socket.socket, bufsize: int, kernel: bool) -> tuple[bytes, Any, int]:
+    if not kernel:
+        data, addr = sock.recvfrom(bufsize)
+        return data, addr, time.time_ns()
+    data, ancdata, _flags, addr = sock.recvmsg(bufsize, socket.CMSG_SPACE(_TIMESPEC.size))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            return data, addr, sec * 1_000_000_000 + nsec
+    return data, addr, time.time_ns()
 
 
 class Relay:
@@ -163,7 +197,8 @@ class Relay:
         d = self.dirs[direction]
         index = d.count
         hold = d.decide()
-        rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data))
+        rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data),
+                     _kind_of(data), None if hold is None else hold / 1e6)
         self.records.append(rec)
         if hold is None:
             return
@@ -209,39 +244,88 @@ class Relay:
         self.sel.close()
 
 
+def rfc3550_final_jitter(transits: list[float]) -> float:
+    """J at the end of the stream: J += (|D| - J) / 16 over consecutive transits (RFC 3550
+    6.4.1), J = 0 at the start."""
+    j = 0.0
+    for i in range(1, len(transits)):
+        j += (abs(transits[i] - transits[i - 1]) - j) / 16
+    return j
+
+
+def mean_abs_difference(transits: list[float]) -> float:
+    """The mean |D| of consecutive transits (the steady value J estimates)."""
+    if len(transits) < 2:
+        return 0.0
+    return sum(abs(transits[i] - transits[i - 1]) for i in range(1, len(transits))) / (
+        len(transits) - 1)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def overtaken(order: list[int]) -> int:
+    """Packets sent on after one that arrived later than them (RFC 4737's reordered)."""
+    count, highest = 0, -1
+    for index in order:
+        if index < highest:
+            count += 1
+        else:
+            highest = index
+    return count
+
+
+def _hold_ms(rec: dict[str, Any]) -> float:
+    return float(rec["tx_ns"] - rec["rx_ns"]) / 1e6
+
+
 def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, Any]:
     """What a probe on this flow should have measured, from the relay's record.
 
-    Jitter per direction: RFC 3550 (mean running J after warm-up, and the final J) of the hold
-    times in the order the relay sent the packets on; loss: round trip for path-test packets
-    (lost if either direction dropped it), and per direction; RTT: median of up + down hold
-    time per path-test sequence number; reordering: ``count_reordered`` of the send order.
+    Per direction, over the stream's own datagrams (a path test's count queries and answers
+    left out): packets, dropped, loss; jitter of the hold times in the order the relay sent
+    the packets on, as RFC 3550 J at the end of the stream and the mean |D| (for a path test,
+    over the packets that made the whole round trip: the only ones the probe can time);
+    median hold time; reordering. ``path`` (path-test flows): packets sent, what the relay
+    dropped on the way to the reflector (``dropped_up``) and back (``dropped_down``), loss
+    round trip and per direction, median RTT (up + down hold per sequence number).
     """
     recs = [r for r in records if flow is None or r["flow"] == flow]
+    stream = [r for r in recs if r.get("kind") in (None, 1, 2)]
+    up = {r["seq"]: r for r in stream if r["direction"] == "up" and r["seq"] is not None}
+    down = {r["seq"]: r for r in stream if r["direction"] == "down" and r["seq"] is not None}
+    round_trip = {s for s in up if up[s]["tx_ns"] is not None and s in down
+                  and down[s]["tx_ns"] is not None}
     out: dict[str, Any] = {}
     for direction in ("up", "down"):
-        mine = [r for r in recs if r["direction"] == direction]
+        mine = [r for r in stream if r["direction"] == direction]
         sent = sorted((r for r in mine if r["tx_ns"] is not None), key=lambda r: r["tx_ns"])
-        holds = [(r["tx_ns"] - r["rx_ns"]) / 1e6 for r in sent]
+        timed = [r for r in sent if r["seq"] is None or r["seq"] in round_trip]
+        holds = [_hold_ms(r) for r in timed]
+        dropped = sum(r["tx_ns"] is None for r in mine)
         out[direction] = {
-            "packets": len(mine), "dropped": sum(r["tx_ns"] is None for r in mine),
-            "loss_pct": 100.0 * sum(r["tx_ns"] is None for r in mine) / len(mine)
-            if mine else 0.0,
-            "jitter_ms": rtp_stats.mean_jitter(holds) if holds else 0.0,
-            "jitter_final_ms": rtp_stats.rfc3550_jitter(holds) if holds else 0.0,
-            "hold_median_ms": rtp_stats.percentile(holds, 50) if holds else 0.0,
-            "reordered": rtp_stats.count_reordered([r["index"] for r in sent]),
+            "packets": len(mine), "dropped": dropped,
+            "loss_pct": 100.0 * dropped / len(mine) if mine else 0.0,
+            "jitter_rfc3550_ms": rfc3550_final_jitter(holds),
+            "jitter_mean_abs_d_ms": mean_abs_difference(holds),
+            "hold_median_ms": median([_hold_ms(r) for r in sent]) if sent else 0.0,
+            "reordered": overtaken([r["index"] for r in sent]),
         }
-    up = {r["seq"]: r for r in recs if r["direction"] == "up" and r["seq"] is not None}
-    down = {r["seq"]: r for r in recs if r["direction"] == "down" and r["seq"] is not None}
     if up:
-        rtts = [((up[s]["tx_ns"] - up[s]["rx_ns"]) + (down[s]["tx_ns"] - down[s]["rx_ns"])) / 1e6
-                for s in up if up[s]["tx_ns"] is not None and s in down
-                and down[s]["tx_ns"] is not None]
-        back = len(rtts)
-        out["path"] = {"sent": len(up), "returned": back,
-                       "loss_pct": 100.0 * (len(up) - back) / len(up),
-                       "rtt_median_ms": rtp_stats.percentile(rtts, 50) if rtts else None}
+        sent_n = len(up)
+        dropped_up = sum(r["tx_ns"] is None for r in up.values())
+        dropped_down = sum(r["tx_ns"] is None for r in down.values())
+        rtts = [_hold_ms(up[s]) + _hold_ms(down[s]) for s in round_trip]
+        reached = sent_n - dropped_up
+        out["path"] = {"sent": sent_n, "returned": len(round_trip),
+                       "dropped_up": dropped_up, "dropped_down": dropped_down,
+                       "loss_pct": 100.0 * (sent_n - len(round_trip)) / sent_n,
+                       "loss_up_pct": 100.0 * dropped_up / sent_n,
+                       "loss_down_pct": 100.0 * dropped_down / reached if reached else 0.0,
+                       "rtt_median_ms": median(rtts) if rtts else None}
     return out
 
 

@@ -22,6 +22,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal, NotRequired, TypedDict, cast
 
 from agent_kit import __version__
+from agent_kit.core.wire.text import (
+    FREE_TEXT_PATTERN,
+    LINE_PATTERN,
+    clean_free_text,
+    clean_line,
+)
 
 if TYPE_CHECKING:
     from agent_kit.core.results import CheckResult
@@ -63,7 +69,10 @@ AWARE_DATETIME = AwareDateTime()
 CheckId = Annotated[str, Bounds(pattern=r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,47}$")]
 HeartbeatId = Annotated[str, Bounds(
     pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-Text = Annotated[str, Bounds(max_length=MAX_TEXT_CHARS)]
+# Free text and lines (``core.wire.text``): no control characters (free text keeps tab, LF, CR).
+Text = Annotated[str, Bounds(max_length=MAX_TEXT_CHARS, pattern=FREE_TEXT_PATTERN)]
+Unit = Annotated[str, Bounds(max_length=MAX_UNIT_CHARS, pattern=LINE_PATTERN)]
+Version = Annotated[str, Bounds(max_length=MAX_VERSION_CHARS, pattern=LINE_PATTERN)]
 Timestamp = Annotated[str, AWARE_DATETIME]
 Verdict = Literal["pass", "warn", "fail"]
 CheckStatus = Literal["pass", "warn", "fail", "unknown"]
@@ -83,7 +92,7 @@ class CheckReading(TypedDict):
     id: CheckId
     status: CheckStatus
     value: NotRequired[float | None]
-    unit: NotRequired[Annotated[str, Bounds(max_length=MAX_UNIT_CHARS)] | None]
+    unit: NotRequired[Unit | None]
     message: NotRequired[Text | None]
 
 
@@ -99,7 +108,7 @@ class HeartbeatContent(TypedDict):
 
     measured_at: Timestamp
     interval_s: Annotated[float, Bounds(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)]
-    agent_version: Annotated[str, Bounds(max_length=MAX_VERSION_CHARS)]
+    agent_version: Version
     verdict: Verdict
     gate: GateState
     checks: NotRequired[Annotated[list[CheckReading], Bounds(max_length=MAX_CHECKS)]]
@@ -119,23 +128,26 @@ class HeartbeatBatch(TypedDict):
 
 
 def check_reading(result: "CheckResult") -> CheckReading:
-    """A check result as the heartbeat carries it: a finite number or null, bounded strings."""
+    """A check result as the heartbeat carries it: a finite number or null, bounded strings
+    cleaned of control characters (``core.wire.text``)."""
     value = result.value
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else None
     if number is not None and not math.isfinite(number):
         number = None   # JSON has no NaN/Infinity and the center refuses them
     return {"id": result.id, "status": result.status.value, "value": number,
-            "unit": result.unit[:MAX_UNIT_CHARS] if result.unit else None,
-            "message": result.message[:MAX_TEXT_CHARS]}
+            "unit": clean_line(result.unit)[:MAX_UNIT_CHARS] if result.unit else None,
+            "message": clean_free_text(result.message)[:MAX_TEXT_CHARS]}
 
 
 def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
                     gate_since: float | None, gate_reasons: Sequence[str], interval_s: float,
                     measured_at: float, agent_version: str = __version__) -> HeartbeatContent:
     """The heartbeat of the latest result of every check, in catalogue order, and the gate; every
-    string and list cut to its limit, so the center always accepts it. Times are unix seconds;
-    a gate ``since`` of None is left out. :func:`identified_heartbeat` adds ``id`` and ``seq``."""
+    string cleaned of what the center refuses (control characters, lone surrogates:
+    ``core.wire.text``) and, like every list, cut to its limit, so the center always accepts
+    it. Times are unix seconds; a gate ``since`` of None is left out.
+    :func:`identified_heartbeat` adds ``id`` and ``seq``."""
     # Imported here: the spool needs this module only to number heartbeats, and starts as fast
     # as before (its kill -9 test counts commits from the first 150 ms).
     from agent_kit.core.checks import CATALOGUE
@@ -146,11 +158,11 @@ def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
     gate: GateState = {"open": gate_open}
     if gate_since is not None:
         gate["since"] = _iso(gate_since)
-    gate["reasons"] = [r[:MAX_TEXT_CHARS] for r in gate_reasons[:MAX_REASONS]]
+    gate["reasons"] = [clean_free_text(r)[:MAX_TEXT_CHARS] for r in gate_reasons[:MAX_REASONS]]
     return {
         "measured_at": _iso(measured_at),
         "interval_s": float(min(max(interval_s, MIN_INTERVAL_S), MAX_INTERVAL_S)),
-        "agent_version": agent_version[:MAX_VERSION_CHARS],
+        "agent_version": clean_line(agent_version)[:MAX_VERSION_CHARS],
         "verdict": cast(Verdict, overall_verdict(ordered).value),
         "gate": gate,
         "checks": [check_reading(r) for r in ordered[:MAX_CHECKS]],
