@@ -213,7 +213,10 @@ def _names(same: list[CheckResult], unit_sizes: dict[str, int]) -> str:
             names.append(step_label(unit, results[0].group))
         else:
             names += [plain_title(r.id) for r in results]
-    return ", ".join(names)
+    text = names[0]
+    for name in names[1:]:   # "A, B" in English, "A、B" in Japanese
+        text = _("{first}, {second}").format(first=text, second=name)
+    return text
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -227,14 +230,18 @@ def report_lines(report: CheckReport, width: int = 80, *,
     else:
         out += _step_rows(steps(report), width)
     items = problems(report)
+    blocking = [i for i in items if i.blocks]
+    others = [i for i in items if not i.blocks]
     if items:
         out.append(("", None))
-        out.append((_("What to do:"), "bold"))
-        for item in items:
-            text = item.text
-            if item.blocks:
-                text += " " + _("(blocks login)")
-            for n, line in enumerate(wrap(text, width, first=SYMBOL[item.status] + " ")):
+    # under a heading rather than "(blocks login)" after each: one line instead of four
+    for heading, group in ((_("Fix these before you take calls:"), blocking),
+                           (_("Also worth fixing:") if blocking else _("What to do:"), others)):
+        if not group:
+            continue
+        out.append((heading, "bold"))
+        for item in group:
+            for n, line in enumerate(wrap(item.text, width, first=SYMBOL[item.status] + " ")):
                 out.append((line, _STYLE[item.status] if n == 0 else None))
             if item.fix:
                 out += [(line, None) for line in labelled(_("Fix:") + " ", item.fix, width,

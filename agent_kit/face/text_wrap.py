@@ -108,6 +108,8 @@ def _keeps_number_with_unit(text: str, start: int) -> bool:
         j -= 1
     if j < 0 or not text[j].isdigit():
         return False
+    if char_width(text[start]) == 2:   # "45 ミリ秒", "3 台": a counter, however long the run
+        return True
     end = start
     while end < len(text) and not _is_space(text[end]):
         end += 1
