@@ -113,7 +113,8 @@ def test_a_word_wider_than_the_line_is_cut_not_lost() -> None:
     assert "".join(lines).replace("Report:", "Report: ") == f"Report: {path}"
 
 
-_TEXT = st.text(alphabet=st.sampled_from(list("ab cd, 12 ms。、「」接続テスト한국어 %")), max_size=200)
+_TEXT = st.text(alphabet=st.sampled_from(list("ab cd, 12 ms。、「」接続テスト한국어 %")),
+                max_size=200)
 
 
 @given(_TEXT, st.integers(min_value=4, max_value=130))

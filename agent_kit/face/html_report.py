@@ -53,8 +53,9 @@ h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:28px 0 8px;border-bo
 .notready{background:#ffebee;border:1px solid #c62828}
 table{border-collapse:collapse;width:100%}td,th{padding:6px 8px;border-bottom:1px solid #eee;
 vertical-align:top;text-align:left;font-size:.92em}th{font-weight:600;background:#fafafa}
-.badge{display:inline-block;min-width:64px;text-align:center;border-radius:10px;padding:1px 8px;
-font-size:.85em;color:#fff}.pass{background:#2e7d32}.warn{background:#f9a825;color:#212121}
+.badge{display:inline-block;min-width:64px;white-space:nowrap;text-align:center;
+border-radius:10px;padding:1px 8px;font-size:.85em;color:#fff}.pass{background:#2e7d32}
+.warn{background:#f9a825;color:#212121}
 .fail{background:#c62828}.unknown{background:#9e9e9e}
 .cause{margin:8px 0;padding:10px 14px;border-left:5px solid #1565c0;background:#f5f9ff}
 .cause.first{border-left-color:#c62828;background:#fff5f5}.score{display:inline-block;

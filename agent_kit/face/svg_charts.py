@@ -24,6 +24,17 @@ def _scale_max(values: Sequence[float]) -> float:
     return top * 1.25 if top > 0 else 1.0
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 3, 4, 5, 6, 8 or 10 times a power of ten at or above ``value``: the
+    top of an axis whose middle tick is a round number too (400 and 200 ms, not 312.5)."""
+    import math
+
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 3, 4, 5, 6, 8, 10) if m * power >= value - 1e-9)
+
+
 def level_bar(value: float, warn: float | None, fail: float | None, *, direction: str,
               status: str, unit: str | None, width: int = 360, height: int = 30) -> str:
     """One reading on a bar coloured by the policy's zones (good, warn, fail); "" when the
@@ -86,7 +97,7 @@ def line_chart(points: Sequence[float], *, title: str, unit: str | None,
     values = [float(v) for v in points]
     levels = [v for v in (warn, fail) if v is not None]
     lo = min(0.0, *values)
-    hi = _scale_max(values + levels)
+    hi = _nice_ceiling(_scale_max(values + levels)) if lo >= 0 else _scale_max(values + levels)
     span = hi - lo if hi > lo else 1.0
     n = max(len(values) - 1, 1)
     plot_w, plot_h = width - left - right, height - top - bottom

@@ -153,7 +153,9 @@ def format_value(result: CheckResult) -> str:
         text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
     else:
         text = str(v)
-    return f"{text} {result.unit}" if result.unit and not isinstance(v, str) else text
+    # a count needs no unit word ("2", not "2 count")
+    shown_unit = result.unit if result.unit not in (None, "count") else None
+    return f"{text} {shown_unit}" if shown_unit and not isinstance(v, str) else text
 
 
 def check_title(check_id: str) -> str:
