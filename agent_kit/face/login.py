@@ -270,11 +270,13 @@ def center_unreachable_rule(policy_path: str | None = None) -> UnreachableRule:
 def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str],
                  width: int | None = None) -> list[str]:
     """Plain text for the terminal: the headline, each reason with its fix on a line of its
-    own, then the notes; wrapped to ``width`` (default: the terminal's) with hanging indents."""
+    own, then the notes; reasons and notes wrapped to ``width`` (default: the terminal's) with
+    hanging indents. The headline stays one line: alone, it is the one-line reason that exit
+    code 2 promises on stderr."""
     from agent_kit.face.text_wrap import labelled, terminal_width, wrap
 
     columns = min(width or terminal_width(), 120)
-    lines = wrap(headline, columns)
+    lines = [headline]
     for reason in reasons:
         problem, fix = split_fix(reason)
         lines += wrap(problem, columns, first="  ✗ ")
