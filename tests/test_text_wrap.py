@@ -122,3 +122,18 @@ def test_wrapping_never_overflows_and_never_loses_a_character(text: str, width: 
     lines = wrap(text, width)
     assert all(display_width(line) <= width for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_event_lines_wrap_on_a_terminal_and_stay_one_line_in_a_log() -> None:
+    import io
+
+    from agent_kit.face.text_wrap import lines_for
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    event = "Not ready to take calls: " + ENGLISH
+    assert lines_for(io.StringIO(), event, first="agent-kit: ") == ["agent-kit: " + event]
+    wrapped = lines_for(Tty(), event, first="agent-kit: ")
+    assert len(wrapped) > 1 and all(display_width(line) <= 120 for line in wrapped)

@@ -196,3 +196,13 @@ def truncate(text: str, columns: int, ellipsis: str = "…") -> str:
         out.append(c)
         used += w
     return "".join(out) + ellipsis
+
+
+def lines_for(stream: TextIO, text: str, *, first: str = "", rest: str | None = None
+              ) -> list[str]:
+    """``text`` wrapped to the terminal ``stream`` is, or as one line when ``stream`` is not a
+    terminal (a service's log, journald, a pipe: one event, one line, for grep and parsers).
+    For the viewers that print events as they come (the monitor's gate lines)."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return [first + text.replace("\n", " ")]
+    return wrap(text, min(terminal_width(stream), 120), first=first, rest=rest)
