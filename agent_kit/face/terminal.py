@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import _, ngettext
 from agent_kit.core.results import CheckReport, CheckResult, Status
 
 _SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
@@ -56,13 +56,28 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from agent_kit.run.units import unit_title
+
     console = Console(file=stream or sys.stdout, highlight=False)
+    if report.not_enrolled is not None:   # said once, first, with what to do
+        console.print(f"[bold]{report.not_enrolled.message}[/]")
+        console.print(f"  {report.not_enrolled.fix}")
+        console.print()
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
     table.add_column(_("check"))
     table.add_column(_("value"), justify="right")
     table.add_column(_("what we found"))
+    # a measurement that could not run is one line, not the same reason for each of its checks
+    gaps = {cid: gap for gap in report.not_checked for cid in gap.check_ids}
     for r in report.checks:
+        gap = gaps.get(r.id)
+        if gap is not None:
+            if r.id == gap.check_ids[0]:
+                table.add_row(f"[{_STYLE[Status.UNKNOWN]}]{_SYMBOL[Status.UNKNOWN]}[/]",
+                              unit_title(gap.unit), "—",
+                              _("not checked: {reason}").format(reason=gap.reason))
+            continue
         title = check_title(r.id)
         table.add_row(f"[{_STYLE[r.status]}]{_SYMBOL[r.status]}[/]", title, format_value(r),
                       r.message)
@@ -87,8 +102,22 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
             name=report.policy_name, version=report.policy_version,
             seconds=report.duration_s))
     else:
-        n = sum(1 for r in report.checks if r.blocks)
-        console.print(f"[bold red]{_('NOT READY')}[/] — " + _(
-            "{count} problem(s) must be fixed before you take calls (policy {name} "
-            "{version})").format(count=n, name=report.policy_name,
-                                 version=report.policy_version))
+        console.print(f"[bold red]{_('NOT READY')}[/] — " + not_ready_summary(report))
+
+
+def not_ready_summary(report: CheckReport) -> str:
+    """Why a report is not ready, in one sentence: the problems to fix, then what could not
+    be checked (a workstation whose network was never tested is not ready either)."""
+    from agent_kit.run.units import unit_title
+
+    n = sum(1 for r in report.checks if r.blocks)
+    parts = []
+    if n:
+        parts.append(ngettext("{count} problem must be fixed before you take calls",
+                              "{count} problems must be fixed before you take calls",
+                              n).format(count=n))
+    if report.not_checked:
+        parts.append(_("not checked: {what}").format(
+            what=", ".join(unit_title(g.unit) for g in report.not_checked)))
+    return _("{why} (policy {name} {version})").format(
+        why="; ".join(parts), name=report.policy_name, version=report.policy_version)
