@@ -211,6 +211,8 @@ class MonitorDeps:
     state_file: Path | None = None
     # (host, port, budget_s) -> TracerouteReading; None: agent_kit.loop.traceroute_child.trace_hops
     trace_hops: Callable[[str, int, float], Any] | None = None
+    # told when the gate opens, closes, or what holds it closed changes (the face prints it)
+    on_gate: Callable[[GateState], None] | None = None
 
 
 class Monitor:
@@ -246,6 +248,8 @@ class Monitor:
         self.cycles = 0
         # what cannot be written now ("spool", "state") and why; said once, then retried
         self.state_trouble: dict[str, str] = {}
+        self.gate_said: tuple[bool, bool, tuple[str, ...]] | None = None  # last on_gate
+        self.opened_this_shift = False   # the first opening of a shift is not "again"
 
     # ---------------------------------------------------------------- the loop
 
@@ -275,6 +279,12 @@ class Monitor:
         state = self.gate.state
         if state.open != before:
             self._tell(state)
+        said = (state.open, state.awaiting_full_check,
+                tuple(b.check_id for b in state.blockers))
+        if said != self.gate_said:
+            self.gate_said = said
+            if self.deps.on_gate is not None:
+                self.deps.on_gate(state)
         if mono() >= self.next_heartbeat and self.latest:
             heartbeat = build_heartbeat(self.latest, state, interval_s=self.interval_s,
                                         measured_at=self.deps.client.now())
@@ -404,10 +414,15 @@ class Monitor:
     def _tell(self, state: GateState) -> None:
         if state.open:
             log.info("gate opened")
-            self.deps.notify(_("Ready to take calls"),
-                             _("Your workstation meets call standards again."), False)
+            body = (_("Your workstation meets call standards again.") if self.opened_this_shift
+                    else _("Your workstation meets call standards: you can take calls."))
+            self.opened_this_shift = True
+            self.deps.notify(_("Ready to take calls"), body, False)
         else:
-            log.warning("gate closed: %s", " | ".join(state.reasons))
+            if state.awaiting_full_check:   # a new shift: its first opening is no "again"
+                self.opened_this_shift = False
+            # info, not warning: the face prints the readable line (MonitorDeps.on_gate)
+            log.info("gate closed: %s", " | ".join(state.reasons))
             self.deps.notify(_("Not ready to take calls"),
                              "\n".join(state.reasons[:3]) or _("See agent-kit status."), True)
 
@@ -479,7 +494,8 @@ class Monitor:
 # ---------------------------------------------------------------- start-up (used by the CLI)
 
 def open_monitor(*, interval_s: float | None, policy_path: str | None,
-                 groups: set[str] | None, notify: Notifier = desktop_notify) -> Monitor:
+                 groups: set[str] | None, notify: Notifier = desktop_notify,
+                 on_gate: Callable[[GateState], None] | None = None) -> Monitor:
     """Everything ``agent-kit monitor`` needs from the enrollment and the options."""
     from agent_kit.link.state_folder import load_enrollment
     from agent_kit.run.units import UNITS
@@ -519,7 +535,8 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
         return ProbeContext(policy=pol, center=target, interactive=False)
 
     deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
-                       context_factory=context, client=client, spool=spool, notify=notify)
+                       context_factory=context, client=client, spool=spool, notify=notify,
+                       on_gate=on_gate)
     return Monitor(deps, interval_s=enrollment.heartbeat_interval_s if interval_s is None
                    else interval_s)  # an explicit 0 is refused, not the center's default
 
