@@ -283,7 +283,7 @@ def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
     import json
 
     from agent_kit.core.i18n import set_language
-    from agent_kit.face.login import local_gate, render_lines, status_json
+    from agent_kit.face.login import local_gate, status_json, status_lines
 
     set_language(lang)
     view = local_gate()
@@ -291,8 +291,7 @@ def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
         typer.echo(json.dumps(status_json(view), ensure_ascii=False))
     else:
         # Exit 2 (not enrolled, no monitor) is a reason, not a state: stderr, as DESIGN says.
-        typer.echo("\n".join(render_lines(view.headline, view.reasons, view.notes)),
-                   err=view.code == 2)
+        typer.echo("\n".join(status_lines(view)), err=view.code == 2)
     raise typer.Exit(view.code)
 
 

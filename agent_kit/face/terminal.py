@@ -56,7 +56,7 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agent_kit.run.units import unit_title
+    from agent_kit.run.units import UNITS, unit_title
 
     console = Console(file=stream or sys.stdout, highlight=False)
     if report.not_enrolled is not None:   # said once, first, with what to do
@@ -70,6 +70,9 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
     table.add_column(_("what we found"))
     # a measurement that could not run is one line, not the same reason for each of its checks
     gaps = {cid: gap for gap in report.not_checked for cid in gap.check_ids}
+    # and a check that needs the center points to the notice instead of repeating it
+    told = ({cid for u in UNITS if u.needs_center for cid in u.check_ids}
+            if report.not_enrolled is not None else set())
     for r in report.checks:
         gap = gaps.get(r.id)
         if gap is not None:
@@ -79,8 +82,10 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
                               _("not checked: {reason}").format(reason=gap.reason))
             continue
         title = check_title(r.id)
+        message = (_("not set up with your contact center yet (see above)")
+                   if r.status is Status.UNKNOWN and r.id in told else r.message)
         table.add_row(f"[{_STYLE[r.status]}]{_SYMBOL[r.status]}[/]", title, format_value(r),
-                      r.message)
+                      message)
     console.print(table)
     fixes = [r for r in report.checks if r.fix and r.status is not Status.PASS]
     if fixes:

@@ -53,6 +53,7 @@ from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import (
     STOPPED_BY_SIGNAL,
     DeliveryState,
+    GateProblem,
     MonitorState,
     state_path,
     write_state,
@@ -456,14 +457,21 @@ class Monitor:
         gate = self.gate.state
         stats = self.deps.spool.stats()
         reasons = gate.reasons
+        problems = (
+            *([GateProblem(gate.shift_reason)] if gate.shift_reason else []),
+            *(GateProblem(b.message, b.check_id, b.fix) for b in gate.blockers),
+            *(GateProblem(w.message, w.check_id, w.fix, blocking=False) for w in gate.watched))
         stopped = stopped or self.stopped
         if stopped == STOPPED_BY_SIGNAL:
             reasons = (_("The monitor was stopped: start agent-kit monitor."),)
+            problems = (GateProblem(reasons[0]),)
         elif stopped == "retired":
             reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+            problems = (GateProblem(reasons[0]), *problems)
         elif stopped:
             reasons = (_("The center refuses this workstation's credential: run agent-kit "
                          "enroll again."), *reasons)
+            problems = (GateProblem(reasons[0]), *problems)
         state = MonitorState(
             agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
             updated_at=self.deps.clock(), interval_s=self.interval_s,
@@ -471,7 +479,7 @@ class Monitor:
             reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
             watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
             full_check_at=gate.full_check_at, in_call=self.in_call,
-            clock_offset_s=self.deps.client.offset_s, stopped=stopped,
+            clock_offset_s=self.deps.client.offset_s, stopped=stopped, problems=problems,
             delivery=DeliveryState(pending=stats.pending,
                                    last_success_at=self.courier.last_success_at,
                                    error=self.courier.last_error, next_seq=stats.next_seq,
@@ -505,8 +513,9 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
     except ValueError as exc:
         raise MonitorError(str(exc)) from None
     if enrollment is None:
-        raise MonitorError(_("this workstation is not enrolled: run agent-kit enroll --center "
-                             "URL --token TOKEN first"))
+        raise MonitorError(_("this computer is not set up with your contact center yet: ask "
+                             "IT for your setup code and the center's address, then run "
+                             "agent-kit enroll --center ADDRESS --token -"))
     check_state_folder(state_dir())
     spool_path = state_dir() / "spool.db"
     try:
