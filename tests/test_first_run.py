@@ -118,6 +118,40 @@ def test_a_measurement_the_policy_does_not_judge_does_not_block(tmp_path):
     assert unjudged.not_checked == () and unjudged.ready
 
 
+def _stand_in(name: str, results: dict[str, Status]) -> ProbeUnit:
+    def run(ctx: ProbeContext) -> list[CheckResult]:
+        from agent_kit.core.levels import state_result, unknown_result
+
+        return [unknown_result(cid, ctx.policy, f"{cid} could not measure")
+                if status is Status.UNKNOWN else
+                state_result(cid, status, 1.0, ctx.policy, message=f"{cid} measured")
+                for cid, status in results.items()]
+
+    return ProbeUnit(name, run, timeout_s=2.0, owns=tuple(results))
+
+
+def test_a_state_alone_unknown_beside_measured_levels_is_the_policys_to_judge():
+    """Cable or Wi-Fi unknown (no default route, as in a lab namespace) while the path test
+    measured: the network was checked; network.link's unknown_blocks decides."""
+    policy = load_policy()
+    link = _stand_in("link", {"network.link": Status.UNKNOWN})
+    path = _stand_in("path", {"network.rtt": Status.PASS, "network.jitter": Status.PASS,
+                              "network.loss": Status.PASS, "network.mos": Status.PASS,
+                              "network.hops": Status.UNKNOWN})
+    report = run_checks([link, path], ProbeContext(policy=policy))
+    assert report.not_checked == () and report.ready
+    # the other way round: the cable is known, nothing of the path test was measured
+    link = _stand_in("link", {"network.link": Status.PASS})
+    path = _stand_in("path", {"network.rtt": Status.UNKNOWN, "network.jitter": Status.UNKNOWN,
+                              "network.loss": Status.UNKNOWN, "network.mos": Status.UNKNOWN,
+                              "network.hops": Status.PASS})
+    report = run_checks([link, path], ProbeContext(policy=policy))
+    [gap] = report.not_checked
+    assert gap.unit == "path" and gap.check_ids == ("network.rtt", "network.jitter",
+                                                    "network.loss", "network.mos")
+    assert gap.reason == "network.rtt could not measure" and not report.ready
+
+
 def test_one_problem_is_singular():
     checks = (CheckResult("system.disk", "system", Status.FAIL, 0.5, "GB", 5, 1, "0.5 GB free",
                           "Free disk space."),)

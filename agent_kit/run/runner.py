@@ -3,10 +3,10 @@
 An exception or a timeout becomes an ``unknown`` result, with the reason, for every check the
 unit owns. Units marked ``exclusive`` run one at a time after the concurrent ones.
 
-A unit that could not measure anything (every check it owns unknown, e.g. the path test with
-no center) while the policy judges what it measures is a ``NotChecked`` of the report: the
-verdict is then FAIL whatever the policy's ``unknown_blocks`` say check by check, because a
-workstation whose network was never tested is not known to be ready. A computer that is not
+A group that could not run (none of the measurements the policy judges was made, e.g. the path
+test with no center) is a ``NotChecked`` of the report: the verdict is then FAIL whatever the
+policy's ``unknown_blocks`` say check by check, because a workstation whose network was never
+tested is not known to be ready. A computer that is not
 enrolled gets one ``RunNotice`` saying so, with what to do, instead of the same reason in
 every check that needs the center.
 """
@@ -88,21 +88,35 @@ def relied_on(check_id: str, policy: Policy) -> bool:
 
 def not_checked(units: Iterable[ProbeUnit], results: Iterable[CheckResult], policy: Policy,
                 *, not_enrolled: bool = False) -> tuple[NotChecked, ...]:
-    """The units that measured nothing the policy relies on: every check they own is
-    unknown. ``not_enrolled``: the units needing a center point to the notice instead of
-    repeating its reason."""
+    """The groups that could not run: none of the measurements the policy judges by levels
+    (times, loss, speeds, levels: the group's point) was made, or, in a group judged by
+    states only (vpn), none of its checks. A state beside them (cable or Wi-Fi, which hop)
+    does not make a network group checked; one unknown state in a group whose measurements
+    were made is the policy's ``unknown_blocks`` to judge. One entry per unit that measured
+    nothing in such a group. ``not_enrolled``: the units needing a center point to the notice
+    instead of repeating its reason."""
+    units = list(units)
     by_id = {r.id: r for r in results}
     gaps: list[NotChecked] = []
-    for unit in units:
-        mine = [by_id[cid] for cid in unit.check_ids if cid in by_id]
-        if not mine or any(r.status is not Status.UNKNOWN for r in mine):
+    for group in dict.fromkeys(u.group for u in units):
+        mine = [by_id[cid] for u in units if u.group == group for cid in u.check_ids
+                if cid in by_id and relied_on(cid, policy)]
+        levels = [r for r in mine if BY_ID[r.id].has_thresholds]
+        decisive = levels or mine
+        if not decisive or any(r.status is not Status.UNKNOWN for r in decisive):
             continue
-        if not any(relied_on(r.id, policy) for r in mine):
-            continue
-        reason = (_("not set up with your contact center yet (see above)")
-                  if not_enrolled and unit.needs_center else mine[0].message)
-        gaps.append(NotChecked(group=unit.group, unit=unit.name,
-                               check_ids=tuple(r.id for r in mine), reason=reason))
+        silent = [(u, [by_id[cid] for cid in u.check_ids if cid in by_id])
+                  for u in units if u.group == group]
+        silent = [(u, owned) for u, owned in silent
+                  if owned and all(r.status is Status.UNKNOWN for r in owned)]
+        if not silent:   # a unit measured a state beside them: name the decisive checks
+            owner = next(u for u in units if decisive[0].id in u.check_ids)
+            silent = [(owner, decisive)]
+        for unit, owned in silent:
+            reason = (_("not set up with your contact center yet (see above)")
+                      if not_enrolled and unit.needs_center else owned[0].message)
+            gaps.append(NotChecked(group=group, unit=unit.name,
+                                   check_ids=tuple(r.id for r in owned), reason=reason))
     return tuple(gaps)
 
 
