@@ -309,3 +309,28 @@ def test_the_first_opening_of_a_shift_is_no_again(tmp_path):
     run_for(15)
     assert notes[-1] == ("Ready to take calls",
                          "Your workstation meets call standards: you can take calls.", False)
+
+
+def test_status_while_open_shows_a_watched_check_by_title_with_its_fix(tmp_path, monkeypatch):
+    from agent_kit.face.login import local_gate, status_lines
+    from agent_kit.link.state_folder import save_enrollment
+    from agent_kit.loop.state_file import GateProblem, MonitorState, write_state
+
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
+    set_language("en")
+    save_enrollment(ENR)
+    now = time.time()
+    write_state(MonitorState(
+        agent_id=ENR.agent_id, pid=1, updated_at=now, interval_s=15, gate_open=True,
+        gate_since=now - 100, reasons=(), blocking=(), watching=("audio.headset",),
+        awaiting_full_check=False, full_check_at=now - 100,
+        problems=(GateProblem("no headset found", "audio.headset", "Plug in your USB headset.",
+                              blocking=False),)))
+    view = local_gate()
+    assert view.code == 0
+    lines = status_lines(view)
+    assert lines[0].startswith("Ready to take calls")
+    assert lines[1] == ("  ! Headset: no headset found (failing now, not long enough to block "
+                        "calls)")
+    assert lines[2] == "      Fix: Plug in your USB headset."
+    assert not any("audio.headset" in line for line in lines)
