@@ -142,7 +142,9 @@ def test_os_locale_picks_the_language() -> None:
 
 def test_lang_option_translates_the_check_output() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "system", "--lang", "ja"],
+        # --details: the short view names the step (パソコン), the full table every check
+        [sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "system", "--lang", "ja",
+         "--details"],
         capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
                                                        "AGENT_KIT_HOME": "/nonexistent"})
     assert out.returncode in (0, 1), out.stderr

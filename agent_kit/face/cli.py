@@ -87,6 +87,9 @@ SkipOpt = Annotated[str | None, typer.Option(
     "--skip", metavar="PARTS", help="Leave these parts out (the names of --only).")]
 JsonOpt = Annotated[bool, typer.Option(
     "--json", metavar="", help="Print the result as one JSON object, for scripts.")]
+DetailsOpt = Annotated[bool, typer.Option(
+    "--details", metavar="", help="Show every measurement, not only the steps and what to "
+    "fix.")]
 ReflectorOpt = Annotated[str | None, typer.Option(
     "--reflector", metavar="HOST:PORT", help="For IT: test the connection to this address "
     "instead of the center's.")]
@@ -107,7 +110,7 @@ LangOpt = Annotated[str | None, typer.Option("--lang", metavar="LANG", help="Lan
 @app.command()
 def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
           skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
-          lang: LangOpt = None) -> None:
+          lang: LangOpt = None, details: DetailsOpt = False) -> None:
     """Check this computer, its connection, headset and room against the call standards."""
     from agent_kit.core.i18n import set_language
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
@@ -120,7 +123,7 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
                       interactive=interactive, on_error=fail_usage,
                       prompt=terminal_prompt if interactive else None)
-    report = run.execute(progress=terminal_progress if sys.stderr.isatty() else None)
+    report = run.execute(progress=terminal_progress)
     if json_out:
         from agent_kit.face.terminal import report_json
 
@@ -128,14 +131,14 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     else:
         from agent_kit.face.terminal import render_terminal
 
-        render_terminal(report)
+        render_terminal(report, details=details)
     raise typer.Exit(EXIT_READY if report.ready else EXIT_NOT_READY)
 
 
 @app.command()
 def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
              skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
-             lang: LangOpt = None,
+             lang: LangOpt = None, details: DetailsOpt = False,
              report: Annotated[str | None, typer.Option(
                  "--report", metavar="FILE", help="Where to save the report (default: "
                  "agent-kit-report-<date>.html in the current folder).")] = None,
@@ -152,7 +155,7 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
     refl = parse_reflector(reflector)
     ready = run_diagnose_command(center=center, policy=policy, groups=groups, reflector=refl,
                                  json_out=json_out, report_path=report, upload=upload,
-                                 on_error=fail_usage)
+                                 on_error=fail_usage, details=details)
     raise typer.Exit(EXIT_READY if ready else EXIT_NOT_READY)
 
 

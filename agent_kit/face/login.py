@@ -120,29 +120,33 @@ def shown_problems(view: GateView) -> tuple[GateProblem, ...]:
     """What ``status`` lists under its headline: the state's problems when it keeps them (the
     blocking ones only while the gate is closed), else its reasons as they were written."""
     state = view.state
-    if view.code == EXIT_NO_STATE:   # a stale or stopped state proves nothing now
-        return tuple(GateProblem(r) for r in view.reasons)
-    if state is None or state.problems is None:
-        return tuple(GateProblem(r) for r in view.reasons)
+    if view.code == EXIT_NO_STATE or state is None or state.problems is None:
+        # a stale or stopped state proves nothing now; an older monitor kept sentences only
+        return tuple(GateProblem(problem, fix=fix)
+                     for problem, fix in (split_fix(r) for r in view.reasons))
     closed = bool(view.reasons)   # the view keeps reasons only when it reports a closed gate
     return tuple(p for p in state.problems if closed or not p.blocking)
 
 
-def status_lines(view: GateView) -> list[str]:
-    """``agent-kit status`` as text: the headline; each problem with its check's title and,
-    on a line of its own, its fix; then the notes."""
+def status_lines(view: GateView, width: int | None = None) -> list[str]:
+    """``agent-kit status`` as text: the headline (one line: alone, it is exit 2's one-line
+    reason); each problem under its check's title in the reader's language, with its fix on
+    a line of its own; then the notes; wrapped to ``width`` (default: the terminal's)."""
     from agent_kit.face.terminal import check_title
+    from agent_kit.face.text_wrap import labelled, terminal_width, wrap
 
+    columns = min(width or terminal_width(), 120)
     lines = [view.headline]
     for p in shown_problems(view):
         text = (_("{title}: {message}").format(title=check_title(p.check_id), message=p.message)
                 if p.check_id else p.message)
         if not p.blocking:
             text += " " + _("(failing now, not long enough to block calls)")
-        lines.append(f"  {'✗' if p.blocking else '!'} {text}")
+        lines += wrap(text, columns, first="  ✗ " if p.blocking else "  ! ")
         if p.fix:
-            lines.append("      " + _("Fix: {fix}").format(fix=p.fix))
-    lines += [f"  · {n}" for n in view.notes]
+            lines += labelled(_("Fix:") + " ", p.fix, columns, indent="      ")
+    for note in view.notes:
+        lines += wrap(note, columns, first="  · ")
     return lines
 
 
@@ -307,9 +311,31 @@ def center_unreachable_rule(policy_path: str | None = None) -> UnreachableRule:
         float(policy.setting("gate", "local_login_max_s", default.local_login_max_s)))
 
 
-def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str]) -> list[str]:
-    """Plain text for the terminal: the headline, each reason, then the notes."""
+def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str],
+                 width: int | None = None) -> list[str]:
+    """Plain text for the terminal: the headline, each reason with its fix on a line of its
+    own, then the notes; reasons and notes wrapped to ``width`` (default: the terminal's) with
+    hanging indents. The headline stays one line: alone, it is the one-line reason that exit
+    code 2 promises on stderr."""
+    from agent_kit.face.text_wrap import labelled, terminal_width, wrap
+
+    columns = min(width or terminal_width(), 120)
     lines = [headline]
-    lines += [f"  ✗ {r}" for r in reasons]
-    lines += [f"  · {n}" for n in notes]
+    for reason in reasons:
+        problem, fix = split_fix(reason)
+        lines += wrap(problem, columns, first="  ✗ ")
+        if fix:
+            lines += labelled(_("Fix:") + " ", fix, columns, indent="      ")
+    for note in notes:
+        lines += wrap(note, columns, first="  · ")
     return lines
+
+
+def split_fix(reason: str) -> tuple[str, str | None]:
+    """A stored gate reason ("Title: message Fix: fix", ``describe_blocker``) as its problem
+    and its fix, so the fix can go on a line of its own."""
+    marker = " " + _("Fix: {fix}").split("{fix}")[0]
+    if marker.strip() and marker in reason:
+        problem, _sep, fix = reason.partition(marker)
+        return problem, fix.strip() or None
+    return reason, None

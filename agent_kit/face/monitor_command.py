@@ -94,20 +94,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                           verbose=args.verbose))
 
 
-def gate_line(state: GateState, at: float | None = None) -> str:
-    """One line for the console when the gate changes: the local time, then ready or not
-    and why (the reasons carry each check's fix)."""
-    import time as _time
-
-    stamp = _time.strftime("%H:%M:%S", _time.localtime(at))
+def gate_line(state: GateState) -> str:
+    """What the console says when the gate changes: ready, or not and why (the reasons carry
+    each check's fix)."""
     if state.open:
-        return f"{stamp}  " + _("Ready to take calls.")
-    return f"{stamp}  " + _("Not ready to take calls: {reasons}").format(
+        return _("Ready to take calls.")
+    return _("Not ready to take calls: {reasons}").format(
         reasons=" | ".join(state.reasons) or _("see agent-kit status"))
 
 
 def _print_gate(state: GateState) -> None:
-    print(gate_line(state), flush=True)
+    """The gate line, after the local time: wrapped on a terminal, one line in a log."""
+    import sys
+    import time
+
+    from agent_kit.face.text_wrap import lines_for
+
+    stamp = time.strftime("%H:%M:%S") + "  "
+    lines = lines_for(sys.stdout, gate_line(state), first=stamp, rest=" " * len(stamp))
+    print("\n".join(lines), flush=True)
 
 
 def _configure_logging(verbose: bool) -> None:

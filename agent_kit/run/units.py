@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_kit.core.checks import BY_ID, ids_owned_by
-from agent_kit.core.i18n import N_, _
+from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
@@ -198,23 +198,6 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("bandwidth", _bandwidth,
               timeout_s=30.0, exclusive=True, needs_center=True),
 )
-
-
-# What each unit is called on screen: the window's steps, the terminal's "not checked" lines.
-UNIT_TITLES: dict[str, str] = {
-    "system": N_("Your computer"),
-    "link": N_("Cable or Wi-Fi"),
-    "vpn": N_("VPN"),
-    "path": N_("Connection to the contact center"),
-    "bandwidth": N_("Internet speed"),
-    "headset": N_("Headset"),
-    "room": N_("Microphone test and room noise"),
-}
-
-
-def unit_title(name: str) -> str:
-    """The unit's title in the current language (its name when it has none)."""
-    return _(UNIT_TITLES[name]) if name in UNIT_TITLES else name
 
 
 def units_for(groups: set[str]) -> tuple[ProbeUnit, ...]:
