@@ -158,7 +158,7 @@ def test_one_problem_is_singular():
     out = io.StringIO()
     render_terminal(CheckReport(Status.FAIL, "p", "1", "2026-12-02T00:00:00+00:00", 1.0,
                                 checks), out)
-    assert "1 problem must be fixed before you take calls" in " ".join(out.getvalue().split())
+    assert "1 problem to fix before you take calls" in " ".join(out.getvalue().split())
 
 
 # ---------------------------------------------------------------- item 9: the command line

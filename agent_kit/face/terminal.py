@@ -212,21 +212,33 @@ def problems(report: CheckReport) -> list[Problem]:
 _RANK = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.PASS: 3}
 
 
+def _needs_center() -> set[str]:
+    from agent_kit.run.units import UNITS
+
+    return {cid for u in UNITS if u.needs_center for cid in u.check_ids}
+
+
+def _shows_notice(report: CheckReport) -> bool:
+    """The not-enrolled notice heads the screen when it is why a group could not run (the
+    path or the bandwidth test); a VPN route that cannot be told says so in its own words."""
+    needs = _needs_center()
+    return report.not_enrolled is not None and any(
+        set(g.check_ids) & needs for g in report.not_checked)
+
+
 def _told_at_the_top(report: CheckReport) -> set[str]:
     """The checks the not-enrolled notice explains: they could not measure because this
     computer has no center yet, so their "no center configured" is not repeated below it."""
-    if report.not_enrolled is None:
+    if not _shows_notice(report):
         return set()
-    from agent_kit.run.units import UNITS
-
-    return {r.id for r in report.checks if r.status is Status.UNKNOWN
-            and r.id in {cid for u in UNITS if u.needs_center for cid in u.check_ids}}
+    needs = _needs_center()
+    return {r.id for r in report.checks if r.status is Status.UNKNOWN and r.id in needs}
 
 
 def notice_lines(report: CheckReport, width: int) -> list[tuple[str, str | None]]:
     """The not-enrolled notice, said once above everything: what is wrong, what to do."""
     notice = report.not_enrolled
-    if notice is None:
+    if notice is None or not _shows_notice(report):
         return []
     out: list[tuple[str, str | None]] = [(line, "bold") for line in wrap(notice.message, width)]
     out += [(line, None) for line in labelled(_("What to do:") + " ", notice.fix, width,
