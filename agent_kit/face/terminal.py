@@ -188,15 +188,15 @@ def problems(report: CheckReport) -> list[Problem]:
     # a group that could not run blocks readiness, whatever its checks' unknown_blocks
     gap_ids = {cid for gap in report.not_checked for cid in gap.check_ids}
 
-    def blocks(r: CheckResult) -> bool:
+    def blocking(r: CheckResult) -> bool:
         return r.blocks or r.id in gap_ids
 
     grouped: dict[tuple[str, str, bool], list[CheckResult]] = {}
     order = sorted((r for r in report.checks if r.status is not Status.PASS
                     and r.id not in told),
-                   key=lambda r: (not blocks(r), _RANK[r.status]))
+                   key=lambda r: (not blocking(r), _RANK[r.status]))
     for r in order:
-        grouped.setdefault((plain_finding(r), r.fix or "", blocks(r)), []).append(r)
+        grouped.setdefault((plain_finding(r), r.fix or "", blocking(r)), []).append(r)
     items = []
     for (finding, fix, blocks), same in grouped.items():
         status = worst(same)
