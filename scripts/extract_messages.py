@@ -1,4 +1,5 @@
-"""Write agent_kit/core/locale/agent_kit.pot: every constant first argument of _() and N_().
+"""Write agent_kit/core/locale/agent_kit.pot: every constant first argument of _() and N_(),
+and the (singular, plural) of ngettext().
 
 Walks the Python syntax tree (so calls inside f-strings are found too, which pybabel's
 tokenizer-based extractor misses on Python 3.11) -- the same rule tests/test_i18n.py checks.
@@ -24,12 +25,19 @@ def main() -> int:
         rel = path.relative_to(ROOT).as_posix()
         calls = [n for n in ast.walk(ast.parse(path.read_text("utf-8"), rel))
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                 and n.func.id in ("_", "N_") and n.args]
+                 and n.func.id in ("_", "N_", "ngettext") and n.args]
         for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
             arg = call.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
-                catalog.add(arg.value, locations=[(rel, call.lineno)],
-                            flags=("python-brace-format",) if "{" in arg.value else ())
+            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value):
+                continue
+            msgid: str | tuple[str, str] = arg.value
+            if call.func.id == "ngettext":   # (singular, plural): one msgstr per plural form
+                plural = call.args[1] if len(call.args) > 1 else None
+                if not (isinstance(plural, ast.Constant) and isinstance(plural.value, str)):
+                    continue
+                msgid = (arg.value, plural.value)
+            catalog.add(msgid, locations=[(rel, call.lineno)],
+                        flags=("python-brace-format",) if "{" in arg.value else ())
     for message in catalog:
         # Messages use str.format, never %: Babel guesses "python-format" from text like
         # "5 % of", and its compile check would then reject a correct translation.

@@ -5,7 +5,8 @@
 #                                             merge into each language's .po, compile the .mo
 #   scripts/update-translations.sh compile   only compile the .po files into .mo
 #
-# Messages are the constant first argument of _() and N_() (see agent_kit/core/i18n.py). After an
+# Messages are the constant first argument of _() and N_(), and both of ngettext() (see
+# agent_kit/core/i18n.py). After an
 # extraction, new messages have an empty msgstr in every .po: translate them (ja, ko, sv), run
 # "scripts/update-translations.sh compile", and commit the .po and .mo together.
 # tests/test_i18n.py fails while any message lacks a translation or a .mo is stale.
@@ -46,7 +47,9 @@ for lang in sys.argv[1:]:
     with open(f"{base}.mo", "wb") as fh:
         write_mo(fh, cat)   # fuzzy and empty translations are left out
     print(f"compiled {base}.mo")
-    todo = [m.id for m in cat if m.id and (not m.string or m.fuzzy)]
+    # an ngettext message has one msgstr per plural form: every one must be there
+    todo = [m.id for m in cat if m.id and (not all(m.string if isinstance(m.string, tuple)
+                                                   else (m.string,)) or m.fuzzy)]
     missing += len(todo)
     for msgid in todo:
         print(f"  {lang}: untranslated: {msgid!r}")

@@ -27,7 +27,7 @@ SHIPPED = tuple(lang for lang in i18n.SUPPORTED if lang != "en")
 
 def _calls(tree: ast.AST) -> list[ast.Call]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id in ("_", "N_")]
+            and n.func.id in ("_", "N_", "ngettext")]
 
 
 def code_msgids() -> dict[str, str]:
@@ -43,14 +43,34 @@ def code_msgids() -> dict[str, str]:
     return found
 
 
-def _catalog(lang: str) -> dict[str, str]:
+def _translated(m) -> bool:
+    """A message with its translation (every plural form, for an ngettext message)."""
+    forms = m.string if isinstance(m.string, tuple) else (m.string,)
+    return bool(m.id) and all(forms) and not m.fuzzy
+
+
+def _key(msgid: str | tuple[str, ...] | list[str]) -> str:
+    """An ngettext message is known by its singular, as code_msgids() finds it."""
+    return msgid if isinstance(msgid, str) else msgid[0]
+
+
+def _forms(msgstr: str | tuple[str, ...] | list[str]) -> str | tuple[str, ...]:
+    """A msgstr as the .po reader gives it (the .mo reader gives plural forms as a list)."""
+    return msgstr if isinstance(msgstr, str) else tuple(msgstr)
+
+
+def _catalog(lang: str) -> dict[str, str | tuple[str, ...]]:
     with open(PACKAGE / "core" / "locale" / lang / "LC_MESSAGES" / "agent_kit.po", "rb") as fh:
         cat = read_po(fh)
-    return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
+    return {_key(m.id): _forms(m.string) for m in cat if _translated(m)}
 
 
-def _fields(text: str) -> list[tuple[str, str, str | None]]:
-    """The replacement fields of a str.format template: (name, format spec, conversion)."""
+def _fields(text: str | tuple[str, ...]) -> list[tuple[str, str, str | None]]:
+    """The replacement fields of a str.format template: (name, format spec, conversion). An
+    ngettext translation (one text per plural form) has them when every form has the same."""
+    if isinstance(text, tuple):
+        forms = [_fields(form) for form in text]
+        return forms[0] if all(f == forms[0] for f in forms) else sorted(sum(forms, []))
     return sorted((name, spec or "", conv) for _lit, name, spec, conv
                   in string.Formatter().parse(text) if name is not None)
 
@@ -92,7 +112,7 @@ def test_translations_keep_the_placeholders(lang: str) -> None:
 @pytest.mark.parametrize("lang", SHIPPED)
 def test_mo_is_compiled_from_the_current_po(lang: str) -> None:
     with open(PACKAGE / "core" / "locale" / lang / "LC_MESSAGES" / "agent_kit.mo", "rb") as fh:
-        compiled = {m.id: m.string for m in read_mo(fh) if m.id}
+        compiled = {_key(m.id): _forms(m.string) for m in read_mo(fh) if m.id}
     assert compiled == _catalog(lang), (
         f"{lang}: agent_kit.mo is stale; run scripts/update-translations.sh compile")
 

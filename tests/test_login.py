@@ -359,4 +359,6 @@ def test_status_json_carries_the_gate_and_the_monitor(home):
     data = json.loads(run.stdout)
     assert data["open"] is True and data["agent_id"] == "ws-1"
     assert data["monitor"]["watching"] == ["network.jitter"]
-    assert any("network.jitter" in n for n in data["notes"])
+    # the note names the check by its title (issue 16: no raw ids such as audio.headset)
+    assert any("Jitter (RFC 3550)" in n for n in data["notes"]), data["notes"]
+    assert not any("network.jitter" in n for n in data["notes"])

@@ -40,6 +40,12 @@ def _(message: str) -> str:
     return _translation.gettext(message)
 
 
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """The form of the message for ``count`` ("1 problem", "2 problems"), by the language's
+    plural rule (the catalog's Plural-Forms); format ``count`` in after, like ``_()``."""
+    return _translation.ngettext(singular, plural, count)
+
+
 def N_(message: str) -> str:
     """Mark a message for extraction without translating it now (translated where shown)."""
     return message

@@ -51,6 +51,32 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class NotChecked:
+    """A measurement the policy relies on that could not be made at all (every check it owns
+    came back unknown): the run cannot call the workstation ready without it."""
+
+    group: str
+    unit: str                       # the probe unit (agent_kit.run.units) that could not run
+    check_ids: tuple[str, ...]
+    reason: str                     # plain words: why it could not run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, "unit": self.unit, "checks": list(self.check_ids),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RunNotice:
+    """Something said once, above the checks, instead of in every check it explains."""
+
+    message: str
+    fix: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "fix": self.fix}
+
+
+@dataclass(frozen=True)
 class CheckReport:
     """A whole run: the verdict and every check, in catalogue order."""
 
@@ -61,10 +87,14 @@ class CheckReport:
     duration_s: float
     checks: tuple[CheckResult, ...]
     version: str = ""
+    # what could not be measured at all; non-empty makes the verdict FAIL (never READY)
+    not_checked: tuple[NotChecked, ...] = ()
+    # set when this computer is not enrolled: what to do, said once
+    not_enrolled: RunNotice | None = None
 
     @property
     def ready(self) -> bool:
-        return self.verdict is not Status.FAIL
+        return self.verdict is not Status.FAIL and not self.not_checked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +104,8 @@ class CheckReport:
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "agent_kit_version": self.version,
+            "not_enrolled": self.not_enrolled.to_json() if self.not_enrolled else None,
+            "not_checked": [n.to_json() for n in self.not_checked],
             "checks": [c.to_json() for c in self.checks],
         }
 

@@ -10,13 +10,15 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+import typer.main
 
 from agent_kit.core.checks import GROUPS
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Verify a contact-center agent's home workstation.",
+                  help="Is this computer ready to take contact-center calls? Start with "
+                  "'agent-kit window' (or 'agent-kit check' in a terminal).",
                   pretty_exceptions_enable=False)
 
 
@@ -35,8 +37,8 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version,
-                                                is_eager=True, help="Print the version.")]
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, metavar="",
+                                                is_eager=True, help="Show the version.")]
           = False) -> None:
     """agent-kit: is this workstation ready to take calls?"""
 
@@ -71,18 +73,26 @@ def parse_reflector(value: str | None) -> tuple[str, int] | None:
         fail_usage(f"--reflector {exc}")
 
 
-CenterOpt = Annotated[str | None, typer.Option("--center", help="Center URL (default: the one "
-                                               "this workstation enrolled with).")]
-PolicyOpt = Annotated[str | None, typer.Option("--policy", help="Call-standards TOML file "
-                                               "merged over the default policy.")]
-OnlyOpt = Annotated[str | None, typer.Option("--only", help=f"Only these groups "
-                                             f"({','.join(GROUPS)}).")]
-SkipOpt = Annotated[str | None, typer.Option("--skip", help="Skip these groups.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-DetailsOpt = Annotated[bool, typer.Option("--details", help="Show every measurement, not only "
-                                          "the steps and what to fix.")]
-ReflectorOpt = Annotated[str | None, typer.Option("--reflector", help="Path-test target "
-                                                  "HOST:PORT instead of the center's.")]
+# Help in plain words with a named value (URL, FILE...): typer would show <str>/<bool> tags.
+CenterOpt = Annotated[str | None, typer.Option(
+    "--center", metavar="URL", help="Your contact center's address (default: the one this "
+    "computer was set up with).")]
+PolicyOpt = Annotated[str | None, typer.Option(
+    "--policy", metavar="FILE", help="A call-standards file from IT, used over the built-in "
+    "standards.")]
+OnlyOpt = Annotated[str | None, typer.Option(
+    "--only", metavar="PARTS", help=f"Check only these parts, comma-separated: "
+    f"{', '.join(GROUPS)}.")]
+SkipOpt = Annotated[str | None, typer.Option(
+    "--skip", metavar="PARTS", help="Leave these parts out (the names of --only).")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", metavar="", help="Print the result as one JSON object, for scripts.")]
+DetailsOpt = Annotated[bool, typer.Option(
+    "--details", metavar="", help="Show every measurement, not only the steps and what to "
+    "fix.")]
+ReflectorOpt = Annotated[str | None, typer.Option(
+    "--reflector", metavar="HOST:PORT", help="For IT: test the connection to this address "
+    "instead of the center's.")]
 def _known_language(value: str | None) -> str | None:
     """An explicit --lang must be one we have (the OS locale may fall back to English)."""
     from agent_kit.core.i18n import SUPPORTED
@@ -92,8 +102,8 @@ def _known_language(value: str | None) -> str | None:
     return value
 
 
-LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of messages: en, ja, "
-                                             "ko, sv (default: the OS locale).",
+LangOpt = Annotated[str | None, typer.Option("--lang", metavar="LANG", help="Language: en, "
+                                             "ja, ko, sv (default: the computer's).",
                                              callback=_known_language)]
 
 
@@ -101,7 +111,7 @@ LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of message
 def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
           skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
           lang: LangOpt = None, details: DetailsOpt = False) -> None:
-    """Onboarding check: every probe group, judged against the call standards."""
+    """Check this computer, its connection, headset and room against the call standards."""
     from agent_kit.core.i18n import set_language
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
@@ -130,12 +140,13 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
              skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
              lang: LangOpt = None, details: DetailsOpt = False,
              report: Annotated[str | None, typer.Option(
-                 "--report", help="Where to write the HTML report (default: "
+                 "--report", metavar="FILE", help="Where to save the report (default: "
                  "agent-kit-report-<date>.html in the current folder).")] = None,
              upload: Annotated[bool, typer.Option(
-                 "--upload", help="Send the report to the center (needs enrollment).")] = False,
+                 "--upload", metavar="", help="Send the report to IT (needs the setup with "
+                 "your contact center).")] = False,
              ) -> None:
-    """Why does my call sound bad? The full check, the likely cause, an HTML report."""
+    """Why does my call sound bad? The full check, the likely cause and a report for IT."""
     from agent_kit.core.i18n import set_language
     from agent_kit.face.diagnose_flow import run_diagnose_command
 
@@ -151,9 +162,10 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
 @app.command()
 def window(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
            skip: SkipOpt = None, reflector: ReflectorOpt = None, lang: LangOpt = None,
-           start: Annotated[bool, typer.Option("--start", help="Start the check at once.")]
+           start: Annotated[bool, typer.Option("--start", metavar="", help="Start the check "
+                                               "as soon as the window opens.")]
            = False) -> None:
-    """The onboarding window (what double-clicking agent-kit opens)."""
+    """The check in a window, what agents use (double-clicking agent-kit opens it)."""
     from agent_kit.core.i18n import set_language
 
     set_language(lang)
@@ -192,7 +204,7 @@ def read_token(token: str | None, token_file: str | None) -> str:
         if sys.stdin.isatty():
             import getpass
 
-            return getpass.getpass(_("Enrollment token: ")).strip()
+            return getpass.getpass(_("Setup code from IT: ")).strip()
         return sys.stdin.readline().strip()
     if not token:
         fail_usage(_("--token-file PATH, --token - (standard input) or --token TOKEN is "
@@ -201,20 +213,21 @@ def read_token(token: str | None, token_file: str | None) -> str:
 
 
 @app.command()
-def enroll(center: Annotated[str, typer.Option("--center", help="The center's URL.")],
+def enroll(center: Annotated[str, typer.Option("--center", metavar="URL",
+                                               help="Your contact center's address, from IT.")],
            token: Annotated[str | None, typer.Option(
-               "--token", envvar="AGENT_KIT_ENROLL_TOKEN",
-               help="One-time enrollment token from IT; '-' reads it from standard input "
-               "(or $AGENT_KIT_ENROLL_TOKEN). Prefer --token-file or '-': a value given here "
-               "is visible in the process list.")] = None,
+               "--token", envvar="AGENT_KIT_ENROLL_TOKEN", metavar="CODE",
+               help="The setup code from IT (used once); '-' asks for it, or reads it from "
+               "standard input. Prefer '-' or --token-file: a code typed here is visible to "
+               "other programs on this computer.")] = None,
            token_file: Annotated[str | None, typer.Option(
-               "--token-file", help="Read the enrollment token from this file (first "
-               "line).")] = None,
-           name: Annotated[str | None, typer.Option("--name", help="Display name for IT's "
-                                                    "dashboard.")] = None,
-           force: Annotated[bool, typer.Option("--force", help="Replace an existing "
-                                               "enrollment.")] = False) -> None:
-    """One-time enrollment of this workstation with its center."""
+               "--token-file", metavar="FILE", help="Read the setup code from this file "
+               "(first line).")] = None,
+           name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Your name "
+                                                    "as IT's dashboard shows it.")] = None,
+           force: Annotated[bool, typer.Option("--force", metavar="", help="Set up again, "
+                                               "replacing the current setup.")] = False) -> None:
+    """Set this computer up with your contact center, once, with the setup code from IT."""
     from agent_kit.link.enrollment import EnrollError
     from agent_kit.link.enrollment import enroll as do_enroll
 
@@ -225,32 +238,55 @@ def enroll(center: Annotated[str, typer.Option("--center", help="The center's UR
         fail_usage(str(exc))
     from agent_kit.core.i18n import _
 
-    typer.echo(_("Enrolled as {agent} with {center}. Now run: agent-kit monitor").format(
-        agent=enrollment.agent_id, center=enrollment.center_url))
+    # The check comes next, not the monitor: the service starts the monitor at login, and an
+    # agent who has just set up wants to know whether the computer is ready.
+    typer.echo(_("Enrolled as {agent} with {center}.").format(agent=enrollment.agent_id,
+                                                             center=enrollment.center_url))
+    typer.echo(_("Next, check that this computer is ready: agent-kit window (or agent-kit "
+                 "check in a terminal)."))
 
 
 @app.command()
-def monitor(interval: Annotated[float | None, typer.Option(
-                "--interval", help="Seconds between heartbeats (default: the center's, 15).")]
+def monitor(interval: Annotated[str | None, typer.Option(
+                "--interval", metavar="SECONDS", help="Seconds between reports to the "
+                "center (default: the center's, 15).")]
             = None, policy: PolicyOpt = None, only: OnlyOpt = None, skip: SkipOpt = None,
-            lang: LangOpt = None) -> None:
-    """The probe loop of a shift: keeps measuring, keeps the gate, sends heartbeats."""
+            lang: LangOpt = None,
+            verbose: Annotated[bool, typer.Option(
+                "--verbose", metavar="", help="For IT: also print the monitor's log (every "
+                "measurement and delivery).")] = False) -> None:
+    """Keep checking during the shift and report to the contact center (runs as a service)."""
     from agent_kit.core.i18n import set_language
     from agent_kit.face.monitor_command import run_monitor_command
 
     set_language(lang)
+    seconds = parse_seconds(interval, "--interval")
     groups = parse_groups(only, skip) if (only or skip) else None
-    raise typer.Exit(run_monitor_command(interval_s=interval, policy_path=policy,
-                                         groups=groups, lang=lang))
+    raise typer.Exit(run_monitor_command(interval_s=seconds, policy_path=policy,
+                                         groups=groups, lang=lang, verbose=verbose))
+
+
+def parse_seconds(value: str | None, option: str) -> float | None:
+    """A number of seconds given on the command line; anything else is one plain line, exit 2
+    (typer's own message would be pydantic's)."""
+    if value is None:
+        return None
+    from agent_kit.core.i18n import _
+
+    try:
+        return float(value.strip())
+    except ValueError:
+        fail_usage(_("{option} {value!r} is not a number of seconds (for example: {option} "
+                     "15)").format(option=option, value=value))
 
 
 @app.command()
 def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
-    """The gate now and why: exit 0 open, 1 closed, 2 not enrolled or no monitor running."""
+    """Can this computer take calls now, and if not, why? (exit 0 yes, 1 no, 2 unknown)"""
     import json
 
     from agent_kit.core.i18n import set_language
-    from agent_kit.face.login import local_gate, render_lines, status_json
+    from agent_kit.face.login import local_gate, status_json, status_lines
 
     set_language(lang)
     view = local_gate()
@@ -258,14 +294,13 @@ def status(json_out: JsonOpt = False, lang: LangOpt = None) -> None:
         typer.echo(json.dumps(status_json(view), ensure_ascii=False))
     else:
         # Exit 2 (not enrolled, no monitor) is a reason, not a state: stderr, as DESIGN says.
-        typer.echo("\n".join(render_lines(view.headline, view.reasons, view.notes)),
-                   err=view.code == 2)
+        typer.echo("\n".join(status_lines(view)), err=view.code == 2)
     raise typer.Exit(view.code)
 
 
 @app.command()
 def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt = None) -> None:
-    """Audio devices found, each classified, with the ones calls will use."""
+    """The microphones and speakers found, and which ones calls will use."""
     import json
 
     from agent_kit.core.i18n import set_language
@@ -286,9 +321,10 @@ def devices(policy: PolicyOpt = None, json_out: JsonOpt = False, lang: LangOpt =
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
-def login(command: Annotated[list[str], typer.Argument(help="The softphone command, after --.")],
+def login(command: Annotated[list[str], typer.Argument(help="The softphone command and its "
+                                                       "arguments, after --.")],
           policy: PolicyOpt = None, lang: LangOpt = None) -> None:
-    """Start the softphone (agent-kit login -- CMD ARGS) only when the gate is open."""
+    """Start the softphone (agent-kit login -- COMMAND) only when calls are allowed."""
     from agent_kit.core.i18n import set_language
     from agent_kit.core.policy import PolicyError
     from agent_kit.face.login import (
@@ -323,6 +359,31 @@ def _double_clicked() -> bool:
     return has_graphical_session()
 
 
+def _no_type(ctx: object = None) -> None:
+    return None
+
+
+def _plain_help_option(command: object) -> None:
+    """No ``<bool>`` tag beside ``--help`` in any command's help (typer makes that option
+    itself, so its ``metavar`` is set here, where the command tree exists)."""
+    try:
+        from typer._click import Context
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import Context  # type: ignore
+
+    get_help_option = getattr(command, "get_help_option", None)
+    if get_help_option is not None:
+        option = get_help_option(Context(command))  # type: ignore[arg-type]
+        if option is not None:
+            option.metavar = ""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "param_type_name", "") == "argument":
+            # an argument's type (<list[str]>) is shown whatever its metavar says
+            param.display_type_rich = _no_type
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help_option(sub)
+
+
 def main() -> None:
     """Console-script entry point: a usage error is one line on stderr and exit 2."""
     from typer import Abort
@@ -334,10 +395,16 @@ def main() -> None:
 
     if len(sys.argv) == 1 and _double_clicked():
         sys.argv.append("window")
+    command = typer.main.get_command(app)
+    _plain_help_option(command)
     try:
-        code = app(standalone_mode=False)
+        # the same name in the help and the errors however it was started (python -m...)
+        code = command.main(prog_name="agent-kit", standalone_mode=False)
     except NoArgsIsHelpError as exc:
-        typer.echo(exc.ctx.get_help() if exc.ctx is not None else "agent-kit --help")
+        # typer's rich help prints itself while the error is made (its message is then
+        # empty); a plain-text help comes back as the message: either way, shown once
+        if exc.format_message().strip():
+            typer.echo(exc.format_message())
         sys.exit(0)
     except UsageError as exc:
         hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""

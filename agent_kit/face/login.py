@@ -33,7 +33,7 @@ import httpx
 from agent_kit.core.i18n import _
 from agent_kit.core.process_replacement import replace_process
 from agent_kit.link.state_folder import Enrollment, load_enrollment
-from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, MonitorState, read_state
+from agent_kit.loop.state_file import STOPPED_BY_SIGNAL, GateProblem, MonitorState, read_state
 
 EXIT_OPEN, EXIT_CLOSED, EXIT_NO_STATE = 0, 1, 2
 RESYNC_NOTE_S = 24 * 3600   # how long status mentions a lost spool's renumbering
@@ -58,8 +58,10 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
     except ValueError as exc:
         return GateView(EXIT_NO_STATE, str(exc))
     if enrollment is None:
-        return GateView(EXIT_NO_STATE, _("This workstation is not enrolled: run agent-kit "
-                                         "enroll --center URL --token TOKEN."))
+        return GateView(EXIT_NO_STATE, _("This computer is not set up with your contact "
+                                         "center yet: ask IT for your setup code and the "
+                                         "center's address, then run agent-kit enroll "
+                                         "--center ADDRESS --token -"))
     state = read_state()
     if state is None or state.agent_id != enrollment.agent_id:
         return GateView(EXIT_NO_STATE, _("No gate state yet: start agent-kit monitor."),
@@ -91,10 +93,12 @@ def _local_time(unix_s: float) -> str:
 
 
 def _delivery_notes(state: MonitorState, now: float) -> tuple[str, ...]:
+    from agent_kit.face.terminal import check_title
+
     notes = []
-    if state.watching:
+    if state.watching and state.problems is None:   # else shown with their fixes
         notes.append(_("Watching (failing now, not long enough to block): {checks}").format(
-            checks=", ".join(state.watching)))
+            checks=", ".join(check_title(cid) for cid in state.watching)))
     d = state.delivery
     if d.pending > 1 or d.error:
         notes.append(_("{n} heartbeat(s) waiting to reach the center{why}.").format(
@@ -112,11 +116,51 @@ def _delivery_notes(state: MonitorState, now: float) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def shown_problems(view: GateView) -> tuple[GateProblem, ...]:
+    """What ``status`` lists under its headline: the state's problems when it keeps them (the
+    blocking ones only while the gate is closed), else its reasons as they were written."""
+    state = view.state
+    if view.code == EXIT_NO_STATE or state is None or state.problems is None:
+        # a stale or stopped state proves nothing now; an older monitor kept sentences only
+        return tuple(GateProblem(problem, fix=fix)
+                     for problem, fix in (split_fix(r) for r in view.reasons))
+    closed = bool(view.reasons)   # the view keeps reasons only when it reports a closed gate
+    return tuple(p for p in state.problems if closed or not p.blocking)
+
+
+def status_lines(view: GateView, width: int | None = None) -> list[str]:
+    """``agent-kit status`` as text: the headline (one line: alone, it is exit 2's one-line
+    reason); each problem under its check's title in the reader's language, with its fix on
+    a line of its own; then the notes; wrapped to ``width`` (default: the terminal's)."""
+    from agent_kit.face.terminal import check_title
+    from agent_kit.face.text_wrap import labelled, terminal_width, wrap
+
+    columns = min(width or terminal_width(), 120)
+    lines = [view.headline]
+    for p in shown_problems(view):
+        text = (_("{title}: {message}").format(title=check_title(p.check_id), message=p.message)
+                if p.check_id else p.message)
+        if not p.blocking:
+            text += " " + _("(failing now, not long enough to block calls)")
+        lines += wrap(text, columns, first="  ✗ " if p.blocking else "  ! ")
+        if p.fix:
+            lines += labelled(_("Fix:") + " ", p.fix, columns, indent="      ")
+    for note in view.notes:
+        lines += wrap(note, columns, first="  · ")
+    return lines
+
+
 def status_json(view: GateView) -> dict[str, Any]:
+    from agent_kit.face.terminal import check_title
+
     state = view.state
     return {
         "open": view.code == EXIT_OPEN, "exit_code": view.code, "headline": view.headline,
         "reasons": list(view.reasons), "notes": list(view.notes),
+        "problems": [{"check_id": p.check_id,
+                      "title": check_title(p.check_id) if p.check_id else None,
+                      "message": p.message, "fix": p.fix, "blocking": p.blocking}
+                     for p in shown_problems(view)],
         "agent_id": view.enrollment.agent_id if view.enrollment else None,
         "monitor": state.to_json() if state else None,
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import _, ngettext
 from agent_kit.core.results import CheckReport, CheckResult, Status
 from agent_kit.face.check_steps import (
     Step,
@@ -184,11 +184,19 @@ def problems(report: CheckReport) -> list[Problem]:
     unit_sizes: dict[str, int] = {}
     for r in report.checks:
         unit_sizes[unit_of(r)] = unit_sizes.get(unit_of(r), 0) + 1
+    told = _told_at_the_top(report)
+    # a group that could not run blocks readiness, whatever its checks' unknown_blocks
+    gap_ids = {cid for gap in report.not_checked for cid in gap.check_ids}
+
+    def blocking(r: CheckResult) -> bool:
+        return r.blocks or r.id in gap_ids
+
     grouped: dict[tuple[str, str, bool], list[CheckResult]] = {}
-    order = sorted((r for r in report.checks if r.status is not Status.PASS),
-                   key=lambda r: (not r.blocks, _RANK[r.status]))
+    order = sorted((r for r in report.checks if r.status is not Status.PASS
+                    and r.id not in told),
+                   key=lambda r: (not blocking(r), _RANK[r.status]))
     for r in order:
-        grouped.setdefault((plain_finding(r), r.fix or "", r.blocks), []).append(r)
+        grouped.setdefault((plain_finding(r), r.fix or "", blocking(r)), []).append(r)
     items = []
     for (finding, fix, blocks), same in grouped.items():
         status = worst(same)
@@ -202,6 +210,40 @@ def problems(report: CheckReport) -> list[Problem]:
 
 
 _RANK = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.PASS: 3}
+
+
+def _needs_center() -> set[str]:
+    from agent_kit.run.units import UNITS
+
+    return {cid for u in UNITS if u.needs_center for cid in u.check_ids}
+
+
+def _shows_notice(report: CheckReport) -> bool:
+    """The not-enrolled notice heads the screen when it is why a group could not run (the
+    path or the bandwidth test); a VPN route that cannot be told says so in its own words."""
+    needs = _needs_center()
+    return report.not_enrolled is not None and any(
+        set(g.check_ids) & needs for g in report.not_checked)
+
+
+def _told_at_the_top(report: CheckReport) -> set[str]:
+    """The checks the not-enrolled notice explains: they could not measure because this
+    computer has no center yet, so their "no center configured" is not repeated below it."""
+    if not _shows_notice(report):
+        return set()
+    needs = _needs_center()
+    return {r.id for r in report.checks if r.status is Status.UNKNOWN and r.id in needs}
+
+
+def notice_lines(report: CheckReport, width: int) -> list[tuple[str, str | None]]:
+    """The not-enrolled notice, said once above everything: what is wrong, what to do."""
+    notice = report.not_enrolled
+    if notice is None or not _shows_notice(report):
+        return []
+    out: list[tuple[str, str | None]] = [(line, "bold") for line in wrap(notice.message, width)]
+    out += [(line, None) for line in labelled(_("What to do:") + " ", notice.fix, width,
+                                              indent=FIX_INDENT)]
+    return [*out, ("", None)]
 
 
 def _names(same: list[CheckResult], unit_sizes: dict[str, int]) -> str:
@@ -226,7 +268,7 @@ def _names(same: list[CheckResult], unit_sizes: dict[str, int]) -> str:
 def report_lines(report: CheckReport, width: int = 80, *,
                  details: bool = False) -> list[tuple[str, str | None]]:
     """The report as (line, style) pairs no wider than ``width`` display columns."""
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | None]] = notice_lines(report, width)
     if details:
         out += _detail_table(report, width)
     else:
@@ -286,10 +328,7 @@ def _verdict(report: CheckReport, width: int, *, details: bool) -> list[tuple[st
         headline = _("READY (with warnings)") if report.verdict is Status.WARN else _("READY")
         text, style = headline + " — " + _("you can take calls."), "bold green"
     else:
-        count = sum(1 for r in report.checks if r.blocks)
-        text = _("NOT READY") + " — " + _(
-            "problems to fix before you take calls: {count}").format(count=count)
-        style = "bold red"
+        text, style = _("NOT READY") + " — " + not_ready_summary(report), "bold red"
     out: list[tuple[str, str | None]] = [(line, style if n == 0 else None)
                                          for n, line in enumerate(wrap(text, width))]
     if details:
@@ -300,6 +339,24 @@ def _verdict(report: CheckReport, width: int, *, details: bool) -> list[tuple[st
     else:
         out += [(line, "dim") for line in wrap(_("Every measurement: add --details"), width)]
     return out
+
+
+def not_ready_summary(report: CheckReport) -> str:
+    """Why a report is not ready, in one sentence: how many problems to fix, then what could
+    not be checked (a workstation whose network was never tested is not ready either)."""
+    count = sum(1 for r in report.checks if r.blocks)
+    parts = []
+    if count or not report.not_checked:
+        parts.append(ngettext("{count} problem to fix before you take calls",
+                              "{count} problems to fix before you take calls",
+                              count).format(count=count))
+    if report.not_checked:
+        parts.append(_("not checked: {what}").format(what=", ".join(
+            dict.fromkeys(step_label(g.unit, g.group) for g in report.not_checked))))
+    text = parts[0]
+    for part in parts[1:]:
+        text = _("{first}; {second}").format(first=text, second=part)
+    return text
 
 
 def render_terminal(report: CheckReport, stream: TextIO | None = None, *,

@@ -88,6 +88,9 @@ class GateState:
     watching: tuple[str, ...]           # check ids failing now but not (yet) for long enough
     awaiting_full_check: bool
     full_check_at: float | None         # when the last full check of this shift finished
+    # the watching checks with their words (``since``: when they started failing)
+    watched: tuple[Blocker, ...] = ()
+    shift_reason: str | None = None     # the reason that is no check: a full check is due
 
 
 @dataclass
@@ -194,15 +197,18 @@ class Gate:
             for cid, t in sorted(self._tracks.items())
             if t.blocking_since is not None
         )
-        watching = tuple(cid for cid, t in sorted(self._tracks.items())
-                         if t.blocking_since is None and t.bad_since is not None)
+        watched = tuple(Blocker(cid, t.message, t.fix, t.bad_since)
+                        for cid, t in sorted(self._tracks.items())
+                        if t.blocking_since is None and t.bad_since is not None)
+        watching = tuple(w.check_id for w in watched)
         reasons = [self._shift_reason] if self._awaiting_full else []
         reasons += [describe_blocker(b) for b in blockers]
         is_open = not reasons
         return GateState(open=is_open, since=self._since,
                          reasons=tuple(reasons), blockers=blockers, watching=watching,
                          awaiting_full_check=self._awaiting_full,
-                         full_check_at=self._full_check_at)
+                         full_check_at=self._full_check_at, watched=watched,
+                         shift_reason=self._shift_reason if self._awaiting_full else None)
 
 
 def describe_blocker(blocker: Blocker) -> str:

@@ -53,6 +53,7 @@ from agent_kit.loop.spool import Spool
 from agent_kit.loop.state_file import (
     STOPPED_BY_SIGNAL,
     DeliveryState,
+    GateProblem,
     MonitorState,
     state_path,
     write_state,
@@ -211,6 +212,8 @@ class MonitorDeps:
     state_file: Path | None = None
     # (host, port, budget_s) -> TracerouteReading; None: agent_kit.loop.traceroute_child.trace_hops
     trace_hops: Callable[[str, int, float], Any] | None = None
+    # told when the gate opens, closes, or what holds it closed changes (the face prints it)
+    on_gate: Callable[[GateState], None] | None = None
 
 
 class Monitor:
@@ -246,6 +249,8 @@ class Monitor:
         self.cycles = 0
         # what cannot be written now ("spool", "state") and why; said once, then retried
         self.state_trouble: dict[str, str] = {}
+        self.gate_said: tuple[bool, bool, tuple[str, ...]] | None = None  # last on_gate
+        self.opened_this_shift = False   # the first opening of a shift is not "again"
 
     # ---------------------------------------------------------------- the loop
 
@@ -275,6 +280,12 @@ class Monitor:
         state = self.gate.state
         if state.open != before:
             self._tell(state)
+        said = (state.open, state.awaiting_full_check,
+                tuple(b.check_id for b in state.blockers))
+        if said != self.gate_said:
+            self.gate_said = said
+            if self.deps.on_gate is not None:
+                self.deps.on_gate(state)
         if mono() >= self.next_heartbeat and self.latest:
             heartbeat = build_heartbeat(self.latest, state, interval_s=self.interval_s,
                                         measured_at=self.deps.client.now())
@@ -404,10 +415,15 @@ class Monitor:
     def _tell(self, state: GateState) -> None:
         if state.open:
             log.info("gate opened")
-            self.deps.notify(_("Ready to take calls"),
-                             _("Your workstation meets call standards again."), False)
+            body = (_("Your workstation meets call standards again.") if self.opened_this_shift
+                    else _("Your workstation meets call standards: you can take calls."))
+            self.opened_this_shift = True
+            self.deps.notify(_("Ready to take calls"), body, False)
         else:
-            log.warning("gate closed: %s", " | ".join(state.reasons))
+            if state.awaiting_full_check:   # a new shift: its first opening is no "again"
+                self.opened_this_shift = False
+            # info, not warning: the face prints the readable line (MonitorDeps.on_gate)
+            log.info("gate closed: %s", " | ".join(state.reasons))
             self.deps.notify(_("Not ready to take calls"),
                              "\n".join(state.reasons[:3]) or _("See agent-kit status."), True)
 
@@ -441,14 +457,21 @@ class Monitor:
         gate = self.gate.state
         stats = self.deps.spool.stats()
         reasons = gate.reasons
+        problems = (
+            *([GateProblem(gate.shift_reason)] if gate.shift_reason else []),
+            *(GateProblem(b.message, b.check_id, b.fix) for b in gate.blockers),
+            *(GateProblem(w.message, w.check_id, w.fix, blocking=False) for w in gate.watched))
         stopped = stopped or self.stopped
         if stopped == STOPPED_BY_SIGNAL:
             reasons = (_("The monitor was stopped: start agent-kit monitor."),)
+            problems = (GateProblem(reasons[0]),)
         elif stopped == "retired":
             reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+            problems = (GateProblem(reasons[0]), *problems)
         elif stopped:
             reasons = (_("The center refuses this workstation's credential: run agent-kit "
                          "enroll again."), *reasons)
+            problems = (GateProblem(reasons[0]), *problems)
         state = MonitorState(
             agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
             updated_at=self.deps.clock(), interval_s=self.interval_s,
@@ -456,7 +479,7 @@ class Monitor:
             reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
             watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
             full_check_at=gate.full_check_at, in_call=self.in_call,
-            clock_offset_s=self.deps.client.offset_s, stopped=stopped,
+            clock_offset_s=self.deps.client.offset_s, stopped=stopped, problems=problems,
             delivery=DeliveryState(pending=stats.pending,
                                    last_success_at=self.courier.last_success_at,
                                    error=self.courier.last_error, next_seq=stats.next_seq,
@@ -479,7 +502,8 @@ class Monitor:
 # ---------------------------------------------------------------- start-up (used by the CLI)
 
 def open_monitor(*, interval_s: float | None, policy_path: str | None,
-                 groups: set[str] | None, notify: Notifier = desktop_notify) -> Monitor:
+                 groups: set[str] | None, notify: Notifier = desktop_notify,
+                 on_gate: Callable[[GateState], None] | None = None) -> Monitor:
     """Everything ``agent-kit monitor`` needs from the enrollment and the options."""
     from agent_kit.link.state_folder import load_enrollment
     from agent_kit.run.units import UNITS
@@ -489,8 +513,9 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
     except ValueError as exc:
         raise MonitorError(str(exc)) from None
     if enrollment is None:
-        raise MonitorError(_("this workstation is not enrolled: run agent-kit enroll --center "
-                             "URL --token TOKEN first"))
+        raise MonitorError(_("this computer is not set up with your contact center yet: ask "
+                             "IT for your setup code and the center's address, then run "
+                             "agent-kit enroll --center ADDRESS --token -"))
     check_state_folder(state_dir())
     spool_path = state_dir() / "spool.db"
     try:
@@ -519,7 +544,8 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
         return ProbeContext(policy=pol, center=target, interactive=False)
 
     deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
-                       context_factory=context, client=client, spool=spool, notify=notify)
+                       context_factory=context, client=client, spool=spool, notify=notify,
+                       on_gate=on_gate)
     return Monitor(deps, interval_s=enrollment.heartbeat_interval_s if interval_s is None
                    else interval_s)  # an explicit 0 is refused, not the center's default
 

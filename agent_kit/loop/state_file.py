@@ -22,6 +22,17 @@ STALE_MIN_S = 60.0
 
 STOPPED_BY_SIGNAL = "stopped"   # ``MonitorState.stopped`` after a clean stop (SIGTERM)
 
+
+@dataclass(frozen=True)
+class GateProblem:
+    """One thing the gate says, kept apart so ``status`` shows the check's title and its fix
+    on their own (``reasons`` holds the same as finished sentences)."""
+
+    message: str
+    check_id: str | None = None   # None: no check (a full check is due, the monitor stopped)
+    fix: str | None = None
+    blocking: bool = True         # False: failing now, not for long enough to close the gate
+
 @dataclass(frozen=True)
 class DeliveryState:
     pending: int = 0                       # heartbeats waiting in the spool
@@ -53,6 +64,8 @@ class MonitorState:
     clock_offset_s: float = 0.0             # the center's clock minus ours
     stopped: str | None = None              # why the monitor stopped ("retired", ...), if so
     delivery: DeliveryState = field(default_factory=DeliveryState)
+    # None: written by an older agent-kit, which kept ``reasons`` only
+    problems: tuple[GateProblem, ...] | None = None
 
     def is_fresh(self, now: float) -> bool:
         """Written by a monitor that is still running (not stopped, not too old)."""
@@ -93,6 +106,9 @@ def read_state(path: Path | None = None) -> MonitorState | None:
         delivery = DeliveryState(**data.pop("delivery", {}))
         for key in ("reasons", "blocking", "watching"):
             data[key] = tuple(data.get(key) or ())
+        problems = data.pop("problems", None)
+        if problems is not None:
+            data["problems"] = tuple(GateProblem(**p) for p in problems)
         return MonitorState(**data, delivery=delivery)
     except (OSError, ValueError, TypeError):
         return None

@@ -2,6 +2,13 @@
 
 An exception or a timeout becomes an ``unknown`` result, with the reason, for every check the
 unit owns. Units marked ``exclusive`` run one at a time after the concurrent ones.
+
+A group that could not run (none of the measurements the policy judges was made, e.g. the path
+test with no center) is a ``NotChecked`` of the report: the verdict is then FAIL whatever the
+policy's ``unknown_blocks`` say check by check, because a workstation whose network was never
+tested is not known to be ready. A computer that is not
+enrolled gets one ``RunNotice`` saying so, with what to do, instead of the same reason in
+every check that needs the center.
 """
 
 from __future__ import annotations
@@ -14,8 +21,17 @@ from datetime import UTC, datetime
 
 from agent_kit import __version__
 from agent_kit.core.checks import BY_ID, CATALOGUE
+from agent_kit.core.i18n import _
 from agent_kit.core.levels import unknown_result
-from agent_kit.core.results import CheckReport, CheckResult, overall_verdict
+from agent_kit.core.policy import Policy
+from agent_kit.core.results import (
+    CheckReport,
+    CheckResult,
+    NotChecked,
+    RunNotice,
+    Status,
+    overall_verdict,
+)
 from agent_kit.run.units import ProbeContext, ProbeUnit
 
 # Called with ("start"|"done", unit name, seconds so far, results or None).
@@ -39,12 +55,69 @@ def run_checks(units: Iterable[ProbeUnit], ctx: ProbeContext, *,
         results += _run_batch([unit], ctx, progress, clock, t0)
     order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
     ordered = tuple(sorted(results, key=lambda r: order.get(r.id, len(order))))
+    notice = not_enrolled_notice() if ctx.not_enrolled and any(
+        u.needs_center for u in units) else None
+    gaps = not_checked(units, ordered, ctx.policy, not_enrolled=notice is not None)
     return CheckReport(
-        verdict=overall_verdict(ordered), policy_name=ctx.policy.name,
+        verdict=Status.FAIL if gaps else overall_verdict(ordered), policy_name=ctx.policy.name,
         policy_version=ctx.policy.version,
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=clock() - t0, checks=ordered, version=__version__,
+        not_checked=gaps, not_enrolled=notice,
     )
+
+
+def not_enrolled_notice() -> RunNotice:
+    """What a computer that is not enrolled is told, once, at the top of the report."""
+    return RunNotice(
+        message=_("This computer is not set up with your contact center yet, so the "
+                  "connection to the center and the internet speed cannot be checked."),
+        fix=_("Ask IT for your setup code and the center's address, then run: agent-kit "
+              "enroll --center ADDRESS --token - (it asks for the code). Then check again."))
+
+
+def relied_on(check_id: str, policy: Policy) -> bool:
+    """Whether the policy judges this check: a check with levels where both are "none"
+    can never warn or fail, so nothing is lost when it cannot be measured."""
+    spec = BY_ID.get(check_id)
+    if spec is None:
+        return False
+    rule = policy.check(check_id)
+    return not (spec.has_thresholds and rule.warn is None and rule.fail is None)
+
+
+def not_checked(units: Iterable[ProbeUnit], results: Iterable[CheckResult], policy: Policy,
+                *, not_enrolled: bool = False) -> tuple[NotChecked, ...]:
+    """The groups that could not run: none of the measurements the policy judges by levels
+    (times, loss, speeds, levels: the group's point) was made, or, in a group judged by
+    states only (vpn), none of its checks. A state beside them (cable or Wi-Fi, which hop)
+    does not make a network group checked; one unknown state in a group whose measurements
+    were made is the policy's ``unknown_blocks`` to judge. One entry per unit that measured
+    nothing in such a group. ``not_enrolled``: the units needing a center point to the notice
+    instead of repeating its reason."""
+    units = list(units)
+    by_id = {r.id: r for r in results}
+    gaps: list[NotChecked] = []
+    for group in dict.fromkeys(u.group for u in units):
+        mine = [by_id[cid] for u in units if u.group == group for cid in u.check_ids
+                if cid in by_id and relied_on(cid, policy)]
+        levels = [r for r in mine if BY_ID[r.id].has_thresholds]
+        decisive = levels or mine
+        if not decisive or any(r.status is not Status.UNKNOWN for r in decisive):
+            continue
+        silent = [(u, [by_id[cid] for cid in u.check_ids if cid in by_id])
+                  for u in units if u.group == group]
+        silent = [(u, owned) for u, owned in silent
+                  if owned and all(r.status is Status.UNKNOWN for r in owned)]
+        if not silent:   # a unit measured a state beside them: name the decisive checks
+            owner = next(u for u in units if decisive[0].id in u.check_ids)
+            silent = [(owner, decisive)]
+        for unit, owned in silent:
+            reason = (_("not set up with your contact center yet (see above)")
+                      if not_enrolled and unit.needs_center else owned[0].message)
+            gaps.append(NotChecked(group=group, unit=unit.name,
+                                   check_ids=tuple(r.id for r in owned), reason=reason))
+    return tuple(gaps)
 
 
 def _run_batch(units: list[ProbeUnit], ctx: ProbeContext, progress: ProgressFn,

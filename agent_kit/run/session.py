@@ -21,6 +21,8 @@ from agent_kit.link.state_folder import load_enrollment
 from agent_kit.run.runner import ProgressFn
 from agent_kit.run.units import ProbeContext, ProbeUnit, units_for
 
+_NOT_ENROLLED = "no center configured"
+
 
 @dataclass(frozen=True)
 class PreparedRun:
@@ -60,7 +62,7 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
         except ValueError as exc:
             on_error(str(exc))
         if enrollment is None:
-            problem = "no center configured"
+            problem = _NOT_ENROLLED
         else:
             try:
                 target = discover_center(enrollment.center_url)
@@ -72,7 +74,7 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
                 except CenterError as bad_url:
                     on_error(f"enrollment: {bad_url}")
     ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
-                       interactive=interactive,
+                       interactive=interactive, not_enrolled=problem == _NOT_ENROLLED,
                        prompt=prompt or _silent)
     return PreparedRun(context=ctx, units=units_for(groups), center_problem=problem)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_kit.core.checks import BY_ID, ids_owned_by
+from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
@@ -36,6 +37,8 @@ class ProbeContext:
     center: CenterTarget | None = None
     reflector: tuple[str, int] | None = None   # explicit --reflector, else the center's
     interactive: bool = False                  # a person is at the terminal/window
+    # no --center and no enrollment: the report says so once, with what to do
+    not_enrolled: bool = False
     prompt: Callable[[str], None] = field(default=_no_prompt)  # show an instruction
     # The monitor traces the hops itself, in a child process (agent_kit.loop.traceroute_child),
     # and switches the in-process traceroute off: the path unit hands it the stream it just
@@ -58,6 +61,7 @@ class ProbeUnit:
     timeout_s: float
     exclusive: bool = False
     owns: tuple[str, ...] | None = None   # tests' stand-in units only; else the catalogue's
+    needs_center: bool = False   # measures against the center (path, bandwidth, VPN route)
 
     @property
     def check_ids(self) -> tuple[str, ...]:
@@ -97,7 +101,6 @@ def _headset(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _room(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.core.i18n import _
     from agent_kit.evaluate.audio import evaluate_room
     from probes.audio.capture import measure_audio
 
@@ -115,7 +118,6 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
           trace: Callable[..., TracerouteReading] | None = None) -> list[CheckResult]:
     """Measure first (the path stream, then the traceroute when asked), then judge once."""
-    from agent_kit.core.i18n import _
     from agent_kit.evaluate.path import evaluate_path, path_unknown
 
     address = ctx.reflector_address
@@ -158,11 +160,11 @@ def path_unit(*, measure: Callable[..., PathReading] | None = None,
     # queries (only when packets are missing) + margin, then the traceroute's budget + 2 s
     # (importing scapy, its last wait); a policy asking for a longer path test than
     # PATH_DURATION_S needs this timeout raised too.
-    return ProbeUnit("path", run, timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0)
+    return ProbeUnit("path", run, timeout_s=PATH_DURATION_S + 5.0 + TRACEROUTE_BUDGET_S + 2.0,
+                     needs_center=True)
 
 
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.core.i18n import _
     from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
     from probes.bandwidth.measure import BandwidthError, measure_bandwidth
 
@@ -184,7 +186,7 @@ def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
 UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("system", _system, timeout_s=5.0),
     ProbeUnit("link", _link, timeout_s=3.0),
-    ProbeUnit("vpn", _vpn, timeout_s=5.0),
+    ProbeUnit("vpn", _vpn, timeout_s=5.0, needs_center=True),
     ProbeUnit("headset", _headset, timeout_s=15.0),
     # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
     # more than ~50 s of capture would need a longer timeout.
@@ -194,9 +196,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,
-              timeout_s=30.0, exclusive=True),
+              timeout_s=30.0, exclusive=True, needs_center=True),
 )
 
 
 def units_for(groups: set[str]) -> tuple[ProbeUnit, ...]:
+    """The units of these groups, in the order the runner starts them."""
     return tuple(u for u in UNITS if u.group in groups)
