@@ -14,6 +14,7 @@ load (``probes.bandwidth.loaded_latency``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from probes.bandwidth.loaded_latency import LOADED_REPLY_WAIT_S, _LoadedLatency, run_path_probe
 from probes.bandwidth.speedtest_compat import _opener, _speedtest_module, make_speedtest
 from probes.bandwidth.steady_window import _Window, steady_window
+from probes.network.path_packet import RTP_HEADER_BYTES
 from probes.bandwidth.streams import (
     _ByteCounter,
     _download_worker,
@@ -37,6 +39,8 @@ CENTER_DOWNLOAD_SIDE = 7000   # random7000x7000.jpg: 98 MB, so a stream rarely r
 PUBLIC_DOWNLOAD_SIDE = 4000   # the largest file speedtest.net servers carry
 CENTER_UPLOAD_BYTES = 256 * 1024 * 1024   # declared per upload request; cut short when done
 PUBLIC_UPLOAD_BYTES = 7340032  # the largest upload speedtest-cli makes
+IPV4_UDP_HEADER_BYTES = 28
+TCP_PAYLOAD_PER_IP_BYTE = 1448 / 1500  # MTU 1500: IPv4 20 + TCP 20 + timestamps 12 per segment
 
 
 class BandwidthError(Exception):
@@ -58,7 +62,9 @@ class DirectionReading:
     stream_errors: int = 0
     problem: str | None = None
     trace_mbit_s: tuple[float, ...] = ()   # rate in each 100 ms sample, warm-up included
-    counted: str = "read"         # "read" by the app, "acked" by the receiver, or "sent"
+    counted: str = "read"         # "arrived" (segments in), "acked" by the receiver (uploads),
+    #                               or where the OS does not tell: "read" by the app, "sent"
+    probe_mbit_s: float = 0.0     # the latency probe's packets this way, included in mbit_s
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ class BandwidthReading:
 def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list[threading.Thread]],
                    streams: int, budget_s: float, clock: Callable[[], float], *,
                    download: bool) -> DirectionReading:
-    counter, stop = _ByteCounter(), threading.Event()
+    counter, stop = _ByteCounter(download=download), threading.Event()
     t0 = clock()
     threads = start_workers(counter, stop)
     samples: list[tuple[float, int]] = [(0.0, 0)]
@@ -107,7 +113,7 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             if samples[-1][1] == 0 and counter.errors >= streams and now > 1.0:
                 done = True   # every stream failed and nothing arrived
             window = steady_window(samples, done=done,
-                                   counted_when_sent=not download and not counter.counts_acked)
+                                   counted_when_sent=not download and not counter.counts_line)
             if window is not None or done:
                 break
     finally:
@@ -116,7 +122,8 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             thread.join(timeout=0.5)
     elapsed = clock() - t0
     total = counter.total
-    counted = "read" if download else ("acked" if counter.counts_acked else "sent")
+    counted = (("arrived" if counter.counts_line else "read") if download
+               else ("acked" if counter.counts_line else "sent"))
     trace = tuple(round((b1 - b0) * 8 / max(1e-9, t1 - t0_) / 1e6, 2)
                   for (t0_, b0), (t1, b1) in zip(samples, samples[1:], strict=False))
     if window is None or window.rate <= 0:
@@ -129,6 +136,24 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
                             total_bytes=total, streams=streams, steady=window.steady,
                             stream_errors=counter.errors, trace_mbit_s=trace,
                             counted=counted)
+
+
+def _with_probe_share(reading: DirectionReading, probe: Any, *,
+                      download: bool) -> DirectionReading:
+    """``reading`` with the latency probe's share of the line added back to its rate.
+
+    The probe (an RTP-sized packet every 20 ms each way, 80 kbit/s: 5 % of a 1.5 Mbit/s uplink)
+    crosses the same bottleneck as the load, so the streams carry that much less than the line
+    does. Its packets this way (the requests up while uploading, the echoes that came back
+    down while downloading) are counted at what the same IP bytes carry as TCP payload.
+    """
+    if reading.mbit_s is None or probe is None or probe.duration_s <= 0:
+        return reading
+    packets = probe.received if download else probe.sent
+    ip_bytes = packets * (probe.payload_bytes + RTP_HEADER_BYTES + IPV4_UDP_HEADER_BYTES)
+    share = ip_bytes * 8 / probe.duration_s / 1e6 * TCP_PAYLOAD_PER_IP_BYTE
+    return dataclasses.replace(reading, mbit_s=reading.mbit_s + share,
+                               probe_mbit_s=round(share, 4))
 
 
 def _workers(target: Callable[..., None], *args: Any, streams: int, name: str,
@@ -205,7 +230,7 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
             reading = _run_direction(start, streams, budget, clock,
                                      download=name == "download")
         rtt, samples[name] = loaded.loaded_rtt_ms(reading.warmup_s)
-        return reading, rtt
+        return _with_probe_share(reading, loaded.reading, download=name == "download"), rtt
 
     download, rtt_down = leg(_download_worker, download_url, name="download", share=0.5)
     upload, rtt_up = leg(_upload_worker, best["url"], upload_bytes, name="upload", share=1.0)
