@@ -50,7 +50,10 @@ def evaluate_bandwidth(reading: BandwidthReading, policy: Policy) -> list[CheckR
 
 
 def _direction_details(d: DirectionReading) -> dict[str, Any]:
-    return {"measured_s": round(d.measured_s, 2), "warmup_s": round(d.warmup_s, 2),
+    # mbit_s unrounded to 3 decimals: the value's 0.1 Mbit/s is a fifth of a 0.5 Mbit/s uplink
+    return {"mbit_s": None if d.mbit_s is None else round(d.mbit_s, 3),
+            "probe_mbit_s": round(d.probe_mbit_s, 3), "counted": d.counted,
+            "measured_s": round(d.measured_s, 2), "warmup_s": round(d.warmup_s, 2),
             "elapsed_s": round(d.elapsed_s, 2), "streams": d.streams, "steady": d.steady,
             "measured_bytes": d.measured_bytes, "total_bytes": d.total_bytes,
             "stream_errors": d.stream_errors}
