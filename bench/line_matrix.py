@@ -1,4 +1,4 @@
-"""Bandwidth on home lines with real delay (issue 14's line matrix): ours vs iperf3 vs speedtest-cli.
+"""Bandwidth on home lines with real delay (issue 14's line matrix): ours, iperf3, speedtest-cli.
 
 Builds the lab link emulator (``tests/lab/emulator.py``: home, router and center namespaces,
 the router forwarding through TUN devices in user space with a token-bucket rate, one-way delay
@@ -15,8 +15,8 @@ home namespace, in this order:
 Truth: the TCP goodput ceiling of the line, ``rate * 1448 / 1500`` (the emulator's rate counts IP
 bytes; MTU 1500: IPv4 20 + TCP 20 + timestamps 12 per 1448-byte segment), and what the
 emulator's record says it delivered during our run: TCP payload plus our latency probe's UDP
-packets (at the same TCP-payload share of their IP bytes), over the second half of each
-direction's load (past slow start), per direction.
+packets (at the same TCP-payload share of their IP bytes), over the middle half of each
+direction's load (past slow start, before its end), per direction.
 
 Prints one table (median, min, max, spread in % of the rate, phase seconds) and the issue's
 criteria per line: median within 5 % of the ceiling, no run above it by more than 2 %, spread
@@ -40,7 +40,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,7 +94,7 @@ def _ours(link: EmulatedLink, url: str) -> dict[str, float]:
 
 def _delivered(link: EmulatedLink) -> dict[str, float]:
     """Mbit/s the record says the line delivered to our run, per direction (TCP payload of the
-    bandwidth endpoint's connections plus the latency probe's packets), over the second half
+    bandwidth endpoint's connections plus the latency probe's packets), over the middle half
     of that direction's load."""
     import numpy as np
 
@@ -113,7 +112,8 @@ def _delivered(link: EmulatedLink) -> dict[str, float]:
         # sends only ACKs this way (no payload), so the span of big packets is the load
         big = data & (payload > 1000)
         times = rec.departure[big]
-        mid, end = float(np.median(times)), float(times.max())
+        # the middle half of the load: past slow start, before the streams are ended
+        mid, end = (float(v) for v in np.quantile(times, [0.25, 0.75]))
         span = (rec.departure >= mid) & (rec.departure <= end)
         udp = ok & span & (rec.proto == 17) & (
             getattr(rec, "dport" if name == "up" else "sport") == UDP_PORT)
@@ -286,7 +286,8 @@ def main() -> None:
         args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()},
                                         indent=1), "utf-8")
     ok = report(results)
-    print(f"\n{args.runs} runs per line, queue {args.queue_ms:g} ms, {time.monotonic() - t0:.0f} s; "
+    print(f"\n{args.runs} runs per line, queue {args.queue_ms:g} ms, "
+          f"{time.monotonic() - t0:.0f} s; "
           f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     sys.exit(0 if ok else 1)

@@ -24,14 +24,19 @@ from typing import Any
 
 from probes.bandwidth.loaded_latency import LOADED_REPLY_WAIT_S, _LoadedLatency, run_path_probe
 from probes.bandwidth.speedtest_compat import _opener, _speedtest_module, make_speedtest
-from probes.bandwidth.steady_window import _Window, steady_window
-from probes.network.path_packet import RTP_HEADER_BYTES
+from probes.bandwidth.steady_window import (
+    LINE_MIN_MEASURE_BYTES,
+    MIN_MEASURE_BYTES,
+    _Window,
+    steady_window,
+)
 from probes.bandwidth.streams import (
     _ByteCounter,
     _download_worker,
     _tune_load_socket,
     _upload_worker,
 )
+from probes.network.path_packet import RTP_HEADER_BYTES
 
 SAMPLE_S = 0.1                # byte counter sampling period
 IDLE_RTT_S = 0.6              # idle path test before loading
@@ -113,13 +118,20 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             if samples[-1][1] == 0 and counter.errors >= streams and now > 1.0:
                 done = True   # every stream failed and nothing arrived
             window = steady_window(samples, done=done,
-                                   counted_when_sent=not download and not counter.counts_line)
+                                   counted_when_sent=not download and not counter.counts_line,
+                                   min_measure_bytes=LINE_MIN_MEASURE_BYTES
+                                   if counter.counts_line else MIN_MEASURE_BYTES)
             if window is not None or done:
                 break
     finally:
         stop.set()
+        # The samples are taken: end the connections now. An upload stream on a slow line
+        # sits in a send until its buffer drains (seconds at 0.5 Mbit/s), which would hold
+        # the phase past its budget (measured: 8.4 s on a 2/0.5 Mbit/s line).
+        counter.abort()
+        join_by = clock() + 0.5
         for thread in threads:
-            thread.join(timeout=0.5)
+            thread.join(timeout=max(0.0, join_by - clock()))
     elapsed = clock() - t0
     total = counter.total
     counted = (("arrived" if counter.counts_line else "read") if download

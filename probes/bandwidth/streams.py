@@ -148,6 +148,15 @@ class _ByteCounter:
             self._counted.append(start_bytes)
             self._segments.append(start_segments)
 
+    def abort(self) -> None:
+        """Shut every registered connection down: a stream blocked in a send or a read
+        returns at once (the direction's measurement is over)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     @property
     def counts_line(self) -> bool:
         """True when the kernel's counts are used (not the application's)."""
@@ -191,6 +200,8 @@ def _download_worker(opener: Any, url: str, counter: _ByteCounter, stop: threadi
             finally:
                 response.close()
         except Exception as exc:  # noqa: BLE001 - a failing stream is counted, not fatal
+            if stop.is_set():   # ended by the sampler (``_ByteCounter.abort``)
+                break
             counter.error(exc)
             if stop.wait(0.2):
                 break
