@@ -45,11 +45,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import itertools
 import json
 import os
 import random
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -489,6 +491,9 @@ def _main() -> None:
                         help="run at normal priority (timing then follows the machine's load)")
     args = parser.parse_args()
     loop = _Loop((args.tuns[0], args.tuns[1]), args.control)
+    # nothing here makes reference cycles; a collector pass over the queued packets' tuples
+    # would stall the link for milliseconds
+    gc.disable()
     if args.realtime:
         # A link's timing must not wait for the scheduler: on a loaded machine a plain process
         # wakes up to 5 ms late. SCHED_FIFO runs it as soon as its timer fires; it sleeps in
@@ -522,20 +527,21 @@ def emulated_link(*, txqueuelen: int = 1000) -> Iterator[EmulatedLink]:
     tmp = tempfile.mkdtemp(prefix="akemu")
     control = os.path.join(tmp, "control.sock")
     proc: subprocess.Popen[str] | None = None
+    log = open(os.path.join(tmp, "emulator.log"), "w+", encoding="utf-8")  # noqa: SIM115
     try:
         for ns in (home, center, router):
             sh("ip", "netns", "add", ns)
         proc = subprocess.Popen(["ip", "netns", "exec", router, sys.executable, "-m",
                                  "tests.lab.emulator", "--control", control, "--tuns",
                                  tun_home, tun_center],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=str(ROOT))
+                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(ROOT))
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if line.strip() != "ready":
             proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise LabError(f"emulator did not start: {line!r} {err[-2000:]}")
+            proc.communicate(timeout=5)
+            raise LabError(f"emulator did not start: {line!r} "
+                           f"{Path(log.name).read_text('utf-8', 'replace')[-2000:]}")
         for tun, ns, local, peer in ((tun_home, home, HOME_ADDR, CENTER_ADDR),
                                      (tun_center, center, CENTER_ADDR, HOME_ADDR)):
             sh("ip", "-n", router, "link", "set", tun, "netns", ns)
@@ -553,11 +559,12 @@ def emulated_link(*, txqueuelen: int = 1000) -> Iterator[EmulatedLink]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        log.close()
         for ns in (home, center, router):
             sh("ip", "netns", "del", ns, check=False)
-        with contextlib.suppress(OSError):
-            os.unlink(control)
-            os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
