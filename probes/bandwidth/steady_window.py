@@ -1,10 +1,12 @@
 """The steady-window estimator: where in a direction's byte-count samples the rate is read. Pure.
 
 The warm-up (until the rate stops rising, and past the refill of any early loss) is excluded; the
-rate is the least-squares slope of the byte count over a window that stops as soon as it is
-steady (``steady_window``), so a steady line is done in about 1.5-2 s per direction and the whole
-phase stays within ``max_duration_s`` (8 s by default). The samples come from the byte counter
-of ``probes.bandwidth.streams``, every 100 ms.
+rate is the least-squares slope of the byte count over the fastest steady window, which stops
+as soon as it is steady and as fast as the fastest half second seen (``steady_window``), so a
+steady line is done in about 1.5-2 s per direction and the whole phase stays within
+``max_duration_s`` (8 s by default). The samples come from the byte counter of
+``probes.bandwidth.streams``, every 100 ms: on Linux what the kernel saw cross the line, so a
+loss makes no hole-and-refill in them; elsewhere what the application read or sent.
 """
 
 from __future__ import annotations
