@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -115,7 +116,10 @@ def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:
         if len(times) < 50 or times.max() - times.min() < 3 * bin_s:
             out[name] = float("nan")
             continue
-        edges = np.arange(float(times.min()), float(times.max()), bin_s)
+        # the load's span without its stragglers (after the phase, the kernel still sends
+        # what the socket buffers held, and retransmits)
+        first, last = (float(v) for v in np.quantile(times, [0.02, 0.98]))
+        edges = np.arange(first, last, bin_s)
         carried = (np.histogram(rec.departure[data], edges, weights=payload[data])[0]
                    + np.histogram(rec.departure[probe], edges,
                                   weights=rec.size[probe].astype(float))[0]
@@ -290,6 +294,8 @@ def main() -> None:
                         help="tail-drop queue of each direction, in ms of its rate")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
+    # a stopped bench still tears its namespaces and servers down (the finally blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t0 = time.monotonic()
     load = os.getloadavg()
     results = run_matrix(_parse_lines(args.lines), args.runs, args.queue_ms)

@@ -73,7 +73,10 @@ class Lines:
             times = rec.departure[data & (payload > 1000)]
             assert len(times) > 50, f"no load seen {name}"
             bin_s = max(BIN_S, BIN_PACKETS * 1500 * 8 / (rates[name] * 1e6))
-            edges = np.arange(float(times.min()), float(times.max()), bin_s)
+            # the load's span without its stragglers (after the phase, the kernel still sends
+            # what the socket buffers held, and retransmits)
+            first, last = (float(v) for v in np.quantile(times, [0.02, 0.98]))
+            edges = np.arange(first, last, bin_s)
             assert len(edges) >= 3, f"the {name} load lasted {times.max() - times.min():.2f} s"
             carried = (np.histogram(rec.departure[data], edges, weights=payload[data])[0]
                        + np.histogram(rec.departure[probe], edges,
