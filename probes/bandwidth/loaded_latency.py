@@ -6,6 +6,17 @@ grade are ``probes.bandwidth.bufferbloat``'s. Idle and loaded are the same stati
 ``RTT_PERCENTILE``th percentile of the echoes (``rtt_percentile_ms``), so the difference is the
 queue's and not the statistic's: a median idle against a 90th percentile loaded would grade a
 jittery idle line's spread as bloat.
+
+The load's congestion control is Reno (``probes.bandwidth.streams.LOAD_CONGESTION_CONTROL``),
+not the CUBIC the user's own applications use (the default of Windows, macOS and Linux), on
+purpose: a test of a few seconds must show the standing queue a long CUBIC upload reaches, and
+CUBIC's HyStart may leave slow start early. Measured on the lab emulator
+(``bench/loaded_latency_matrix.py``, 50/5 Mbit/s at 20 ms, 300 ms upload queue, four runs each):
+CUBIC +292..+296 ms, Reno +221..+297, BBR (this lab's system default) +205..+210, each within
+1.5 % of the queue delay the probe's packets had; on the slow lines (2/0.5, 4/1.5 with 100 and
+200 ms queues) all three filled the queue. But on a line with ~0 ms base RTT (tbf) CUBIC read
++140 ms for a 300 ms queue (grade C, not D). So Reno stays until the bandwidth lab's lines all
+have a real RTT (then CUBIC, the users' own, is the better load).
 """
 
 from __future__ import annotations
