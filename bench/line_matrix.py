@@ -116,15 +116,15 @@ def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:
         if len(times) < 50 or times.max() - times.min() < 3 * bin_s:
             out[name] = float("nan")
             continue
-        # the load's span without its stragglers (after the phase, the kernel still sends
-        # what the socket buffers held, and retransmits)
-        first, last = (float(v) for v in np.quantile(times, [0.02, 0.98]))
-        edges = np.arange(first, last, bin_s)
+        # bins over everything, then only those the load filled (at least a quarter of
+        # the fullest): before and after the phase the kernel may still send what the
+        # previous run's socket buffers held, in stray packets
+        edges = np.arange(float(times.min()), float(times.max()), bin_s)
         carried = (np.histogram(rec.departure[data], edges, weights=payload[data])[0]
                    + np.histogram(rec.departure[probe], edges,
                                   weights=rec.size[probe].astype(float))[0]
                    * TCP_PAYLOAD_PER_IP_BYTE)
-        out[name] = float(np.median(carried)) * 8 / bin_s / 1e6
+        out[name] = float(np.median(carried[carried >= 0.25 * carried.max()])) * 8 / bin_s / 1e6
     return out
 
 

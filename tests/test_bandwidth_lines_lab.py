@@ -73,16 +73,15 @@ class Lines:
             times = rec.departure[data & (payload > 1000)]
             assert len(times) > 50, f"no load seen {name}"
             bin_s = max(BIN_S, BIN_PACKETS * 1500 * 8 / (rates[name] * 1e6))
-            # the load's span without its stragglers (after the phase, the kernel still sends
-            # what the socket buffers held, and retransmits)
-            first, last = (float(v) for v in np.quantile(times, [0.02, 0.98]))
-            edges = np.arange(first, last, bin_s)
-            assert len(edges) >= 3, f"the {name} load lasted {times.max() - times.min():.2f} s"
+            # bins over everything, then only those the load filled (at least a quarter of
+            # the fullest): before and after the phase the kernel may still send what the
+            # previous run's socket buffers held, in stray packets
+            edges = np.arange(float(times.min()), float(times.max()), bin_s)
             carried = (np.histogram(rec.departure[data], edges, weights=payload[data])[0]
                        + np.histogram(rec.departure[probe], edges,
                                       weights=rec.size[probe].astype(float))[0]
                        * TCP_PAYLOAD_PER_IP_BYTE)
-            out[name] = float(np.median(carried)) * 8 / bin_s / 1e6
+            out[name] = float(np.median(carried[carried >= 0.25 * carried.max()])) * 8 / bin_s / 1e6
         return out
 
 
