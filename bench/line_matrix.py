@@ -15,7 +15,7 @@ home namespace, in this order:
 Truth: the TCP goodput ceiling of the line, ``rate * 1448 / 1500`` (the emulator's rate counts IP
 bytes; MTU 1500: IPv4 20 + TCP 20 + timestamps 12 per 1448-byte segment), and what the
 emulator's record says it delivered during our run: TCP payload plus our latency probe's UDP
-packets (at the same TCP-payload share of their IP bytes), the median over bins of each
+packets (at the same TCP-payload share of their IP bytes), over the middle half of each
 direction's load. "Phase" is the bandwidth phase as the check reports it (``phase_s`` in the
 details: handshake, idle RTT, both directions); the whole check, center discovery included,
 is in the ``--json`` output as ``check``.
@@ -98,9 +98,8 @@ def _ours(link: EmulatedLink, url: str) -> dict[str, float]:
 
 def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:
     """Mbit/s the record says the line delivered to our run, per direction (TCP payload of the
-    bandwidth endpoint's connections plus the latency probe's packets): the median over bins of
-    that direction's load, each 0.5 s and at least 40 full packets long (slow start and the end
-    are a few bins; a stray late packet moves no boundary)."""
+    bandwidth endpoint's connections plus the latency probe's packets) over the middle half of
+    that direction's load."""
     import numpy as np
 
     rec = link.emulator.record()
@@ -116,15 +115,20 @@ def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:
         if len(times) < 50 or times.max() - times.min() < 3 * bin_s:
             out[name] = float("nan")
             continue
-        # bins over everything, then only those the load filled (at least a quarter of
-        # the fullest): before and after the phase the kernel may still send what the
-        # previous run's socket buffers held, in stray packets
-        edges = np.arange(float(times.min()), float(times.max()), bin_s)
-        carried = (np.histogram(rec.departure[data], edges, weights=payload[data])[0]
-                   + np.histogram(rec.departure[probe], edges,
-                                  weights=rec.size[probe].astype(float))[0]
-                   * TCP_PAYLOAD_PER_IP_BYTE)
-        out[name] = float(np.median(carried[carried >= 0.25 * carried.max()])) * 8 / bin_s / 1e6
+        # the load's span: the bins it filled (at least a quarter of the fullest), since before
+        # and after the phase the kernel may still send what a previous run's socket buffers
+        # held, in stray packets; then the middle half of that span's packets, past slow start
+        # and before the streams are ended
+        edges = np.arange(float(times.min()), float(times.max()) + bin_s, bin_s)
+        counts = np.histogram(times, edges)[0]
+        filled = np.flatnonzero(counts >= 0.25 * counts.max())
+        start, stop = edges[filled[0]], edges[filled[-1] + 1]
+        inside = times[(times >= start) & (times <= stop)]
+        lo, hi = (float(v) for v in np.quantile(inside, [0.25, 0.75]))
+        span = (rec.departure >= lo) & (rec.departure < hi)
+        carried = (payload[data & span].sum()
+                   + rec.size[probe & span].astype(float).sum() * TCP_PAYLOAD_PER_IP_BYTE)
+        out[name] = float(carried) * 8 / max(1e-9, hi - lo) / 1e6
     return out
 
 
