@@ -9,7 +9,8 @@ needs no internet test service; speedtest.net's public servers stay an option (`
 long-lived streams (``probes.bandwidth.streams``) sampled every 100 ms until the steady-window
 estimator (``probes.bandwidth.steady_window``) finds the rate steady or the direction's share of
 ``max_duration_s`` is spent, with the path probe running in the background for latency under
-load (``probes.bandwidth.loaded_latency``).
+load (``probes.bandwidth.loaded_latency``); that probe's packets share the line with the load,
+so their share is added back to the direction's rate (``_with_probe_share``).
 """
 
 from __future__ import annotations
