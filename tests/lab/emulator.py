@@ -304,8 +304,10 @@ class _Loop:
     def _dump(self, path: str) -> None:
         import numpy as np
 
-        np.savez(path, **{name: np.frombuffer(col, dtype=col.typecode) if len(col) else
-                          np.zeros(0, dtype=col.typecode) for name, col in self.cols.items()})
+        columns: dict[str, Any] = {
+            name: np.frombuffer(col, dtype=col.typecode) if len(col) else
+            np.zeros(0, dtype=col.typecode) for name, col in self.cols.items()}
+        np.savez(path, **columns)
 
 
 class _DirState:
