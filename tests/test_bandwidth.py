@@ -4,6 +4,7 @@ the evaluator and the unit's 'no center' answer."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +106,10 @@ def test_measure_on_loopback_gives_both_directions_within_budget(endpoint: str) 
         # within the budget the reading says so (steady False) instead
         assert direction.measured_s >= 1.0 or not direction.steady, direction
     assert reading.upload.counted in ("acked", "sent")
+    # on Linux the kernel's counts of what crossed the line, elsewhere the application's
+    assert reading.download.counted in ("arrived", "read")
+    if sys.platform == "linux":
+        assert (reading.download.counted, reading.upload.counted) == ("arrived", "acked")
     assert reading.latency_problem == "no reflector to measure latency under load"
 
 
@@ -136,6 +141,23 @@ def test_steady_window_skips_slow_start_and_a_refilled_hole() -> None:
 
 def test_steady_window_waits_while_the_rate_still_climbs() -> None:
     assert steady_window(_samples([1, 2, 4, 8, 16, 32, 64, 100]), done=False) is None
+
+
+def test_steady_window_reads_the_line_not_a_stretch_the_machine_slowed() -> None:
+    # a steady 19.1, then 0.5 s where a CPU-starved reader took less, then 19.1 again
+    rates = [5, 10, 16, 19.1] + [19.1] * 10 + [12] * 5 + [19.1] * 12
+    window = steady_window(_samples(rates), done=True, min_measure_bytes=0)
+    assert window is not None and window.steady
+    assert window.rate * 8 / 1e6 == pytest.approx(19.1, rel=0.01)
+
+
+def test_steady_window_does_not_stop_early_in_a_slowed_stretch() -> None:
+    # steady at 17 for 1.2 s, but the line carried 19.1 before: keep measuring
+    rates = [5, 10, 16, 19.1] + [19.1] * 8 + [17] * 12
+    assert steady_window(_samples(rates), done=False, min_measure_bytes=0) is None
+    # ... and once it carries 19.1 again for long enough, stop there
+    window = steady_window(_samples(rates + [19.1] * 12), done=False, min_measure_bytes=0)
+    assert window is not None and window.rate * 8 / 1e6 == pytest.approx(19.1, rel=0.01)
 
 
 def test_steady_window_gives_its_best_guess_when_time_is_up() -> None:

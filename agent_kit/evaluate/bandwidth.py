@@ -44,19 +44,23 @@ def bandwidth_unknown(policy: Policy, reason: str) -> list[CheckResult]:
 
 
 def evaluate_bandwidth(reading: BandwidthReading, policy: Policy) -> list[CheckResult]:
-    return [_speed(BANDWIDTH_DOWN.id, reading.download, policy),
-            _speed(BANDWIDTH_UP.id, reading.upload, policy),
+    return [_speed(BANDWIDTH_DOWN.id, reading.download, policy, reading.duration_s),
+            _speed(BANDWIDTH_UP.id, reading.upload, policy, reading.duration_s),
             _bufferbloat(reading, policy)]
 
 
-def _direction_details(d: DirectionReading) -> dict[str, Any]:
-    return {"measured_s": round(d.measured_s, 2), "warmup_s": round(d.warmup_s, 2),
+def _direction_details(d: DirectionReading, phase_s: float) -> dict[str, Any]:
+    # mbit_s unrounded to 3 decimals: the value's 0.1 Mbit/s is a fifth of a 0.5 Mbit/s uplink
+    return {"mbit_s": None if d.mbit_s is None else round(d.mbit_s, 3),
+            "probe_mbit_s": round(d.probe_mbit_s, 3), "counted": d.counted,
+            "measured_s": round(d.measured_s, 2), "warmup_s": round(d.warmup_s, 2),
             "elapsed_s": round(d.elapsed_s, 2), "streams": d.streams, "steady": d.steady,
             "measured_bytes": d.measured_bytes, "total_bytes": d.total_bytes,
-            "stream_errors": d.stream_errors}
+            "stream_errors": d.stream_errors,
+            "phase_s": round(phase_s, 2)}   # the whole bandwidth phase, both directions
 
 
-def _speed(check_id: str, d: DirectionReading, policy: Policy) -> CheckResult:
+def _speed(check_id: str, d: DirectionReading, policy: Policy, phase_s: float) -> CheckResult:
     down = check_id == BANDWIDTH_DOWN.id
     if d.mbit_s is None:
         return unknown_result(check_id, policy, _("could not measure the speed: {reason}").format(
@@ -79,7 +83,7 @@ def _speed(check_id: str, d: DirectionReading, policy: Policy) -> CheckResult:
                 "{target:g} Mbit/s, ask your internet provider for a plan with a faster "
                 "upload.").format(target=target)
     return level_result(check_id, d.mbit_s, policy, message=message, fix_if_bad=fix,
-                        details=_direction_details(d), ndigits=1)
+                        details=_direction_details(d, phase_s), ndigits=1)
 
 
 def _bufferbloat(reading: BandwidthReading, policy: Policy) -> CheckResult:

@@ -9,11 +9,13 @@ needs no internet test service; speedtest.net's public servers stay an option (`
 long-lived streams (``probes.bandwidth.streams``) sampled every 100 ms until the steady-window
 estimator (``probes.bandwidth.steady_window``) finds the rate steady or the direction's share of
 ``max_duration_s`` is spent, with the path probe running in the background for latency under
-load (``probes.bandwidth.loaded_latency``).
+load (``probes.bandwidth.loaded_latency``); that probe's packets share the line with the load,
+so their share is added back to the direction's rate (``_with_probe_share``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -28,13 +30,19 @@ from probes.bandwidth.loaded_latency import (
     run_path_probe,
 )
 from probes.bandwidth.speedtest_compat import _opener, _speedtest_module, make_speedtest
-from probes.bandwidth.steady_window import _Window, steady_window
+from probes.bandwidth.steady_window import (
+    LINE_MIN_MEASURE_BYTES,
+    MIN_MEASURE_BYTES,
+    _Window,
+    steady_window,
+)
 from probes.bandwidth.streams import (
     _ByteCounter,
     _download_worker,
     _tune_load_socket,
     _upload_worker,
 )
+from probes.network.path_packet import RTP_HEADER_BYTES
 
 SAMPLE_S = 0.1                # byte counter sampling period
 IDLE_RTT_S = 0.6              # idle path test before loading
@@ -42,6 +50,8 @@ CENTER_DOWNLOAD_SIDE = 7000   # random7000x7000.jpg: 98 MB, so a stream rarely r
 PUBLIC_DOWNLOAD_SIDE = 4000   # the largest file speedtest.net servers carry
 CENTER_UPLOAD_BYTES = 256 * 1024 * 1024   # declared per upload request; cut short when done
 PUBLIC_UPLOAD_BYTES = 7340032  # the largest upload speedtest-cli makes
+IPV4_UDP_HEADER_BYTES = 28
+TCP_PAYLOAD_PER_IP_BYTE = 1448 / 1500  # MTU 1500: IPv4 20 + TCP 20 + timestamps 12 per segment
 
 
 class BandwidthError(Exception):
@@ -63,7 +73,9 @@ class DirectionReading:
     stream_errors: int = 0
     problem: str | None = None
     trace_mbit_s: tuple[float, ...] = ()   # rate in each 100 ms sample, warm-up included
-    counted: str = "read"         # "read" by the app, "acked" by the receiver, or "sent"
+    counted: str = "read"         # "arrived" (segments in), "acked" by the receiver (uploads),
+    #                               or where the OS does not tell: "read" by the app, "sent"
+    probe_mbit_s: float = 0.0     # the latency probe's packets this way, included in mbit_s
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,7 @@ class BandwidthReading:
 def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list[threading.Thread]],
                    streams: int, budget_s: float, clock: Callable[[], float], *,
                    download: bool) -> DirectionReading:
-    counter, stop = _ByteCounter(), threading.Event()
+    counter, stop = _ByteCounter(download=download), threading.Event()
     t0 = clock()
     threads = start_workers(counter, stop)
     samples: list[tuple[float, int]] = [(0.0, 0)]
@@ -112,16 +124,24 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
             if samples[-1][1] == 0 and counter.errors >= streams and now > 1.0:
                 done = True   # every stream failed and nothing arrived
             window = steady_window(samples, done=done,
-                                   counted_when_sent=not download and not counter.counts_acked)
+                                   counted_when_sent=not download and not counter.counts_line,
+                                   min_measure_bytes=LINE_MIN_MEASURE_BYTES
+                                   if counter.counts_line else MIN_MEASURE_BYTES)
             if window is not None or done:
                 break
     finally:
         stop.set()
+        # The samples are taken: end the connections now. An upload stream on a slow line
+        # sits in a send until its buffer drains (seconds at 0.5 Mbit/s), which would hold
+        # the phase past its budget (measured: 8.4 s on a 2/0.5 Mbit/s line).
+        counter.abort()
+        join_by = clock() + 0.5
         for thread in threads:
-            thread.join(timeout=0.5)
+            thread.join(timeout=max(0.0, join_by - clock()))
     elapsed = clock() - t0
     total = counter.total
-    counted = "read" if download else ("acked" if counter.counts_acked else "sent")
+    counted = (("arrived" if counter.counts_line else "read") if download
+               else ("acked" if counter.counts_line else "sent"))
     trace = tuple(round((b1 - b0) * 8 / max(1e-9, t1 - t0_) / 1e6, 2)
                   for (t0_, b0), (t1, b1) in zip(samples, samples[1:], strict=False))
     if window is None or window.rate <= 0:
@@ -134,6 +154,24 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
                             total_bytes=total, streams=streams, steady=window.steady,
                             stream_errors=counter.errors, trace_mbit_s=trace,
                             counted=counted)
+
+
+def _with_probe_share(reading: DirectionReading, probe: Any, *,
+                      download: bool) -> DirectionReading:
+    """``reading`` with the latency probe's share of the line added back to its rate.
+
+    The probe (an RTP-sized packet every 20 ms each way, 80 kbit/s: 5 % of a 1.5 Mbit/s uplink)
+    crosses the same bottleneck as the load, so the streams carry that much less than the line
+    does. Its packets this way (the requests up while uploading, the echoes that came back
+    down while downloading) are counted at what the same IP bytes carry as TCP payload.
+    """
+    if reading.mbit_s is None or probe is None or probe.duration_s <= 0:
+        return reading
+    packets = probe.received if download else probe.sent
+    ip_bytes = packets * (probe.payload_bytes + RTP_HEADER_BYTES + IPV4_UDP_HEADER_BYTES)
+    share = ip_bytes * 8 / probe.duration_s / 1e6 * TCP_PAYLOAD_PER_IP_BYTE
+    return dataclasses.replace(reading, mbit_s=reading.mbit_s + share,
+                               probe_mbit_s=round(share, 4))
 
 
 def _workers(target: Callable[..., None], *args: Any, streams: int, name: str,
@@ -210,7 +248,7 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
             reading = _run_direction(start, streams, budget, clock,
                                      download=name == "download")
         rtt, samples[name] = loaded.loaded_rtt_ms(reading.warmup_s)
-        return reading, rtt
+        return _with_probe_share(reading, loaded.reading, download=name == "download"), rtt
 
     download, rtt_down = leg(_download_worker, download_url, name="download", share=0.5)
     upload, rtt_up = leg(_upload_worker, best["url"], upload_bytes, name="upload", share=1.0)

@@ -1,10 +1,12 @@
 """The steady-window estimator: where in a direction's byte-count samples the rate is read. Pure.
 
 The warm-up (until the rate stops rising, and past the refill of any early loss) is excluded; the
-rate is the least-squares slope of the byte count over a window that stops as soon as it is
-steady (``steady_window``), so a steady line is done in about 1.5-2 s per direction and the whole
-phase stays within ``max_duration_s`` (8 s by default). The samples come from the byte counter
-of ``probes.bandwidth.streams``, every 100 ms.
+rate is the least-squares slope of the byte count over the fastest steady window, which stops
+as soon as it is steady and as fast as the fastest half second seen (``steady_window``), so a
+steady line is done in about 1.5-2 s per direction and the whole phase stays within
+``max_duration_s`` (8 s by default). The samples come from the byte counter of
+``probes.bandwidth.streams``, every 100 ms: on Linux what the kernel saw cross the line, so a
+loss makes no hole-and-refill in them; elsewhere what the application read or sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ MIN_WARMUP_S = 0.4            # never trust the first 0.4 s (connection set-up, 
 MIN_MEASURE_S = 1.0           # shortest measured window after warm-up ...
 MIN_MEASURE_BYTES = 768 * 1024  # ... and it holds at least this much (1.3 s at 5 Mbit/s)
 STEADY_TOLERANCE = 0.04       # the two halves of the window agree within 4 %: steady
+LINE_MIN_MEASURE_BYTES = 96 * 1024  # ... or this much when the kernel counts arrivals
+PEAK_S = 0.5                 # the early stop compares the window with the fastest 0.5 s
 SPIKE_RATIO = 0.4            # a 100 ms sample 40 % above the median ...
 SPIKE_MIN_BYTES = 64 * 1024  # ... and 64 KiB above it is a refilled hole, not noise
 
@@ -45,10 +49,19 @@ def _slope(samples: list[tuple[float, int]], i: int, j: int) -> tuple[float, flo
     return slope, (resid / (n - 2) / sxx) ** 0.5
 
 
+def _peak_rate(samples: list[tuple[float, int]], first: int, last: int) -> float:
+    """The fastest least-squares slope over any PEAK_S of samples first..last (bytes/s)."""
+    width = max(2, round(PEAK_S / max(1e-9, (samples[last][0] - samples[first][0])
+                                      / max(1, last - first))))
+    rates = [_slope(samples, i, i + width)[0] for i in range(first, last - width + 1)]
+    return max(rates, default=0.0)
+
+
 def steady_window(samples: list[tuple[float, int]], *, done: bool,
                   min_warmup_s: float = MIN_WARMUP_S, min_measure_s: float = MIN_MEASURE_S,
                   tolerance: float = STEADY_TOLERANCE,
-                  counted_when_sent: bool = False) -> _Window | None:
+                  counted_when_sent: bool = False,
+                  min_measure_bytes: int = MIN_MEASURE_BYTES) -> _Window | None:
     """The measured window: after warm-up, at least ``min_measure_s`` long, and steady.
 
     ``samples`` are (seconds since the load started, bytes so far), every 100 ms. Warm-up (TCP
@@ -56,11 +69,13 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     count jump) is excluded: the window may start no earlier than ``min_warmup_s`` and no
     earlier than the rate stops rising (the last 0.3 s within 10 % of the 0.3 s before), and
     after the last spike (a refilled hole: bytes that arrived earlier, released at once); later
-    starts are tried in 0.2 s steps and the steadiest window wins (least relative standard error
-    of the slope plus disagreement of its halves). Steady: the slope's standard error is within
-    ``tolerance / 2`` of it and the two halves' slopes agree within ``tolerance * 1.5``.
-    Returns None while no window is steady yet; with ``done`` (time is up) the steadiest window
-    found, flagged not steady.
+    starts are tried in 0.2 s steps. A window is at least ``min_measure_s`` long and holds
+    ``min_measure_bytes`` at the line's rate. Steady: the slope's standard error is within
+    ``tolerance / 2`` of it and the two halves' slopes agree within ``tolerance * 1.5``; the
+    fastest steady window is the reading, and before time is up only once it is within
+    ``tolerance`` of the fastest ``PEAK_S`` after warm-up (the machine may have slowed a stretch;
+    the line does not speed up). Returns None while there is no such window yet; with ``done``
+    (time is up) and no steady window, the longest window, flagged not steady.
     """
     last = len(samples) - 1
     times = [t for t, _ in samples]
@@ -105,28 +120,44 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     line_rate = rate(warm, last)
     if line_rate > 0 and backlog / line_rate > times[first_start]:
         first_start = max(first_start, min(last, index_at(backlog / line_rate) + 1))
-    # A slow line carries few packets in a second: TCP's stalls and refills then weigh more,
-    # so the window must also hold MIN_MEASURE_BYTES (1.3 s at 5 Mbit/s, 2 s at 3 Mbit/s).
+    # Counted by the application, a slow line's stalls and refills (TCP holding back what
+    # arrived behind a lost segment) weigh more: the window must also hold min_measure_bytes
+    # (MIN_MEASURE_BYTES: 1.3 s at 5 Mbit/s, 2 s at 3 Mbit/s). Counted by the kernel as
+    # segments arrive, there are no refills, and a shorter minimum is enough.
     if line_rate > 0:
-        min_measure_s = max(min_measure_s, MIN_MEASURE_BYTES / line_rate)
-    best: tuple[tuple[int, float], _Window] | None = None
-    for start in [*range(first_start, last, 2), *(range(warm, first_start, 2) if done else ())]:
-        if times[last] - times[start] < min_measure_s - 1e-9:
-            break
-        whole, se = _slope(samples, start, last)
-        if whole <= 0:
-            continue
-        mid = index_at((times[start] + times[last]) / 2)
-        first, _ = _slope(samples, start, mid)
-        second, _ = _slope(samples, mid, last)
-        spread = abs(first - second) / whole
-        steady = se / whole <= tolerance / 2 and spread <= tolerance * 1.5
-        score = (0 if steady else 1, se / whole + spread)
-        if best is None or score < best[0]:
-            best = (score, _Window(start, last, whole, steady))
-    if best is not None and (best[1].steady or done):
-        return best[1]
+        min_measure_s = max(min_measure_s, min_measure_bytes / line_rate)
+    def judge(starts: range) -> list[_Window]:
+        windows = []
+        for start in starts:
+            if times[last] - times[start] < min_measure_s - 1e-9:
+                break
+            whole, se = _slope(samples, start, last)
+            if whole <= 0:
+                continue
+            mid = index_at((times[start] + times[last]) / 2)
+            first, _ = _slope(samples, start, mid)
+            second, _ = _slope(samples, mid, last)
+            spread = abs(first - second) / whole
+            steady = se / whole <= tolerance / 2 and spread <= tolerance * 1.5
+            windows.append(_Window(start, last, whole, steady))
+        return windows
+
+    candidates = judge(range(first_start, last, 2))
+    # Of the steady windows, the fastest: on a line the load fills, what slows a stretch is
+    # the measuring machine (a CPU-starved sender or reader), never the line going faster.
+    steady = [w for w in candidates if w.steady]
+    if steady:
+        best = max(steady, key=lambda w: w.rate)
+        # Before time is up, never stop in such a slow stretch: the window must be within
+        # tolerance of the fastest PEAK_S of the samples after warm-up.
+        if done or best.rate >= (1 - tolerance) * _peak_rate(samples, first_start, last):
+            return best
+        return None
     if not done:
         return None
+    # Time is up and nothing was steady: the longest window (no stretch of it can be told
+    # better than the rest), after the last refill if one is long enough, else from warm-up.
+    for window in (*candidates, *judge(range(warm, first_start, 2))):
+        return _Window(window.start, window.end, window.rate, False)
     whole, _ = _slope(samples, warm, last) if last - warm >= 2 else (rate(warm, last), 0.0)
     return _Window(warm, last, whole, False)
