@@ -15,8 +15,10 @@ from agent_kit.core.checks import BY_ID, ids_owned_by
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
+from agent_kit.run.microphone_step import READY_WAIT_S
 
 if TYPE_CHECKING:   # the probes load only when a unit runs (fast start-up)
+    from agent_kit.run.microphone_step import MicrophoneGuide
     from probes.network.path import PathReading
     from probes.network.traceroute import TracerouteReading
 
@@ -37,6 +39,9 @@ class ProbeContext:
     reflector: tuple[str, int] | None = None   # explicit --reflector, else the center's
     interactive: bool = False                  # a person is at the terminal/window
     prompt: Callable[[str], None] = field(default=_no_prompt)  # show an instruction
+    # The face's guide through the microphone test (which device, "ready?", countdown, live
+    # level); None: the instructions go through ``prompt`` only.
+    microphone: MicrophoneGuide | None = None
     # The monitor traces the hops itself, in a child process (agent_kit.loop.traceroute_child),
     # and switches the in-process traceroute off: the path unit hands it the stream it just
     # measured and judges that stream with the trace this returns (the monitor's last one).
@@ -97,19 +102,9 @@ def _headset(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _room(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.core.i18n import _
-    from agent_kit.evaluate.audio import evaluate_room
-    from probes.audio.capture import measure_audio
+    from agent_kit.run.microphone_step import room_results
 
-    reading = measure_audio(
-        quiet_s=float(ctx.policy.setting("audio", "quiet_s", 3.0)),
-        speech_s=float(ctx.policy.setting("audio", "speech_s", 6.0)),
-        interactive=ctx.interactive, prompt=ctx.prompt,
-        quiet_text=_("Microphone test: please stay quiet for {seconds:g} seconds..."),
-        speech_text=_("Now read this sentence aloud: \"{sentence}\""),
-        sentence=_("The quick brown fox jumps over the lazy dog, and my headset is ready for "
-                   "today's calls."))
-    return evaluate_room(reading, ctx.policy)
+    return room_results(ctx)
 
 
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
@@ -187,9 +182,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("vpn", _vpn, timeout_s=5.0),
     ProbeUnit("headset", _headset, timeout_s=15.0),
     # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
-    # more than ~50 s of capture would need a longer timeout.
+    # more than ~50 s of capture would need a longer timeout. Plus the time a guided test
+    # waits for the person to say they are ready.
     ProbeUnit("room", _room,
-              timeout_s=60.0),
+              timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
