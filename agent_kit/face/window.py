@@ -212,7 +212,7 @@ class OnboardingWindow:
         self.intro.grid(row=2, column=0, sticky="ew", pady=(8, 6))
         self.steps = ttk.Frame(f)
         self.steps.grid(row=3, column=0, sticky="ew")
-        self.steps.columnconfigure((0, 2), weight=1, uniform="step")
+        self.steps.columnconfigure((1, 3), weight=1)   # titles take what they need
         self.progress = ttk.Progressbar(f, mode="determinate", maximum=100)
         self.progress.grid(row=4, column=0, sticky="ew", pady=(8, 4))
         self.verdict = tk.Label(f, text="", font=self.fonts["verdict"])
@@ -266,7 +266,7 @@ class OnboardingWindow:
             self.center_entry = ttk.Entry(row, width=24)
             self.center_entry.pack(side="left", padx=(6, 12))
         tk.Label(row, text=_("Setup code"), background=SETUP_BG).pack(side="left")
-        self.code_entry = ttk.Entry(row, width=20, show="•")
+        self.code_entry = ttk.Entry(row, width=20)
         self.code_entry.pack(side="left", padx=(6, 8), fill="x", expand=True)
         self.code_entry.bind("<Return>", lambda _e: self.start_enroll())
         self.setup_error = tk.Label(box, text="", background=SETUP_BG, foreground=RED,
@@ -332,6 +332,8 @@ class OnboardingWindow:
         self.busy = True
         self._set_buttons(enabled=False)
         self.report_buttons.grid_remove()
+        # What the intro says matters before the start; its lines go to the list now.
+        self.intro.grid_remove()
         self.verdict.configure(text=_("Checking…"), fg=BLUE)
         self.summary.configure(text="")
         self.problem_list.clear()
@@ -473,8 +475,8 @@ class OnboardingWindow:
         label = _(_UNIT_LABEL.get(name) or _GROUP_LABEL.get(group) or name)
         title = ttk.Label(self.steps, text=label)
         title.grid(row=row, column=column * 2, sticky="w", pady=1)
-        state = ttk.Label(self.steps, text=_("waiting"), foreground=GREY, width=18)
-        state.grid(row=row, column=column * 2 + 1, sticky="w", padx=(6, 16))
+        state = ttk.Label(self.steps, text=_("waiting"), foreground=GREY)
+        state.grid(row=row, column=column * 2 + 1, sticky="w", padx=(8, 12))
         self._step_rows[name] = (title, state)
 
     def _set_step(self, unit: str, text: str, colour: str) -> None:
@@ -532,7 +534,7 @@ class OnboardingWindow:
         not_set_up = _("no center configured")
         for reason, titles in by_reason.items():
             names = ", ".join(titles)
-            if reason == not_set_up:
+            if not_set_up in reason:   # "no center configured", "cannot tell: no center..."
                 text = _("Not measured until this computer is set up: {checks}").format(
                     checks=names)
             else:
