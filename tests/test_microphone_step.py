@@ -3,7 +3,9 @@ and what the window's panel says about the device. The real capture is in test_w
 
 from __future__ import annotations
 
+import io
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,12 @@ from agent_kit.core.checks import ids_owned_by
 from agent_kit.core.i18n import set_language
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
-from agent_kit.face.microphone_panel import device_line, meter_fraction
+from agent_kit.face.microphone_guide import (
+    TerminalMicrophoneGuide,
+    device_line,
+    meter_fraction,
+    meter_text,
+)
 from agent_kit.face.window import window_size
 from agent_kit.run.microphone_step import MicrophoneInUse, room_results
 from agent_kit.run.units import ProbeContext
@@ -122,3 +129,27 @@ def test_guided_capture_reports_each_step_with_its_length_and_live_levels(monkey
     assert "2 seconds" in steps[0][0] and "read this sentence aloud" in steps[1][0]
     assert levels == [-70.0, -70.0]
     assert reading.device == "Jabra Evolve2 40" and reading.prompted
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_guide_names_the_device_waits_for_enter_and_draws_the_meter():
+    set_language("en")
+    out = Tty()
+    guide = TerminalMicrophoneGuide(stream=out, stdin=io.StringIO("\n"))
+    assert guide.ready(MicrophoneInUse("Jabra Evolve2 40", "usb_headset"), 5.0)
+    guide.phase("Now read this sentence aloud", 1.0)
+    guide.level(-30.0)
+    time.sleep(0.35)
+    guide.finished()
+    text = out.getvalue()
+    assert ">>> Testing: Jabra Evolve2 40" in text and "press Enter" in text
+    assert ">>> Now read this sentence aloud" in text
+    assert "\r" + meter_text(-30.0, 1) + "\x1b[K" in text     # the line rewrites itself
+    assert meter_text(-30.0, 1).count("█") == 15 and text.endswith("\n")
+    # end of input (no person at the keyboard): the test is not started
+    assert not TerminalMicrophoneGuide(stream=io.StringIO(), stdin=io.StringIO("")).ready(
+        MicrophoneInUse(None, None), 5.0)

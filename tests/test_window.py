@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from agent_kit.core.i18n import set_language
-from agent_kit.face.microphone_panel import device_line
+from agent_kit.face.microphone_guide import device_line
 from agent_kit.face.window import OnboardingWindow, WindowOptions, widget_texts
 from agent_kit.run.microphone_step import MicrophoneInUse
 from tests.center_seed import run_center

@@ -14,34 +14,17 @@ from collections.abc import Callable
 from tkinter import font as tkfont
 
 from agent_kit.core.i18n import _
+from agent_kit.face.microphone_guide import (
+    METER_FLOOR_DBFS,
+    METER_LOUD_DBFS,
+    METER_SPEECH_DBFS,
+    device_line,
+    meter_fraction,
+)
 from agent_kit.run.microphone_step import MicrophoneInUse
 
-METER_FLOOR_DBFS = -60.0   # the empty bar: a quiet room's floor reads about -60 dBFS here
-METER_SPEECH_DBFS = -40.0  # from here on the bar is green: a voice the test will hear
-METER_LOUD_DBFS = -6.0     # and red from here: close to clipping
 PANEL_BG = "#eef3fb"
 BLUE, GREEN, AMBER, RED, GREY = "#0d47a1", "#1b7f3a", "#a86b00", "#c62828", "#9e9e9e"
-
-
-def device_line(microphone: MicrophoneInUse) -> tuple[str, bool]:
-    """What the panel says about the microphone, and whether it is a warning."""
-    if microphone.kind == "builtin":
-        return _("Warning: this test would record the computer's built-in microphone, not a "
-                 "headset. Plug in your headset and select it as the microphone in the sound "
-                 "settings."), True
-    if microphone.kind == "webcam":
-        return _("Warning: this test would record the webcam's microphone, not a headset. "
-                 "Select your headset as the microphone in the sound settings."), True
-    if microphone.name is None:
-        return _("Warning: no microphone is selected in the sound settings."), True
-    return _("Testing: {device}").format(device=microphone.name), not microphone.is_headset
-
-
-def meter_fraction(dbfs: float) -> float:
-    """Where a level sits on the meter, 0 (floor) to 1 (0 dBFS)."""
-    if math.isnan(dbfs):
-        return 0.0
-    return min(1.0, max(0.0, (dbfs - METER_FLOOR_DBFS) / -METER_FLOOR_DBFS))
 
 
 class MicrophonePanel(tk.Frame):
