@@ -10,6 +10,7 @@ smallest one the window must fit with four problems. Screenshots of the whole sc
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -204,6 +205,9 @@ def root(display: str) -> Iterator[tk.Tk]:
     r.geometry("+0+0")   # the window picks its own size; the test only pins the corner
     yield r
     r.destroy()
+    # Free this window's Tk objects here, on Tk's thread: the cyclic collector running them
+    # down in a later test's worker thread would make Tcl abort the process.
+    gc.collect()
     set_language("en")
 
 

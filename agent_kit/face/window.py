@@ -104,6 +104,15 @@ def default_report_dir() -> Path:
     return docs if docs.is_dir() else Path.home()
 
 
+def _collect_on_tk_thread() -> None:
+    """Collect cyclic garbage now, on Tk's thread. Tk objects with a finaliser (fonts, images,
+    variables) that the cyclic collector frees on a worker thread make Tcl abort the process;
+    collecting here before a worker starts leaves it nothing of Tk's to collect."""
+    import gc
+
+    gc.collect()
+
+
 def _is_enrolled() -> bool:
     from agent_kit.link.state_folder import load_enrollment
 
@@ -296,6 +305,7 @@ class OnboardingWindow:
             self._setup_failed(_("Enter the setup code IT gave you."))
             return
         self.enrolling = True
+        _collect_on_tk_thread()
         self.enroll_button.state(["disabled"])
         self._set_buttons(enabled=False)
         self.setup_error.configure(text=_("Setting up…"), foreground=BLUE)
@@ -341,6 +351,7 @@ class OnboardingWindow:
             child.destroy()
         self._step_rows.clear()
         self.progress.configure(value=0.0)
+        _collect_on_tk_thread()
         threading.Thread(target=self._work, args=(diagnose,), name="onboarding-check",
                          daemon=True).start()
 
@@ -566,6 +577,7 @@ class OnboardingWindow:
             return
         self.send_button.state(["disabled"])
         diagnosis, written = self._last_diagnosis
+        _collect_on_tk_thread()
 
         def work() -> None:
             from agent_kit.face.diagnose_flow import send_report
