@@ -219,10 +219,10 @@ def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
                 overflows += 1
             chunks.append(indata[:, 0].copy())
             got += frames
-        if on_level is not None:
-            on_level(block_level_dbfs(indata[:, 0]))
             if got >= wanted:
                 done.set()
+        if on_level is not None:
+            on_level(block_level_dbfs(indata[:, 0]))
 
     # 50 ms blocks: a level meter that moves smoothly, few enough callbacks to stay cheap.
     with sd.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
