@@ -90,7 +90,9 @@ class MicrophonePanel(tk.Frame):
         self.prompt.configure(text=text)
         self.prompt.pack(fill="x", pady=(8, 6))
         self._row.pack(fill="x")
-        self._ends_at = time.monotonic() + seconds
+        # no length known (plain instructions): no countdown rather than a wrong one
+        self._ends_at = time.monotonic() + seconds if seconds > 0 else None
+        self.countdown.configure(text="")
         self.tick()
 
     def pressed(self) -> None:
