@@ -166,6 +166,11 @@ def run_microphone_step(display: str, window: OnboardingWindow, feed: object,
     while (window.busy or window.last_report is None) and time.monotonic() < deadline:
         window.root.update()
         step.sizes.add((window.root.winfo_width(), window.root.winfo_height()))
+        # read the countdown first: a screenshot below can take a second on a busy machine
+        if window.prompt.winfo_ismapped():
+            count = str(panel.countdown.cget("text"))
+            if count and (not step.countdowns or step.countdowns[-1] != count):
+                step.countdowns.append(count)
         # "active" when the pointer already rests on it (where the last test clicked)
         if panel.ready_button.winfo_ismapped() and str(panel.ready_button.cget("state")) \
                 != "disabled":
@@ -184,9 +189,6 @@ def run_microphone_step(display: str, window: OnboardingWindow, feed: object,
                 feed.play(speech)  # type: ignore[attr-defined]
                 window.root.update()
         if step.prompts and window.prompt.winfo_ismapped():
-            count = str(panel.countdown.cget("text"))
-            if count and (not step.countdowns or step.countdowns[-1] != count):
-                step.countdowns.append(count)
             n = len(step.prompts)
             step.bar_px[n] = max(step.bar_px.get(n, 0), panel.bar_width)
             if n == 2 and step.bar_px[n] > 0 and not step.speech_shot:
@@ -228,7 +230,7 @@ def test_ready_with_prompts_in_english(display, headset, root, tmp_path):
     texts = widget_texts(root)
     # the microphone step: which device, a countdown, a meter that moves with the voice
     assert step.device == "Testing: Jabra Evolve2 40", step.device
-    assert "2 s" in step.countdowns and "1 s" in step.countdowns, step.countdowns
+    assert "1 s" in step.countdowns and len(set(step.countdowns)) >= 3, step.countdowns
     assert step.bar_px.get(2, 0) > step.bar_px.get(1, 0) + 100, step.bar_px
     assert len(step.sizes) == 1, f"the window changed size during the run: {step.sizes}"
     assert len(prompts) == 2, prompts
