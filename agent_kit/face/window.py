@@ -96,7 +96,7 @@ def _worst(results: list[CheckResult]) -> Status:
 
 def _step_word(status: Status) -> str:
     return {Status.PASS: _("OK"), Status.WARN: _("needs attention"),
-            Status.FAIL: _("problem found"), Status.UNKNOWN: _("could not measure")}[status]
+            Status.FAIL: _("problem found"), Status.UNKNOWN: _("not measured")}[status]
 
 
 def default_report_dir() -> Path:
