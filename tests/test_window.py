@@ -310,12 +310,16 @@ def inside(widget: tk.Misc, box: tuple[int, int, int, int]) -> bool:
 
 
 @pytest.mark.parametrize("lang", ["en", "ja", "ko", "sv"])
-def test_four_problems_fit_a_1280x800_screen(display, audio_lab, root, tmp_path, lang):
+def test_four_problems_fit_a_1280x800_screen(display, audio_lab, root, tmp_path, lang,
+                                             monkeypatch):
     """A new agent's worst first run: not enrolled, no VPN, the laptop's microphone selected,
     a noisy room. The window keeps its size, the list scrolls, the buttons stay on screen."""
     lab = audio_lab
     lab.laptop.set_background(lab.sounds["loud"])
     lab.server.set_default_source("laptop_mic")
+    # The recording stream too (LAB.md): once in a full run it still went to the headset's
+    # source after the default changed, and a quiet room left the list one problem short.
+    monkeypatch.setenv("PULSE_SOURCE", "laptop_mic")
     try:
         set_language(lang)
         window = OnboardingWindow(root, WindowOptions(
