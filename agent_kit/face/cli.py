@@ -113,6 +113,7 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
           lang: LangOpt = None, details: DetailsOpt = False) -> None:
     """Check this computer, its connection, headset and room against the call standards."""
     from agent_kit.core.i18n import set_language
+    from agent_kit.face.microphone_guide import TerminalMicrophoneGuide
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
 
@@ -122,7 +123,8 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     interactive = sys.stdin.isatty() and not json_out
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
                       interactive=interactive, on_error=fail_usage,
-                      prompt=terminal_prompt if interactive else None)
+                      prompt=terminal_prompt if interactive else None,
+                      microphone=TerminalMicrophoneGuide() if interactive else None)
     report = run.execute(progress=terminal_progress)
     if json_out:
         from agent_kit.face.terminal import report_json

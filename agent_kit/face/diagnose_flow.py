@@ -105,6 +105,7 @@ def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[
                          report_path: str | None, upload: bool,
                          on_error: Callable[[str], NoReturn], details: bool = False) -> bool:
     """What ``agent-kit diagnose`` does; returns whether the workstation is ready."""
+    from agent_kit.face.microphone_guide import TerminalMicrophoneGuide
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
 
@@ -113,7 +114,8 @@ def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[
     interactive = sys.stdin.isatty() and not json_out
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=reflector,
                       interactive=interactive, on_error=on_error,
-                      prompt=terminal_prompt if interactive else None)
+                      prompt=terminal_prompt if interactive else None,
+                      microphone=TerminalMicrophoneGuide() if interactive else None)
     diagnosis = run_diagnosis(run, progress=terminal_progress)
     try:
         written = write_report(diagnosis, report_path)

@@ -18,6 +18,7 @@ from agent_kit.link.discovery import (
     unreachable_center,
 )
 from agent_kit.link.state_folder import load_enrollment
+from agent_kit.run.microphone_step import MicrophoneGuide
 from agent_kit.run.runner import ProgressFn
 from agent_kit.run.units import ProbeContext, ProbeUnit, units_for
 
@@ -42,9 +43,11 @@ class PreparedRun:
 def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str],
                 reflector: tuple[str, int] | None, interactive: bool,
                 on_error: Callable[[str], NoReturn],
-                prompt: Callable[[str], None] | None = None) -> PreparedRun:
+                prompt: Callable[[str], None] | None = None,
+                microphone: MicrophoneGuide | None = None) -> PreparedRun:
     """Resolve everything a run needs; bad input goes to ``on_error`` (exit 2 in the CLI).
-    ``prompt`` shows the microphone test's instructions (the face's; silent by default)."""
+    ``prompt`` shows the microphone test's instructions (the face's; silent by default);
+    ``microphone`` guides the test instead where the face can (the window)."""
     try:
         policy: Policy = load_policy(policy_path)
     except PolicyError as exc:
@@ -75,7 +78,7 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
                     on_error(f"enrollment: {bad_url}")
     ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
                        interactive=interactive, not_enrolled=problem == _NOT_ENROLLED,
-                       prompt=prompt or _silent)
+                       prompt=prompt or _silent, microphone=microphone)
     return PreparedRun(context=ctx, units=units_for(groups), center_problem=problem)
 
 

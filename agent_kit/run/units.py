@@ -16,8 +16,10 @@ from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
+from agent_kit.run.microphone_step import READY_WAIT_S
 
 if TYPE_CHECKING:   # the probes load only when a unit runs (fast start-up)
+    from agent_kit.run.microphone_step import MicrophoneGuide
     from probes.network.path import PathReading
     from probes.network.traceroute import TracerouteReading
 
@@ -40,6 +42,9 @@ class ProbeContext:
     # no --center and no enrollment: the report says so once, with what to do
     not_enrolled: bool = False
     prompt: Callable[[str], None] = field(default=_no_prompt)  # show an instruction
+    # The face's guide through the microphone test (which device, "ready?", countdown, live
+    # level); None: the instructions go through ``prompt`` only.
+    microphone: MicrophoneGuide | None = None
     # The monitor traces the hops itself, in a child process (agent_kit.loop.traceroute_child),
     # and switches the in-process traceroute off: the path unit hands it the stream it just
     # measured and judges that stream with the trace this returns (the monitor's last one).
@@ -101,18 +106,9 @@ def _headset(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _room(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.evaluate.audio import evaluate_room
-    from probes.audio.capture import measure_audio
+    from agent_kit.run.microphone_step import room_results
 
-    reading = measure_audio(
-        quiet_s=float(ctx.policy.setting("audio", "quiet_s", 3.0)),
-        speech_s=float(ctx.policy.setting("audio", "speech_s", 6.0)),
-        interactive=ctx.interactive, prompt=ctx.prompt,
-        quiet_text=_("Microphone test: please stay quiet for {seconds:g} seconds..."),
-        speech_text=_("Now read this sentence aloud: \"{sentence}\""),
-        sentence=_("The quick brown fox jumps over the lazy dog, and my headset is ready for "
-                   "today's calls."))
-    return evaluate_room(reading, ctx.policy)
+    return room_results(ctx)
 
 
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
@@ -189,9 +185,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("vpn", _vpn, timeout_s=5.0, needs_center=True),
     ProbeUnit("headset", _headset, timeout_s=15.0),
     # quiet_s + speech_s of recording (9 s by default) plus analysis; policies asking for
-    # more than ~50 s of capture would need a longer timeout.
+    # more than ~50 s of capture would need a longer timeout. Plus the time a guided test
+    # waits for the person to say they are ready.
     ProbeUnit("room", _room,
-              timeout_s=60.0),
+              timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.

@@ -31,8 +31,11 @@ MIN_SPEECH_S = 1.0       # speech time needed to call it speech
 SPEECH_OVER_NOISE_DB = 6.0  # and the P.56 level must stand this far above the noise
 LONG_FRAME_RUN = 8       # 8 x 20 ms = 160 ms frames for the A-weighted floor
 LONG_FRAMES_MIN = 3      # at least 0.48 s of them, else the 20 ms frames
-SENTENCE = ("The quick brown fox jumps over the lazy dog, and my headset is ready for "
-            "today's calls.")
+# What an agent says on a call, about six seconds of speech (speech_s): a pangram reads like a
+# typing test and makes people hurry or stumble.
+SENTENCE = ("Good morning, and thank you for calling. How can I help you today? Let me look "
+            "that up for you.")
+LEVEL_FLOOR_DBFS = -100.0   # what a block of digital silence reports to ``on_level``
 
 
 @dataclass(frozen=True)
@@ -177,13 +180,27 @@ def call_input_device() -> tuple[Any, str]:
     return default_in, str(sd.query_devices(default_in)["name"])
 
 
+def block_level_dbfs(block: NDArray[np.int16]) -> float:
+    """RMS level of one block of int16 samples in dBFS (0 dBFS = a full-scale sine's RMS + 3 dB,
+    i.e. the plain RMS against 32768); ``LEVEL_FLOOR_DBFS`` for digital silence."""
+    import numpy as np
+
+    if block.size == 0:
+        return LEVEL_FLOOR_DBFS
+    rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64)))) / 32768.0
+    return max(LEVEL_FLOOR_DBFS, 20.0 * float(np.log10(rms))) if rms > 0 else LEVEL_FLOOR_DBFS
+
+
 def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
            marks: tuple[tuple[float, str], ...] = (), device: Any = None,
-           sample_rate: int = SAMPLE_RATE) -> tuple[NDArray[np.int16], int]:
+           sample_rate: int = SAMPLE_RATE,
+           on_level: Callable[[float], None] | None = None) -> tuple[NDArray[np.int16], int]:
     """Mono int16 samples for ``seconds`` from ``device``, and the number of input overflows.
 
     ``on_mark(text)`` is called at each (time, text) of ``marks`` while recording, so prompts
-    stay in step with the stream. The samples are kept in memory only.
+    stay in step with the stream. ``on_level(dbfs)`` hears each block's level (about every
+    50 ms) for a live meter: a number only, called on the audio thread, so it must be quick.
+    The samples are kept in memory only.
     """
     import numpy as np
     import sounddevice as sd
@@ -204,8 +221,12 @@ def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
             got += frames
             if got >= wanted:
                 done.set()
+        if on_level is not None:
+            on_level(block_level_dbfs(indata[:, 0]))
 
+    # 50 ms blocks: a level meter that moves smoothly, few enough callbacks to stay cheap.
     with sd.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
+                        blocksize=sample_rate // 20 if on_level is not None else 0,
                         callback=callback):
         t0 = time.monotonic()
         for at, text in sorted(marks):
@@ -227,31 +248,44 @@ def measure_audio(*, quiet_s: float = 3.0, speech_s: float = 6.0, interactive: b
                   prompt: Callable[[str], None] | None = None,
                   quiet_text: str = "Please stay quiet for {seconds:g} seconds...",
                   speech_text: str = "Now read this sentence aloud: \"{sentence}\"",
-                  sentence: str = SENTENCE) -> AudioReading:
+                  sentence: str = SENTENCE, device_label: str | None = None,
+                  on_phase: Callable[[str, float], None] | None = None,
+                  on_level: Callable[[float], None] | None = None) -> AudioReading:
     """Capture the guided window from the call input and analyse it.
 
     Interactive: ``prompt`` shows "stay quiet", then the sentence to read, in step with the
-    recording. Non-interactive: the same window is recorded with no prompt and whatever is heard
-    is measured (speech results are absent when nobody spoke). Capture failures come back as a
-    reading with ``problem`` set, never as an exception.
+    recording; ``on_phase(text, seconds)``, when given, is called instead with how long each
+    step lasts (a countdown), and ``on_level`` hears the live level (``record``).
+    Non-interactive: the same window is recorded with no prompt and whatever is heard is
+    measured (speech results are absent when nobody spoke). ``device_label``: the name the
+    person knows the recorded device by (the sound server's description of its default
+    source), put in the reading instead of PortAudio's route name. Capture failures come back
+    as a reading with ``problem`` set, never as an exception.
     """
     try:
         device, label = call_input_device()
     except Exception as exc:  # noqa: BLE001 - PortAudio missing, no device: a reason, not a crash
         return AudioReading(None, SAMPLE_RATE, 0.0, interactive,
                             problem=f"cannot open the audio system: {exc}")
+    label = device_label or label
     marks: tuple[tuple[float, str], ...] = ()
-    if interactive and prompt is not None:
-        marks = ((0.0, quiet_text.format(seconds=quiet_s)),
-                 (SETTLE_S + quiet_s, speech_text.format(sentence=sentence)))
+    on_mark: Callable[[str], None] | None = prompt
+    guided = interactive and (prompt is not None or on_phase is not None)
+    if guided:
+        steps = {quiet_text.format(seconds=quiet_s): quiet_s,
+                 speech_text.format(sentence=sentence): speech_s}
+        marks = tuple(zip((0.0, SETTLE_S + quiet_s), steps, strict=True))
+        if on_phase is not None:
+            def on_mark(text: str) -> None:
+                on_phase(text, steps[text])
     try:
-        samples, overflows = record(SETTLE_S + quiet_s + speech_s, on_mark=prompt, marks=marks,
-                                    device=device)
+        samples, overflows = record(SETTLE_S + quiet_s + speech_s, on_mark=on_mark,
+                                    marks=marks, device=device, on_level=on_level)
     except Exception as exc:  # noqa: BLE001 - driver errors become a reason
         return AudioReading(label, SAMPLE_RATE, 0.0, interactive,
                             problem=f"recording from {label} failed: {exc}")
     settle = int(SETTLE_S * SAMPLE_RATE)
     reading = analyze_capture(samples[settle:], SAMPLE_RATE, overflows=overflows, device=label,
-                              prompted=interactive and prompt is not None)
+                              prompted=guided)
     del samples
     return reading
