@@ -22,6 +22,7 @@ from agent_kit.face.microphone_guide import (
     meter_text,
 )
 from agent_kit.face.window import window_size
+from agent_kit.run import microphone_step
 from agent_kit.run.microphone_step import MicrophoneInUse, room_results
 from agent_kit.run.units import ProbeContext
 from probes.audio import capture
@@ -95,6 +96,8 @@ def test_nobody_pressed_ready_means_unknown_with_a_fix_and_nothing_recorded(monk
         raise AssertionError("recorded although nobody said they were ready")
 
     monkeypatch.setattr(capture, "record", no_recording)
+    monkeypatch.setattr(microphone_step, "microphone_in_use",
+                        lambda: MicrophoneInUse("Jabra Evolve2 40", "usb_headset"))
     guide = Guide(answer=False)
     ctx = ProbeContext(policy=load_policy(None), interactive=True, microphone=guide)
     results = room_results(ctx)
@@ -102,6 +105,24 @@ def test_nobody_pressed_ready_means_unknown_with_a_fix_and_nothing_recorded(monk
     assert all(r.status is Status.UNKNOWN and r.message == "the microphone test was not started"
                and r.fix and "Start the microphone test" in r.fix for r in results)
     assert [c[0] for c in guide.calls] == ["ready", "finished"]
+
+
+def test_no_microphone_at_all_asks_nobody_to_get_ready(monkeypatch):
+    """Nothing to put on: the guide is not shown, the recording is tried at once and its reason
+    stands (a person is not kept waiting two minutes for a device that is not there)."""
+    set_language("en")
+
+    def no_device(*_a: Any, **_k: Any) -> Any:
+        raise OSError("no input device")
+
+    monkeypatch.setattr(capture, "record", no_device)
+    monkeypatch.setattr(microphone_step, "microphone_in_use", lambda: MicrophoneInUse(None, None))
+    guide = Guide(answer=True)
+    ctx = ProbeContext(policy=load_policy(None), interactive=True, microphone=guide)
+    results = room_results(ctx)
+    assert guide.calls == []
+    assert {r.id for r in results} == set(ids_owned_by("room"))
+    assert all(r.status is Status.UNKNOWN for r in results)
 
 
 def test_guided_capture_reports_each_step_with_its_length_and_live_levels(monkeypatch):

@@ -79,6 +79,10 @@ def room_results(ctx: ProbeContext) -> list[CheckResult]:
 
     guide = ctx.microphone if ctx.interactive else None
     microphone = microphone_in_use() if guide is not None else None
+    if microphone is not None and microphone.name is None and microphone.kind is None:
+        # no input at all (no sound system, nothing plugged in): nothing to put on and wait
+        # for; the recording fails at once with the reason, and the fix says what to plug in
+        guide, microphone = None, None
     if (guide is not None and microphone is not None
             and not guide.ready(microphone, READY_WAIT_S)):
         guide.finished()
