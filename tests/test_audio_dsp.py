@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -145,8 +146,8 @@ def p56_reference_signal(fs: int) -> np.ndarray:
         inside = (t >= start) & (t < start + length)
         edge = np.minimum(t - start, start + length - t)
         ramp = np.where(edge < P56_RAMP_S, 0.5 - 0.5 * np.cos(np.pi * edge / P56_RAMP_S), 1.0)
-        x += np.where(inside, 10 ** (peak_dbfs / 20) * ramp * np.sin(2 * np.pi * freq * (t - start)),
-                      0.0)
+        burst = 10 ** (peak_dbfs / 20) * ramp * np.sin(2 * np.pi * freq * (t - start))
+        x += np.where(inside, burst, 0.0)
     return np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
 
 
@@ -159,12 +160,18 @@ def p56_reference_signal(fs: int) -> np.ndarray:
 # "RMSLev[dB]: -26.509 ActLev[dB]: -25.347 %Active:  76.531" (16 kHz) and
 # "RMSLev[dB]: -26.509 ActLev[dB]: -25.345 %Active:  76.497" (8 kHz). docs/standards.md says how.
 SV56_GOLDEN = {16000: (-26.509, -25.347, 76.531), 8000: (-26.509, -25.345, 76.497)}
+# SHA-256 of the raw files fed to it: the signal regenerated here is that input, bit for bit.
+SV56_INPUT_SHA256 = {
+    16000: "32a922c790fe8497a6eaa8ae709380b12181eefceaf1970e3fa1e90e5f884d76",
+    8000: "1dc2d25307fc4279ad72096eb3744330c1707811a8edb0460bf56d8e0b567c9b"}
 
 
 @pytest.mark.parametrize("fs", sorted(SV56_GOLDEN))
 def test_p56_agrees_with_the_itu_t_reference_meter(fs: int) -> None:
     long_term_db, active_db, active_pct = SV56_GOLDEN[fs]
-    got = dsp.active_speech_level(p56_reference_signal(fs) / 32768, fs)
+    pcm = p56_reference_signal(fs)
+    assert hashlib.sha256(pcm.astype("<i2").tobytes()).hexdigest() == SV56_INPUT_SHA256[fs]
+    got = dsp.active_speech_level(pcm / 32768, fs)
     assert got.long_term_dbfs == pytest.approx(long_term_db, abs=0.005)   # printed to 3 places
     assert got.level_dbfs == pytest.approx(active_db, abs=0.05)
     assert 100 * got.activity == pytest.approx(active_pct, abs=1.0)
