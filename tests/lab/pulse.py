@@ -87,7 +87,6 @@ class MicFeed:
     _thread: threading.Thread | None = None
     _bg_pos: int = 0
     error: BaseException | None = None
-    written: int = 0        # samples written into the FIFO so far: the microphone's clock
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"mic-feed-{self.fifo.name}",
@@ -136,7 +135,6 @@ class MicFeed:
         try:
             while not self._stop.is_set():
                 os.write(fd, self._next_chunk(n))
-                self.written += n
                 i += 1
                 delay = t0 + i * CHUNK_S - time.monotonic()
                 if delay > 0:
