@@ -99,6 +99,7 @@ class Record:
     seq: int | None     # path-test sequence number (AKPT packets), else None
     kind: int | None = None   # path-test kind: 1 request, 2 reply, 3 count query, 4 answer
     planned_ms: float | None = None   # the hold drawn for it (delay + extra + reorder hold)
+    sender_tx_ns: int | None = None   # path-test packets: the send time the sender wrote in it
 
 
 class _Direction:
@@ -130,6 +131,13 @@ def _seq_of(data: bytes) -> int | None:
 
 def _kind_of(data: bytes) -> int | None:
     return data[5] if len(data) >= 12 and data[:4] == b"AKPT" else None
+
+
+def _sender_tx_of(data: bytes) -> int | None:
+    """The sender's send time in a path-test packet (big-endian u64 at offset 12)."""
+    if len(data) >= 20 and data[:4] == b"AKPT":
+        return int(struct.unpack_from("!Q", data, 12)[0])
+    return None
 
 
 # The kernel's receive stamp (Linux asm-generic/socket.h: SO_TIMESTAMPNS = 35, a struct
@@ -200,7 +208,7 @@ class Relay:
         index = d.count
         hold = d.decide()
         rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data),
-                     _kind_of(data), None if hold is None else hold / 1e6)
+                     _kind_of(data), None if hold is None else hold / 1e6, _sender_tx_of(data))
         self.records.append(rec)
         if hold is None:
             return
@@ -384,10 +392,11 @@ def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, A
         rtts = [_hold_ms(up[s]) + _hold_ms(down[s]) for s in round_trip]
         reached = sent_n - dropped_up
         # The loss pattern each listener hears, in sequence order on the sender's schedule
-        # (the relay's receive stamps of the way up): up over every packet sent, down over
-        # the packets that reached the reflector (a reply's seq is its request's).
+        # (the send time it wrote in each packet; the relay's receive stamp for a packet
+        # without one): up over every packet sent, down over the packets that reached the
+        # reflector (a reply's seq is its request's).
         seqs = sorted(up)
-        at_ns = {s: up[s]["rx_ns"] for s in seqs}
+        at_ns = {s: up[s].get("sender_tx_ns") or up[s]["rx_ns"] for s in seqs}
         lost_up = [up[s]["tx_ns"] is None for s in seqs]
         back = [s for s in seqs if up[s]["tx_ns"] is not None]
         lost_down = [s not in down or down[s]["tx_ns"] is None for s in back]
