@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -123,6 +124,57 @@ def test_p56_ignores_silence_between_bursts() -> None:
     assert got.long_term_dbfs == pytest.approx(-26.02, abs=0.01)
     assert got.level_dbfs == pytest.approx(got.long_term_dbfs - 10 * math.log10(got.activity))
     assert got.level_dbfs == pytest.approx(-23.01, abs=0.4)
+
+
+# Tone bursts (start s, length s, frequency Hz, peak dBFS), each with 10 ms raised-cosine
+# ramps, over a 120 Hz tone at -60 dBFS peak for the whole 10.24 s (640 blocks of 256 samples at
+# 16 kHz, 320 at 8 kHz: sv56demo measures whole blocks). The pause between the third and fourth
+# bursts (0.15 s) is shorter than the 0.2 s hangover; the others are longer.
+P56_BURSTS = ((0.40, 0.60, 440, -20), (1.30, 0.80, 1000, -26), (2.25, 0.30, 250, -14),
+              (2.70, 0.45, 700, -30), (4.20, 1.00, 1500, -24), (5.90, 0.25, 3000, -18),
+              (6.60, 1.20, 330, -22), (8.50, 0.70, 2200, -28), (9.50, 0.40, 520, -16))
+P56_SIGNAL_S = 10.24
+P56_RAMP_S = 0.010
+
+
+def p56_reference_signal(fs: int) -> np.ndarray:
+    """The P.56 golden's input, exactly as it was fed to the ITU-T reference meter: 16-bit
+    samples, round(32768 x), of the bursts in ``P56_BURSTS`` over the 120 Hz background."""
+    t = np.arange(int(round(P56_SIGNAL_S * fs))) / fs
+    x = 10 ** (-60 / 20) * np.sin(2 * np.pi * 120 * t)
+    for start, length, freq, peak_dbfs in P56_BURSTS:
+        inside = (t >= start) & (t < start + length)
+        edge = np.minimum(t - start, start + length - t)
+        ramp = np.where(edge < P56_RAMP_S, 0.5 - 0.5 * np.cos(np.pi * edge / P56_RAMP_S), 1.0)
+        burst = 10 ** (peak_dbfs / 20) * ramp * np.sin(2 * np.pi * freq * (t - start))
+        x += np.where(inside, burst, 0.0)
+    return np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
+
+
+# The ITU-T reference meter's results on that signal (the P.56 golden): openitu/STL commit
+# 139db49783b5096abf40d4f271d74fda9d591d20 (2023-04-30), src/sv56 built with cmake (Release),
+# run on 2026-12-02 as
+#   sv56demo -qq -sf 16000 -lev -26 bursts_16000.raw out_16000.raw
+#   sv56demo -qq -sf 8000 -lev -26 bursts_8000.raw out_8000.raw
+# with bursts_FS.raw = p56_reference_signal(FS) as little-endian 16-bit PCM. It printed
+# "RMSLev[dB]: -26.509 ActLev[dB]: -25.347 %Active:  76.531" (16 kHz) and
+# "RMSLev[dB]: -26.509 ActLev[dB]: -25.345 %Active:  76.497" (8 kHz). docs/standards.md says how.
+SV56_GOLDEN = {16000: (-26.509, -25.347, 76.531), 8000: (-26.509, -25.345, 76.497)}
+# SHA-256 of the raw files fed to it: the signal regenerated here is that input, bit for bit.
+SV56_INPUT_SHA256 = {
+    16000: "32a922c790fe8497a6eaa8ae709380b12181eefceaf1970e3fa1e90e5f884d76",
+    8000: "1dc2d25307fc4279ad72096eb3744330c1707811a8edb0460bf56d8e0b567c9b"}
+
+
+@pytest.mark.parametrize("fs", sorted(SV56_GOLDEN))
+def test_p56_agrees_with_the_itu_t_reference_meter(fs: int) -> None:
+    long_term_db, active_db, active_pct = SV56_GOLDEN[fs]
+    pcm = p56_reference_signal(fs)
+    assert hashlib.sha256(pcm.astype("<i2").tobytes()).hexdigest() == SV56_INPUT_SHA256[fs]
+    got = dsp.active_speech_level(pcm / 32768, fs)
+    assert got.long_term_dbfs == pytest.approx(long_term_db, abs=0.005)   # printed to 3 places
+    assert got.level_dbfs == pytest.approx(active_db, abs=0.05)
+    assert 100 * got.activity == pytest.approx(active_pct, abs=1.0)
 
 
 def test_p56_of_silence_is_the_floor() -> None:

@@ -24,7 +24,7 @@ from probes.bandwidth.measure import (
     measure_bandwidth,
 )
 from probes.bandwidth.speedtest_compat import make_speedtest
-from probes.bandwidth.steady_window import steady_window
+from probes.bandwidth.steady_window import MIN_MEASURE_S, MIN_WARMUP_S, steady_window
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +94,27 @@ def test_stock_speedtest_cli_accepts_the_endpoint_offline(endpoint: str) -> None
     servers = client.set_mini_server(endpoint)
     assert servers[0]["url"].endswith("/speedtest/speedtest/upload.php")
     best = client.get_best_server(servers)
-    assert 0 < best["latency"] < 1000
+    # its latency test got answers (speedtest-cli marks "every ping failed" with 1 800 000 ms)
+    assert 0 < best["latency"] < 3600 * 1000 / 2
 
 
 def test_measure_on_loopback_gives_both_directions_within_budget(endpoint: str) -> None:
+    """Each direction measures over a window after the warm-up, and ends because that window
+    is steady (at least MIN_MEASURE_S long) or, when its share of the budget ran out first,
+    says it is not steady. How fast a line reads is not asserted here (it depends on the
+    machine's load): bench/bandwidth_compare.py prints rates and wall times."""
     reading = measure_bandwidth(endpoint, max_duration_s=4.0)
     for direction in (reading.download, reading.upload):
-        assert direction.mbit_s is not None and direction.mbit_s > 10
-        assert direction.warmup_s >= 0.4
+        assert direction.problem is None and direction.mbit_s is not None
+        assert direction.mbit_s > 0 and direction.measured_bytes > 0
+        # a steady window starts after the minimum warm-up; a guess when time ran out may
+        # start at the last sample before it (and says it is not steady)
+        assert direction.warmup_s >= MIN_WARMUP_S or not direction.steady, direction
+        # the window lies within the direction's own run, after its warm-up
+        assert direction.warmup_s + direction.measured_s <= direction.elapsed_s + 1e-9
         # a steady window is at least MIN_MEASURE_S long; on a machine too busy to settle
         # within the budget the reading says so (steady False) instead
-        assert direction.measured_s >= 1.0 or not direction.steady, direction
+        assert direction.measured_s >= MIN_MEASURE_S - 1e-9 or not direction.steady, direction
     assert reading.upload.counted in ("acked", "sent")
     # on Linux the kernel's counts of what crossed the line, elsewhere the application's
     assert reading.download.counted in ("arrived", "read")
@@ -164,6 +174,17 @@ def test_steady_window_gives_its_best_guess_when_time_is_up() -> None:
     rates = [10, 30, 5, 40, 8, 35, 12, 28, 6, 33, 9, 31, 7, 36]
     window = steady_window(_samples(rates), done=True)
     assert window is not None and not window.steady and window.rate > 0
+
+
+def test_steady_window_when_time_is_up_right_after_the_warm_up() -> None:
+    """A short budget on a busy machine: sparse samples, the rate stops rising only at the
+    last one. The guess is a not-steady window past the minimum warm-up with a rate, not an
+    empty window read as "nothing measured" although data arrived."""
+    samples = [(0.0, 0), (0.247, 6951537), (0.4595, 34242980), (0.5686, 81620081),
+               (0.7419, 100424011), (1.187, 121333110)]
+    window = steady_window(samples, done=True)
+    assert window is not None and not window.steady and window.rate > 0
+    assert samples[window.start][0] >= MIN_WARMUP_S and window.end == len(samples) - 1
 
 
 def _direction(mbit: float | None, steady: bool = True) -> DirectionReading:

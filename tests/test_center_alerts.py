@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
 from agent_kit.center.alerts import AlertLoop, post_json
 from agent_kit.center.models import Heartbeat
@@ -22,10 +23,12 @@ from agent_kit.center.settings import CenterSettings
 from tests.center_seed import free_port, heartbeat
 
 FAST = {"attempts": 3, "timeout_s": 2.0, "backoff_s": 0.0}
+HOLD = -1.0      # a script delay: answer only once the test releases the receiver
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """Answers each POST with the next scripted status (then 200): ``(status, delay_s)``."""
+    """Answers each POST with the next scripted status (then 200): ``(status, delay_s)``; a
+    delay of ``HOLD`` keeps that answer back until ``release`` is set (at most 10 s)."""
 
     def __init__(self, script: list[tuple[int, float]]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -33,6 +36,8 @@ class Receiver(http.server.ThreadingHTTPServer):
         self.hits: list[int] = []                 # the status answered to each POST
         self.accepted: list[dict] = []            # bodies answered 2xx: delivered
         self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.held = 0                             # requests kept back right now
 
     @property
     def url(self) -> str:
@@ -46,7 +51,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
             status, delay_s = self.server.script.pop(0) if self.server.script else (200, 0.0)
-        time.sleep(delay_s)
+        if delay_s == HOLD:
+            with self.server.lock:
+                self.server.held += 1
+            self.server.release.wait(10)
+            with self.server.lock:
+                self.server.held -= 1
+        else:
+            time.sleep(delay_s)
         with self.server.lock:
             self.server.hits.append(status)
             if 200 <= status < 300:
@@ -95,22 +107,35 @@ def test_tries_are_bounded(receiver):
     assert receiver.hits == [500, 500, 500]
 
 
-@pytest.mark.parametrize("receiver", [[(200, 0.8)]], indirect=True)
+@pytest.mark.parametrize("receiver", [[(200, HOLD)]], indirect=True)
 def test_a_timeout_is_tried_again(receiver):
-    started = time.monotonic()
     assert post_json(receiver.url, {"n": 1}, attempts=3, timeout_s=0.2, backoff_s=0.0) is True
-    assert time.monotonic() - started < 0.8          # the second try did not wait for the first
+    # delivered by a later try while the first was still held: it did not wait for it
+    assert receiver.held == 1 and receiver.hits[-1] == 200 and receiver.accepted
+    receiver.release.set()
     # the first request was answered (late, to nobody), then the second: at least once
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while len(receiver.hits) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(receiver.accepted) == 2
 
 
-def test_nobody_listening_gives_up_after_the_bound():
-    started = time.monotonic()
+@pytest.fixture
+def retries() -> Iterator[list[RetryDetails]]:
+    """The retries stamina schedules (its instrumentation hook), hooks restored after."""
+    seen: list[RetryDetails] = []
+    before = get_on_retry_hooks()
+    set_on_retry_hooks([seen.append])
+    yield seen
+    set_on_retry_hooks(before)
+
+
+def test_nobody_listening_gives_up_after_the_bound(retries):
     assert post_json(f"http://127.0.0.1:{free_port()}/hook", {"n": 1}, **FAST) is False
-    assert time.monotonic() - started < 2
+    # three tries, so two retries, each refused at once and none waited for (no back-off)
+    assert [r.retry_num for r in retries] == [1, 2]
+    assert all(r.wait_for == 0 for r in retries), retries
+    assert all(type(r.caused_by).__name__ == "ConnectError" for r in retries)
 
 
 @pytest.mark.parametrize("receiver", [[(500, 0.0), (502, 0.0)]], indirect=True)

@@ -289,12 +289,19 @@ def test_webhook_alerts_recovery_and_offline(center):
     ws.send([heartbeat(1, now(), BAD, interval_s=1)])
     assert _events_for(ws.agent_id, 1, 15) == ["agent_not_ready"]
     ws.send([heartbeat(2, now(), GOOD, interval_s=1)])
-    sent_at = time.monotonic()
+    with center.admin() as admin:
+        last_seen = admin.get(f"/api/v1/agents/{ws.agent_id}").json()["last_seen"]
     assert _events_for(ws.agent_id, 2, 15) == ["agent_not_ready", "agent_recovered"]
     # silent for interval (1 s) + grace (10 s): offline, alerted once by the checker (5 s)
     events = _events_for(ws.agent_id, 3, 25)
     assert events == ["agent_not_ready", "agent_recovered", "agent_offline"]
-    assert 10.5 <= time.monotonic() - sent_at <= 25
+    offline = [e for e in Hook.received if e["agent_id"] == ws.agent_id][2]
+    assert (offline["previous"], offline["state"]) == ("ok", "offline")
+    # not before the grace was over, by the center's own clock: the alert's time is at least
+    # interval + grace after the last heartbeat it received
+    silent_s = (datetime.fromisoformat(offline["at"])
+                - datetime.fromisoformat(last_seen)).total_seconds()
+    assert silent_s >= 1 + 10, (offline, last_seen)
     time.sleep(6)  # one more checker period: no repeated alert
     assert _events_for(ws.agent_id, 4, 0) == events
 

@@ -161,3 +161,24 @@ def test_the_test_catches_a_stray_id(tmp_path):
             and n.value == "network.jitter"]
     assert len(hits) == 1
     assert _layer("agent_kit.center.app") == "center" and _layer("probes.system") == "probes"
+
+
+# tests/lab modules that exist to run the product inside a lab namespace (they start the real
+# center's parts); every other one is a reference or a piece of the lab, and a reference that
+# imported the product could hide the product's mistake by repeating it.
+LAB_PRODUCT_HARNESSES = {"tests.lab.bandwidth_center", "tests.lab.reflector"}
+
+
+def test_lab_references_import_nothing_of_the_product():
+    lab = {".".join(p.relative_to(ROOT).with_suffix("").parts): p
+           for p in sorted((ROOT / "tests" / "lab").glob("*.py"))}
+    assert "tests.lab.relay" in lab and set(lab) >= LAB_PRODUCT_HARNESSES
+    bad = []
+    for module, path in lab.items():
+        if module in LAB_PRODUCT_HARNESSES:
+            continue
+        for dep in _imports(ast.parse(path.read_text("utf-8"))):
+            top = dep.split(".")[0]
+            if top in ("agent_kit", "probes") or dep.startswith(tuple(LAB_PRODUCT_HARNESSES)):
+                bad.append(f"{module} imports {dep}")
+    assert not bad, bad

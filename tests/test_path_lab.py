@@ -8,7 +8,8 @@ packet and its record of what it did is the ground truth, computed by the relay'
 (RFC 3550 J at the end of the stream, and the steady mean |D|) within 1 ms or 10 %, loss
 within 0.5 percentage points, and the loss of each direction exactly: what the probe counts
 as lost on the way to the reflector (from the reflector's per-session count) is what the
-relay dropped on the way up, and likewise back. The realized loss is compared (not the
+relay dropped on the way up, and likewise back; each direction's BurstR and worst full
+200 ms window exactly. The realized loss is compared (not the
 configured probability), so the test is exact where counting is exact and never flaky; each
 scenario also checks that the realization matches its settings.
 """
@@ -132,6 +133,9 @@ def test_probe_matches_the_relay_ground_truth(readings, name: str) -> None:
     assert got["rtt_median_ms"] == pytest.approx(true["path"]["rtt_median_ms"], abs=2.0)
     # Jitter per direction within 1 ms or 10 %: RFC 3550 J at the end, and the steady mean |D|.
     for direction in ("up", "down"):
+        # the relay's two forms of J (6.4.1's floats, A.8's integers) agree to a nanosecond
+        assert true[direction]["jitter_rfc3550_a8_ms"] == pytest.approx(
+            true[direction]["jitter_rfc3550_ms"], abs=1e-5)
         assert close_jitter(got[f"jitter_{direction}_ms"],
                             true[direction]["jitter_rfc3550_ms"]), (direction, got, true)
         assert close_jitter(got[f"jitter_{direction}_steady_ms"],
@@ -143,6 +147,14 @@ def test_probe_matches_the_relay_ground_truth(readings, name: str) -> None:
     assert got["reflected"] - got["received"] == true["path"]["dropped_down"], (got, true)
     assert got["loss_up_pct"] == pytest.approx(true["path"]["loss_up_pct"])
     assert got["loss_down_pct"] == pytest.approx(true["path"]["loss_down_pct"])
+    # The loss pattern each listener hears, exactly: BurstR (it depends only on which packets
+    # were lost) and the worst full 200 ms window (both laid on the send times the probe
+    # wrote in its packets, which the relay reads from the bytes it forwarded).
+    for direction in ("up", "down"):
+        assert got[f"burst_ratio_{direction}"] == pytest.approx(
+            true["path"][f"burst_ratio_{direction}"]), (direction, got, true["path"])
+        assert got[f"burst_loss_{direction}_pct"] == pytest.approx(
+            true["path"][f"burst_loss_{direction}_pct"]), (direction, got, true["path"])
     # Reordering (RFC 4737): packets the relay sent within microseconds of each other may
     # swap places on the way or tie on the receive stamp, so allow 2 or 10 %.
     for direction in ("up", "down"):

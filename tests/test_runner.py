@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from agent_kit.core.levels import state_result
 from agent_kit.core.policy import load_policy
@@ -15,13 +14,16 @@ POLICY = load_policy()
 CTX = ProbeContext(policy=POLICY)
 
 
-def ok_unit(name="link", check_id="network.link", delay=0.0, exclusive=False, log=None):
+def ok_unit(name="link", check_id="network.link", exclusive=False, log=None, meet=None):
+    """A unit that passes its check; ``log`` gets its ("start", name) and ("end", name) in the
+    order they happen; ``meet`` (a barrier) holds it until the other parties are running too."""
     def run(ctx):
         if log is not None:
-            log.append(("start", name, time.monotonic()))
-        time.sleep(delay)
+            log.append(("start", name))
+        if meet is not None:
+            meet.wait()      # broken (raises) if the others never run alongside this one
         if log is not None:
-            log.append(("end", name, time.monotonic()))
+            log.append(("end", name))
         return [state_result(check_id, Status.PASS, "wired", ctx.policy, message="ok")]
     return ProbeUnit(name, run, timeout_s=5,
                      owns=(check_id,), exclusive=exclusive)
@@ -41,15 +43,16 @@ def test_exception_becomes_unknown_for_every_check_of_the_unit():
 
 
 def test_timeout_becomes_unknown_and_does_not_wait_for_the_probe():
-    stuck = threading.Event()
+    stuck, returned = threading.Event(), threading.Event()
 
     def hang(ctx):
         stuck.wait(30)
+        returned.set()
         return []
     unit = ProbeUnit("system", hang, timeout_s=0.3, owns=("system.cpu",))
-    t0 = time.monotonic()
     report = run_checks([unit], CTX)
-    assert time.monotonic() - t0 < 2
+    # the report came while the probe was still stuck: the runner did not wait for it
+    assert not returned.is_set()
     [cpu] = report.checks
     assert cpu.status is Status.UNKNOWN and "did not finish within 0.3 s" in cpu.message
     stuck.set()
@@ -57,15 +60,20 @@ def test_timeout_becomes_unknown_and_does_not_wait_for_the_probe():
 
 def test_units_run_concurrently_and_exclusive_ones_alone():
     log: list = []
-    units = [ok_unit("a", "network.link", 0.3, log=log),
-             ok_unit("b", "system.cpu", 0.3, log=log),
-             ok_unit("c", "bandwidth.down", 0.1, exclusive=True, log=log)]
-    t0 = time.monotonic()
+    # a and b each wait for the other at a barrier: both can finish only if they run at once
+    both = threading.Barrier(2, timeout=4)
+    units = [ok_unit("a", "network.link", log=log, meet=both),
+             ok_unit("b", "system.cpu", log=log, meet=both),
+             ok_unit("c", "bandwidth.down", exclusive=True, log=log)]
     report = run_checks(units, CTX)
-    assert time.monotonic() - t0 < 0.55          # a and b overlapped
-    start_c = next(t for ev, n, t in log if ev == "start" and n == "c")
-    ends = [t for ev, n, t in log if ev == "end" and n in ("a", "b")]
-    assert start_c >= max(ends)                  # c ran after both
+    assert {c.id: c.status for c in report.checks} == {
+        "system.cpu": Status.PASS, "network.link": Status.PASS, "bandwidth.down": Status.PASS}
+    # a and b overlapped: each started before the other ended
+    for me, other in (("a", "b"), ("b", "a")):
+        assert log.index(("start", me)) < log.index(("end", other)), log
+    # c ran alone, after both had ended
+    assert log.index(("start", "c")) > max(log.index(("end", "a")), log.index(("end", "b")))
+    assert log.index(("end", "c")) == len(log) - 1
     assert [c.id for c in report.checks] == ["system.cpu", "network.link", "bandwidth.down"]
 
 

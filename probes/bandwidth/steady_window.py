@@ -159,5 +159,13 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     # better than the rest), after the last refill if one is long enough, else from warm-up.
     for window in (*candidates, *judge(range(warm, first_start, 2))):
         return _Window(window.start, window.end, window.rate, False)
-    whole, _ = _slope(samples, warm, last) if last - warm >= 2 else (rate(warm, last), 0.0)
-    return _Window(warm, last, whole, False)
+    start = warm
+    if last - warm < 2:
+        # The rate stopped rising only at the last samples (a short budget on a busy machine):
+        # no window is left after that warm-up, so the guess starts at the first sample past
+        # the minimum warm-up, leaving at least one interval (a window of one sample has no
+        # rate, and would read as nothing measured although data arrived).
+        past_warmup = next((i for i, ti in enumerate(times) if ti >= min_warmup_s), last)
+        start = min(warm, past_warmup, last - 1)
+    whole, _ = _slope(samples, start, last) if last - start >= 2 else (rate(start, last), 0.0)
+    return _Window(start, last, whole, False)

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.lab.netns import LabError, NetnsPair
+from tests.lab.netns import CENTER_HTTP_PORT, CENTER_UDP_PORT, LabError, NetnsPair
 
 ROOT = Path(__file__).resolve().parents[2]
-HTTP_PORT = 8750
-UDP_PORT = 8751
+HTTP_PORT = CENTER_HTTP_PORT
+UDP_PORT = CENTER_UDP_PORT
 
 
 def _main(host: str, http_port: int, udp_port: int) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tests.lab.bandwidth_center import UDP_PORT
 from tests.lab.emulator import NOT_DROPPED, EmulatedLink, LineSpec, Record
+from tests.lab.netns import CENTER_UDP_PORT as UDP_PORT
 
 PERCENTILE = 90
 TCP, UDP = 6, 17

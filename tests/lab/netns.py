@@ -19,6 +19,11 @@ from dataclasses import dataclass
 
 HOME_ADDR = "192.0.2.1"
 CENTER_ADDR = "192.0.2.2"
+# where the lab's center listens (tests/lab/bandwidth_center.py): its HTTP endpoint and the
+# path-test reflector; here so that product-free references (the emulator's truths) can find
+# the probe's packets without importing the harness that starts the product
+CENTER_HTTP_PORT = 8750
+CENTER_UDP_PORT = 8751
 _counter = itertools.count()
 
 

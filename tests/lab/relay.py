@@ -18,9 +18,11 @@ it was sent on (or that it was dropped), and, for path-test packets (``AKPT``), 
 number and kind. ``truth()`` turns the record into the figures a probe should measure.
 
 The relay is independent of the product on purpose: it reads the kernel's receive stamps
-itself (``SO_TIMESTAMPNS``) and computes the truth with its own few lines of math (RFC 3550 J,
-mean |D|, median, reordering, loss per direction), so a mistake in ``probes.network`` cannot
-hide by being in the reference too.
+itself (``SO_TIMESTAMPNS``) and computes the truth with its own few lines of math (RFC 3550 J
+in 6.4.1's float form and in appendix A.8's integer form, mean |D|, median, reordering, loss,
+worst full 200 ms window and G.107 BurstR per direction), so a mistake in ``probes.network``
+cannot hide by being in the reference too: it imports nothing of ``probes`` or ``agent_kit``
+(``tests/test_layers.py`` holds it to that).
 
 Run in a namespace: ``python -m tests.lab.relay --listen 192.0.2.2:9000 --upstream
 127.0.0.1:8751 --spec '{"up": {"delay_ms": 10, "jitter_ms": 30}}' --record out.json``; it
@@ -97,6 +99,7 @@ class Record:
     seq: int | None     # path-test sequence number (AKPT packets), else None
     kind: int | None = None   # path-test kind: 1 request, 2 reply, 3 count query, 4 answer
     planned_ms: float | None = None   # the hold drawn for it (delay + extra + reorder hold)
+    sender_tx_ns: int | None = None   # path-test packets: the send time the sender wrote in it
 
 
 class _Direction:
@@ -128,6 +131,13 @@ def _seq_of(data: bytes) -> int | None:
 
 def _kind_of(data: bytes) -> int | None:
     return data[5] if len(data) >= 12 and data[:4] == b"AKPT" else None
+
+
+def _sender_tx_of(data: bytes) -> int | None:
+    """The sender's send time in a path-test packet (big-endian u64 at offset 12)."""
+    if len(data) >= 20 and data[:4] == b"AKPT":
+        return int(struct.unpack_from("!Q", data, 12)[0])
+    return None
 
 
 # The kernel's receive stamp (Linux asm-generic/socket.h: SO_TIMESTAMPNS = 35, a struct
@@ -198,7 +208,7 @@ class Relay:
         index = d.count
         hold = d.decide()
         rec = Record(direction, f"{client[0]}:{client[1]}", index, rx_ns, None, _seq_of(data),
-                     _kind_of(data), None if hold is None else hold / 1e6)
+                     _kind_of(data), None if hold is None else hold / 1e6, _sender_tx_of(data))
         self.records.append(rec)
         if hold is None:
             return
@@ -253,6 +263,18 @@ def rfc3550_final_jitter(transits: list[float]) -> float:
     return j
 
 
+def rfc3550_a8_jitter_ns(transits_ns: list[int]) -> float:
+    """J at the end of the stream as RFC 3550 appendix A.8 computes it, in integers: the
+    estimate is kept scaled by 16 (``jitter += d - ((jitter + 8) >> 4)``) in the clock's own
+    units, here nanoseconds, and read as ``jitter >> 4``; returned unrounded (scaled / 16) so
+    it can be compared with the float form of 6.4.1 to within a nanosecond."""
+    scaled = 0
+    for i in range(1, len(transits_ns)):
+        d = abs(transits_ns[i] - transits_ns[i - 1])
+        scaled += d - ((scaled + 8) >> 4)
+    return scaled / 16
+
+
 def mean_abs_difference(transits: list[float]) -> float:
     """The mean |D| of consecutive transits (the steady value J estimates)."""
     if len(transits) < 2:
@@ -278,6 +300,51 @@ def overtaken(order: list[int]) -> int:
     return count
 
 
+def worst_window_loss_pct(times_ns: list[int], lost: list[bool],
+                          window_ms: float = 200.0) -> tuple[float, int]:
+    """The worst loss among the packets inside any full ``window_ms`` window (Microsoft Teams'
+    "burst < 10 % in any 200 ms"), with the fewest packets a full window held.
+
+    A window starts at each packet's time and holds the packets before ``start + window``; it
+    is full when the stream still runs for the whole window, i.e. it starts no later than
+    ``window`` before the last packet's time plus one packet spacing (the median gap), so a
+    short tail window never counts (the last of 300 packets lost is 1 in 10, not 1 in 1). A
+    stream shorter than one window is one window.
+    """
+    if not lost:
+        return 0.0, 0
+    order = sorted(range(len(lost)), key=lambda i: times_ns[i])
+    t = [times_ns[i] for i in order]
+    gone = [lost[i] for i in order]
+    window_ns = window_ms * 1e6
+    spacing = median([float(b - a) for a, b in zip(t, t[1:], strict=False)]) if len(t) > 1 \
+        else 0.0
+    last_full_start = t[-1] + spacing - window_ns
+    starts = [i for i in range(len(t)) if t[i] <= last_full_start]
+    if not starts:
+        return 100.0 * sum(gone) / len(gone), len(gone)
+    worst, fewest = 0.0, len(t)
+    for i in starts:
+        inside = [gone[k] for k in range(i, len(t)) if t[k] < t[i] + window_ns]
+        worst = max(worst, sum(inside) / len(inside))
+        fewest = min(fewest, len(inside))
+    return 100.0 * worst, fewest
+
+
+def gilbert_burst_ratio(lost: list[bool]) -> float:
+    """BurstR of a loss pattern (ITU-T G.107 / G.113 Appendix I, two-state Markov model):
+    1 / (p + q), p = P(lost | the previous one arrived), q = P(arrived | the previous one lost).
+    1 when the pattern has no arrived-then-lost or no lost-then-arrived step (p or q cannot be
+    estimated; G.107 takes such loss as random)."""
+    steps = list(zip(lost, lost[1:], strict=False))
+    after_arrived = [now for before, now in steps if not before]
+    after_lost = [now for before, now in steps if before]
+    p_hits, q_hits = sum(after_arrived), sum(not now for now in after_lost)
+    if not after_arrived or not after_lost or p_hits == 0 or q_hits == 0:
+        return 1.0
+    return 1.0 / (p_hits / len(after_arrived) + q_hits / len(after_lost))
+
+
 def _hold_ms(rec: dict[str, Any]) -> float:
     return float(rec["tx_ns"] - rec["rx_ns"]) / 1e6
 
@@ -291,7 +358,9 @@ def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, A
     over the packets that made the whole round trip: the only ones the probe can time);
     median hold time; reordering. ``path`` (path-test flows): packets sent, what the relay
     dropped on the way to the reflector (``dropped_up``) and back (``dropped_down``), loss
-    round trip and per direction, median RTT (up + down hold per sequence number).
+    round trip and per direction, median RTT (up + down hold per sequence number), and per
+    direction the worst full 200 ms window's loss (with the fewest packets such a window held)
+    and BurstR of the loss pattern that direction's listener hears.
     """
     recs = [r for r in records if flow is None or r["flow"] == flow]
     stream = [r for r in recs if r.get("kind") in (None, 1, 2)]
@@ -310,6 +379,8 @@ def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, A
             "packets": len(mine), "dropped": dropped,
             "loss_pct": 100.0 * dropped / len(mine) if mine else 0.0,
             "jitter_rfc3550_ms": rfc3550_final_jitter(holds),
+            "jitter_rfc3550_a8_ms": rfc3550_a8_jitter_ns(
+                [r["tx_ns"] - r["rx_ns"] for r in timed]) / 1e6,
             "jitter_mean_abs_d_ms": mean_abs_difference(holds),
             "hold_median_ms": median([_hold_ms(r) for r in sent]) if sent else 0.0,
             "reordered": overtaken([r["index"] for r in sent]),
@@ -320,12 +391,28 @@ def truth(records: list[dict[str, Any]], flow: str | None = None) -> dict[str, A
         dropped_down = sum(r["tx_ns"] is None for r in down.values())
         rtts = [_hold_ms(up[s]) + _hold_ms(down[s]) for s in round_trip]
         reached = sent_n - dropped_up
+        # The loss pattern each listener hears, in sequence order on the sender's schedule
+        # (the send time it wrote in each packet; the relay's receive stamp for a packet
+        # without one): up over every packet sent, down over the packets that reached the
+        # reflector (a reply's seq is its request's).
+        seqs = sorted(up)
+        at_ns = {s: up[s].get("sender_tx_ns") or up[s]["rx_ns"] for s in seqs}
+        lost_up = [up[s]["tx_ns"] is None for s in seqs]
+        back = [s for s in seqs if up[s]["tx_ns"] is not None]
+        lost_down = [s not in down or down[s]["tx_ns"] is None for s in back]
+        burst_up, window_up = worst_window_loss_pct([at_ns[s] for s in seqs], lost_up)
+        burst_down, window_down = worst_window_loss_pct([at_ns[s] for s in back], lost_down)
         out["path"] = {"sent": sent_n, "returned": len(round_trip),
                        "dropped_up": dropped_up, "dropped_down": dropped_down,
                        "loss_pct": 100.0 * (sent_n - len(round_trip)) / sent_n,
                        "loss_up_pct": 100.0 * dropped_up / sent_n,
                        "loss_down_pct": 100.0 * dropped_down / reached if reached else 0.0,
-                       "rtt_median_ms": median(rtts) if rtts else None}
+                       "rtt_median_ms": median(rtts) if rtts else None,
+                       "burst_loss_up_pct": burst_up, "burst_window_up_packets": window_up,
+                       "burst_loss_down_pct": burst_down,
+                       "burst_window_down_packets": window_down,
+                       "burst_ratio_up": gilbert_burst_ratio(lost_up),
+                       "burst_ratio_down": gilbert_burst_ratio(lost_down)}
     return out
 
 
