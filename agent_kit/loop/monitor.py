@@ -387,7 +387,10 @@ class Monitor:
                  "full check" if full else "path degraded" if degraded else "first reach")
         self.last_trace_reading = trace(address[0], address[1], TRACEROUTE_BUDGET_S)
         self.last_trace = self.deps.monotonic()
-        judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy)}
+        link_kind = next((r.value for r in checks if r.id == "network.link"
+                          and isinstance(r.value, str)), None)
+        judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy,
+                                                 link_kind=link_kind)}
         return [judged.get(r.id, r) for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
