@@ -19,6 +19,7 @@ cannot contradict the evidence:
   makes no loss finding when the path stream lost nothing (``agent_kit.evaluate.hops``);
 - a wrong microphone (built-in, webcam, Bluetooth hands-free) outranks the room: the room
   checks were recorded through that device, so they point at the device, below its own check;
+- a low signal-to-noise ratio blames the room only when the room's noise check failed too;
 - a VPN that is down is the VPN check's fix.
 
 How strongly the evidence points is said in words ("likely", "possible", "less likely"),
@@ -163,6 +164,7 @@ class _Evidence:
     link: str | None           # network.link's value: wired, wifi, cellular, virtual...
     tunnel: bool               # a VPN tunnel is up
     wrong_mic: bool            # audio.headset is bad because calls would use another device
+    noisy_room: bool           # audio.noise is bad: the room itself is loud
     segments: dict[str, str]   # the traceroute's finding: "loss"/"delay"/"hops" -> segment
 
     @classmethod
@@ -182,8 +184,10 @@ class _Evidence:
                 value = hops.details.get(field, overall)
                 if isinstance(value, str):
                     segments[key] = value
+        noise = by_id.get(AUDIO_NOISE.id)
         return cls(link=link.value if link is not None and isinstance(link.value, str) else None,
                    tunnel=vpn is not None and vpn.value is True, wrong_mic=wrong_mic,
+                   noisy_room=noise is not None and noise.status in _SEVERITY,
                    segments=segments)
 
     @property
@@ -265,7 +269,9 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
     if cid == AUDIO_NOISE.id:
         return {"room": 1.0}
     if cid == AUDIO_SNR.id:
-        return {"room": 0.7, "headset": 0.3}
+        # A low SNR in a room whose noise check passed is a voice too quiet for the room or a
+        # hum under it (audio.speech_level, audio.hum say which), not the room's noise.
+        return {"room": 0.7 if ev.noisy_room else 0.1, "headset": 0.3}
     if cid == AUDIO_HUM.id:
         return {"headset": 0.6, "room": 0.4}
     if cid in (SYSTEM_CPU.id, SYSTEM_MEMORY.id):
