@@ -350,7 +350,7 @@ def test_the_top_cause_is_the_true_one_with_the_checks_own_fix(
     ranked = [(c["cause"], c["confidence"], c["evidence"]) for c in causes]
     assert data["likely_cause"] == scenario.cause, (name, ranked, _bad(checks))
     top = causes[0]
-    assert top["evidence"][0] == scenario.check, (name, ranked)
+    assert top["evidence"][0] == scenario.check, (name, ranked, _bad(checks))
     assert measured["fix"] and top["fix"] == measured["fix"], (name, top, measured)
     assert all(c["confidence"] in CONFIDENCES and "score" not in c for c in causes)
     if scenario.cause == "headset" and scenario.also_bad:
