@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def result(cid: str, status: Status = Status.PASS, value: object = 1.0,
-           details: dict[str, object] | None = None, message: str = "m") -> CheckResult:
+           details: dict[str, object] | None = None, message: str = "m",
+           fix: str | None = None) -> CheckResult:
     spec = BY_ID[cid]
     return CheckResult(id=cid, group=spec.group, status=status, value=value,  # type: ignore[arg-type]
                        unit=spec.unit, warn=None, fail=None, message=message,
-                       fix="do this" if status is not Status.PASS else None,
+                       fix=(fix or "do this") if status is not Status.PASS else None,
                        details=details or {})
 
 
@@ -189,12 +190,14 @@ def test_the_traceroute_segment_decides_where_path_trouble_is_blamed() -> None:
     assert keys(report(loss, link="wifi"))[0] == "wifi"
     assert keys(report(loss, hops("isp"), link="wifi"))[0] == "isp"
     assert keys(report(loss, hops("home"), link="wifi"))[0] == "wifi"
-    # on a cable, loss starting in the home network is the router: the ISP cause's advice
-    assert keys(report(loss, hops("home"), link="wired", tunnel=False)) == ["isp"]
-    # beyond the ISP with a tunnel up: the VPN; without one, little for the agent to do
+    # on a cable, loss starting in the home network is the router and its cable (issue 16: not
+    # the ISP, which the hops fix does not name; was ["isp"])
+    assert keys(report(loss, hops("home"), link="wired", tunnel=False)) == ["home"]
+    # beyond the ISP with a tunnel up: the VPN; without one, nothing at home (issue 16: the
+    # network beyond the ISP, as the hops fix says, not the ISP; was ["isp"] with a low score)
     assert keys(report(loss, hops("beyond"), link="wired"))[0] == "vpn"
     rep = report(loss, hops("beyond"), link="wired", tunnel=False)
-    assert keys(rep) == ["isp"] and rank_causes(rep)[0].score < 1.0
+    assert keys(rep) == ["beyond"] and "isp" not in keys(rep)
 
 
 def test_a_passing_or_unknown_traceroute_changes_nothing() -> None:
@@ -203,3 +206,94 @@ def test_a_passing_or_unknown_traceroute_changes_nothing() -> None:
     for status in (Status.PASS, Status.UNKNOWN):
         hop = result("network.hops", status, "clean", details={"segment": None})
         assert rank_causes(report(loss, hop, link="wifi")) == base
+
+
+# ------------------------------------------------------------------ one diagnosis (issue 16)
+
+def test_the_top_cause_fix_is_the_failing_checks_own_text() -> None:
+    """VPN down: the diagnosis says the VPN check's fix, not a second text of its own."""
+    start = "Start your company VPN client and sign in."
+    rep = report(result("vpn.connected", Status.FAIL, False, fix=start),
+                 result("vpn.route", Status.FAIL, None, fix=start),
+                 result("network.jitter", Status.WARN, 22.0, fix="jitter fix"), tunnel=False)
+    d = diagnose_report(rep)
+    assert d.likely is not None and d.likely.key == "vpn"
+    assert d.likely.fix == start and d.likely.advice == start
+    assert d.likely.evidence[:2] == ("vpn.connected", "vpn.route")
+    data = d.to_json()["causes"][0]
+    assert data["fix"] == start and "score" not in data and "advice" not in data
+
+
+def test_a_wired_link_never_gets_wifi_as_a_cause() -> None:
+    for bad in (result("network.loss", Status.FAIL, 5.0), result("network.jitter", Status.FAIL),
+                result("network.mos", Status.FAIL, 3.0), result("network.rtt", Status.FAIL),
+                result("bandwidth.down", Status.FAIL, 1.0),
+                result("bandwidth.bufferbloat", Status.FAIL, 300.0)):
+        for trace in (None, hops("home"), hops("isp"), hops("beyond")):
+            parts = [bad] if trace is None else [bad, trace]
+            assert "wifi" not in keys(report(*parts, link="wired")), (bad.id, trace)
+
+
+def test_the_segment_of_the_loss_decides_the_loss_and_the_delay_the_jitter() -> None:
+    """A trace that saw delay start at the ISP and loss start at home: each path check is
+    blamed where its own fix says (the same segment its fix was worded from)."""
+    trace = result("network.hops", Status.WARN, "home",
+                   details={"segment": "home", "loss_segment": "home", "delay_segment": "isp"})
+    loss = rank_causes(report(result("network.loss", Status.FAIL, 5.0), trace, tunnel=False))
+    jitter = rank_causes(report(result("network.jitter", Status.FAIL, 45.0), trace,
+                                tunnel=False))
+    assert loss[0].key == "home" and loss[0].evidence[0] == "network.loss"
+    assert jitter[0].key == "isp" and jitter[0].evidence[0] == "network.jitter"
+
+
+def headset_bad(kind: str, status: Status = Status.FAIL) -> CheckResult:
+    return result("audio.headset", status, kind, fix="Select 'Jabra Evolve2 40' as the default "
+                  "microphone in your sound settings, and in your softphone.")
+
+
+def test_a_wrong_microphone_outranks_the_room_it_recorded() -> None:
+    room = [result("audio.noise", Status.FAIL, -30.0, fix="room fix"),
+            result("audio.snr", Status.FAIL, 8.0, fix="snr fix"),
+            result("audio.speech_level", Status.FAIL, -50.0, fix="voice fix"),
+            result("audio.hum", Status.FAIL, -30.0, fix="hum fix")]
+    for kind, status in (("builtin", Status.FAIL), ("webcam", Status.FAIL),
+                         ("bluetooth_headset", Status.WARN)):
+        ranked = rank_causes(report(headset_bad(kind, status), *room))
+        assert ranked[0].key == "headset" and ranked[0].evidence[0] == "audio.headset", kind
+        assert ranked[0].fix == headset_bad(kind).fix
+        assert "room" not in [c.key for c in ranked]
+    # through the issued headset the same room readings are the room's
+    assert keys(report(result("audio.noise", Status.FAIL, -30.0),
+                       result("audio.snr", Status.FAIL, 8.0)))[0] == "room"
+
+
+def test_confidence_is_words_never_a_percentage() -> None:
+    strong = diagnose_report(report(result("system.cpu", Status.FAIL, 99.0)))
+    assert strong.likely is not None and strong.likely.confidence == "likely"
+    assert strong.summary() == "The most likely cause is your computer."
+    weak = diagnose_report(report(result("audio.hum", Status.WARN, -45.0)))
+    assert weak.likely is not None and weak.likely.confidence == "possible"
+    assert weak.summary().startswith("A possible cause is")
+    mixed = rank_causes(report(result("system.cpu", Status.FAIL, 99.0),
+                               result("audio.noise", Status.WARN, -45.0)))
+    assert [c.confidence for c in mixed] == ["likely", "less_likely"]
+    html = render_html(diagnose_report(report(result("system.cpu", Status.FAIL, 99.0),
+                                              result("audio.noise", Status.WARN, -45.0))))
+    causes = html[html.index('id="causes"'):]
+    assert not re.search(r"\d\s?%", causes[:causes.index("</div></div>") + 12])
+    assert 'data-confidence="likely"' in html and "less likely" in html
+
+
+def test_the_terminal_gives_one_fix_the_checks_own(tmp_path: Path) -> None:
+    import io
+
+    from agent_kit.face.diagnose_flow import render_diagnosis_terminal
+
+    cpu_fix = "Close programs that keep the computer busy, then run the check again."
+    d = diagnose_report(report(result("system.cpu", Status.FAIL, 99.0, fix=cpu_fix),
+                               result("audio.noise", Status.WARN, -45.0, fix="room fix")))
+    out = io.StringIO()
+    render_diagnosis_terminal(d, None, out)
+    tail = out.getvalue().split("Why does my call sound bad?")[1]
+    assert "likely" in tail and "%" not in tail
+    assert " ".join(tail.split()).count(cpu_fix) == 1 and "room fix" not in tail

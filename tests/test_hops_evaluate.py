@@ -79,3 +79,34 @@ def test_the_segment_decides_the_path_checks_fixes() -> None:
     assert "Weak Wi-Fi" not in told["network.loss"]
     assert "starts at your internet provider" in told["network.jitter"]
     assert "Nothing at home will fix it" in told["network.mos"]     # MOS here is loss-bound
+
+
+# ------------------------------------------------------------ no contradiction (issue 16)
+
+HOME_LOSS = (("192.168.1.1", 3, 1.0), ("100.64.0.1", 3, 9.0), ("198.51.100.2", 3, 12.0))
+
+
+def test_no_loss_finding_when_the_stream_lost_nothing() -> None:
+    """Routers that answer few probes while the stream to the center lost none: ICMP rate
+    limits, not loss; the trace says the path is clean instead of blaming the home network."""
+    res = evaluate_hops(reading(*HOME_LOSS), load_policy(), end_to_end_loss_pct=0.0)
+    assert res.status is Status.PASS and res.value == "clean" and res.fix is None
+    assert res.details["loss_at"] is None
+    # the stream lost packets too: the same trace names where the loss starts
+    res = evaluate_hops(reading(*HOME_LOSS), load_policy(), end_to_end_loss_pct=3.0)
+    assert res.status is Status.WARN and res.value == "home"
+
+
+def test_a_delay_finding_stays_when_the_stream_lost_nothing() -> None:
+    slow = (("192.168.1.1", 5, 1.0), ("100.64.0.1", 5, 90.0), ("198.51.100.2", 5, 95.0))
+    res = evaluate_hops(reading(*slow), load_policy(), end_to_end_loss_pct=0.0)
+    assert res.status is Status.WARN and res.value == "isp" and res.details["delay_at"] == 2
+
+
+def test_a_wired_link_gets_the_cable_and_router_fix_never_wifi() -> None:
+    wired = evaluate_hops(reading(*HOME_LOSS), load_policy(), link_kind="wired")
+    assert wired.value == "home" and wired.fix
+    assert "Wi-Fi" not in wired.fix and "cable" in wired.fix and "router" in wired.fix
+    for kind in ("wifi", None):
+        fix = evaluate_hops(reading(*HOME_LOSS), load_policy(), link_kind=kind).fix
+        assert fix and "Wi-Fi" in fix

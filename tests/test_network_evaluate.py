@@ -146,3 +146,17 @@ def test_network_unknown_gives_every_check(policy):
     res = network_unknown(policy, "no center configured")
     assert [r.id for r in res] == list(CHECK_IDS)
     assert all(r.status is Status.UNKNOWN and r.message == "no center configured" for r in res)
+
+
+def test_a_wired_link_gets_no_wifi_advice_in_any_path_fix() -> None:
+    """issue 16: a cable is evidence that Wi-Fi is not the cause; every fix follows it."""
+    from agent_kit.evaluate.path import evaluate_path
+    from tests.test_hops_evaluate import HOME_LOSS
+    from tests.test_hops_evaluate import reading as hop_reading
+
+    bad = reading(rtt=350.0, jitter=45.0, loss=5.0)
+    for hops in (None, hop_reading(*HOME_LOSS)):
+        for r in evaluate_path(bad, hops, load_policy(), link_kind="wired"):
+            assert "Wi-Fi" not in (r.fix or ""), (r.id, r.fix)
+        fixes = [r.fix or "" for r in evaluate_path(bad, hops, load_policy())]
+        assert any("Wi-Fi" in f for f in fixes)    # link unknown: Wi-Fi may be the cause

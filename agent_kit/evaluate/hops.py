@@ -18,7 +18,10 @@ segment where it starts (loss before delay: it hurts calls more), and is ``unkno
 reason when the traceroute could not run (no raw-socket privileges, no scapy, switched off with
 ``[path] traceroute = false``). Its value is the segment: ``home``, ``isp``, ``beyond`` or
 ``clean``; ``details`` hold every hop. ``agent_kit.evaluate.path`` judges it together with the
-path stream it followed.
+path stream it followed, and two facts from outside the trace keep its words from contradicting
+the other checks: the path stream's own end-to-end loss (when the stream lost nothing, a hop
+that drops probes is a router rate-limiting its ICMP answers, not loss on the path: no loss
+finding), and the kind of link (on a cable the home segment's fix never speaks of Wi-Fi).
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ _FIX = {
     "beyond": N_("The problem starts beyond your internet provider, on the way to the center "
                  "or at the center. Nothing at home will fix it: send this report to IT."),
 }
+# On a cable there is no Wi-Fi to blame between the computer and the router.
+_FIX_HOME_WIRED = N_("The problem starts between this computer and your home router. Check that "
+                     "the network cable is firmly plugged in at both ends (or try another cable "
+                     "or another port on the router), and restart the router.")
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,12 @@ def _largest(steps: Sequence[HopStep], key: Callable[[HopStep], float],
     return best
 
 
-def segment_fix(segment: str) -> str:
-    """What to do when trouble starts in ``segment`` (home, isp, beyond), translated."""
+def segment_fix(segment: str, link_kind: str | None = None) -> str:
+    """What to do when trouble starts in ``segment`` (home, isp, beyond), translated.
+    ``link_kind``: the ``network.link`` value (``wired``, ``wifi``...; None when not known):
+    a wired link gets the cable and router fix for the home segment, never Wi-Fi advice."""
+    if segment == "home" and link_kind == "wired":
+        return _(_FIX_HOME_WIRED)
     return _(_FIX[segment])
 
 
@@ -144,8 +155,12 @@ def hops_off(policy: Policy) -> CheckResult:
                                   "([path] traceroute = false)"))
 
 
-def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
-    """``network.hops`` of one traceroute."""
+def evaluate_hops(reading: TracerouteReading, policy: Policy, *, link_kind: str | None = None,
+                  end_to_end_loss_pct: float | None = None) -> CheckResult:
+    """``network.hops`` of one traceroute. ``link_kind``: the ``network.link`` value (the home
+    fix on a cable names the cable, not Wi-Fi). ``end_to_end_loss_pct``: the loss the path stream
+    measured to the center (None: not known); at 0 no loss finding is made, since probes the
+    routers did not answer are then their ICMP rate limits, not loss calls would suffer."""
     if reading.needs_privileges:
         return hops_unknown(policy, _("the hop-by-hop test needs raw-socket privileges: "
                                       "{reason}").format(reason=reading.problem),
@@ -158,6 +173,8 @@ def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
     finding = locate(reading.hops,
                      loss_pct=float(params.get("loss_pct", DEFAULT_LOSS_PCT)),
                      delay_ms=float(params.get("delay_ms", DEFAULT_DELAY_MS)))
+    if end_to_end_loss_pct is not None and end_to_end_loss_pct <= 0.0 and finding.loss_at:
+        finding = HopFinding(steps=finding.steps, loss_at=None, delay_at=finding.delay_at)
     details = _details(reading, finding)
     if finding.segment is None:
         if reading.reached:
@@ -181,7 +198,7 @@ def evaluate_hops(reading: TracerouteReading, policy: Policy) -> CheckResult:
             added=finding.delay_at.added_delay_ms, ttl=finding.delay_at.ttl,
             address=_address(finding.delay_at)))
     return state_result(CHECK_ID, Status.WARN, finding.segment, policy,
-                        message="; ".join(parts), fix=segment_fix(finding.segment),
+                        message="; ".join(parts), fix=segment_fix(finding.segment, link_kind),
                         details=details)
 
 

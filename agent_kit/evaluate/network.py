@@ -26,7 +26,8 @@ A failing check's fix names the likely cause in plain words; the same words in e
 go through ``_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
 starts, the loss, jitter and MOS fixes say that segment's fix instead of the generic one
 (``loss_at``/``delay_at``: "home", "isp" or "beyond"; ``agent_kit.evaluate.path`` judges the
-stream and the trace together and passes them).
+stream and the trace together and passes them). On a wired link (``link_kind="wired"``, the
+``network.link`` value) no fix speaks of Wi-Fi: the evidence says there is none.
 """
 
 from __future__ import annotations
@@ -51,35 +52,47 @@ def network_unknown(policy: Policy, reason: str) -> list[CheckResult]:
 
 
 def evaluate_network(reading: PathReading, policy: Policy, *, loss_at: str | None = None,
-                     delay_at: str | None = None) -> list[CheckResult]:
+                     delay_at: str | None = None,
+                     link_kind: str | None = None) -> list[CheckResult]:
     """The four path checks of one reading; all ``unknown`` when nothing came back.
-    ``loss_at``/``delay_at``: the segment the traceroute saw loss/delay start in, if any."""
+    ``loss_at``/``delay_at``: the segment the traceroute saw loss/delay start in, if any;
+    ``link_kind``: the ``network.link`` value when known (a cable gets no Wi-Fi advice)."""
     if reading.received == 0 or reading.rtt_median_ms is None or reading.jitter_ms is None:
         reason = reading.problem or _("no packet came back from the reflector")
         return network_unknown(policy, _("the path test to the center did not run: "
                                          "{reason}").format(reason=reason))
-    return [_rtt(reading, policy), _jitter(reading, policy, delay_at),
-            _loss(reading, policy, loss_at), _mos(reading, policy, loss_at, delay_at)]
+    wired = link_kind == "wired"
+    return [_rtt(reading, policy, wired), _jitter(reading, policy, delay_at, link_kind),
+            _loss(reading, policy, loss_at, link_kind),
+            _mos(reading, policy, loss_at, delay_at, link_kind)]
 
 
-def _fix_line(segment: str | None = None) -> str:
+def _fix_line(segment: str | None = None, link_kind: str | None = None) -> str:
     if segment is not None:
         from agent_kit.evaluate.hops import segment_fix
 
-        return segment_fix(segment)
+        return segment_fix(segment, link_kind)
+    if link_kind == "wired":
+        return _("Pause big downloads, uploads and video streams at home, then run the check "
+                 "again; if it stays, restart your router, and then call your internet "
+                 "provider (ISP).")
     return _("Use a cable instead of Wi-Fi and pause big downloads, uploads and video streams "
              "at home, then run the check again; if it stays, call your internet provider "
              "(ISP).")
 
 
-def _fix_delay() -> str:
+def _fix_delay(wired: bool = False) -> str:
+    if wired:
+        return _("The connection to the center is slow. Pause big uploads at home and restart "
+                 "your router. If it stays, call your internet provider (ISP) and say the "
+                 "delay to {target} is {rtt:.0f} ms.")
     return _("The connection to the center is slow. Use a cable instead of Wi-Fi and pause big "
              "uploads at home; if you use a mobile or satellite connection, switch to your "
              "home line. If it stays, call your internet provider (ISP) and say the delay to "
              "{target} is {rtt:.0f} ms.")
 
 
-def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
+def _rtt(reading: PathReading, policy: Policy, wired: bool = False) -> CheckResult:
     median = reading.rtt_median_ms or 0.0
     p95 = reading.rtt_p95_ms if reading.rtt_p95_ms is not None else median
     message = _("{median:.1f} ms round trip to the center (95 % of packets within "
@@ -89,24 +102,29 @@ def _rtt(reading: PathReading, policy: Policy) -> CheckResult:
                # per echoed packet in sequence order: the diagnosis report draws it
                "rtt_ms": [round(x, 2) for x in reading.rtt_ms_samples]}
     return level_result(NETWORK_RTT.id, median, policy, message=message,
-                        fix_if_bad=_fix_delay().format(target=reading.target,
+                        fix_if_bad=_fix_delay(wired).format(target=reading.target,
                                                                  rtt=median),
                         details=details)
 
 
-def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None) -> CheckResult:
+def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None,
+            link_kind: str | None = None) -> CheckResult:
     jitter = reading.jitter_ms or 0.0
     up = reading.jitter_up_ms or 0.0
     down = reading.jitter_down_ms or 0.0
     message = _("{jitter:.1f} ms jitter (RFC 3550; towards the center {up:.1f} ms, back "
                 "{down:.1f} ms)").format(jitter=jitter, up=up, down=down)
-    if delay_at is None:
+    if delay_at is None and link_kind == "wired":
+        fix = _("Packets reach the center unevenly, so voices will break up. On a cable this "
+                "usually comes from someone at home streaming or downloading, or from the "
+                "internet line.") + " " + _fix_line(None, link_kind)
+    elif delay_at is None:
         fix = _("Packets reach the center unevenly, so voices will break up. This usually "
                 "comes from Wi-Fi or from someone at home streaming or downloading.") + " " \
             + _fix_line()
     else:
         fix = (_("Packets reach the center unevenly, so voices will break up.") + " "
-               + _fix_line(delay_at))
+               + _fix_line(delay_at, link_kind))
     details = {
         # RFC 3550 6.4.1: the running J at the end of the stream (the check's value: the worse)
         "up_rfc3550_ms": _r(reading.jitter_up_ms), "down_rfc3550_ms": _r(reading.jitter_down_ms),
@@ -124,7 +142,8 @@ def _worse_direction(reading: PathReading) -> str:
     return "down" if (reading.loss_down_pct or 0.0) > (reading.loss_up_pct or 0.0) else "up"
 
 
-def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> CheckResult:
+def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None,
+          link_kind: str | None = None) -> CheckResult:
     lost = max(0, reading.sent - reading.received)
     details: dict[str, object] = {
         "sent": reading.sent, "received": reading.received, "reflected": reading.reflected,
@@ -167,12 +186,16 @@ def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None) -> C
         details.update({"direction": "round_trip",
                         "burst_loss_pct": round(reading.burst_loss_pct, 1),
                         "burst_ratio": round(reading.burst_ratio, 2)})
-    if loss_at is None:
+    if loss_at is None and link_kind == "wired":
+        fix = _("Packets to the center get lost, so words will drop out of calls. On a cable "
+                "a busy home line or the internet line is the usual cause.") + " " \
+            + _fix_line(None, link_kind)
+    elif loss_at is None:
         fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi "
                 "and a busy home line are the usual causes.") + " " + _fix_line()
     else:
         fix = (_("Packets to the center get lost, so words will drop out of calls.") + " "
-               + _fix_line(loss_at))
+               + _fix_line(loss_at, link_kind))
     return level_result(NETWORK_LOSS.id, value, policy, message=message, fix_if_bad=fix,
                         details=details)
 
@@ -209,7 +232,7 @@ def _listener(reading: PathReading, codec: str, way: str) -> _Listener:
 
 
 def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
-         delay_at: str | None = None) -> CheckResult:
+         delay_at: str | None = None, link_kind: str | None = None) -> CheckResult:
     codec = str(policy.check(NETWORK_MOS.id).params.get("codec", DEFAULT_CODEC))
     both = {way: _listener(reading, codec, way) for way in ("up", "down")}
     way = "down" if both["down"].est.mos < both["up"].est.mos else "up"
@@ -232,10 +255,10 @@ def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
     loss_part = est.ie_eff - spec.ie
     if loss_part >= est.idd:
         fix = (_("Calls would sound poor mainly because packets get lost.") + " "
-               + _fix_line(loss_at))
+               + _fix_line(loss_at, link_kind))
     else:
         fix = _("Calls would sound poor mainly because of the delay (including the jitter "
-                "buffer).") + " " + _fix_line(delay_at)
+                "buffer).") + " " + _fix_line(delay_at, link_kind)
     details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
                "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
                "burst_ratio": round(both[way].burst_ratio, 2), "direction": way,

@@ -50,9 +50,11 @@ def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any
     titles = {r.id: check_title(r.id) for r in d.report.checks}
     for n, cause in enumerate(d.causes[:3], start=1):
         evidence = ", ".join(titles.get(cid, cid) for cid in cause.evidence)
-        console.print(f" {n}. [bold]{cause.title}[/] — "
-                      + _("Evidence: {checks}").format(checks=evidence))
-        console.print(f"    {cause.advice}")
+        console.print(f" {n}. [bold]{cause.title}[/] ({cause.confidence_label}) — "
+                      + _("Evidence: {checks}").format(checks=evidence), markup=True)
+        # one fix, the top cause's: the same text its check gives in the table above
+        if n == 1 and cause.fix:
+            console.print("    " + _("Fix: {fix}").format(fix=cause.fix), markup=False)
     if report_path:
         console.print()
         console.print(_("Report: {path}").format(path=report_path))

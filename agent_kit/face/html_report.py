@@ -101,18 +101,20 @@ def _status_word(status: Status) -> str:
 def _causes(d: Diagnosis) -> str:
     if not d.causes:
         return f"<p>{escape(d.summary())}</p>"
-    total = sum(c.score for c in d.causes)
     titles = {r.id: check_title(r.id) for r in d.report.checks}
+    # the confidence in words, and a bar of three fixed widths for it: never a percentage
+    bar = {"likely": 120, "possible": 60, "less_likely": 24}
     out = []
     for i, cause in enumerate(d.causes):
-        share = cause.score / total if total else 0.0
         evidence = ", ".join(titles.get(cid, cid) for cid in cause.evidence)
+        fix = (f'<div class="fix">{escape(cause.fix)}</div>' if i == 0 and cause.fix else "")
         out.append(
-            f'<div class="cause{" first" if i == 0 else ""}" data-cause="{cause.key}">'
-            f'<span class="score" style="width:{max(6, round(120 * share))}px"></span>'
-            f'<b>{escape(cause.title)}</b> — {share:.0%}<br>'
+            f'<div class="cause{" first" if i == 0 else ""}" data-cause="{cause.key}" '
+            f'data-confidence="{cause.confidence}">'
+            f'<span class="score" style="width:{bar[cause.confidence]}px"></span>'
+            f'<b>{escape(cause.title)}</b> — {escape(cause.confidence_label)}<br>'
             f'<span class="meta">{escape(_("Evidence: {checks}").format(checks=evidence))}'
-            f'</span><div class="fix">{escape(cause.advice)}</div></div>')
+            f'</span>{fix}</div>')
     return "".join(out)
 
 

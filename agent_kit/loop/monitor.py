@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import AUDIO_NOISE, BY_ID
+from agent_kit.core.checks import AUDIO_NOISE, BY_ID, NETWORK_LINK
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
@@ -398,7 +398,10 @@ class Monitor:
                  "full check" if full else "path degraded" if degraded else "first reach")
         self.last_trace_reading = trace(address[0], address[1], TRACEROUTE_BUDGET_S)
         self.last_trace = self.deps.monotonic()
-        judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy)}
+        link_kind = next((r.value for r in checks if r.id == NETWORK_LINK.id
+                          and isinstance(r.value, str)), None)
+        judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy,
+                                                 link_kind=link_kind)}
         return [judged.get(r.id, r) for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:

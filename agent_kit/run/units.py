@@ -112,7 +112,8 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
 
 
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
-          trace: Callable[..., TracerouteReading] | None = None) -> list[CheckResult]:
+          trace: Callable[..., TracerouteReading] | None = None,
+          link: Callable[[str], str | None] | None = None) -> list[CheckResult]:
     """Measure first (the path stream, then the traceroute when asked), then judge once."""
     from agent_kit.evaluate.path import evaluate_path, path_unknown
 
@@ -125,6 +126,9 @@ def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
         from probes.network.path import measure_path
 
         measure = measure_path
+        # a real stream: its link is this machine's (stand-in readings are judged without
+        # this machine's own link unless a stand-in link is given too)
+        link = link or _link_kind
     reading = measure(
         address[0], address[1],
         duration_s=float(ctx.policy.setting("path", "duration_s", PATH_DURATION_S)),
@@ -140,17 +144,33 @@ def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
 
             trace = measure_hops
         hops = trace(address[0], address[1], budget_s=TRACEROUTE_BUDGET_S)
-    # where the traceroute saw loss or delay start decides the path checks' fixes
-    return evaluate_path(reading, hops, ctx.policy)
+    # where the traceroute saw loss or delay start decides the path checks' fixes; the link
+    # that carries the stream keeps Wi-Fi advice off a cable
+    return evaluate_path(reading, hops, ctx.policy,
+                         link_kind=link(address[0]) if link is not None else None)
+
+
+def _link_kind(destination: str) -> str | None:
+    """wired, wifi, cellular... of the link to ``destination`` (the physical one under a VPN);
+    None when it cannot be told (the fixes then stay general)."""
+    from probes.system import measure_link
+
+    try:
+        return measure_link(destination).kind
+    except (OSError, ValueError):
+        return None
 
 
 def path_unit(*, measure: Callable[..., PathReading] | None = None,
-              trace: Callable[..., TracerouteReading] | None = None) -> ProbeUnit:
+              trace: Callable[..., TracerouteReading] | None = None,
+              link: Callable[[str], str | None] | None = None) -> ProbeUnit:
     """The path unit (``network.rtt`` ... ``network.hops``). ``measure`` and ``trace`` stand in
     for ``probes.network.path.measure_path`` and ``probes.network.traceroute.measure_hops``
-    (same arguments) where a test hands readings the lab cannot make; None: the probes."""
+    (same arguments) where a test hands readings the lab cannot make; None: the probes.
+    ``link`` stands in for the link kind toward the reflector (``wired``, ``wifi``...); with a
+    stand-in ``measure`` and no ``link`` the kind is not known (general fixes)."""
     def run(ctx: ProbeContext) -> list[CheckResult]:
-        return _path(ctx, measure, trace)
+        return _path(ctx, measure, trace, link)
 
     # duration_s of packets (6 s by default) + 1 s for late echoes + up to 3 s of count
     # queries (only when packets are missing) + margin, then the traceroute's budget + 2 s

@@ -81,6 +81,26 @@ class Chain:
         if proc.returncode != 0:
             raise LabError(f"nft on {far_role}: {proc.stderr.strip()}")
 
+    def drop_every_per_ttl(self, link: str, n: int, dport: int, *, max_ttl: int = 20) -> None:
+        """Like ``drop_every``, with one counter per arriving IP TTL: each traceroute hop's probes
+        (which reach the link with their own TTL) lose exactly every n-th of theirs, and the
+        path stream (TTL above ``max_ttl``) every n-th of its. One shared counter would alias
+        with the traceroute's rounds over its hops (a hop whose probes always fall between the
+        dropped ones). nftables keeps a ``numgen inc`` counter per rule."""
+        far_role = link.split("-")[1]
+        far_if = self.ifs[link][1]
+        match = f"iifname \"{far_if}\" ip daddr {CENTER_ADDR} udp dport {dport}"
+        drop = f"numgen inc mod {n} == {n - 1} counter drop"
+        rules = [f"    {match} ip ttl {ttl} {drop}" for ttl in range(1, max_ttl + 1)]
+        rules.append(f"    {match} ip ttl > {max_ttl} {drop}")
+        script = "\n".join(("table inet lab {", "  chain pre {",
+                            "    type filter hook prerouting priority -300;", *rules, "  }",
+                            "}", ""))
+        proc = subprocess.run(self.exec_args(far_role, "nft", "-f", "-"), input=script,
+                              capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise LabError(f"nft on {far_role}: {proc.stderr.strip()}")
+
     def shape(self, link: str, rate_mbit: float, latency_ms: int) -> None:
         """A tbf rate limit on ``link`` toward the center (the near end's egress): a queue
         holding at most ``latency_ms`` of traffic, ground truth for the delay a full queue
