@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agent_kit.core.i18n import Msg, render
+
 
 class Status(StrEnum):
     """Outcome of one check. ``UNKNOWN`` means the probe could not measure, and says why."""
@@ -36,6 +38,21 @@ class CheckResult:
     # Whether an UNKNOWN of this check blocks readiness (copied from the policy).
     unknown_blocks: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    # The message and the fix as message ids + parameters (``core.i18n.Msg``), so a reader in
+    # another language renders them in its own; ``message``/``fix`` are the text in the language
+    # of the run. None for a result whose text never was a message id.
+    msg: Msg | None = None
+    fix_msg: Msg | None = None
+
+    def message_in(self, lang: str | None = None) -> str:
+        """The message in ``lang`` (default: the current language)."""
+        return render(self.msg, lang) if self.msg is not None else self.message
+
+    def fix_in(self, lang: str | None = None) -> str | None:
+        """The fix in ``lang`` (default: the current language); None when there is none."""
+        if self.fix is None:
+            return None
+        return render(self.fix_msg, lang) if self.fix_msg is not None else self.fix
 
     @property
     def blocks(self) -> bool:
@@ -43,10 +60,18 @@ class CheckResult:
         return self.status is Status.FAIL or (self.status is Status.UNKNOWN and self.unknown_blocks)
 
     def to_json(self) -> dict[str, Any]:
+        """The contract's object; ``message_id``/``message_params`` (and ``fix_id``/
+        ``fix_params``) beside the rendered text when the result has message ids."""
         data = asdict(self)
+        data.pop("msg")
+        data.pop("fix_msg")
         data["status"] = self.status.value
         if not self.details:
             data.pop("details")
+        if self.msg is not None:
+            data.update(message_id=self.msg.id, message_params=self.msg.to_json()["params"])
+        if self.fix_msg is not None and self.fix is not None:
+            data.update(fix_id=self.fix_msg.id, fix_params=self.fix_msg.to_json()["params"])
         return data
 
 

@@ -69,7 +69,7 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_NO_STATE, _("The monitor is not running (it was stopped): start "
                                          "agent-kit monitor."), (), notes, state, enrollment)
     if state.stopped:
-        return GateView(EXIT_CLOSED, _("Not ready: the monitor stopped."), state.reasons,
+        return GateView(EXIT_CLOSED, _("Not ready: the monitor stopped."), state.reasons_in(),
                         notes, state, enrollment)
     if not state.is_fresh(now()):
         age = now() - state.updated_at
@@ -81,7 +81,7 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_OPEN, _("Ready to take calls (since {time}).").format(time=since),
                         (), notes, state, enrollment)
     return GateView(EXIT_CLOSED, _("Not ready to take calls (since {time}).").format(time=since),
-                    state.reasons, notes, state, enrollment)
+                    state.reasons_in(), notes, state, enrollment)
 
 
 def _local_time(unix_s: float) -> str:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_kit import __version__
 from agent_kit.core.checks import AUDIO_NOISE, BY_ID
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, _, render, verbatim
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
@@ -134,7 +134,8 @@ def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval
     """The heartbeat body of the latest results and the gate (``core.wire.heartbeat``, the one
     builder; the spool adds ``id``, ``seq``, ``dropped``)."""
     return wire_heartbeat.build_heartbeat(
-        latest.values(), gate_open=gate.open, gate_since=gate.since, gate_reasons=gate.reasons,
+        latest.values(), gate_open=gate.open, gate_since=gate.since,
+        gate_reasons=gate.reason_msgs or gate.reasons,
         interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
 
 
@@ -440,20 +441,23 @@ class Monitor:
         """Write the state file; False (said once) when the state folder cannot take it."""
         gate = self.gate.state
         stats = self.deps.spool.stats()
-        reasons = gate.reasons
+        # as message ids + parameters: ``status --lang`` renders them in its own language
+        reasons: tuple[Msg, ...] = gate.reason_msgs or tuple(verbatim(r) for r in gate.reasons)
         stopped = stopped or self.stopped
         if stopped == STOPPED_BY_SIGNAL:
-            reasons = (_("The monitor was stopped: start agent-kit monitor."),)
+            reasons = (M_("The monitor was stopped: start agent-kit monitor."),)
         elif stopped == "retired":
-            reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+            reasons = (M_("IT retired this workstation: run agent-kit enroll again."), *reasons)
         elif stopped:
-            reasons = (_("The center refuses this workstation's credential: run agent-kit "
-                         "enroll again."), *reasons)
+            reasons = (M_("The center refuses this workstation's credential: run agent-kit "
+                          "enroll again."), *reasons)
         state = MonitorState(
             agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
             updated_at=self.deps.clock(), interval_s=self.interval_s,
             gate_open=gate.open and stopped is None, gate_since=gate.since,
-            reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
+            reasons=tuple(render(r) for r in reasons),
+            reason_messages=tuple(r.to_json() for r in reasons),
+            blocking=tuple(b.check_id for b in gate.blockers),
             watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
             full_check_at=gate.full_check_at, in_call=self.in_call,
             clock_offset_s=self.deps.client.offset_s, stopped=stopped,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_kit.core.i18n import Msg, render
 from agent_kit.link.state_folder import state_dir
 
 STALE_INTERVALS = 3
@@ -53,6 +54,20 @@ class MonitorState:
     clock_offset_s: float = 0.0             # the center's clock minus ours
     stopped: str | None = None              # why the monitor stopped ("retired", ...), if so
     delivery: DeliveryState = field(default_factory=DeliveryState)
+    # ``reasons`` as message ids + parameters (``core.i18n.Msg.to_json``), index for index, so
+    # ``status --lang`` shows them in its own language whatever language the monitor ran in;
+    # empty in a file written before they were kept.
+    reason_messages: tuple[dict[str, Any], ...] = ()
+
+    def reasons_in(self, lang: str | None = None) -> tuple[str, ...]:
+        """The reasons in ``lang`` (default: the current language); a reason kept only as text
+        (an older monitor's file) as it was written."""
+        out = []
+        for i, text in enumerate(self.reasons):
+            msg = Msg.from_json(self.reason_messages[i]) if i < len(self.reason_messages) \
+                else None
+            out.append(render(msg, lang) if msg is not None else text)
+        return tuple(out)
 
     def is_fresh(self, now: float) -> bool:
         """Written by a monitor that is still running (not stopped, not too old)."""
@@ -91,7 +106,7 @@ def read_state(path: Path | None = None) -> MonitorState | None:
     try:
         data = json.loads(path.read_text("utf-8"))
         delivery = DeliveryState(**data.pop("delivery", {}))
-        for key in ("reasons", "blocking", "watching"):
+        for key in ("reasons", "blocking", "watching", "reason_messages"):
             data[key] = tuple(data.get(key) or ())
         return MonitorState(**data, delivery=delivery)
     except (OSError, ValueError, TypeError):
