@@ -27,7 +27,7 @@ SHIPPED = tuple(lang for lang in i18n.SUPPORTED if lang != "en")
 
 def _calls(tree: ast.AST) -> list[ast.Call]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id in ("_", "N_")]
+            and n.func.id in ("_", "N_", "M_")]
 
 
 def code_msgids() -> dict[str, str]:
@@ -40,6 +40,20 @@ def code_msgids() -> dict[str, str]:
                     and isinstance(call.args[0].value, str):
                 found.setdefault(call.args[0].value,
                                  f"{path.relative_to(ROOT)}:{call.lineno}")
+    # the command line's constant help= texts (translated by core.i18n.translate_help)
+    cli = PACKAGE / "face" / "cli.py"
+    for node in ast.walk(ast.parse(cli.read_text("utf-8"))):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) \
+                        and isinstance(kw.value.value, str) and kw.value.value:
+                    found.setdefault(kw.value.value, f"agent_kit/face/cli.py:{node.lineno}")
+        if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+                and d.func.attr in ("command", "callback") for d in node.decorator_list):
+            doc = ast.get_docstring(node)
+            if doc:
+                found.setdefault(doc, f"agent_kit/face/cli.py:{node.lineno}")
     return found
 
 

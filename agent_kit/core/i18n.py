@@ -207,7 +207,7 @@ def format_number(value: float, digits: int | None, lang: str | None = None, *,
         return text
     places = len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
     pattern = "0." + "0" * places if places else "0"
-    from babel.numbers import format_decimal   # only when a message is rendered
+    from babel.numbers import format_decimal  # only when a message is rendered
 
     return str(format_decimal(exact, format=pattern, locale=lang, decimal_quantization=False))
 
@@ -221,3 +221,30 @@ def format_timestamp(unix_s: float, lang: str | None = None) -> str:
     lang = supported_language(lang) or _language
     return str(format_datetime(datetime.fromtimestamp(unix_s).astimezone(), format="medium",
                                locale=lang))
+
+
+def translate_help(command: Any, lang: str) -> None:
+    """A command-line tree's help texts (a click/typer command: its ``help``, ``short_help``,
+    its options' ``help`` and its subcommands') in ``lang``, where the catalog has them: the
+    constant ``help=`` texts of ``agent_kit/face/cli.py`` are extracted like ``_()``'s."""
+    t = translation(lang)
+    for name in ("help", "short_help"):
+        text = getattr(command, name, None)
+        if isinstance(text, str) and text:
+            setattr(command, name, t.gettext(text))
+    for param in getattr(command, "params", ()):
+        text = getattr(param, "help", None)
+        if isinstance(text, str) and text:
+            param.help = t.gettext(text)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        translate_help(sub, lang)
+
+
+def language_in_argv(argv: list[str]) -> str | None:
+    """The value of ``--lang`` in a command line (``--lang sv``, ``--lang=sv``), if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None

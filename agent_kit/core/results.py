@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent_kit.core.i18n import Msg, render
+from agent_kit.core.i18n import N_, Msg, render, translation
+from agent_kit.core.i18n import current_language as _current_language
 
 
 class Status(StrEnum):
@@ -17,6 +18,11 @@ class Status(StrEnum):
     FAIL = "fail"
     UNKNOWN = "unknown"
 
+
+# A status in one word, as the terminal shows it ("Headset check: UNKNOWN"), translated where
+# shown.
+STATUS_WORDS = {Status.PASS: N_("PASS"), Status.WARN: N_("WARN"), Status.FAIL: N_("FAIL"),
+                Status.UNKNOWN: N_("UNKNOWN")}
 
 # Order of badness, used to combine statuses. UNKNOWN is handled by policy, not by rank.
 STATUS_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
@@ -73,6 +79,28 @@ class CheckResult:
         if self.fix_msg is not None and self.fix is not None:
             data.update(fix_id=self.fix_msg.id, fix_params=self.fix_msg.to_json()["params"])
         return data
+
+
+# The words a state check's value can be (``network.link``'s "wired", ``vpn.route``'s "local",
+# ``network.hops``' "clean", ``audio.headset``'s device kind...), shown in the reader's language;
+# the JSON keeps the value itself. A value not listed (an interface name) is shown as it is.
+VALUE_WORDS = {
+    "wired": N_("wired"), "wifi": N_("Wi-Fi"), "cellular": N_("mobile data"),
+    "local": N_("this computer"), "clean": N_("clean"), "home": N_("your home network"),
+    "isp": N_("your internet provider (ISP)"), "beyond": N_("beyond your internet provider"),
+    "usb_headset": N_("USB headset"), "analog_headset": N_("headset on the audio jack"),
+    "bluetooth_headset": N_("Bluetooth headset"), "builtin": N_("built-in microphone"),
+    "webcam": N_("webcam microphone"), "virtual": N_("virtual device"),
+    "unknown": N_("unknown device"),
+}
+
+
+def value_text(value: str, lang: str | None = None) -> str:
+    """A state value in plain words of ``lang`` (default: the current language)."""
+    word = VALUE_WORDS.get(value)
+    if word is None:
+        return value
+    return translation(lang or _current_language()).gettext(word)
 
 
 @dataclass(frozen=True)

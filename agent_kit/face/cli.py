@@ -332,8 +332,15 @@ def main() -> None:
 
     if len(sys.argv) == 1 and _double_clicked():
         sys.argv.append("window")
+    from typer.main import get_command
+
+    from agent_kit.core.i18n import language_in_argv, set_language, translate_help
+
+    command = get_command(app)
+    # --help in the language the command line asks for (else the OS locale)
+    translate_help(command, set_language(language_in_argv(sys.argv)))
     try:
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False)
     except NoArgsIsHelpError as exc:
         typer.echo(exc.ctx.get_help() if exc.ctx is not None else "agent-kit --help")
         sys.exit(0)

@@ -12,7 +12,7 @@ from typing import Any
 from agent_kit.core.checks import AUDIO_HEADSET
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
-from agent_kit.core.results import CheckResult
+from agent_kit.core.results import STATUS_WORDS, CheckResult
 from agent_kit.evaluate.audio import evaluate_headset, is_approved, kind_label
 from probes.audio.devices import AudioDevice, DeviceInventory
 
@@ -75,7 +75,7 @@ def render_lines(inventory: DeviceInventory, policy: Policy) -> list[str]:
     lines.append(_("* = the system default, used for calls"))
     verdict: CheckResult = evaluate_headset(inventory, policy)
     lines.append(_("Headset check: {status} - {message}").format(
-        status=verdict.status.value.upper(), message=verdict.message))
+        status=_(STATUS_WORDS[verdict.status]), message=verdict.message))
     if verdict.fix:
         lines.append(_("Fix: {fix}").format(fix=verdict.fix))
     return lines

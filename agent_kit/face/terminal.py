@@ -6,9 +6,10 @@ import json
 import sys
 from typing import TextIO
 
-from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _
-from agent_kit.core.results import CheckReport, CheckResult, Status
+from agent_kit.core.checks import BY_ID, unit_title
+from agent_kit.core.policy import policy_title
+from agent_kit.core.i18n import M_, _, render
+from agent_kit.core.results import CheckReport, CheckResult, Status, value_text
 
 _SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
 _STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
@@ -19,9 +20,11 @@ def terminal_progress(event: str, unit: str, elapsed: float,
                       results: list[CheckResult] | None) -> None:
     """The runner's progress on stderr: a line when a unit starts and when it is done."""
     if event == "start":
-        print(f"  … measuring {unit}", file=sys.stderr, flush=True)
+        print("  … " + _("measuring {unit}").format(unit=_(unit_title(unit))), file=sys.stderr,
+              flush=True)
     else:
-        print(f"  ✓ {unit} done ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+        print("  ✓ " + render(M_("{unit} done ({seconds:.1f} s)", unit=M_(unit_title(unit)),
+                                 seconds=elapsed)), file=sys.stderr, flush=True)
 
 
 def terminal_prompt(text: str) -> None:
@@ -42,7 +45,7 @@ def format_value(result: CheckResult) -> str:
     if isinstance(v, float):
         text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
     else:
-        text = str(v)
+        text = value_text(v)   # a state's word in the reader's language ("wired", "clean")
     return f"{text} {result.unit}" if result.unit and not isinstance(v, str) else text
 
 
@@ -84,11 +87,11 @@ def render_terminal(report: CheckReport, stream: TextIO | None = None) -> None:
         headline = _("READY (with warnings)") if report.verdict is Status.WARN else _("READY")
         console.print(f"[bold green]{headline}[/] — " + _(
             "policy {name} {version}, {seconds:.1f} s").format(
-            name=report.policy_name, version=report.policy_version,
+            name=policy_title(report.policy_name), version=report.policy_version,
             seconds=report.duration_s))
     else:
         n = sum(1 for r in report.checks if r.blocks)
         console.print(f"[bold red]{_('NOT READY')}[/] — " + _(
             "{count} problem(s) must be fixed before you take calls (policy {name} "
-            "{version})").format(count=n, name=report.policy_name,
+            "{version})").format(count=n, name=policy_title(report.policy_name),
                                  version=report.policy_version))

@@ -133,7 +133,7 @@ const Charts = (() => {
       titleEl.textContent = spec.title + ": no readings in this period";
       const text = svg("text", {x: width / 2, y: HEIGHT / 2, "text-anchor": "middle",
                                 class: "chart-empty"});
-      text.textContent = "No readings in this period";
+      text.textContent = Center.t("No readings in this period");
       root.append(text);
       figure.append(root);
       latest.textContent = "";
@@ -283,7 +283,7 @@ const Charts = (() => {
                      formatValueUnit(p.v, spec.unit) + status);
         } else {
           dots[si].setAttribute("visibility", "hidden");
-          lines.push((spec.series.length > 1 ? s.name + ": " : "") + "no reading");
+          lines.push((spec.series.length > 1 ? s.name + ": " : "") + Center.t("no reading"));
         }
       });
       tip.replaceChildren(...lines.map((line, i) => {
