@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, Response
+from fastapi import Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from agent_kit import __version__
 from agent_kit.center.heartbeat_route import SECURITY_HEADERS
@@ -53,9 +54,6 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-        from fastapi import Request
-        from fastapi.responses import HTMLResponse
 
         from agent_kit.center.dashboard_text import page
         from agent_kit.center.viewer_language import viewer_language

@@ -207,8 +207,10 @@ def format_number(value: float, digits: int | None, lang: str | None = None, *,
         return text
     places = len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
     pattern = "0." + "0" * places if places else "0"
-    from babel.numbers import format_decimal  # only when a message is rendered
-
+    try:
+        from babel.numbers import format_decimal  # only when a message is rendered
+    except ImportError:   # a build without Babel: Python's digits rather than no text
+        return text
     return str(format_decimal(exact, format=pattern, locale=lang, decimal_quantization=False))
 
 
