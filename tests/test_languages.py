@@ -221,3 +221,49 @@ def test_accept_language_picks_the_best_supported_language() -> None:
     assert accepted_language("ko-KR") == "ko"
     assert accepted_language("fr, de;q=0.9") is None and accepted_language(None) is None
     assert accepted_language("sv;q=0, en;q=0.1") == "en"
+
+
+def test_every_dashboard_word_is_in_the_catalogs() -> None:
+    """Each text of the pages and each ``t("...")`` of the scripts is listed in
+    ``center.dashboard_text.UI_TEXT`` (so extracted and translated), or is no word at all
+    (numbers, punctuation, the product's and the variable's names)."""
+    from html.parser import HTMLParser
+
+    from agent_kit.center.dashboard_text import UI_TEXT, _catalogue_text
+
+    static = ROOT / "agent_kit" / "center" / "static"
+    known = set(UI_TEXT) | set(_catalogue_text())
+
+    class Texts(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.skip += tag in ("script", "style", "code")
+            self.found += [v for k, v in attrs if k in ("placeholder", "aria-label", "title")
+                           and v]
+
+        def handle_endtag(self, tag: str) -> None:
+            self.skip -= tag in ("script", "style", "code")
+
+        def handle_data(self, data: str) -> None:
+            text = " ".join(data.split())
+            if text and not self.skip:
+                self.found.append(text)
+
+    missing = []
+    for name in ("index.html", "agent.html"):
+        parser = Texts()
+        parser.feed((static / name).read_text("utf-8"))
+        missing += [f"{name}: {t!r}" for t in parser.found
+                    if t not in known and re.search("[A-Za-z]{2,}", t) and t != "agent-center"]
+    for script in static.glob("*.js"):
+        code = script.read_text("utf-8")
+        for literal in re.findall(r'\bt\(\s*"((?:[^"\\]|\\.)*)"(?:\s*\+\s*"((?:[^"\\]|\\.)*)")?',
+                                  code):
+            text = "".join(literal)
+            if text not in known:
+                missing.append(f"{script.name}: {text!r}")
+    assert not missing, f"dashboard words not in center/dashboard_text.py: {missing}"

@@ -245,7 +245,7 @@
     const title = document.createElementNS(ns, "title");
     const minutes = Math.round(closedMs / 60000);
     title.textContent = beats.length
-      ? `Login gate: closed for about ${minutes} min of this period.`
+      ? t("Login gate: closed for about {minutes} min of this period.", {minutes})
       : t("Login gate: no heartbeat in this period.");
     svg.prepend(title);
     figure.append(svg);
@@ -267,9 +267,13 @@
       document.getElementById("charts").setAttribute("aria-busy", "true");
       heartbeats = await loadHeartbeats(endMs);
       document.getElementById("charts").removeAttribute("aria-busy");
-      note.textContent = `${heartbeats.length} heartbeats from ${formatAbsolute(
-        new Date(endMs - rangeS * 1000).toISOString())} to ${formatAbsolute(
-        new Date(endMs).toISOString())}` + (agent.state === "online" ? "" : " (the last hours before the agent went quiet)") + ".";
+      const span = {count: heartbeats.length,
+                    start: formatAbsolute(new Date(endMs - rangeS * 1000).toISOString()),
+                    end: formatAbsolute(new Date(endMs).toISOString())};
+      note.textContent = agent.state === "online"
+        ? t("{count} heartbeats from {start} to {end}.", span)
+        : t("{count} heartbeats from {start} to {end} (the last hours before the agent went " +
+            "quiet).", span);
     }
     domain = [endMs - rangeS * 1000, endMs];
     drawCharts();

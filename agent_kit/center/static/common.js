@@ -160,9 +160,9 @@ const Center = (() => {
 
   /** "42 s ago", "5 min ago", "3 h ago", "2 d ago" (and "in ..." for clocks ahead). */
   function formatRelative(iso, nowMs = Date.now()) {
-    const t = Date.parse(iso);
-    if (isNaN(t)) return String(iso);
-    const seconds = Math.round((nowMs - t) / 1000);
+    const at = Date.parse(iso);
+    if (isNaN(at)) return String(iso);
+    const seconds = Math.round((nowMs - at) / 1000);
     const abs = Math.abs(seconds);
     let text;
     if (abs < 5) return t("just now");
