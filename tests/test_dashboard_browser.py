@@ -414,7 +414,7 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
                                "url": fleet.center.url}])
     _login(page)
     assert page.get_attribute("html", "lang") == "ja"
-    assert "フリート" in page.inner_text("h1")
+    assert "フリート" in page.inner_text(".page-head h1")
     assert page.locator("#lang").input_value() == "ja"
     _shot(page, "ja-fleet")
     page.goto(f"/agents/{kim.agent_id}")
@@ -423,7 +423,7 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
                          "ja")
     assert cpu_ja in page.inner_text("#problems")
     assert page.locator("#gate .badge").inner_text() == "閉"
-    body = page.inner_text("body")
+    body = page.inner_text("main")   # (the language selector names 한국어 itself)
     assert not HANGUL.search(body), "Korean left on a Japanese page"
     assert "現在の問題" in body
     _shot(page, "ja-agent")
@@ -433,4 +433,4 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
     page.wait_for_selector("#charts[data-drawn]")
     assert "CPU 97 % busy on 4 cores" in page.inner_text("#problems")
     assert page.locator("#gate .badge").inner_text() == "Closed"
-    assert not HANGUL.search(page.inner_text("body"))
+    assert not HANGUL.search(page.inner_text("main"))
