@@ -267,3 +267,19 @@ def test_every_dashboard_word_is_in_the_catalogs() -> None:
             if text not in known:
                 missing.append(f"{script.name}: {text!r}")
     assert not missing, f"dashboard words not in center/dashboard_text.py: {missing}"
+
+
+def test_the_value_column_is_in_the_readers_format() -> None:
+    """The terminal's (and the report's) value column: Swedish decimal comma, words for units
+    and states, in the reader's language."""
+    from agent_kit.face.terminal import format_value
+
+    results = {r.id: r for r in judged_in("en")}
+    try:
+        i18n.set_language("sv")
+        assert format_value(results["system.disk"]) == "76,6 GB"
+        assert format_value(results["system.uptime"]) == "0,4 dagar"
+    finally:
+        i18n.set_language("en")
+    assert format_value(results["system.disk"]) == "76.6 GB"
+    assert format_value(results["system.uptime"]) == "0.4 days"

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent_kit.core.i18n import N_, Msg, render, translation
+from agent_kit.core.i18n import N_, Msg, format_number, render, translation
 from agent_kit.core.i18n import current_language as _current_language
 
 
@@ -93,6 +93,24 @@ VALUE_WORDS = {
     "webcam": N_("webcam microphone"), "virtual": N_("virtual device"),
     "unknown": N_("unknown device"),
 }
+
+
+# Units shown in words (the JSON keeps the unit itself); symbols (ms, %, Mbit/s) stay as they are.
+UNIT_WORDS = {"days": N_("days")}
+
+
+def unit_text(unit: str, lang: str | None = None) -> str:
+    """A unit as the reader's language writes it ("days" -> "dagar")."""
+    word = UNIT_WORDS.get(unit)
+    return unit if word is None else translation(lang or _current_language()).gettext(word)
+
+
+def number_text(value: float, lang: str | None = None) -> str:
+    """A measured number as the terminal shows it (two decimals below 100, none above, trailing
+    zeros dropped), in the reader's format ("77,7" in Swedish)."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.0f}"
+    digits = len(text.split(".")[1]) if "." in text else 0
+    return format_number(float(text), digits, lang)
 
 
 def value_text(value: str, lang: str | None = None) -> str:

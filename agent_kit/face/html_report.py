@@ -117,7 +117,8 @@ def render_html(d: Diagnosis, *, hostname: str | None = None, agent_id: str | No
                 else _("READY") if ready else _("NOT READY"))
     meta = " · ".join(escape(x) for x in (
         host, *([agent_id] if agent_id else []), created,
-        f"agent-kit {report.version}", f"{policy_title(report.policy_name)} {report.policy_version}",
+        f"agent-kit {report.version}",
+        f"{policy_title(report.policy_name)} {report.policy_version}",
         _("measured in {seconds:.1f} s").format(seconds=report.duration_s)))
     charts = _charts(d)
     charts_section = (f"<h2>{escape(_('Over the test'))}</h2>{charts}" if charts else "")

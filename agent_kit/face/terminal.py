@@ -7,9 +7,16 @@ import sys
 from typing import TextIO
 
 from agent_kit.core.checks import BY_ID, unit_title
-from agent_kit.core.policy import policy_title
 from agent_kit.core.i18n import M_, _, render
-from agent_kit.core.results import CheckReport, CheckResult, Status, value_text
+from agent_kit.core.policy import policy_title
+from agent_kit.core.results import (
+    CheckReport,
+    CheckResult,
+    Status,
+    number_text,
+    unit_text,
+    value_text,
+)
 
 _SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
 _STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
@@ -42,11 +49,9 @@ def format_value(result: CheckResult) -> str:
         return "—"
     if isinstance(v, bool):
         return _("yes") if v else _("no")
-    if isinstance(v, float):
-        text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
-    else:
-        text = value_text(v)   # a state's word in the reader's language ("wired", "clean")
-    return f"{text} {result.unit}" if result.unit and not isinstance(v, str) else text
+    # the reader's decimal sign ("77,7" in Swedish); a state's word in the reader's language
+    text = number_text(v) if isinstance(v, int | float) else value_text(v)
+    return f"{text} {unit_text(result.unit)}" if result.unit and not isinstance(v, str) else text
 
 
 def check_title(check_id: str) -> str:
