@@ -196,6 +196,18 @@ def test_the_center_renders_a_korean_agents_messages_in_the_readers_language(cen
         decision = admin.get(f"/api/v1/gate/{ws.agent_id}", params={"lang": "ko"}).json()
         assert not decision["allowed"] and all(re.search("[\uac00-\ud7a3]", r)
                                                for r in decision["reasons"])
+    # the workstation's own ``agent-kit login`` asks in the language it speaks
+    from agent_kit.link.clearance import new_nonce
+    from agent_kit.link.client import CenterClient
+
+    try:
+        i18n.set_language("sv")
+        with CenterClient(Enrollment(center_url=center.url, agent_id=ws.agent_id,
+                                     secret=ws.secret)) as client:
+            answer = client.gate(new_nonce())
+    finally:
+        i18n.set_language("en")
+    assert not answer["allowed"] and any(swedish in r for r in answer["reasons"])
 
 
 @pytest.mark.parametrize(("lang", "word"), [("ja", "フリート"), ("ko", "전체 현황"),
