@@ -9,7 +9,7 @@ mode=${1:-run}
 APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2)
 # The lab: virtual headset feed, reference meters, namespaces, VPN, PostgreSQL, browser, Xvfb,
 # and Japanese/Korean fonts for the translated window's screenshots.
-APT_TEST=(sox espeak-ng iperf3 openvpn postgresql chromium chromium-driver xvfb xdotool
+APT_TEST=(sox espeak-ng iperf3 iputils-ping openvpn postgresql chromium chromium-driver xvfb xdotool
           python3-tk gettext imagemagick binutils fonts-ipafont-gothic fonts-nanum nftables
           wrk)   # bench/center_load.py's load generator
 

@@ -136,7 +136,9 @@ def test_os_locale_picks_the_language() -> None:
 
 def test_lang_option_translates_the_check_output() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "system", "--lang", "ja"],
+        # --details: the short view names the step (パソコン), the full table every check
+        [sys.executable, "-m", "agent_kit.face.cli", "check", "--only", "system", "--lang", "ja",
+         "--details"],
         capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
                                                        "AGENT_KIT_HOME": "/nonexistent"})
     assert out.returncode in (0, 1), out.stderr
@@ -186,25 +188,24 @@ def test_values_progress_and_status_words_are_translated(lang: str) -> None:
     """What the terminal shows beside the messages: a state's value ("wired", "clean",
     "builtin"), the progress lines, the status word of "Headset check: UNKNOWN", the shipped
     policy's name. None may stay English."""
-    from agent_kit.core.checks import UNIT_TITLES
     from agent_kit.core.policy import DEFAULT_POLICY_NAME, policy_title
     from agent_kit.core.results import STATUS_WORDS, VALUE_WORDS, value_text
-    from agent_kit.face.terminal import terminal_progress
+    from agent_kit.face.terminal import ProgressLine
+    from agent_kit.run.units import UNITS
 
     shown = {f"value {v}": value_text(v, lang) for v in VALUE_WORDS}
     t = i18n.translation(lang)
     shown.update({f"status {s}": t.gettext(w) for s, w in STATUS_WORDS.items()})
     shown["policy"] = policy_title(DEFAULT_POLICY_NAME, lang)
-    import contextlib
     import io
 
     try:
         i18n.set_language(lang)
-        for unit in UNIT_TITLES:
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err):
-                terminal_progress("start", unit, 0.0, None)
-                terminal_progress("done", unit, 1.25, [])
+        for unit in (u.name for u in UNITS):
+            err = io.StringIO()   # not a terminal: one plain line per start and end
+            progress = ProgressLine(err)
+            progress("start", unit, 0.0, None)
+            progress("done", unit, 1.25, [])
             shown[f"progress {unit}"] = err.getvalue()
     finally:
         i18n.set_language("en")

@@ -31,7 +31,7 @@ from fastapi import Request
 from agent_kit.center import credentials
 from agent_kit.center.errors import APIError
 from agent_kit.center.runtime import CenterRuntime
-from agent_kit.center.throttle import retry_after_header, source_key
+from agent_kit.center.throttle import retry_after_header
 from agent_kit.core.wire import signing
 
 log = logging.getLogger("agent_kit.center")
@@ -79,10 +79,10 @@ class TooManyFailures(APIError):
 
 
 def client_source(client: Sequence[object] | None) -> str:
-    """The throttling key of an ASGI ``client``: ``scope["client"]`` or ``request.client``,
-    both ``(host, port)`` or None."""
+    """The address of an ASGI ``client`` (``scope["client"]`` or ``request.client``, both
+    ``(host, port)`` or None), as the failure budgets take it (they key it themselves)."""
     host = client[0] if client else None
-    return source_key(host if isinstance(host, str) else None)
+    return host if isinstance(host, str) else "?"
 
 
 def request_source(request: Request) -> str:

@@ -8,7 +8,9 @@ that sends its headers one byte at a time (slowloris), or a body that never ends
 connection (and a slot of the server) for as long as it likes. Two parts:
 
 - :func:`deadline_protocol` makes the ``http`` protocol class given to uvicorn: uvicorn's own
-  protocol (h11 or httptools, as uvicorn picks it) wrapped, with one timer per connection;
+  protocol (h11 or httptools, as uvicorn picks it) wrapped; each connection's deadline is
+  checked twice a second by one timer for all of them (none is set per request: the
+  heartbeat route is the center's hot path);
 - :class:`ReadDeadlines`, pure ASGI middleware in front of the app, tells that connection when
   a request's headers have arrived (the app is called), when its body has, and when the answer
   is complete (the next request's headers are then awaited, on a keep-alive connection).
@@ -41,27 +43,21 @@ class ReadLimits:
 
 
 class _Connection:
-    """One connection's reading deadline: which phase it is in and its timer."""
+    """One connection's reading deadline: which phase it is in and until when. Phase changes
+    only note the time (this runs for every request); :class:`_Watch` looks at the deadlines."""
+
+    __slots__ = ("transport", "loop", "limits", "phase", "deadline", "body_started",
+                 "body_bytes", "answering", "header_bytes")
 
     def __init__(self, transport: asyncio.BaseTransport, loop: asyncio.AbstractEventLoop,
                  limits: ReadLimits) -> None:
         self.transport, self.loop, self.limits = transport, loop, limits
         self.phase = "headers"      # headers -> body (if any) -> answer -> headers ...
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = loop.time() + limits.header_timeout_s
         self.body_started = 0.0
         self.body_bytes = 0
         self.answering = False      # a response has started: never write a 408 over it
         self.header_bytes = 0       # received while awaiting headers (0: an idle connection)
-        self._arm(limits.header_timeout_s)
-
-    def _arm(self, delay_s: float) -> None:
-        self._cancel()
-        self.timer = self.loop.call_later(max(0.0, delay_s), self._expired)
-
-    def _cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     # -- what the protocol and the middleware report --------------------------------------
     def received(self, nbytes: int) -> None:
@@ -71,48 +67,42 @@ class _Connection:
     def request_started(self, has_body: bool) -> None:
         if has_body:
             self.phase, self.body_started, self.body_bytes = "body", self.loop.time(), 0
-            self._arm(self.limits.body_timeout_s)
+            self.deadline = self.body_started + self.limits.body_timeout_s
         else:
-            self.phase = "answer"
-            self._cancel()
+            self.phase, self.deadline = "answer", _NEVER
 
     def body_received(self, nbytes: int, complete: bool) -> None:
         self.body_bytes += nbytes
         if complete and self.phase == "body":
-            self.phase = "answer"
-            self._cancel()
+            self.phase, self.deadline = "answer", _NEVER
 
     def response_started(self) -> None:
         self.answering = True
         if self.phase == "body":   # answered before reading it all: the body no longer matters
-            self.phase = "answer"
-            self._cancel()
+            self.phase, self.deadline = "answer", _NEVER
 
     def response_complete(self) -> None:
         self.phase, self.answering, self.header_bytes = "headers", False, 0
-        self._arm(self.limits.header_timeout_s)
+        self.deadline = self.loop.time() + self.limits.header_timeout_s
 
-    def closed(self) -> None:
-        self._cancel()
-
-    # -- the timer ------------------------------------------------------------------------
-    def _expired(self) -> None:
-        self.timer = None
-        if self.transport.is_closing():
+    # -- the check ------------------------------------------------------------------------
+    def check(self, now: float) -> None:
+        """Close the connection when it is past its deadline."""
+        if now < self.deadline or self.transport.is_closing():
             return
         if self.phase == "body":
             deadline = (self.body_started + self.limits.body_timeout_s
                         + self.body_bytes / self.limits.body_min_rate_bps)
-            if self.loop.time() < deadline:   # still coming at the minimum rate: extend
-                self._arm(deadline - self.loop.time())
+            if now < deadline:   # still coming at the minimum rate: extend
+                self.deadline = deadline
                 return
             what = f"body not received at {self.limits.body_min_rate_bps:g} bytes/s"
         elif self.phase == "headers":
+            if not self.header_bytes:
+                self.transport.close()   # an idle connection (keep-alive): nothing to refuse
+                return
             what = f"headers not received within {self.limits.header_timeout_s:g} s"
         else:
-            return
-        if self.phase == "headers" and not self.header_bytes:
-            self.transport.close()   # an idle connection (keep-alive): nothing to refuse
             return
         peer = self.transport.get_extra_info("peername")
         source = peer[0] if isinstance(peer, tuple) and peer else "?"
@@ -127,6 +117,39 @@ class _Connection:
         self.transport.close()
 
 
+_NEVER = float("inf")
+CHECK_EVERY_S = 0.5   # how late a deadline may be noticed
+
+
+class _Watch:
+    """The open connections of one event loop, their deadlines checked every CHECK_EVERY_S
+    (one timer for all of them, not one per request)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.connections: set[_Connection] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: _Connection) -> None:
+        self.connections.add(connection)
+        if self.timer is None:
+            self.timer = self.loop.call_later(CHECK_EVERY_S, self._tick)
+
+    def discard(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for connection in list(self.connections):
+            try:
+                connection.check(now)
+            except Exception as exc:  # noqa: BLE001 - one broken transport must not stop the rest
+                log.warning("read deadline check failed: %s", type(exc).__name__)
+                self.connections.discard(connection)
+        self.timer = self.loop.call_later(CHECK_EVERY_S, self._tick) if self.connections \
+            else None
+
+
 _CONNECTION: ContextVar[_Connection | None] = ContextVar("agent_center_connection",
                                                          default=None)
 
@@ -139,14 +162,19 @@ def deadline_protocol(limits: ReadLimits, inner: type[Any] | None = None) -> typ
 
         inner = AutoHTTPProtocol
     protocol_class = inner
+    watches: dict[asyncio.AbstractEventLoop, _Watch] = {}   # one per loop (one per process)
 
     class DeadlineProtocol(asyncio.Protocol):
         def __init__(self, **kwargs: Any) -> None:
             self.inner = protocol_class(**kwargs)
             self.connection: _Connection | None = None
+            self.watch: _Watch | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.connection = _Connection(transport, asyncio.get_running_loop(), limits)
+            loop = asyncio.get_running_loop()
+            self.watch = watches.get(loop) or watches.setdefault(loop, _Watch(loop))
+            self.connection = _Connection(transport, loop, limits)
+            self.watch.add(self.connection)
             token = _CONNECTION.set(self.connection)
             try:
                 self.inner.connection_made(transport)
@@ -167,8 +195,8 @@ def deadline_protocol(limits: ReadLimits, inner: type[Any] | None = None) -> typ
             return result
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.connection is not None:
-                self.connection.closed()
+            if self.connection is not None and self.watch is not None:
+                self.watch.discard(self.connection)
             self.inner.connection_lost(exc)
 
         def pause_writing(self) -> None:

@@ -82,13 +82,14 @@ class RefusalLog:
 
     def refused(self, scope: Any, status: int, error: str) -> None:
         client = scope.get("client")
-        source = source_key(client[0] if client else None)
+        source = str(client[0]) if client else "?"
         if self.budgets.take(source):
-            self.unlogged[source] = self.unlogged.get(source, 0) + 1
+            key = source_key(source)
+            self.unlogged[key] = self.unlogged.get(key, 0) + 1
             if len(self.unlogged) > 10_000:   # bounded, like the budgets
                 self.unlogged.clear()
             return
-        skipped = self.unlogged.pop(source, 0)
+        skipped = self.unlogged.pop(source_key(source), 0)
         log.warning("refused %s %s from %s: %d %s%s", printable(str(scope.get("method")), 10),
                     printable(str(scope.get("path"))),
                     source if _ADDRESS.fullmatch(source) else printable(source, 60), status, error,

@@ -8,7 +8,8 @@ The buckets are per process: with ``serve --workers N`` (or N hosts) the kernel 
 source's connections over the processes, so a source gets up to N times the budget. Sharing
 them in the database would cost a write per failed attempt, which is what an attacker controls.
 
-Sources are keyed by address; an IPv6 address by its /64, the block one subscriber usually gets
+Sources are keyed by address (parsed only when a budget is asked, not for every request); an
+IPv6 address by its /64, the block one subscriber usually gets
 (rotating addresses inside it gains nothing). The number of sources kept is bounded: full
 buckets are forgotten first, then the oldest.
 """
@@ -80,7 +81,9 @@ class SourceBudgets:
             del self._buckets[next(iter(self._buckets))]
 
     def wait_s(self, source: str, amount: float = 1.0) -> float:
-        """Seconds until ``amount`` tokens are there (0: now); nothing is taken."""
+        """Seconds until ``amount`` tokens are there (0: now); nothing is taken. ``source``: a
+        client address (keyed by :func:`source_key`)."""
+        source = source_key(source)
         with self._lock:
             bucket = self._bucket(source, self.clock())
             return max(0.0, (amount - bucket.level) / self.refill_per_s)
@@ -88,6 +91,7 @@ class SourceBudgets:
     def take(self, source: str, amount: float = 1.0) -> float:
         """Take ``amount`` tokens: 0.0 when taken, else the seconds until they will be there
         (nothing is taken)."""
+        source = source_key(source)
         with self._lock:
             bucket = self._bucket(source, self.clock())
             if bucket.level >= amount:
@@ -97,6 +101,7 @@ class SourceBudgets:
 
     def give_back(self, source: str, amount: float) -> None:
         """Return tokens taken but not used (a download cut short)."""
+        source = source_key(source)
         with self._lock:
             bucket = self._bucket(source, self.clock())
             bucket.level = min(self.capacity, bucket.level + amount)

@@ -209,19 +209,6 @@ def ids_owned_by(unit: str) -> tuple[str, ...]:
     return tuple(s.id for s in CATALOGUE if s.owner == unit)
 
 
-# What each probe unit measures, in plain words (the progress lines: "measuring the VPN...").
-UNIT_TITLES = {
-    "system": N_("the computer"), "link": N_("the network connection"), "vpn": N_("the VPN"),
-    "path": N_("the connection to the center"), "bandwidth": N_("the internet speed"),
-    "headset": N_("the headset"), "room": N_("the microphone and the room"),
-}
-
-
-def unit_title(unit: str) -> str:
-    """The unit's plain-words title as a msgid (the unit's name when it has none)."""
-    return UNIT_TITLES.get(unit, unit)
-
-
 _DIRECTION_WORDS = {"higher_is_worse": "higher", "lower_is_worse": "lower", "state": "state"}
 
 

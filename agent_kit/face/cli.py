@@ -79,6 +79,8 @@ OnlyOpt = Annotated[str | None, typer.Option("--only", help=f"Only these groups 
                                              f"({','.join(GROUPS)}).")]
 SkipOpt = Annotated[str | None, typer.Option("--skip", help="Skip these groups.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DetailsOpt = Annotated[bool, typer.Option("--details", help="Show every measurement, not only "
+                                          "the steps and what to fix.")]
 ReflectorOpt = Annotated[str | None, typer.Option("--reflector", help="Path-test target "
                                                   "HOST:PORT instead of the center's.")]
 def _known_language(value: str | None) -> str | None:
@@ -98,7 +100,7 @@ LangOpt = Annotated[str | None, typer.Option("--lang", help="Language of message
 @app.command()
 def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
           skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
-          lang: LangOpt = None) -> None:
+          lang: LangOpt = None, details: DetailsOpt = False) -> None:
     """Onboarding check: every probe group, judged against the call standards."""
     from agent_kit.core.i18n import set_language
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
@@ -111,7 +113,7 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=refl,
                       interactive=interactive, on_error=fail_usage,
                       prompt=terminal_prompt if interactive else None)
-    report = run.execute(progress=terminal_progress if sys.stderr.isatty() else None)
+    report = run.execute(progress=terminal_progress)
     if json_out:
         from agent_kit.face.terminal import report_json
 
@@ -119,14 +121,14 @@ def check(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = No
     else:
         from agent_kit.face.terminal import render_terminal
 
-        render_terminal(report)
+        render_terminal(report, details=details)
     raise typer.Exit(EXIT_READY if report.ready else EXIT_NOT_READY)
 
 
 @app.command()
 def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt = None,
              skip: SkipOpt = None, json_out: JsonOpt = False, reflector: ReflectorOpt = None,
-             lang: LangOpt = None,
+             lang: LangOpt = None, details: DetailsOpt = False,
              report: Annotated[str | None, typer.Option(
                  "--report", help="Where to write the HTML report (default: "
                  "agent-kit-report-<date>.html in the current folder).")] = None,
@@ -142,7 +144,7 @@ def diagnose(center: CenterOpt = None, policy: PolicyOpt = None, only: OnlyOpt =
     refl = parse_reflector(reflector)
     ready = run_diagnose_command(center=center, policy=policy, groups=groups, reflector=refl,
                                  json_out=json_out, report_path=report, upload=upload,
-                                 on_error=fail_usage)
+                                 on_error=fail_usage, details=details)
     raise typer.Exit(EXIT_READY if ready else EXIT_NOT_READY)
 
 

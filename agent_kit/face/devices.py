@@ -12,7 +12,7 @@ from typing import Any
 from agent_kit.core.checks import AUDIO_HEADSET
 from agent_kit.core.i18n import _
 from agent_kit.core.policy import Policy
-from agent_kit.core.results import STATUS_WORDS, CheckResult
+from agent_kit.core.results import CheckResult
 from agent_kit.evaluate.audio import evaluate_headset, is_approved, kind_label
 from probes.audio.devices import AudioDevice, DeviceInventory
 
@@ -52,12 +52,18 @@ def _reason(dev: AudioDevice) -> str:
     return facts
 
 
-def render_lines(inventory: DeviceInventory, policy: Policy) -> list[str]:
-    """Plain-text lines for a terminal."""
+def render_lines(inventory: DeviceInventory, policy: Policy,
+                 width: int | None = None) -> list[str]:
+    """Plain-text lines for a terminal, wrapped to ``width`` (default: the terminal's) with
+    hanging indents; the headset check's fix on a line of its own."""
+    from agent_kit.face.check_steps import step_word
+    from agent_kit.face.text_wrap import labelled, terminal_width, wrap
+
+    columns = min(width or terminal_width(), 120)
     lines: list[str] = []
     approved = [str(a) for a in policy.check(AUDIO_HEADSET.id).params.get("approved", [])]
     if inventory.problem:
-        lines.append(_("Note: {problem}").format(problem=inventory.problem))
+        lines += wrap(_("Note: {problem}").format(problem=inventory.problem), columns)
     for direction, title in (("input", _("Microphones")), ("output", _("Speakers/outputs"))):
         devs = inventory.of(direction)  # type: ignore[arg-type]
         lines.append(f"{title}:")
@@ -70,12 +76,14 @@ def render_lines(inventory: DeviceInventory, policy: Policy) -> list[str]:
                 tags.append(f"USB {dev.usb_id}")
             if dev.is_headset and approved:
                 tags.append(_("approved") if is_approved(dev, approved) else _("not approved"))
-            lines.append(f" {mark} {dev.description}  [{', '.join(tags)}]")
-            lines.append("      " + _("why: {reason}").format(reason=_reason(dev)))
-    lines.append(_("* = the system default, used for calls"))
+            lines += wrap(f"{dev.description}  [{', '.join(tags)}]", columns,
+                          first=f" {mark} ", rest="   ")
+            lines += wrap(_("why: {reason}").format(reason=_reason(dev)), columns,
+                          first="      ", rest="        ")
+    lines += wrap(_("* = the system default, used for calls"), columns)
     verdict: CheckResult = evaluate_headset(inventory, policy)
-    lines.append(_("Headset check: {status} - {message}").format(
-        status=_(STATUS_WORDS[verdict.status]), message=verdict.message))
+    lines += wrap(_("Headset check: {status} - {message}").format(
+        status=step_word(verdict.status), message=verdict.message), columns, rest="  ")
     if verdict.fix:
-        lines.append(_("Fix: {fix}").format(fix=verdict.fix))
+        lines += labelled(_("Fix:") + " ", verdict.fix, columns, indent="  ")
     return lines

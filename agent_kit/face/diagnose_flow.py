@@ -33,7 +33,8 @@ def default_report_path(now: Callable[[], Any] | None = None) -> str:
     return f"agent-kit-report-{stamp}.html"
 
 
-def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any = None) -> None:
+def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any = None, *,
+                              details: bool = False) -> None:
     """The check table, then the likely cause with its fix, then where the report is."""
     import sys
 
@@ -42,7 +43,7 @@ def render_diagnosis_terminal(d: Diagnosis, report_path: str | None, stream: Any
     from agent_kit.face.terminal import check_title, render_terminal
 
     out = stream or sys.stdout
-    render_terminal(d.report, out)
+    render_terminal(d.report, out, details=details)
     console = Console(file=out, highlight=False)
     console.print()
     console.print(f"[bold]{_('Why does my call sound bad?')}[/] {d.summary()}")
@@ -102,7 +103,7 @@ def send_report(d: Diagnosis, written: WrittenReport) -> dict[str, str]:
 def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[str],
                          reflector: tuple[str, int] | None, json_out: bool,
                          report_path: str | None, upload: bool,
-                         on_error: Callable[[str], NoReturn]) -> bool:
+                         on_error: Callable[[str], NoReturn], details: bool = False) -> bool:
     """What ``agent-kit diagnose`` does; returns whether the workstation is ready."""
     from agent_kit.face.terminal import terminal_progress, terminal_prompt
     from agent_kit.run.session import prepare_run
@@ -113,7 +114,7 @@ def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[
     run = prepare_run(center=center, policy_path=policy, groups=groups, reflector=reflector,
                       interactive=interactive, on_error=on_error,
                       prompt=terminal_prompt if interactive else None)
-    diagnosis = run_diagnosis(run, progress=terminal_progress if sys.stderr.isatty() else None)
+    diagnosis = run_diagnosis(run, progress=terminal_progress)
     try:
         written = write_report(diagnosis, report_path)
     except OSError as exc:
@@ -128,7 +129,7 @@ def run_diagnose_command(*, center: str | None, policy: str | None, groups: set[
             data["upload"] = sent
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        render_diagnosis_terminal(diagnosis, written.path)
+        render_diagnosis_terminal(diagnosis, written.path, details=details)
         if sent is not None and "url" in sent:
             print(_("Sent to IT: {url}").format(url=sent["url"]))
     if sent is not None and "error" in sent:

@@ -8,19 +8,41 @@ never written, so no microphone audio can end up in a report.
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _, current_language
+from agent_kit.core.checks import AUDIO_DROPOUTS, BY_ID, NETWORK_RTT
+from agent_kit.core.i18n import N_, _, current_language
 from agent_kit.core.policy import policy_title
 from agent_kit.core.results import CheckResult, Status
 from agent_kit.evaluate.diagnosis import Diagnosis
+from agent_kit.face.check_steps import step_word
 from agent_kit.face.svg_charts import level_bar, line_chart
 from agent_kit.face.terminal import check_title, format_value
 
 MAX_SERIES_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class SeriesChart:
+    """How one series of a check's details is drawn: what it is, along which axis."""
+
+    what: str | None     # msgid added to the check's title ("length of each gap"), or None
+    unit: str
+    x_label: str         # msgid of the x axis
+    levels: bool         # whether the check's warn/fail levels apply to each point
+
+
+# The series the evaluators put in their details (evaluate.network, evaluate.audio).
+SERIES = {
+    (NETWORK_RTT.id, "rtt_ms"): SeriesChart(None, "ms", N_("test packets, in the order sent"),
+                                            True),
+    (AUDIO_DROPOUTS.id, "gaps_ms"): SeriesChart(N_("length of each gap"), "ms",
+                                                N_("gaps, in the order heard"), False),
+}
+_UNIT_SUFFIX = {"_ms": "ms", "_pct": "%", "_dbfs": "dBFS", "_db": "dB", "_mbit_s": "Mbit/s"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans","Noto Sans CJK JP",sans-serif;
@@ -32,8 +54,9 @@ h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:28px 0 8px;border-bo
 .notready{background:#ffebee;border:1px solid #c62828}
 table{border-collapse:collapse;width:100%}td,th{padding:6px 8px;border-bottom:1px solid #eee;
 vertical-align:top;text-align:left;font-size:.92em}th{font-weight:600;background:#fafafa}
-.badge{display:inline-block;min-width:64px;text-align:center;border-radius:10px;padding:1px 8px;
-font-size:.85em;color:#fff}.pass{background:#2e7d32}.warn{background:#f9a825;color:#212121}
+.badge{display:inline-block;min-width:64px;white-space:nowrap;text-align:center;
+border-radius:10px;padding:1px 8px;font-size:.85em;color:#fff}.pass{background:#2e7d32}
+.warn{background:#f9a825;color:#212121}
 .fail{background:#c62828}.unknown{background:#9e9e9e}
 .cause{margin:8px 0;padding:10px 14px;border-left:5px solid #1565c0;background:#f5f9ff}
 .cause.first{border-left-color:#c62828;background:#fff5f5}.score{display:inline-block;
@@ -72,8 +95,8 @@ def _check_row(r: CheckResult) -> str:
 
 
 def _status_word(status: Status) -> str:
-    return {Status.PASS: _("pass"), Status.WARN: _("warning"), Status.FAIL: _("fail"),
-            Status.UNKNOWN: _("not measured")}[status]
+    # the window's and the terminal's words, not "pass"/"fail": a check is not an exam
+    return step_word(status)
 
 
 def _causes(d: Diagnosis) -> str:
@@ -98,12 +121,33 @@ def _charts(d: Diagnosis) -> str:
     blocks = []
     for r in d.report.checks:
         for key, points in _series(r.details):
-            leaf = r.id.split(".")[-1]
-            own = leaf in key
-            blocks.append('<div class="chart">' + line_chart(
-                points, title=f"{check_title(r.id)} — {key}", unit=r.unit if own else None,
-                warn=r.warn if own else None, fail=r.fail if own else None) + "</div>")
+            blocks.append('<div class="chart">' + series_chart(r, key, points) + "</div>")
     return "".join(blocks)
+
+
+def series_chart(r: CheckResult, key: str, points: list[float]) -> str:
+    """One series of ``r``'s details as a line chart titled with the check's title and unit,
+    both axes labelled, the policy's levels drawn when they apply to each point."""
+    spec = SERIES.get((r.id, key))
+    if spec is None:   # a series no chart was designed for: its unit from its name, no levels
+        unit = next((u for suffix, u in _UNIT_SUFFIX.items() if key.endswith(suffix)), None)
+        spec = SeriesChart(None, unit or "", N_("samples, in order"), False)
+    title = check_title(r.id) if spec.what is None else _("{title}: {what}").format(
+        title=check_title(r.id), what=_(spec.what))
+    warn = r.warn if spec.levels else None
+    fail = r.fail if spec.levels else None
+    unit = spec.unit or None
+    return line_chart(
+        points, title=title, unit=unit, warn=warn, fail=fail, x_label=_(spec.x_label),
+        warn_label=_("warning level {level}").format(level=_level(warn, unit)) if warn is not None
+        else "",
+        fail_label=_("limit {level}").format(level=_level(fail, unit)) if fail is not None
+        else "")
+
+
+def _level(value: float | None, unit: str | None) -> str:
+    text = f"{value:g}" if value is not None else ""
+    return f"{text} {unit}" if unit else text
 
 
 def render_html(d: Diagnosis, *, hostname: str | None = None, agent_id: str | None = None,

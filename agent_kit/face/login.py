@@ -267,9 +267,31 @@ def center_unreachable_rule(policy_path: str | None = None) -> UnreachableRule:
         float(policy.setting("gate", "local_login_max_s", default.local_login_max_s)))
 
 
-def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str]) -> list[str]:
-    """Plain text for the terminal: the headline, each reason, then the notes."""
+def render_lines(headline: str, reasons: Sequence[str], notes: Sequence[str],
+                 width: int | None = None) -> list[str]:
+    """Plain text for the terminal: the headline, each reason with its fix on a line of its
+    own, then the notes; reasons and notes wrapped to ``width`` (default: the terminal's) with
+    hanging indents. The headline stays one line: alone, it is the one-line reason that exit
+    code 2 promises on stderr."""
+    from agent_kit.face.text_wrap import labelled, terminal_width, wrap
+
+    columns = min(width or terminal_width(), 120)
     lines = [headline]
-    lines += [f"  ✗ {r}" for r in reasons]
-    lines += [f"  · {n}" for n in notes]
+    for reason in reasons:
+        problem, fix = split_fix(reason)
+        lines += wrap(problem, columns, first="  ✗ ")
+        if fix:
+            lines += labelled(_("Fix:") + " ", fix, columns, indent="      ")
+    for note in notes:
+        lines += wrap(note, columns, first="  · ")
     return lines
+
+
+def split_fix(reason: str) -> tuple[str, str | None]:
+    """A stored gate reason ("Title: message Fix: fix", ``describe_blocker``) as its problem
+    and its fix, so the fix can go on a line of its own."""
+    marker = " " + _("Fix: {fix}").split("{fix}")[0]
+    if marker.strip() and marker in reason:
+        problem, _sep, fix = reason.partition(marker)
+        return problem, fix.strip() or None
+    return reason, None

@@ -24,9 +24,23 @@ def _scale_max(values: Sequence[float]) -> float:
     return top * 1.25 if top > 0 else 1.0
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 3, 4, 5, 6, 8 or 10 times a power of ten at or above ``value``: the
+    top of an axis whose middle tick is a round number too (400 and 200 ms, not 312.5)."""
+    import math
+
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 3, 4, 5, 6, 8, 10) if m * power >= value - 1e-9)
+
+
 def level_bar(value: float, warn: float | None, fail: float | None, *, direction: str,
               status: str, unit: str | None, width: int = 360, height: int = 30) -> str:
-    """One reading on a bar coloured by the policy's zones (good, warn, fail)."""
+    """One reading on a bar coloured by the policy's zones (good, warn, fail); "" when the
+    policy sets no level: a bar with nothing to compare against would read as "full"."""
+    if warn is None and fail is None:
+        return ""
     levels = [v for v in (value, warn, fail) if v is not None]
     if max(levels) <= 0:     # levels in dBFS: the scale ends at full scale (0)
         lo, hi = min(levels) * 1.25 if min(levels) < 0 else -1.0, 0.0
@@ -74,13 +88,16 @@ def level_bar(value: float, warn: float | None, fail: float | None, *, direction
 
 def line_chart(points: Sequence[float], *, title: str, unit: str | None,
                warn: float | None = None, fail: float | None = None,
-               width: int = 560, height: int = 170) -> str:
-    """A series over the test (sample index on x), with the policy's levels dashed."""
-    left, right, top, bottom = 44, 8, 22, 20
+               x_label: str = "", warn_label: str = "", fail_label: str = "",
+               width: int = 560, height: int = 190) -> str:
+    """A series over the test (sample index on x), titled "title (unit)", the y axis labelled
+    with the unit and the x axis with ``x_label``; the policy's levels as dashed lines, each
+    named (``warn_label``, ``fail_label``) at its right end."""
+    left, right, top, bottom = 56, 8, 24, 34
     values = [float(v) for v in points]
     levels = [v for v in (warn, fail) if v is not None]
     lo = min(0.0, *values)
-    hi = _scale_max(values + levels)
+    hi = _nice_ceiling(_scale_max(values + levels)) if lo >= 0 else _scale_max(values + levels)
     span = hi - lo if hi > lo else 1.0
     n = max(len(values) - 1, 1)
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -88,10 +105,11 @@ def line_chart(points: Sequence[float], *, title: str, unit: str | None,
     def xy(i: int, v: float) -> str:
         return f"{left + plot_w * i / n:.1f},{top + plot_h * (1 - (v - lo) / span):.1f}"
 
+    heading = f"{title} ({unit})" if unit else title
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f'<text x="{left}" y="14" font-size="12" fill="{INK}">{escape(title)}'
-             f'{escape(f" ({unit})" if unit else "")}</text>',
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(heading)}">',
+             f'<text x="{left}" y="15" font-size="13" font-weight="600" fill="{INK}">'
+             f'{escape(heading)}</text>',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
              f'stroke="#e0e0e0"/>']
     for frac in (0.0, 0.5, 1.0):
@@ -99,15 +117,30 @@ def line_chart(points: Sequence[float], *, title: str, unit: str | None,
         y = top + plot_h * (1 - frac)
         parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" '
                      f'fill="{GREY}">{escape(_num(v))}</text>')
-    for level, colour in ((warn, AMBER), (fail, RED)):
+    if unit:   # the y axis says what its numbers are
+        cy = top + plot_h / 2
+        parts.append(f'<text x="12" y="{cy:.1f}" font-size="10" text-anchor="middle" '
+                     f'fill="{GREY}" transform="rotate(-90 12 {cy:.1f})" class="y-axis">'
+                     f'{escape(unit)}</text>')
+    for level, colour, label in ((warn, AMBER, warn_label), (fail, RED, fail_label)):
         if level is not None and lo <= level <= hi:
             y = top + plot_h * (1 - (level - lo) / span)
             parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-                         f'stroke="{colour}" stroke-dasharray="4,3"/>')
+                         f'stroke="{colour}" stroke-dasharray="4,3" class="threshold"/>')
+            if label:
+                parts.append(f'<text x="{left + plot_w - 2}" y="{y - 3:.1f}" font-size="9" '
+                             f'text-anchor="end" fill="{colour}">{escape(label)}</text>')
     if values:
         path = " ".join(xy(i, v) for i, v in enumerate(values))
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" '
                      f'stroke-width="1.5"/>')
-    parts.append(f'<text x="{left + plot_w}" y="{height - 4}" font-size="9" text-anchor="end" '
-                 f'fill="{GREY}">{len(values)}</text></svg>')
+    axis_y = top + plot_h + 11
+    parts.append(f'<text x="{left}" y="{axis_y}" font-size="9" fill="{GREY}">1</text>'
+                 f'<text x="{left + plot_w}" y="{axis_y}" font-size="9" text-anchor="end" '
+                 f'fill="{GREY}">{len(values)}</text>')
+    if x_label:
+        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="10" '
+                     f'text-anchor="middle" fill="{GREY}" class="x-axis">{escape(x_label)}'
+                     f'</text>')
+    parts.append("</svg>")
     return "".join(parts)

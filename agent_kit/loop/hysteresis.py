@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import M_, Msg, join, render, verbatim
+from agent_kit.core.i18n import M_, Msg, render, verbatim
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 
@@ -221,7 +221,9 @@ def blocker_message(blocker: Blocker) -> Msg:
     text = M_("{title}: {message}", title=title, message=message)
     if blocker.fix:
         fix = blocker.fix_msg if blocker.fix_msg is not None else verbatim(blocker.fix)
-        return join(text, M_("Fix: {fix}", fix=fix))
+        # one space before "Fix:" in every language (not join's, which Japanese writes without
+        # one): ``face.login.split_fix`` finds the fix by it
+        return Msg("{reason} {fix}", {"reason": text, "fix": M_("Fix: {fix}", fix=fix)})
     return text
 
 

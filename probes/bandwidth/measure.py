@@ -21,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.bandwidth.loaded_latency import LOADED_REPLY_WAIT_S, _LoadedLatency, run_path_probe
+from probes.bandwidth.loaded_latency import (
+    LOADED_REPLY_WAIT_S,
+    _LoadedLatency,
+    idle_rtt_ms,
+    run_path_probe,
+)
 from probes.bandwidth.speedtest_compat import _opener, _speedtest_module, make_speedtest
 from probes.bandwidth.steady_window import _Window, steady_window
 from probes.bandwidth.streams import (
@@ -193,7 +198,7 @@ def measure_bandwidth(server_url: str | None, *, reflector: tuple[str, int] | No
     if reflector is not None:
         idle, latency_problem = run_path_probe(reflector, IDLE_RTT_S)
         if idle is not None and latency_problem is None:
-            idle_rtt, samples["idle"] = idle.rtt_median_ms, idle.received
+            idle_rtt, samples["idle"] = idle_rtt_ms(idle), idle.received
 
     def leg(target: Callable[..., None], *args: Any, name: str, share: float,
             ) -> tuple[DirectionReading, float | None]:
