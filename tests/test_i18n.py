@@ -189,13 +189,12 @@ def test_values_progress_and_status_words_are_translated(lang: str) -> None:
     "builtin"), the progress lines, the status word of "Headset check: UNKNOWN", the shipped
     policy's name. None may stay English."""
     from agent_kit.core.policy import DEFAULT_POLICY_NAME, policy_title
-    from agent_kit.core.results import STATUS_WORDS, VALUE_WORDS, value_text
+    from agent_kit.core.results import VALUE_WORDS, Status, value_text
+    from agent_kit.face.check_steps import step_word
     from agent_kit.face.terminal import ProgressLine
     from agent_kit.run.units import UNITS
 
     shown = {f"value {v}": value_text(v, lang) for v in VALUE_WORDS}
-    t = i18n.translation(lang)
-    shown.update({f"status {s}": t.gettext(w) for s, w in STATUS_WORDS.items()})
     shown["policy"] = policy_title(DEFAULT_POLICY_NAME, lang)
     import io
 
@@ -207,6 +206,7 @@ def test_values_progress_and_status_words_are_translated(lang: str) -> None:
             progress("start", unit, 0.0, None)
             progress("done", unit, 1.25, [])
             shown[f"progress {unit}"] = err.getvalue()
+        shown.update({f"status {s}": step_word(s) for s in Status})   # "Headset check: ..."
     finally:
         i18n.set_language("en")
     if lang == "sv":

@@ -19,11 +19,6 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-# A status in one word, as the terminal shows it ("Headset check: UNKNOWN"), translated where
-# shown.
-STATUS_WORDS = {Status.PASS: N_("PASS"), Status.WARN: N_("WARN"), Status.FAIL: N_("FAIL"),
-                Status.UNKNOWN: N_("UNKNOWN")}
-
 # Order of badness, used to combine statuses. UNKNOWN is handled by policy, not by rank.
 STATUS_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 
