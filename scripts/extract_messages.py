@@ -16,6 +16,30 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
 ROOT = Path(__file__).resolve().parents[1]
+HELP_FILE = "agent_kit/face/cli.py"
+
+
+def help_texts(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every constant ``help=`` keyword and command docstring-free help in
+    ``path``: what ``agent-kit --help`` shows, translated at run time."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) \
+                        and isinstance(kw.value.value, str) and kw.value.value:
+                    found.append((node.lineno, kw.value.value))
+        if isinstance(node, ast.FunctionDef) and _is_command(node):
+            doc = ast.get_docstring(node)   # cleaned as typer cleans it (inspect.getdoc)
+            if doc:
+                found.append((node.lineno, doc))
+    return found
+
+
+def _is_command(node: ast.FunctionDef) -> bool:
+    """Decorated ``@app.command(...)`` or ``@app.callback(...)``: its docstring is its help."""
+    return any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+               and d.func.attr in ("command", "callback") for d in node.decorator_list)
 
 
 def main() -> int:
@@ -25,7 +49,7 @@ def main() -> int:
         rel = path.relative_to(ROOT).as_posix()
         calls = [n for n in ast.walk(ast.parse(path.read_text("utf-8"), rel))
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                 and n.func.id in ("_", "N_", "ngettext") and n.args]
+                 and n.func.id in ("_", "N_", "M_", "ngettext") and n.args]
         for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
             arg = call.args[0]
             if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value):
@@ -38,6 +62,9 @@ def main() -> int:
                 msgid = (arg.value, plural.value)
             catalog.add(msgid, locations=[(rel, call.lineno)],
                         flags=("python-brace-format",) if "{" in arg.value else ())
+        if rel == HELP_FILE:   # the command line's help= texts (core.i18n.translate_help)
+            for lineno, text in help_texts(path):
+                catalog.add(text, locations=[(rel, lineno)])
     for message in catalog:
         # Messages use str.format, never %: Babel guesses "python-format" from text like
         # "5 % of", and its compile check would then reject a correct translation.

@@ -11,8 +11,10 @@
 # "scripts/update-translations.sh compile", and commit the .po and .mo together.
 # tests/test_i18n.py fails while any message lacks a translation or a .mo is stale.
 #
-# Babel (pip install babel; in the "test" extra) is needed here only, never at run time: the
-# agent reads the compiled .mo with the standard library's gettext.
+# Messages are also the constant first argument of M_() (a message kept as id + parameters), and
+# the constant help= texts and command docstrings of agent_kit/face/cli.py (agent-kit --help).
+# The agent reads the compiled .mo with the standard library's gettext; Babel (a dependency)
+# formats numbers and dates for the reader's language at run time and is needed here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LANGS=(ja ko sv)

@@ -389,3 +389,48 @@ def test_dashboard_is_closed_without_login(fleet: Fleet) -> None:
     for path in ("/api/v1/agents", "/api/v1/agents.csv",
                  f"/api/v1/agents/{fleet.bob.agent_id}/heartbeats"):
         assert httpx.get(fleet.center.url + path, timeout=10).status_code == 401, path
+
+
+HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet: Fleet) -> None:
+    """IT reads in Japanese: the page's words and a Korean agent's messages and gate reasons
+    are Japanese (rendered by the center from the heartbeat's message ids); the selector
+    switches the page to English, where the same agent reads in English."""
+    from agent_kit.core import i18n
+    from agent_kit.core.wire import heartbeat as wire
+    from tests.test_languages import closed_gate, judged_in
+
+    kim = fleet.center.enroll(fleet.center.create_token(), "kim-pc", "Kim Busy")
+    results = judged_in("ko")
+    gate = closed_gate(results, "ko")
+    content = wire.build_heartbeat(results, gate_open=False, gate_since=time.time() - 60,
+                                   gate_reasons=gate.reason_msgs, interval_s=INTERVAL_S,
+                                   measured_at=time.time())
+    kim.send([wire.identified_heartbeat(content, seq=1)])
+
+    page.context.add_cookies([{"name": "agent_center_lang", "value": "ja",
+                               "url": fleet.center.url}])
+    _login(page)
+    assert page.get_attribute("html", "lang") == "ja"
+    assert "フリート" in page.inner_text(".page-head h1")
+    assert page.locator("#lang").input_value() == "ja"
+    _shot(page, "ja-fleet")
+    page.goto(f"/agents/{kim.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
+    cpu_ja = i18n.render(i18n.M_("CPU {load:.0f} % busy on {cores} cores", load=97.0, cores=4),
+                         "ja")
+    assert cpu_ja in page.inner_text("#problems")
+    assert page.locator("#gate .badge").inner_text() == "閉"
+    body = page.inner_text("main")   # (the language selector names 한국어 itself)
+    assert not HANGUL.search(body), "Korean left on a Japanese page"
+    assert "現在の問題" in body
+    _shot(page, "ja-agent")
+
+    page.select_option("#lang", "en")
+    page.wait_for_selector("html[lang=en]")
+    page.wait_for_selector("#charts[data-drawn]")
+    assert "CPU 97 % busy on 4 cores" in page.inner_text("#problems")
+    assert page.locator("#gate .badge").inner_text() == "Closed"
+    assert not HANGUL.search(page.inner_text("main"))

@@ -27,7 +27,7 @@ SHIPPED = tuple(lang for lang in i18n.SUPPORTED if lang != "en")
 
 def _calls(tree: ast.AST) -> list[ast.Call]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id in ("_", "N_", "ngettext")]
+            and n.func.id in ("_", "N_", "M_", "ngettext")]
 
 
 def code_msgids() -> dict[str, str]:
@@ -40,6 +40,20 @@ def code_msgids() -> dict[str, str]:
                     and isinstance(call.args[0].value, str):
                 found.setdefault(call.args[0].value,
                                  f"{path.relative_to(ROOT)}:{call.lineno}")
+    # the command line's constant help= texts (translated by core.i18n.translate_help)
+    cli = PACKAGE / "face" / "cli.py"
+    for node in ast.walk(ast.parse(cli.read_text("utf-8"))):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) \
+                        and isinstance(kw.value.value, str) and kw.value.value:
+                    found.setdefault(kw.value.value, f"agent_kit/face/cli.py:{node.lineno}")
+        if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+                and d.func.attr in ("command", "callback") for d in node.decorator_list):
+            doc = ast.get_docstring(node)
+            if doc:
+                found.setdefault(doc, f"agent_kit/face/cli.py:{node.lineno}")
     return found
 
 
@@ -150,3 +164,148 @@ def test_lang_option_translates_the_check_output() -> None:
     assert out.returncode in (0, 1), out.stderr
     assert "CPU負荷" in out.stdout or "CPU 負荷" in out.stdout, out.stdout
     assert "準備完了" in out.stdout or "準備未完了" in out.stdout, out.stdout
+
+
+# ---------------------------------------------------------------- the glossary, values, progress
+
+GLOSSARY = PACKAGE / "core" / "locale" / "glossary.toml"
+
+
+@pytest.mark.parametrize("lang", SHIPPED)
+def test_catalogs_use_the_glossary(lang: str) -> None:
+    """A message whose English names computer, ISP, cable or IT uses the glossary's one word."""
+    import re
+    import tomllib
+
+    glossary = tomllib.loads(GLOSSARY.read_text("utf-8"))
+    wrong = []
+    for term, spec in glossary.items():
+        word = spec[lang]
+        for msgid, text in _catalog(lang).items():
+            if re.search(spec["match"], msgid) and (
+                    word.lower() not in text.lower() if lang == "sv" else word not in text):
+                wrong.append((term, msgid, text))
+    assert not wrong, f"{lang}: not the glossary's word: {wrong}"
+
+
+# Words that stay as they are in every language (names of things, units, standards).
+_LATIN_KEPT = {"Wi-Fi", "USB", "Bluetooth", "VPN", "ISP", "IT", "MOS", "CPU", "RTT", "ms", "s",
+               "Mbit", "dB", "dBFS", "agent", "kit", "center", "HTML", "JSON", "CSV", "URL",
+               "TOML", "HOST", "PORT", "CMD", "ARGS", "stdout", "root", "raw", "Npcap", "OS",
+               "en", "ja", "ko", "sv", "ID", "Web", "SQM", "QoS", "Linux", "Windows", "CAP_NET_RAW"}
+
+
+def _english_left(text: str) -> list[str]:
+    """Latin-letter words of a ja/ko text that are not names kept in every language."""
+    import re
+
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z_-]{2,}", re.sub(r"\{[^}]*\}", "", text))
+            if w not in _LATIN_KEPT and w.split("-")[0] not in _LATIN_KEPT]
+
+
+@pytest.mark.parametrize("lang", SHIPPED)
+def test_values_progress_and_status_words_are_translated(lang: str) -> None:
+    """What the terminal shows beside the messages: a state's value ("wired", "clean",
+    "builtin"), the progress lines, the status word of "Headset check: UNKNOWN", the shipped
+    policy's name. None may stay English."""
+    from agent_kit.core.policy import DEFAULT_POLICY_NAME, policy_title
+    from agent_kit.core.results import VALUE_WORDS, Status, value_text
+    from agent_kit.face.check_steps import step_word
+    from agent_kit.face.terminal import ProgressLine
+    from agent_kit.run.units import UNITS
+
+    shown = {f"value {v}": value_text(v, lang) for v in VALUE_WORDS}
+    shown["policy"] = policy_title(DEFAULT_POLICY_NAME, lang)
+    import io
+
+    try:
+        i18n.set_language(lang)
+        for unit in (u.name for u in UNITS):
+            err = io.StringIO()   # not a terminal: one plain line per start and end
+            progress = ProgressLine(err)
+            progress("start", unit, 0.0, None)
+            progress("done", unit, 1.25, [])
+            shown[f"progress {unit}"] = err.getvalue()
+        shown.update({f"status {s}": step_word(s) for s in Status})   # "Headset check: ..."
+    finally:
+        i18n.set_language("en")
+    if lang == "sv":
+        # Swedish is written in Latin letters: what is shown must differ from the English
+        # (except words Swedish writes alike) and use the decimal comma
+        english = {f"value {v}": v for v in VALUE_WORDS}
+        left = {k: v for k, v in shown.items() if k in english
+                and v in (english[k], VALUE_WORDS[k.split()[1]]) and v not in _LATIN_KEPT}
+        assert "1,2 s" in shown["progress system"] or "1,3 s" in shown["progress system"]
+    else:
+        left = {k: v for k, v in shown.items() if _english_left(v)}
+    assert not left, f"{lang}: English left: {left}"
+
+
+@pytest.mark.parametrize("lang", SHIPPED)
+def test_help_is_translated(lang: str) -> None:
+    """``agent-kit --help`` and a command's help in the language ``--lang`` names."""
+    env = {"PATH": "/usr/bin:/bin", "AGENT_KIT_HOME": "/nonexistent", "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "check", "--help",
+                          "--lang", lang], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    t = i18n.translation(lang)
+    expected = t.gettext("Skip these groups.")
+    assert expected != "Skip these groups." and expected in out.stdout, out.stdout
+    assert "Skip these groups." not in out.stdout
+
+
+# ---------------------------------------------------------------- messages as id + parameters
+
+def test_a_message_renders_in_each_language_with_its_numbers() -> None:
+    msg = i18n.M_("{median:.1f} ms round trip to the center (95 % of packets within "
+                  "{p95:.1f} ms)", median=0.1, p95=12.25)
+    assert i18n.render(msg, "en") == ("0.1 ms round trip to the center (95 % of packets "
+                                      "within 12.2 ms)")
+    assert "0,1 ms" in i18n.render(msg, "sv") and "12,2 ms" in i18n.render(msg, "sv")
+    assert "0.1 ms" in i18n.render(msg, "ja")
+    # the same digits in every language (Python's rounding), only the sign differs
+    assert i18n.format_number(2.675, 2, "sv") == format(2.675, ".2f").replace(".", ",")
+
+
+def test_a_message_survives_json_and_nests() -> None:
+    reason = i18n.M_("no packet came back from the reflector")
+    msg = i18n.join(i18n.M_("the path test to the center did not run: {reason}", reason=reason),
+                    "probe said: timeout")
+    again = i18n.Msg.from_json(msg.to_json())
+    assert again == msg
+    assert i18n.render(again, "en") == ("the path test to the center did not run: no packet "
+                                        "came back from the reflector probe said: timeout")
+    ja = i18n.render(again, "ja")
+    assert "reflector" not in ja and "probe said: timeout" in ja
+    assert i18n.Msg.from_json({"id": 3}) is None and i18n.Msg.from_json("text") is None
+
+
+def test_a_stored_message_whose_catalog_does_not_fit_still_reads() -> None:
+    """A field renamed since the message was stored: the English text, not a crash."""
+    msg = i18n.Msg("CPU {load:.0f} % busy on {cores} cores", {"load": 12.0})
+    assert i18n.render(msg, "sv") == "CPU {load:.0f} % busy on {cores} cores" or \
+        "12" in i18n.render(msg, "sv")
+
+
+def test_a_result_carries_its_message_ids_in_json() -> None:
+    from agent_kit.core.policy import load_policy
+    from agent_kit.evaluate.system import evaluate_system
+    from probes.system import PowerReading, SystemReading
+
+    reading = SystemReading(cpu_load_pct=97.0, logical_cores=4, physical_cores=2,
+                            memory_available_mb=900.0, memory_total_mb=8000.0,
+                            disk_free_gb=50.0, disk_path="/", uptime_days=0.4,
+                            power=PowerReading(has_battery=False, on_battery=False,
+                                               charge_pct=None, minutes_left=None))
+    try:
+        i18n.set_language("ko")
+        cpu = evaluate_system(reading, load_policy(None))[0]
+    finally:
+        i18n.set_language("en")
+    data = cpu.to_json()
+    assert data["message_id"] == "CPU {load:.0f} % busy on {cores} cores"
+    assert data["message_params"] == {"load": 97.0, "cores": 4}
+    assert data["fix_id"] and data["fix"] == cpu.fix   # the text of the run's language (ko)
+    assert cpu.message_in("en") == "CPU 97 % busy on 4 cores"
+    assert cpu.message_in("sv") != cpu.message_in("en") and cpu.message != cpu.message_in("en")

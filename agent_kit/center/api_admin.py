@@ -45,6 +45,7 @@ from agent_kit.center.models import (
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 from agent_kit.center.untrusted_text import csv_cell
+from agent_kit.center.viewer_language import localized_heartbeat, render_all, viewer_language
 from agent_kit.core.wire.text import LINE_PATTERN
 
 router = APIRouter()
@@ -217,7 +218,9 @@ async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
     rt = runtime(request)
     row = await _agent_row(request, agent_id)
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id)
-    return JSONResponse({**agent_view(row, rt.now), "latest": latest})
+    # the workstation's messages in the reader's language (?lang=, cookie, Accept-Language)
+    return JSONResponse({**agent_view(row, rt.now),
+                         "latest": localized_heartbeat(latest, viewer_language(request))})
 
 
 @router.get("/api/v1/agents/{agent_id}/heartbeats", response_model=HeartbeatHistory,
@@ -228,7 +231,8 @@ async def heartbeats(request: Request, agent_id: str, _: Admin,
     """Stored heartbeats after ``since_seq``, in seq order (page with the last seq)."""
     await _agent_row(request, agent_id)
     rows = await run_in_threadpool(runtime(request).store.heartbeats, agent_id, since_seq, limit)
-    return JSONResponse({"heartbeats": rows})
+    lang = viewer_language(request)
+    return JSONResponse({"heartbeats": [localized_heartbeat(r, lang) for r in rows]})
 
 
 @router.post("/api/v1/agents/{agent_id}/retire", responses={404: {"description": "unknown"}})
@@ -289,7 +293,8 @@ async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONRes
     row = await run_in_threadpool(rt.store.agent, agent_id) if _id_form(agent_id) else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
     verdict = decide(row, latest, now, rt.policy.policy)
-    return JSONResponse({"allowed": verdict.allowed, "reasons": verdict.reasons,
+    return JSONResponse({"allowed": verdict.allowed,
+                         "reasons": render_all(verdict.reasons, viewer_language(request)),
                          "as_of": iso(now),
                          "clearance": rt.signer.sign(agent_id, now, nonce) if verdict.allowed
                          else None})

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from agent_kit import __version__
 from agent_kit.center.heartbeat_route import SECURITY_HEADERS
@@ -54,13 +54,19 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
 
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+        from agent_kit.center.dashboard_text import page
+        from agent_kit.center.viewer_language import viewer_language
+
+        # The pages in the reader's language (the selector's cookie, else Accept-Language).
         @app.get("/", include_in_schema=False)
-        async def fleet_page() -> Response:
-            return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+        async def fleet_page(request: Request) -> Response:
+            return HTMLResponse(page(STATIC / "index.html", viewer_language(request)),
+                                headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/agents/{agent_id}", include_in_schema=False)
-        async def agent_page(agent_id: str) -> Response:
-            return FileResponse(STATIC / "agent.html", headers=_PAGE_HEADERS)
+        async def agent_page(request: Request, agent_id: str) -> Response:
+            return HTMLResponse(page(STATIC / "agent.html", viewer_language(request)),
+                                headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/favicon.ico", include_in_schema=False)
         async def favicon() -> Response:

@@ -23,7 +23,7 @@ from typing import Any
 
 from agent_kit.center.fleet import AgentRow, iso, state_of
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, verbatim
 from agent_kit.core.levels import judge_level
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import Status
@@ -32,31 +32,35 @@ from agent_kit.core.results import Status
 @dataclass(frozen=True)
 class GateVerdict:
     allowed: bool
-    reasons: list[str]
+    reasons: list[Msg]      # rendered in the reader's language (``center.viewer_language``)
 
 
 def decide(row: AgentRow | None, latest: dict[str, Any] | None, now: float,
            policy: Policy | None = None) -> GateVerdict:
     if row is None:
-        return GateVerdict(False, [_("This workstation is not enrolled at the center.")])
+        return GateVerdict(False, [M_("This workstation is not enrolled at the center.")])
     state = state_of(row, now)
     if state == "retired":
-        return GateVerdict(False, [_("This workstation was retired by IT.")])
+        return GateVerdict(False, [M_("This workstation was retired by IT.")])
     if state == "never_seen":
-        return GateVerdict(False, [_("This workstation has not reported yet: start the "
+        return GateVerdict(False, [M_("This workstation has not reported yet: start the "
                                      "agent-kit monitor.")])
     if state == "offline":
-        return GateVerdict(False, [_("No heartbeat from this workstation since {when}: the "
+        return GateVerdict(False, [M_("No heartbeat from this workstation since {when}: the "
                                      "agent-kit monitor is not running or cannot reach the "
-                                     "center.").format(when=iso(row.last_seen))])
+                                     "center.", when=iso(row.last_seen))])
     if not row.ready:
-        reasons = []
+        reasons: list[Msg] = []
         if latest and isinstance(latest.get("gate"), dict):
-            reasons = [str(r) for r in latest["gate"].get("reasons") or []]
+            texts = latest["gate"].get("reasons") or []
+            refs = latest["gate"].get("reason_messages") or []
+            for i, text in enumerate(texts):
+                ref = Msg.from_json(refs[i]) if i < len(refs) else None
+                reasons.append(ref if ref is not None else verbatim(str(text)))
         if not reasons:
             failing = [f for f in row.failing.split(",") if f]
-            reasons = [_("The workstation does not meet call standards ({checks}).").format(
-                checks=", ".join(failing) or _("see the agent's report"))]
+            reasons = [M_("The workstation does not meet call standards ({checks}).",
+                checks=", ".join(failing) or M_("see the agent's report"))]
         return GateVerdict(False, reasons)
     if policy is not None:
         departures = policy_departures(latest, policy)
@@ -65,18 +69,18 @@ def decide(row: AgentRow | None, latest: dict[str, Any] | None, now: float,
     return GateVerdict(True, [])
 
 
-def policy_departures(latest: dict[str, Any] | None, policy: Policy) -> list[str]:
+def policy_departures(latest: dict[str, Any] | None, policy: Policy) -> list[Msg]:
     """Why the heartbeat was not judged by ``policy`` (the center's), in plain words; empty
     when it was (as far as the heartbeat shows)."""
     reported: dict[str, dict[str, Any]] = {}
     for check in (latest or {}).get("checks") or []:
         if isinstance(check, dict) and isinstance(check.get("id"), str):
             reported[check["id"]] = check
-    reasons = []
+    reasons: list[Msg] = []
     for check_id, rule in policy.checks.items():
         if rule.unknown_blocks and check_id not in reported:
-            reasons.append(_("The workstation did not report {check}, which the center's policy "
-                             "requires: run agent-kit monitor with every check.").format(
+            reasons.append(M_("The workstation did not report {check}, which the center's policy "
+                             "requires: run agent-kit monitor with every check.",
                                  check=check_id))
     for check_id, check in reported.items():
         spec, level = BY_ID.get(check_id), policy.checks.get(check_id)
@@ -85,8 +89,8 @@ def policy_departures(latest: dict[str, Any] | None, policy: Policy) -> list[str
                 or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         if judge_level(float(value), level.warn, level.fail, spec.direction) is Status.FAIL:
-            reasons.append(_("{check} = {value:g} fails the center's policy (fail level {fail:g}) "
+            reasons.append(M_("{check} = {value:g} fails the center's policy (fail level {fail:g}) "
                              "but the workstation reported it as {status}: it judges by another "
-                             "policy.").format(check=check_id, value=float(value),
+                             "policy.", check=check_id, value=float(value),
                                                fail=level.fail, status=status))
     return reasons

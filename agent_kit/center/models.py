@@ -81,6 +81,8 @@ def _pydantic_type(hint: Any) -> Any:
                           *(made for meta in args[1:] for made in _constraint(meta)))]
     if origin is list:
         return list[_pydantic_type(args[0])]  # type: ignore[misc]
+    if origin is dict:
+        return dict[_pydantic_type(args[0]), _pydantic_type(args[1])]  # type: ignore[misc]
     if origin in (typing.Union, types.UnionType):
         return functools.reduce(operator.or_, map(_pydantic_type, args))
     if typing.is_typeddict(hint):

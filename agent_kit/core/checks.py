@@ -62,12 +62,12 @@ class ChartSpec:
 
 
 CHARTS: tuple[ChartSpec, ...] = (
-    ChartSpec("chart-rtt", "Round-trip time", "ms", True),
-    ChartSpec("chart-jitter", "Jitter", "ms", True),
-    ChartSpec("chart-loss", "Packet loss", "%", True),
-    ChartSpec("chart-mos", "Call quality (MOS)", "MOS", False),
-    ChartSpec("chart-noise", "Background noise", "dBFS(A)", False),
-    ChartSpec("chart-bandwidth", "Bandwidth", "Mbit/s", True),
+    ChartSpec("chart-rtt", N_("Round-trip time"), "ms", True),
+    ChartSpec("chart-jitter", N_("Jitter"), "ms", True),
+    ChartSpec("chart-loss", N_("Packet loss"), "%", True),
+    ChartSpec("chart-mos", N_("Call quality (MOS)"), "MOS", False),
+    ChartSpec("chart-noise", N_("Background noise"), "dBFS(A)", False),
+    ChartSpec("chart-bandwidth", N_("Bandwidth"), "Mbit/s", True),
 )
 
 _STATUS_CHOICE = ("pass", "warn", "fail")
@@ -115,17 +115,17 @@ VPN_ROUTE = CheckSpec(
 NETWORK_RTT = CheckSpec(
     "network.rtt", "network", N_("Round-trip time to the center"), "ms", _HIGHER, "path",
     summary="round-trip time to the center's reflector (median)",
-    chart="chart-rtt", series="RTT")
+    chart="chart-rtt", series=N_("RTT"))
 NETWORK_JITTER = CheckSpec(
     "network.jitter", "network", N_("Jitter (RFC 3550)"), "ms", _HIGHER, "path",
     summary="RFC 3550 interarrival jitter J at the end of the path test, the worse direction "
             "(the steady mean transit difference per direction is in the details)",
-    chart="chart-jitter", series="Jitter")
+    chart="chart-jitter", series=N_("Jitter"))
 NETWORK_LOSS = CheckSpec(
     "network.loss", "network", N_("Packet loss"), "%", _HIGHER, "path",
     summary="packet loss of the worse direction (towards the center or back, from the "
             "reflector's per-session count); round trip against a reflector that does not "
-            "count", chart="chart-loss", series="Loss")
+            "count", chart="chart-loss", series=N_("Loss"))
 NETWORK_MOS = CheckSpec(
     "network.mos", "network", N_("Estimated call quality (MOS)"), "MOS", _LOWER, "path",
     {"codec": ParamSpec(str, ("G.711", "G.711-noplc", "G.729", "Opus"),
@@ -133,7 +133,7 @@ NETWORK_MOS = CheckSpec(
     summary="ITU-T G.107 E-model estimate for the worse direction, each fed its listener's "
             "one-way loss; `codec`: `\"G.711\"` (with PLC), `\"G.711-noplc\"`, `\"G.729\"`, "
             "`\"Opus\"` (estimated as narrowband)",
-    chart="chart-mos", series="MOS")
+    chart="chart-mos", series=N_("MOS"))
 NETWORK_HOPS = CheckSpec(
     "network.hops", "network", N_("Where on the path problems start"), None, _STATE, "path",
     {"loss_pct": ParamSpec((int, float), doc="loss (percentage points) a segment must "
@@ -147,10 +147,10 @@ NETWORK_HOPS = CheckSpec(
 BANDWIDTH_DOWN = CheckSpec(
     "bandwidth.down", "bandwidth", N_("Download speed"), "Mbit/s", _LOWER, "bandwidth",
     summary="download capacity to the center's bandwidth endpoint",
-    chart="chart-bandwidth", series="Down")
+    chart="chart-bandwidth", series=N_("Down"))
 BANDWIDTH_UP = CheckSpec(
     "bandwidth.up", "bandwidth", N_("Upload speed"), "Mbit/s", _LOWER, "bandwidth",
-    summary="upload capacity", chart="chart-bandwidth", series="Up")
+    summary="upload capacity", chart="chart-bandwidth", series=N_("Up"))
 BANDWIDTH_BUFFERBLOAT = CheckSpec(
     "bandwidth.bufferbloat", "bandwidth", N_("Latency under load"), "ms", _HIGHER, "bandwidth",
     summary="latency added under load (loaded RTT minus idle RTT), with its grade A+..F")
@@ -170,7 +170,7 @@ AUDIO_HEADSET = CheckSpec(
 AUDIO_NOISE = CheckSpec(
     "audio.noise", "audio", N_("Background noise"), "dBFS(A)", _HIGHER, "room",
     summary="A-weighted background-noise floor between words",
-    chart="chart-noise", series="Noise")
+    chart="chart-noise", series=N_("Noise"))
 AUDIO_SPEECH_LEVEL = CheckSpec(
     "audio.speech_level", "audio", N_("Speech level"), "dBFS", _LOWER, "room",
     summary="ITU-T P.56 active speech level")

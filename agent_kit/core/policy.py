@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from agent_kit.core.checks import BY_ID, NETWORK_HOPS, CheckSpec, ParamSpec
+from agent_kit.core.i18n import N_, current_language, translation
 
 SCHEMA_VERSION = 1
+# The shipped policy's name (policies/default.toml), translated where shown; a policy IT wrote
+# keeps its own name.
+DEFAULT_POLICY_NAME = N_("agent-kit default call standards")
+
+
+def policy_title(name: str, lang: str | None = None) -> str:
+    """A policy's name in ``lang`` (default: the current language) when it is the shipped one."""
+    return translation(lang or current_language()).gettext(name) \
+        if name == DEFAULT_POLICY_NAME else name
 
 # Settings outside the per-check tables, by section. Probe groups add their keys here.
 SECTIONS: dict[str, dict[str, ParamSpec]] = {

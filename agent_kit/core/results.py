@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agent_kit.core.i18n import N_, Msg, format_number, render, translation
+from agent_kit.core.i18n import current_language as _current_language
+
 
 class Status(StrEnum):
     """Outcome of one check. ``UNKNOWN`` means the probe could not measure, and says why."""
@@ -36,6 +39,21 @@ class CheckResult:
     # Whether an UNKNOWN of this check blocks readiness (copied from the policy).
     unknown_blocks: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    # The message and the fix as message ids + parameters (``core.i18n.Msg``), so a reader in
+    # another language renders them in its own; ``message``/``fix`` are the text in the language
+    # of the run. None for a result whose text never was a message id.
+    msg: Msg | None = None
+    fix_msg: Msg | None = None
+
+    def message_in(self, lang: str | None = None) -> str:
+        """The message in ``lang`` (default: the current language)."""
+        return render(self.msg, lang) if self.msg is not None else self.message
+
+    def fix_in(self, lang: str | None = None) -> str | None:
+        """The fix in ``lang`` (default: the current language); None when there is none."""
+        if self.fix is None:
+            return None
+        return render(self.fix_msg, lang) if self.fix_msg is not None else self.fix
 
     @property
     def blocks(self) -> bool:
@@ -43,11 +61,59 @@ class CheckResult:
         return self.status is Status.FAIL or (self.status is Status.UNKNOWN and self.unknown_blocks)
 
     def to_json(self) -> dict[str, Any]:
+        """The contract's object; ``message_id``/``message_params`` (and ``fix_id``/
+        ``fix_params``) beside the rendered text when the result has message ids."""
         data = asdict(self)
+        data.pop("msg")
+        data.pop("fix_msg")
         data["status"] = self.status.value
         if not self.details:
             data.pop("details")
+        if self.msg is not None:
+            data.update(message_id=self.msg.id, message_params=self.msg.to_json()["params"])
+        if self.fix_msg is not None and self.fix is not None:
+            data.update(fix_id=self.fix_msg.id, fix_params=self.fix_msg.to_json()["params"])
         return data
+
+
+# The words a state check's value can be (``network.link``'s "wired", ``vpn.route``'s "local",
+# ``network.hops``' "clean", ``audio.headset``'s device kind...), shown in the reader's language;
+# the JSON keeps the value itself. A value not listed (an interface name) is shown as it is.
+VALUE_WORDS = {
+    "wired": N_("wired"), "wifi": N_("Wi-Fi"), "cellular": N_("mobile data"),
+    "local": N_("this computer"), "clean": N_("clean"), "home": N_("your home network"),
+    "isp": N_("your internet provider (ISP)"), "beyond": N_("beyond your internet provider"),
+    "usb_headset": N_("USB headset"), "analog_headset": N_("headset on the audio jack"),
+    "bluetooth_headset": N_("Bluetooth headset"), "builtin": N_("built-in microphone"),
+    "webcam": N_("webcam microphone"), "virtual": N_("virtual device"),
+    "unknown": N_("unknown device"),
+}
+
+
+# Units shown in words (the JSON keeps the unit itself); symbols (ms, %, Mbit/s) stay as they are.
+UNIT_WORDS = {"days": N_("days")}
+
+
+def unit_text(unit: str, lang: str | None = None) -> str:
+    """A unit as the reader's language writes it ("days" -> "dagar")."""
+    word = UNIT_WORDS.get(unit)
+    return unit if word is None else translation(lang or _current_language()).gettext(word)
+
+
+def number_text(value: float, lang: str | None = None) -> str:
+    """A measured number as the terminal shows it (two decimals below 100, none above, trailing
+    zeros dropped), in the reader's format ("77,7" in Swedish)."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.0f}"
+    digits = len(text.split(".")[1]) if "." in text else 0
+    return format_number(float(text), digits, lang)
+
+
+def value_text(value: str, lang: str | None = None) -> str:
+    """A state value in plain words of ``lang`` (default: the current language)."""
+    word = VALUE_WORDS.get(value)
+    if word is None:
+        return value
+    return translation(lang or _current_language()).gettext(word)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from agent_kit.core.checks import (
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
 )
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, render
 from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
@@ -35,15 +35,20 @@ _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
 
 def kind_label(kind: str) -> str:
-    """The kind in plain words (shared with ``agent-kit devices``)."""
+    """The kind in plain words in the current language (shared with ``agent-kit devices``)."""
+    return render(kind_msg(kind))
+
+
+def kind_msg(kind: str) -> Msg | str:
+    """The kind in plain words, as a message id (an unknown kind as it is)."""
     return {
-        "usb_headset": _("USB headset"),
-        "analog_headset": _("headset on the audio jack"),
-        "bluetooth_headset": _("Bluetooth headset"),
-        "builtin": _("built-in microphone/speakers"),
-        "webcam": _("webcam microphone"),
-        "virtual": _("virtual device (software)"),
-        "unknown": _("unknown device"),
+        "usb_headset": M_("USB headset"),
+        "analog_headset": M_("headset on the audio jack"),
+        "bluetooth_headset": M_("Bluetooth headset"),
+        "builtin": M_("built-in microphone/speakers"),
+        "webcam": M_("webcam microphone"),
+        "virtual": M_("virtual device (software)"),
+        "unknown": M_("unknown device"),
     }.get(kind, kind)
 
 
@@ -89,14 +94,14 @@ def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
     inputs = inventory.of("input")
     if not inventory.devices and inventory.problem:
         return unknown_result(AUDIO_HEADSET.id, policy,
-                              _("cannot list the audio devices: {reason}").format(
+                              M_("cannot list the audio devices: {reason}",
                                   reason=inventory.problem),
-                              fix=_("Restart the computer; if this stays, tell IT the sound "
+                              fix=M_("Restart the computer; if this stays, tell IT the sound "
                                     "system does not answer."))
     if not inputs:
         return state_result(AUDIO_HEADSET.id, Status.FAIL, None, policy,
-                            message=_("no microphone found"),
-                            fix=_("Plug in the headset IT gave you, straight into the computer "
+                            message=M_("no microphone found"),
+                            fix=M_("Plug in the headset IT gave you, straight into the computer "
                                   "(not a hub or dock), and wait ten seconds."))
     default_in = inventory.default("input")
     good = [d for d in inputs if _device_status(d, params, approved) is Status.PASS]
@@ -108,40 +113,40 @@ def evaluate_headset(inventory: DeviceInventory, policy: Policy) -> CheckResult:
         "backend": inventory.backend,
     }
     if default_in is None:
-        fix = (_("Select '{name}' as the default microphone in your sound settings.").format(
+        fix = (M_("Select '{name}' as the default microphone in your sound settings.",
             name=good[0].description) if good else _plug_in())
         return state_result(AUDIO_HEADSET.id, Status.FAIL, None, policy,
-                            message=_("no default microphone is set"), fix=fix, details=details)
+                            message=M_("no default microphone is set"), fix=fix, details=details)
     status = _device_status(default_in, params, approved)
     value = default_in.kind
     if status is Status.PASS:
         return _check_output(inventory, default_in, policy, details)
-    message = _("calls would use {name} ({kind})").format(
-        name=default_in.description, kind=kind_label(default_in.kind))
+    message = M_("calls would use {name} ({kind})",
+        name=default_in.description, kind=kind_msg(default_in.kind))
     if default_in.kind == "bluetooth_headset" and default_in.handsfree:
-        message = _("calls would use {name}, a Bluetooth headset in hands-free mode "
-                    "(narrowband, telephone-quality sound)").format(name=default_in.description)
+        message = M_("calls would use {name}, a Bluetooth headset in hands-free mode "
+                    "(narrowband, telephone-quality sound)", name=default_in.description)
     elif default_in.is_headset and not is_approved(default_in, approved):
-        message = _("{name} is not one of the headsets IT approved").format(
+        message = M_("{name} is not one of the headsets IT approved",
             name=default_in.description)
     others = [d for d in good if d is not default_in]
     if others:
-        fix = _("Select '{name}' as the default microphone in your sound settings, and in "
-                "your softphone.").format(name=others[0].description)
+        fix = M_("Select '{name}' as the default microphone in your sound settings, and in "
+                "your softphone.", name=others[0].description)
     elif default_in.kind == "bluetooth_headset":
-        fix = _("Use the USB headset IT gave you (or the headset's USB dongle) instead of a "
+        fix = M_("Use the USB headset IT gave you (or the headset's USB dongle) instead of a "
                 "Bluetooth connection.")
     elif default_in.is_headset:
-        fix = _("Use the headset IT issued ({models}); ask IT for one if you do not have "
-                "it.").format(models=", ".join(approved))
+        fix = M_("Use the headset IT issued ({models}); ask IT for one if you do not have "
+                "it.", models=", ".join(approved))
     else:
         fix = _plug_in()
     return state_result(AUDIO_HEADSET.id, status, value, policy, message=message, fix=fix,
                         details=details)
 
 
-def _plug_in() -> str:
-    return _("Plug in the headset IT gave you; if it is plugged in, unplug and replug the USB "
+def _plug_in() -> Msg:
+    return M_("Plug in the headset IT gave you; if it is plugged in, unplug and replug the USB "
              "headset, wait ten seconds and select it as the default microphone.")
 
 
@@ -152,30 +157,30 @@ def _check_output(inventory: DeviceInventory, mic: AudioDevice, policy: Policy,
     details["default_output"] = out.description if out else None
     if out is None or out.is_headset or not inventory.of("output"):
         return state_result(AUDIO_HEADSET.id, Status.PASS, mic.kind, policy,
-                            message=_("calls use {name} ({kind})").format(
-                                name=mic.description, kind=kind_label(mic.kind)),
+                            message=M_("calls use {name} ({kind})",
+                                name=mic.description, kind=kind_msg(mic.kind)),
                             details=details)
     match = next((o for o in inventory.of("output")
                   if o.is_headset and o.description == mic.description), None) or next(
         (o for o in inventory.of("output") if o.is_headset), None)
-    fix = (_("Select '{name}' as the default speaker (output) in your sound settings.").format(
+    fix = (M_("Select '{name}' as the default speaker (output) in your sound settings.",
         name=match.description) if match else
-        _("Select your headset as the default speaker (output) in your sound settings."))
+        M_("Select your headset as the default speaker (output) in your sound settings."))
     return state_result(AUDIO_HEADSET.id, Status.WARN, mic.kind, policy,
-                        message=_("the microphone is {mic}, but sound plays through {out}").format(
+                        message=M_("the microphone is {mic}, but sound plays through {out}",
                             mic=mic.description, out=out.description),
                         fix=fix, details=details)
 
 
 # ------------------------------------------------------------------ the room
 
-def _fix_noise() -> str:
-    return _("Move away from the window, close the door, and turn off fans, radio or TV "
+def _fix_noise() -> Msg:
+    return M_("Move away from the window, close the door, and turn off fans, radio or TV "
              "nearby; keep the microphone close to your mouth.")
 
 
-def _fix_quiet_voice() -> str:
-    return _("Bring the headset's microphone to the corner of your mouth (two fingers away), "
+def _fix_quiet_voice() -> Msg:
+    return M_("Bring the headset's microphone to the corner of your mouth (two fingers away), "
              "check that it is not muted, and raise the microphone volume in the sound "
              "settings.")
 
@@ -183,16 +188,16 @@ def _fix_quiet_voice() -> str:
 def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
     """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum."""
     if reading.problem:
-        reason = _("could not record from the microphone: {reason}").format(
+        reason = M_("could not record from the microphone: {reason}",
             reason=reading.problem)
-        fix = _("Unplug and replug the USB headset, close other programs that use the "
+        fix = M_("Unplug and replug the USB headset, close other programs that use the "
                 "microphone, and run the check again.")
         return [unknown_result(cid, policy, reason, fix=fix) for cid in ROOM_CHECKS]
     common = {"device": reading.device, "captured_s": round(reading.captured_s, 2)}
     out: list[CheckResult] = []
     if reading.silent:
-        reason = _("the microphone sends only silence: it is muted or not working")
-        fix = _("Unmute the microphone (the mute button on the headset or its cable, and in the "
+        reason = M_("the microphone sends only silence: it is muted or not working")
+        fix = M_("Unmute the microphone (the mute button on the headset or its cable, and in the "
                 "sound settings), or unplug and replug the USB headset.")
         for cid in ROOM_CHECKS:
             if cid == AUDIO_SPEECH_LEVEL.id and reading.prompted:
@@ -206,26 +211,26 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
     assert reading.noise_dbfs_a is not None and reading.noise_dbfs is not None
     out.append(level_result(
         AUDIO_NOISE.id, reading.noise_dbfs_a, policy,
-        message=_("background noise {level:.0f} dBFS(A)").format(level=reading.noise_dbfs_a),
+        message=M_("background noise {level:.0f} dBFS(A)", level=reading.noise_dbfs_a),
         fix_if_bad=_fix_noise(), ndigits=1,
         details={**common, "method": reading.noise_method, "noise_s": round(reading.noise_s, 2),
                  "unweighted_dbfs": round(reading.noise_dbfs, 1), "vad": reading.vad}))
     out += _speech(reading, policy, common)
     out.append(level_result(
         AUDIO_CLIPPING.id, reading.clipping_pct, policy,
-        message=_("{pct:.3f} % of the sound clipped ({runs} times)").format(
+        message=M_("{pct:.3f} % of the sound clipped ({runs} times)",
             pct=reading.clipping_pct, runs=reading.clipped_runs),
-        fix_if_bad=_("Lower the microphone volume in the sound settings (to about 70 %) and "
+        fix_if_bad=M_("Lower the microphone volume in the sound settings (to about 70 %) and "
                      "keep the microphone out of your breath, at the corner of your mouth."),
         ndigits=3, details={**common, "runs": reading.clipped_runs}))
     out.append(_dropouts(reading, policy, common))
     hum_value = reading.hum_dbfs if reading.hum_dbfs is not None else -120.0
-    message = (_("mains hum at {hz} Hz: {level:.0f} dBFS").format(hz=reading.hum_hz,
+    message = (M_("mains hum at {hz} Hz: {level:.0f} dBFS", hz=reading.hum_hz,
                                                                    level=hum_value)
-               if reading.hum_hz else _("no mains hum"))
+               if reading.hum_hz else M_("no mains hum"))
     out.append(level_result(
         AUDIO_HUM.id, hum_value, policy, message=message,
-        fix_if_bad=_("Unplug the laptop charger during calls or plug it into another socket, "
+        fix_if_bad=M_("Unplug the laptop charger during calls or plug it into another socket, "
                      "keep the headset cable away from power cables, and prefer the USB "
                      "headset to the audio jack."),
         ndigits=1, details={**common, "mains_hz": reading.hum_hz}))
@@ -237,12 +242,12 @@ def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> li
         if reading.prompted:
             fail = state_result(
                 AUDIO_SPEECH_LEVEL.id, Status.FAIL, None, policy,
-                message=_("we asked you to read a sentence aloud but heard no speech"),
-                fix=_("Check that the microphone is not muted and is close to your mouth, then "
+                message=M_("we asked you to read a sentence aloud but heard no speech"),
+                fix=M_("Check that the microphone is not muted and is close to your mouth, then "
                       "run the check again and read the sentence aloud."),
                 details={**common, "speech_s": round(reading.speech_s, 2)})
-            return [fail, unknown_result(AUDIO_SNR.id, policy, _("no speech heard"))]
-        reason = _("no speech heard: nobody was asked to speak (run 'agent-kit check' at a "
+            return [fail, unknown_result(AUDIO_SNR.id, policy, M_("no speech heard"))]
+        reason = M_("no speech heard: nobody was asked to speak (run 'agent-kit check' at a "
                    "terminal to test your voice)")
         return [unknown_result(AUDIO_SPEECH_LEVEL.id, policy, reason),
                 unknown_result(AUDIO_SNR.id, policy, reason)]
@@ -250,13 +255,13 @@ def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> li
                "speech_s": round(reading.speech_s, 2)}
     level = level_result(
         AUDIO_SPEECH_LEVEL.id, reading.speech_level_dbfs, policy,
-        message=_("your voice reaches {level:.0f} dBFS (P.56 active level)").format(
+        message=M_("your voice reaches {level:.0f} dBFS (P.56 active level)",
             level=reading.speech_level_dbfs),
         fix_if_bad=_fix_quiet_voice(), ndigits=1, details=details)
     snr = level_result(
         AUDIO_SNR.id, reading.snr_db, policy,
-        message=_("your voice is {snr:.0f} dB above the background").format(snr=reading.snr_db),
-        fix_if_bad=_("{noise} {voice}").format(noise=_fix_noise(), voice=_fix_quiet_voice()),
+        message=M_("your voice is {snr:.0f} dB above the background", snr=reading.snr_db),
+        fix_if_bad=M_("{noise} {voice}", noise=_fix_noise(), voice=_fix_quiet_voice()),
         ndigits=1, details=details)
     return [level, snr]
 
@@ -265,8 +270,8 @@ def _dropouts(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> 
     gaps = [round(d.duration_ms, 1) for d in reading.dropouts]
     return level_result(
         AUDIO_DROPOUTS.id, reading.dropout_count, policy,
-        message=_("{n} dropouts in {seconds:.0f} s of sound").format(
+        message=M_("{n} dropouts in {seconds:.0f} s of sound",
             n=reading.dropout_count, seconds=reading.captured_s),
-        fix_if_bad=_("Unplug and replug the USB headset straight into the computer (not a hub "
+        fix_if_bad=M_("Unplug and replug the USB headset straight into the computer (not a hub "
                      "or dock), and close other programs that use the microphone."),
         ndigits=0, details={**common, "gaps_ms": gaps, "overflows": reading.overflows})

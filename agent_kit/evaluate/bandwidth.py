@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_kit.core.checks import BANDWIDTH_BUFFERBLOAT, BANDWIDTH_DOWN, BANDWIDTH_UP
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_
 from agent_kit.core.levels import level_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
@@ -63,25 +63,25 @@ def _direction_details(d: DirectionReading, phase_s: float) -> dict[str, Any]:
 def _speed(check_id: str, d: DirectionReading, policy: Policy, phase_s: float) -> CheckResult:
     down = check_id == BANDWIDTH_DOWN.id
     if d.mbit_s is None:
-        return unknown_result(check_id, policy, _("could not measure the speed: {reason}").format(
-            reason=d.problem or _("no data")))
+        return unknown_result(check_id, policy, M_("could not measure the speed: {reason}",
+            reason=d.problem or M_("no data")))
     rule = policy.check(check_id)
     target = rule.warn if rule.warn is not None else rule.fail
     if down:
-        message = (_("download {mbit:.1f} Mbit/s") if d.steady else
-                   _("download {mbit:.1f} Mbit/s (the speed varied during the test: "
+        message = (M_("download {mbit:.1f} Mbit/s") if d.steady else
+                   M_("download {mbit:.1f} Mbit/s (the speed varied during the test: "
                      "approximate)")).format(mbit=d.mbit_s)
-        fix = _("Someone at home may be streaming or downloading: pause video, game and "
+        fix = M_("Someone at home may be streaming or downloading: pause video, game and "
                 "cloud-backup downloads and run the check again. If it stays below {target:g} "
-                "Mbit/s, ask your internet provider for a faster plan.").format(target=target)
+                "Mbit/s, ask your internet provider for a faster plan.", target=target)
     else:
-        message = (_("upload {mbit:.1f} Mbit/s") if d.steady else
-                   _("upload {mbit:.1f} Mbit/s (the speed varied during the test: "
+        message = (M_("upload {mbit:.1f} Mbit/s") if d.steady else
+                   M_("upload {mbit:.1f} Mbit/s (the speed varied during the test: "
                      "approximate)")).format(mbit=d.mbit_s)
-        fix = _("Someone at home may be uploading: pause cloud photo or file backups and "
+        fix = M_("Someone at home may be uploading: pause cloud photo or file backups and "
                 "video calls on other devices, then run the check again. If it stays below "
                 "{target:g} Mbit/s, ask your internet provider for a plan with a faster "
-                "upload.").format(target=target)
+                "upload.", target=target)
     return level_result(check_id, d.mbit_s, policy, message=message, fix_if_bad=fix,
                         details=_direction_details(d, phase_s), ndigits=1)
 
@@ -90,20 +90,20 @@ def _bufferbloat(reading: BandwidthReading, policy: Policy) -> CheckResult:
     increase = reading.latency_increase_ms
     if increase is None or reading.idle_rtt_ms is None:
         return unknown_result(BANDWIDTH_BUFFERBLOAT.id, policy,
-                              _("latency under load not measured: {reason}").format(
-                                  reason=reading.latency_problem or _("no reflector reply")))
+                              M_("latency under load not measured: {reason}",
+                                  reason=reading.latency_problem or M_("no reflector reply")))
     grade = bufferbloat_grade(increase)
     loaded = {"download": reading.loaded_rtt_down_ms, "upload": reading.loaded_rtt_up_ms}
     worst = max((k for k, v in loaded.items() if v is not None),
                 key=lambda k: loaded[k] or 0.0)
     worst_rtt = loaded[worst] or 0.0
     if worst == "download":
-        message = _("grade {grade}: latency rises by {increase:.0f} ms while downloading "
+        message = M_("grade {grade}: latency rises by {increase:.0f} ms while downloading "
                     "({idle:.1f} ms idle, {loaded:.1f} ms loaded)")
     else:
-        message = _("grade {grade}: latency rises by {increase:.0f} ms while uploading "
+        message = M_("grade {grade}: latency rises by {increase:.0f} ms while uploading "
                     "({idle:.1f} ms idle, {loaded:.1f} ms loaded)")
-    fix = _("Your router lets a queue build up when the line is busy, so calls break up "
+    fix = M_("Your router lets a queue build up when the line is busy, so calls break up "
             "whenever someone streams or uploads. Enable SQM (Smart Queue Management) or QoS on "
             "the router, set a little below your line speed; until then, ask others at home not "
             "to stream or upload during your calls.")

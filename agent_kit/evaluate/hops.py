@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_kit.core.checks import NETWORK_HOPS
-from agent_kit.core.i18n import N_, _
+from agent_kit.core.i18n import M_, N_, Msg
 from agent_kit.core.levels import state_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult, Status
@@ -134,24 +134,24 @@ def _largest(steps: Sequence[HopStep], key: Callable[[HopStep], float],
     return best
 
 
-def segment_fix(segment: str, link_kind: str | None = None) -> str:
+def segment_fix(segment: str, link_kind: str | None = None) -> Msg:
     """What to do when trouble starts in ``segment`` (home, isp, beyond), translated.
     ``link_kind``: the ``network.link`` value (``wired``, ``wifi``...; None when not known):
     a wired link gets the cable and router fix for the home segment, never Wi-Fi advice."""
     if segment == "home" and link_kind == "wired":
-        return _(_FIX_HOME_WIRED)
-    return _(_FIX[segment])
+        return M_(_FIX_HOME_WIRED)
+    return M_(_FIX[segment])
 
 
-def hops_unknown(policy: Policy, reason: str, *, privileges: bool = False) -> CheckResult:
-    fix = (_("IT can let the agent see where problems start by allowing raw sockets: run it "
+def hops_unknown(policy: Policy, reason: Msg | str, *, privileges: bool = False) -> CheckResult:
+    fix = (M_("IT can let the agent see where problems start by allowing raw sockets: run it "
              "as root or give it the CAP_NET_RAW capability (Linux), or install Npcap "
              "(Windows).") if privileges else None)
     return unknown_result(CHECK_ID, policy, reason, fix=fix)
 
 
 def hops_off(policy: Policy) -> CheckResult:
-    return hops_unknown(policy, _("the hop-by-hop test is switched off in the policy "
+    return hops_unknown(policy, M_("the hop-by-hop test is switched off in the policy "
                                   "([path] traceroute = false)"))
 
 
@@ -162,12 +162,12 @@ def evaluate_hops(reading: TracerouteReading, policy: Policy, *, link_kind: str 
     measured to the center (None: not known); at 0 no loss finding is made, since probes the
     routers did not answer are then their ICMP rate limits, not loss calls would suffer."""
     if reading.needs_privileges:
-        return hops_unknown(policy, _("the hop-by-hop test needs raw-socket privileges: "
-                                      "{reason}").format(reason=reading.problem),
+        return hops_unknown(policy, M_("the hop-by-hop test needs raw-socket privileges: "
+                                      "{reason}", reason=reading.problem),
                             privileges=True)
     if not reading.hops:
-        reason = reading.problem or _("no hop answered")
-        return hops_unknown(policy, _("the hop-by-hop test did not run: {reason}").format(
+        reason = reading.problem or M_("no hop answered")
+        return hops_unknown(policy, M_("the hop-by-hop test did not run: {reason}",
             reason=reason))
     params = policy.check(CHECK_ID).params
     finding = locate(reading.hops,
@@ -178,27 +178,29 @@ def evaluate_hops(reading: TracerouteReading, policy: Policy, *, link_kind: str 
     details = _details(reading, finding)
     if finding.segment is None:
         if reading.reached:
-            message = _("{hops} hops to the center; no part of the path adds loss or "
-                        "delay").format(hops=len(reading.hops))
+            message = M_("{hops} hops to the center; no part of the path adds loss or "
+                        "delay", hops=len(reading.hops))
         else:
-            message = _("{hops} hops traced (the center itself did not answer); no part of "
-                        "the path adds loss or delay").format(hops=len(reading.hops))
+            message = M_("{hops} hops traced (the center itself did not answer); no part of "
+                        "the path adds loss or delay", hops=len(reading.hops))
         return state_result(CHECK_ID, Status.PASS, "clean", policy, message=message,
                             details=details)
-    parts = []
+    parts: list[Msg] = []
     if finding.loss_at is not None:
-        parts.append(_("loss starts {where}: {added:.0f} % more probes lost from hop "
-                       "{ttl} ({address}) on").format(
-            where=_(_SEGMENT[finding.loss_at.segment]), added=finding.loss_at.added_loss_pct,
+        parts.append(M_("loss starts {where}: {added:.0f} % more probes lost from hop "
+                       "{ttl} ({address}) on",
+            where=M_(_SEGMENT[finding.loss_at.segment]), added=finding.loss_at.added_loss_pct,
             ttl=finding.loss_at.ttl, address=_address(finding.loss_at)))
     if finding.delay_at is not None:
-        parts.append(_("delay starts {where}: {added:.0f} ms more from hop {ttl} "
-                       "({address}) on").format(
-            where=_(_SEGMENT[finding.delay_at.segment]),
+        parts.append(M_("delay starts {where}: {added:.0f} ms more from hop {ttl} "
+                       "({address}) on",
+            where=M_(_SEGMENT[finding.delay_at.segment]),
             added=finding.delay_at.added_delay_ms, ttl=finding.delay_at.ttl,
             address=_address(finding.delay_at)))
     return state_result(CHECK_ID, Status.WARN, finding.segment, policy,
-                        message="; ".join(parts), fix=segment_fix(finding.segment, link_kind),
+                        message=parts[0] if len(parts) == 1 else M_(
+                            "{first}; {second}", first=parts[0], second=parts[1]),
+                        fix=segment_fix(finding.segment, link_kind),
                         details=details)
 
 

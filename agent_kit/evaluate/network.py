@@ -23,7 +23,7 @@ Input is one ``probes.network.path.PathReading`` (an RTP-like stream to the cent
   part of the call: an upper bound. Opus is estimated as narrowband and says so.
 
 A failing check's fix names the likely cause in plain words; the same words in every language
-go through ``_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
+go through ``M_()``. When the traceroute (``agent_kit.evaluate.hops``) named where loss or delay
 starts, the loss, jitter and MOS fixes say that segment's fix instead of the generic one
 (``loss_at``/``delay_at``: "home", "isp" or "beyond"; ``agent_kit.evaluate.path`` judges the
 stream and the trace together and passes them). On a wired link (``link_kind="wired"``, the
@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_kit.core.checks import NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_RTT
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, join
 from agent_kit.core.levels import level_result, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
@@ -46,7 +46,7 @@ CHECK_IDS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id)
 DEFAULT_CODEC = "G.711"
 
 
-def network_unknown(policy: Policy, reason: str) -> list[CheckResult]:
+def network_unknown(policy: Policy, reason: Msg | str) -> list[CheckResult]:
     """Every path check ``unknown`` for one reason (no center, no reflector answer...)."""
     return [unknown_result(cid, policy, reason) for cid in CHECK_IDS]
 
@@ -58,35 +58,35 @@ def evaluate_network(reading: PathReading, policy: Policy, *, loss_at: str | Non
     ``loss_at``/``delay_at``: the segment the traceroute saw loss/delay start in, if any;
     ``link_kind``: the ``network.link`` value when known (a cable gets no Wi-Fi advice)."""
     if reading.received == 0 or reading.rtt_median_ms is None or reading.jitter_ms is None:
-        reason = reading.problem or _("no packet came back from the reflector")
-        return network_unknown(policy, _("the path test to the center did not run: "
-                                         "{reason}").format(reason=reason))
+        reason = reading.problem or M_("no packet came back from the reflector")
+        return network_unknown(policy, M_("the path test to the center did not run: "
+                                         "{reason}", reason=reason))
     wired = link_kind == "wired"
     return [_rtt(reading, policy, wired), _jitter(reading, policy, delay_at, link_kind),
             _loss(reading, policy, loss_at, link_kind),
             _mos(reading, policy, loss_at, delay_at, link_kind)]
 
 
-def _fix_line(segment: str | None = None, link_kind: str | None = None) -> str:
+def _fix_line(segment: str | None = None, link_kind: str | None = None) -> Msg:
     if segment is not None:
         from agent_kit.evaluate.hops import segment_fix
 
         return segment_fix(segment, link_kind)
     if link_kind == "wired":
-        return _("Pause big downloads, uploads and video streams at home, then run the check "
-                 "again; if it stays, restart your router, and then call your internet "
-                 "provider (ISP).")
-    return _("Use a cable instead of Wi-Fi and pause big downloads, uploads and video streams "
+        return M_("Pause big downloads, uploads and video streams at home, then run the check "
+                  "again; if it stays, restart your router, and then call your internet "
+                  "provider (ISP).")
+    return M_("Use a cable instead of Wi-Fi and pause big downloads, uploads and video streams "
              "at home, then run the check again; if it stays, call your internet provider "
              "(ISP).")
 
 
-def _fix_delay(wired: bool = False) -> str:
+def _fix_delay(wired: bool = False) -> Msg:
     if wired:
-        return _("The connection to the center is slow. Pause big uploads at home and restart "
-                 "your router. If it stays, call your internet provider (ISP) and say the "
-                 "delay to {target} is {rtt:.0f} ms.")
-    return _("The connection to the center is slow. Use a cable instead of Wi-Fi and pause big "
+        return M_("The connection to the center is slow. Pause big uploads at home and restart "
+                  "your router. If it stays, call your internet provider (ISP) and say the "
+                  "delay to {target} is {rtt:.0f} ms.")
+    return M_("The connection to the center is slow. Use a cable instead of Wi-Fi and pause big "
              "uploads at home; if you use a mobile or satellite connection, switch to your "
              "home line. If it stays, call your internet provider (ISP) and say the delay to "
              "{target} is {rtt:.0f} ms.")
@@ -95,8 +95,8 @@ def _fix_delay(wired: bool = False) -> str:
 def _rtt(reading: PathReading, policy: Policy, wired: bool = False) -> CheckResult:
     median = reading.rtt_median_ms or 0.0
     p95 = reading.rtt_p95_ms if reading.rtt_p95_ms is not None else median
-    message = _("{median:.1f} ms round trip to the center (95 % of packets within "
-                "{p95:.1f} ms)").format(median=median, p95=p95)
+    message = M_("{median:.1f} ms round trip to the center (95 % of packets within "
+                "{p95:.1f} ms)", median=median, p95=p95)
     details = {"target": reading.target, "p95_ms": _r(reading.rtt_p95_ms),
                "min_ms": _r(reading.rtt_min_ms), "samples": reading.received,
                # per echoed packet in sequence order: the diagnosis report draws it
@@ -112,19 +112,19 @@ def _jitter(reading: PathReading, policy: Policy, delay_at: str | None = None,
     jitter = reading.jitter_ms or 0.0
     up = reading.jitter_up_ms or 0.0
     down = reading.jitter_down_ms or 0.0
-    message = _("{jitter:.1f} ms jitter (RFC 3550; towards the center {up:.1f} ms, back "
-                "{down:.1f} ms)").format(jitter=jitter, up=up, down=down)
+    message = M_("{jitter:.1f} ms jitter (RFC 3550; towards the center {up:.1f} ms, back "
+                "{down:.1f} ms)", jitter=jitter, up=up, down=down)
     if delay_at is None and link_kind == "wired":
-        fix = _("Packets reach the center unevenly, so voices will break up. On a cable this "
-                "usually comes from someone at home streaming or downloading, or from the "
-                "internet line.") + " " + _fix_line(None, link_kind)
+        fix = join(M_("Packets reach the center unevenly, so voices will break up. On a cable "
+                      "this usually comes from someone at home streaming or downloading, or "
+                      "from the internet line."), _fix_line(None, link_kind))
     elif delay_at is None:
-        fix = _("Packets reach the center unevenly, so voices will break up. This usually "
-                "comes from Wi-Fi or from someone at home streaming or downloading.") + " " \
-            + _fix_line()
+        fix = join(M_("Packets reach the center unevenly, so voices will break up. This usually "
+                      "comes from Wi-Fi or from someone at home streaming or downloading."),
+                   _fix_line())
     else:
-        fix = (_("Packets reach the center unevenly, so voices will break up.") + " "
-               + _fix_line(delay_at, link_kind))
+        fix = join(M_("Packets reach the center unevenly, so voices will break up."),
+                   _fix_line(delay_at, link_kind))
     details = {
         # RFC 3550 6.4.1: the running J at the end of the stream (the check's value: the worse)
         "up_rfc3550_ms": _r(reading.jitter_up_ms), "down_rfc3550_ms": _r(reading.jitter_down_ms),
@@ -160,13 +160,13 @@ def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None,
         ratio = (reading.burst_ratio_up if way == "up" else reading.burst_ratio_down) or 1.0
         value = up if way == "up" else down
         if way == "up":
-            message = _("{loss:.1f} % of packets lost towards the center ({lost} of {count}; "
-                        "back: {other:.1f} %; worst 200 ms: {burst:.0f} %)").format(
+            message = M_("{loss:.1f} % of packets lost towards the center ({lost} of {count}; "
+                        "back: {other:.1f} %; worst 200 ms: {burst:.0f} %)",
                 loss=up, lost=lost_up, count=reading.sent, other=down, burst=burst)
         else:
-            message = _("{loss:.1f} % of packets lost on the way back from the center ({lost} "
+            message = M_("{loss:.1f} % of packets lost on the way back from the center ({lost} "
                         "of {count}; towards it: {other:.1f} %; worst 200 ms: "
-                        "{burst:.0f} %)").format(loss=down, lost=lost_down, count=reflected,
+                        "{burst:.0f} %)", loss=down, lost=lost_down, count=reflected,
                                                  other=up, burst=burst)
         details.update({
             "direction": way, "loss_up_pct": round(up, 2), "loss_down_pct": round(down, 2),
@@ -179,23 +179,23 @@ def _loss(reading: PathReading, policy: Policy, loss_at: str | None = None,
             "direction_filled": reading.direction_filled})
     else:
         value = reading.loss_pct
-        message = _("{loss:.1f} % of packets lost on the round trip ({lost} of {sent}; worst "
+        message = M_("{loss:.1f} % of packets lost on the round trip ({lost} of {sent}; worst "
                     "200 ms: {burst:.0f} %; the loss of each direction is not "
-                    "known)").format(loss=reading.loss_pct, lost=lost, sent=reading.sent,
+                    "known)", loss=reading.loss_pct, lost=lost, sent=reading.sent,
                                      burst=reading.burst_loss_pct)
         details.update({"direction": "round_trip",
                         "burst_loss_pct": round(reading.burst_loss_pct, 1),
                         "burst_ratio": round(reading.burst_ratio, 2)})
     if loss_at is None and link_kind == "wired":
-        fix = _("Packets to the center get lost, so words will drop out of calls. On a cable "
-                "a busy home line or the internet line is the usual cause.") + " " \
-            + _fix_line(None, link_kind)
+        fix = join(M_("Packets to the center get lost, so words will drop out of calls. On a "
+                      "cable a busy home line or the internet line is the usual cause."),
+                   _fix_line(None, link_kind))
     elif loss_at is None:
-        fix = _("Packets to the center get lost, so words will drop out of calls. Weak Wi-Fi "
-                "and a busy home line are the usual causes.") + " " + _fix_line()
+        fix = join(M_("Packets to the center get lost, so words will drop out of calls. Weak "
+                      "Wi-Fi and a busy home line are the usual causes."), _fix_line())
     else:
-        fix = (_("Packets to the center get lost, so words will drop out of calls.") + " "
-               + _fix_line(loss_at, link_kind))
+        fix = join(M_("Packets to the center get lost, so words will drop out of calls."),
+                   _fix_line(loss_at, link_kind))
     return level_result(NETWORK_LOSS.id, value, policy, message=message, fix_if_bad=fix,
                         details=details)
 
@@ -239,26 +239,27 @@ def _mos(reading: PathReading, policy: Policy, loss_at: str | None = None,
     est = both[way].est
     spec = emodel.CODECS[est.codec]
     if reading.per_direction:
-        message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls (the caller hears "
-                    "you at {up:.2f}, you hear the caller at {down:.2f})").format(
+        message = M_("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls (the caller hears "
+                    "you at {up:.2f}, you hear the caller at {down:.2f})",
             mos=est.mos, r=est.r, codec=est.codec, up=both["up"].est.mos,
             down=both["down"].est.mos)
     else:
-        message = _("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls, from the round-trip "
-                    "loss (the loss of each direction is not known)").format(
+        message = M_("estimated MOS {mos:.2f} (R {r:.0f}) for {codec} calls, from the round-trip "
+                    "loss (the loss of each direction is not known)",
             mos=est.mos, r=est.r, codec=est.codec)
     if spec.estimated_as_narrowband:
-        message += " " + _("{codec} is estimated as a narrowband codec: no published wideband "
-                           "E-model values were found for it.").format(codec=est.codec)
+        message = join(message, M_("{codec} is estimated as a narrowband codec: no published "
+                                   "wideband E-model values were found for it.",
+                                   codec=est.codec))
     # Name the larger of the two impairments the network adds: loss (Ie_eff above the codec's
     # own Ie) or delay (Idd, which includes the jitter buffer).
     loss_part = est.ie_eff - spec.ie
     if loss_part >= est.idd:
-        fix = (_("Calls would sound poor mainly because packets get lost.") + " "
-               + _fix_line(loss_at, link_kind))
+        fix = join(M_("Calls would sound poor mainly because packets get lost."),
+                   _fix_line(loss_at, link_kind))
     else:
-        fix = _("Calls would sound poor mainly because of the delay (including the jitter "
-                "buffer).") + " " + _fix_line(delay_at, link_kind)
+        fix = join(M_("Calls would sound poor mainly because of the delay (including the "
+                      "jitter buffer)."), _fix_line(delay_at, link_kind))
     details = {"r": round(est.r, 1), "ta_ms": round(est.ta_ms, 1), "idd": round(est.idd, 2),
                "ie_eff": round(est.ie_eff, 2), "codec": est.codec,
                "burst_ratio": round(both[way].burst_ratio, 2), "direction": way,

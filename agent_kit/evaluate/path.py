@@ -18,6 +18,7 @@ cable in every fix.
 from __future__ import annotations
 
 from agent_kit.core.checks import NETWORK_HOPS
+from agent_kit.core.i18n import Msg
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.evaluate.hops import evaluate_hops, hops_off, hops_unknown
@@ -29,7 +30,7 @@ from probes.network.traceroute import TracerouteReading
 CHECK_IDS = (*STREAM_CHECK_IDS, NETWORK_HOPS.id)
 
 
-def path_unknown(policy: Policy, reason: str) -> list[CheckResult]:
+def path_unknown(policy: Policy, reason: Msg | str) -> list[CheckResult]:
     """Every path check ``unknown`` for one reason (no center, no reflector offered...)."""
     return [*network_unknown(policy, reason), hops_unknown(policy, reason)]
 

@@ -397,8 +397,12 @@ def main() -> None:
 
     if len(sys.argv) == 1 and _double_clicked():
         sys.argv.append("window")
+    from agent_kit.core.i18n import language_in_argv, set_language, translate_help
+
     command = typer.main.get_command(app)
     _plain_help_option(command)
+    # --help in the language the command line asks for (else the OS locale)
+    translate_help(command, set_language(language_in_argv(sys.argv)))
     try:
         # the same name in the help and the errors however it was started (python -m...)
         code = command.main(prog_name="agent-kit", standalone_mode=False)

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent_kit.core.checks import AUDIO_DROPOUTS, BY_ID, NETWORK_RTT
 from agent_kit.core.i18n import N_, _, current_language
+from agent_kit.core.policy import policy_title
 from agent_kit.core.results import CheckResult, Status
 from agent_kit.evaluate.diagnosis import Diagnosis
 from agent_kit.face.check_steps import step_word
@@ -162,7 +163,8 @@ def render_html(d: Diagnosis, *, hostname: str | None = None, agent_id: str | No
                 else _("READY") if ready else _("NOT READY"))
     meta = " · ".join(escape(x) for x in (
         host, *([agent_id] if agent_id else []), created,
-        f"agent-kit {report.version}", f"{report.policy_name} {report.policy_version}",
+        f"agent-kit {report.version}",
+        f"{policy_title(report.policy_name)} {report.policy_version}",
         _("measured in {seconds:.1f} s").format(seconds=report.duration_s)))
     charts = _charts(d)
     charts_section = (f"<h2>{escape(_('Over the test'))}</h2>{charts}" if charts else "")

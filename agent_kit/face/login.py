@@ -71,7 +71,7 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_NO_STATE, _("The monitor is not running (it was stopped): start "
                                          "agent-kit monitor."), (), notes, state, enrollment)
     if state.stopped:
-        return GateView(EXIT_CLOSED, _("Not ready: the monitor stopped."), state.reasons,
+        return GateView(EXIT_CLOSED, _("Not ready: the monitor stopped."), state.reasons_in(),
                         notes, state, enrollment)
     if not state.is_fresh(now()):
         age = now() - state.updated_at
@@ -83,7 +83,7 @@ def local_gate(now: Callable[[], float] = time.time) -> GateView:
         return GateView(EXIT_OPEN, _("Ready to take calls (since {time}).").format(time=since),
                         (), notes, state, enrollment)
     return GateView(EXIT_CLOSED, _("Not ready to take calls (since {time}).").format(time=since),
-                    state.reasons, notes, state, enrollment)
+                    state.reasons_in(), notes, state, enrollment)
 
 
 def _local_time(unix_s: float) -> str:
@@ -138,13 +138,14 @@ def status_lines(view: GateView, width: int | None = None) -> list[str]:
     columns = min(width or terminal_width(), 120)
     lines = [view.headline]
     for p in shown_problems(view):
-        text = (_("{title}: {message}").format(title=check_title(p.check_id), message=p.message)
-                if p.check_id else p.message)
+        message, fix = p.message_in(), p.fix_in()
+        text = (_("{title}: {message}").format(title=check_title(p.check_id), message=message)
+                if p.check_id else message)
         if not p.blocking:
             text += " " + _("(failing now, not long enough to block calls)")
         lines += wrap(text, columns, first="  ✗ " if p.blocking else "  ! ")
-        if p.fix:
-            lines += labelled(_("Fix:") + " ", p.fix, columns, indent="      ")
+        if fix:
+            lines += labelled(_("Fix:") + " ", fix, columns, indent="      ")
     for note in view.notes:
         lines += wrap(note, columns, first="  · ")
     return lines
@@ -159,7 +160,7 @@ def status_json(view: GateView) -> dict[str, Any]:
         "reasons": list(view.reasons), "notes": list(view.notes),
         "problems": [{"check_id": p.check_id,
                       "title": check_title(p.check_id) if p.check_id else None,
-                      "message": p.message, "fix": p.fix, "blocking": p.blocking}
+                      "message": p.message_in(), "fix": p.fix_in(), "blocking": p.blocking}
                      for p in shown_problems(view)],
         "agent_id": view.enrollment.agent_id if view.enrollment else None,
         "monitor": state.to_json() if state else None,

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _, ngettext
-from agent_kit.core.results import CheckReport, CheckResult, Status
+from agent_kit.core.i18n import M_, _, ngettext, render
+from agent_kit.core.policy import policy_title
+from agent_kit.core.results import (
+    CheckReport,
+    CheckResult,
+    Status,
+    number_text,
+    unit_text,
+    value_text,
+)
 from agent_kit.face.check_steps import (
     Step,
     plain_finding,
@@ -68,8 +76,9 @@ class ProgressLine:
                 self._write(_("measuring: {step}").format(step=label) + "\n")
             else:
                 word = step_word(worst(results or []))
-                self._write(_("{step}: {result} ({seconds:.1f} s)").format(
-                    step=label, result=word, seconds=elapsed) + "\n")
+                # rendered: the seconds in the reader's format ("1,2 s" in Swedish)
+                self._write(render(M_("{step}: {result} ({seconds:.1f} s)", step=label,
+                                      result=word, seconds=elapsed)) + "\n")
 
     def _draw(self) -> None:
         if not self._running:
@@ -149,13 +158,11 @@ def format_value(result: CheckResult) -> str:
         return "—"
     if isinstance(v, bool):
         return _("yes") if v else _("no")
-    if isinstance(v, float):
-        text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
-    else:
-        text = str(v)
+    # the reader's decimal sign ("77,7" in Swedish); a state's word in the reader's language
+    text = number_text(v) if isinstance(v, int | float) else value_text(v)
     # a count needs no unit word ("2", not "2 count")
     shown_unit = result.unit if result.unit not in (None, "count") else None
-    return f"{text} {shown_unit}" if shown_unit and not isinstance(v, str) else text
+    return f"{text} {unit_text(shown_unit)}" if shown_unit and not isinstance(v, str) else text
 
 
 def check_title(check_id: str) -> str:
@@ -334,7 +341,7 @@ def _verdict(report: CheckReport, width: int, *, details: bool) -> list[tuple[st
     if details:
         out += [(line, None) for line in wrap(_(
             "policy {name} {version}, {seconds:.1f} s").format(
-                name=report.policy_name, version=report.policy_version,
+                name=policy_title(report.policy_name), version=report.policy_version,
                 seconds=report.duration_s), width)]
     else:
         out += [(line, "dim") for line in wrap(_("Every measurement: add --details"), width)]

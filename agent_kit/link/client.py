@@ -180,10 +180,15 @@ class CenterClient:
 
     def gate(self, nonce: str | None = None) -> dict[str, Any]:
         """The center's gate answer for this workstation; ``nonce`` (sent as the query
-        parameter, which the signature does not cover) comes back signed in the clearance."""
+        parameter, which the signature does not cover) comes back signed in the clearance. The
+        reasons come in the language this process speaks (``lang``)."""
+        from agent_kit.core.i18n import current_language
+
         path = f"/api/v1/gate/{self.enrollment.agent_id}"
-        data: dict[str, Any] = self.request("GET", path, params={"nonce": nonce}
-                                            if nonce is not None else None).json()
+        params = {"lang": current_language()}
+        if nonce is not None:
+            params["nonce"] = nonce
+        data: dict[str, Any] = self.request("GET", path, params=params).json()
         return data
 
     def policy_toml(self) -> str:

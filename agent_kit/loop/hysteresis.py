@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, render, verbatim
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 
@@ -75,6 +75,9 @@ class Blocker:
     message: str
     fix: str | None
     since: float
+    # the message and the fix as message ids + parameters, when the result had them
+    msg: Msg | None = None
+    fix_msg: Msg | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,10 @@ class GateState:
     full_check_at: float | None         # when the last full check of this shift finished
     # the watching checks with their words (``since``: when they started failing)
     watched: tuple[Blocker, ...] = ()
-    shift_reason: str | None = None     # the reason that is no check: a full check is due
+    # the reason that is no check (a full check is due), as a message id + parameters
+    shift_reason: Msg | None = None
+    # the reasons as message ids + parameters, index for index: rendered in a reader's language
+    reason_msgs: tuple[Msg, ...] = ()
 
 
 @dataclass
@@ -104,6 +110,8 @@ class _Track:
     blocking_since: float | None = None
     message: str = ""
     fix: str | None = None
+    msg: Msg | None = None
+    fix_msg: Msg | None = None
 
 
 @dataclass
@@ -114,7 +122,7 @@ class Gate:
     clock: Callable[[], float] = time.time
     _tracks: dict[str, _Track] = field(default_factory=dict, init=False)
     _awaiting_full: bool = field(default=True, init=False)
-    _shift_reason: str = field(default="", init=False)
+    _shift_reason: Msg = field(default_factory=lambda: verbatim(""), init=False)
     _full_check_at: float | None = field(default=None, init=False)
     _last_sample_at: float | None = field(default=None, init=False)
     _open: bool = field(default=False, init=False)
@@ -122,12 +130,12 @@ class Gate:
 
     def __post_init__(self) -> None:
         self._since = self.clock()
-        self._shift_reason = _("The first full check of the shift has not finished yet.")
+        self._shift_reason = M_("The first full check of the shift has not finished yet.")
 
-    def require_full_check(self, reason: str) -> GateState:
+    def require_full_check(self, reason: Msg | str) -> GateState:
         """Start a new shift: the gate stays closed until a full check finishes."""
         self._awaiting_full = True
-        self._shift_reason = reason
+        self._shift_reason = reason if isinstance(reason, Msg) else verbatim(reason)
         return self._update(self.clock())
 
     def observe(self, results: Iterable[CheckResult], *, full: bool = False,
@@ -138,9 +146,9 @@ class Gate:
                 and now - self._last_sample_at > self.config.shift_gap_s):
             minutes = (now - self._last_sample_at) / 60
             self._awaiting_full = True
-            self._shift_reason = _(
+            self._shift_reason = M_(
                 "No measurement for {minutes:.0f} minutes (the computer slept or the monitor "
-                "stopped): a fresh full check is needed.").format(minutes=minutes)
+                "stopped): a fresh full check is needed.", minutes=minutes)
         self._last_sample_at = now
         immediate = full and self._awaiting_full
         for result in results:
@@ -168,6 +176,7 @@ class Gate:
             if track.bad_since is None:
                 track.bad_since = now
             track.message, track.fix = result.message, result.fix
+            track.msg, track.fix_msg = result.msg, result.fix_msg
             if track.blocking_since is None and (
                     immediate
                     or sum(track.samples) >= cfg.fail_to_block
@@ -193,29 +202,39 @@ class Gate:
 
     def _snapshot(self) -> GateState:
         blockers = tuple(
-            Blocker(cid, t.message, t.fix, t.blocking_since)
+            Blocker(cid, t.message, t.fix, t.blocking_since, t.msg, t.fix_msg)
             for cid, t in sorted(self._tracks.items())
             if t.blocking_since is not None
         )
-        watched = tuple(Blocker(cid, t.message, t.fix, t.bad_since)
+        watched = tuple(Blocker(cid, t.message, t.fix, t.bad_since, t.msg, t.fix_msg)
                         for cid, t in sorted(self._tracks.items())
                         if t.blocking_since is None and t.bad_since is not None)
         watching = tuple(w.check_id for w in watched)
         reasons = [self._shift_reason] if self._awaiting_full else []
-        reasons += [describe_blocker(b) for b in blockers]
+        reasons += [blocker_message(b) for b in blockers]
         is_open = not reasons
         return GateState(open=is_open, since=self._since,
-                         reasons=tuple(reasons), blockers=blockers, watching=watching,
-                         awaiting_full_check=self._awaiting_full,
-                         full_check_at=self._full_check_at, watched=watched,
+                         reasons=tuple(render(r) for r in reasons), blockers=blockers,
+                         watching=watching, awaiting_full_check=self._awaiting_full,
+                         full_check_at=self._full_check_at, reason_msgs=tuple(reasons),
+                         watched=watched,
                          shift_reason=self._shift_reason if self._awaiting_full else None)
+
+
+def blocker_message(blocker: Blocker) -> Msg:
+    """``"Jitter (RFC 3550): 45 ms ... Fix: ..."`` as a message (rendered by its reader)."""
+    spec = BY_ID.get(blocker.check_id)
+    title: Msg | str = M_(spec.title) if spec else blocker.check_id
+    message = blocker.msg if blocker.msg is not None else verbatim(blocker.message)
+    text = M_("{title}: {message}", title=title, message=message)
+    if blocker.fix:
+        fix = blocker.fix_msg if blocker.fix_msg is not None else verbatim(blocker.fix)
+        # one space before "Fix:" in every language (not join's, which Japanese writes without
+        # one): ``face.login.split_fix`` finds the fix by it
+        return Msg("{reason} {fix}", {"reason": text, "fix": M_("Fix: {fix}", fix=fix)})
+    return text
 
 
 def describe_blocker(blocker: Blocker) -> str:
     """``"Jitter (RFC 3550): 45 ms ... Fix: ..."`` in the current language."""
-    spec = BY_ID.get(blocker.check_id)
-    title = _(spec.title) if spec else blocker.check_id
-    text = _("{title}: {message}").format(title=title, message=blocker.message)
-    if blocker.fix:
-        text += " " + _("Fix: {fix}").format(fix=blocker.fix)
-    return text
+    return render(blocker_message(blocker))

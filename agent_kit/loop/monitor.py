@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_kit import __version__
 from agent_kit.core.checks import AUDIO_NOISE, BY_ID, NETWORK_LINK
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, Msg, _, render, verbatim
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
@@ -46,7 +46,7 @@ from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
 from agent_kit.link.private_files import write_private_file
 from agent_kit.link.state_folder import Enrollment, state_dir
 from agent_kit.loop.courier import Backoff, Courier
-from agent_kit.loop.hysteresis import Gate, GateConfig, GateState
+from agent_kit.loop.hysteresis import Blocker, Gate, GateConfig, GateState
 from agent_kit.loop.malloc_tuning import release_free_memory
 from agent_kit.loop.notifications import Notifier, desktop_notify
 from agent_kit.loop.spool import Spool
@@ -135,7 +135,8 @@ def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval
     """The heartbeat body of the latest results and the gate (``core.wire.heartbeat``, the one
     builder; the spool adds ``id``, ``seq``, ``dropped``)."""
     return wire_heartbeat.build_heartbeat(
-        latest.values(), gate_open=gate.open, gate_since=gate.since, gate_reasons=gate.reasons,
+        latest.values(), gate_open=gate.open, gate_since=gate.since,
+        gate_reasons=gate.reason_msgs or gate.reasons,
         interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
 
 
@@ -459,27 +460,30 @@ class Monitor:
         """Write the state file; False (said once) when the state folder cannot take it."""
         gate = self.gate.state
         stats = self.deps.spool.stats()
-        reasons = gate.reasons
+        # as message ids + parameters: ``status --lang`` renders them in its own language
+        reasons: tuple[Msg, ...] = gate.reason_msgs or tuple(verbatim(r) for r in gate.reasons)
         problems = (
-            *([GateProblem(gate.shift_reason)] if gate.shift_reason else []),
-            *(GateProblem(b.message, b.check_id, b.fix) for b in gate.blockers),
-            *(GateProblem(w.message, w.check_id, w.fix, blocking=False) for w in gate.watched))
+            *([_problem(gate.shift_reason)] if gate.shift_reason else []),
+            *(_blocker_problem(b) for b in gate.blockers),
+            *(_blocker_problem(w, blocking=False) for w in gate.watched))
         stopped = stopped or self.stopped
         if stopped == STOPPED_BY_SIGNAL:
-            reasons = (_("The monitor was stopped: start agent-kit monitor."),)
-            problems = (GateProblem(reasons[0]),)
+            reasons = (M_("The monitor was stopped: start agent-kit monitor."),)
+            problems = (_problem(reasons[0]),)
         elif stopped == "retired":
-            reasons = (_("IT retired this workstation: run agent-kit enroll again."), *reasons)
-            problems = (GateProblem(reasons[0]), *problems)
+            reasons = (M_("IT retired this workstation: run agent-kit enroll again."), *reasons)
+            problems = (_problem(reasons[0]), *problems)
         elif stopped:
-            reasons = (_("The center refuses this workstation's credential: run agent-kit "
-                         "enroll again."), *reasons)
-            problems = (GateProblem(reasons[0]), *problems)
+            reasons = (M_("The center refuses this workstation's credential: run agent-kit "
+                          "enroll again."), *reasons)
+            problems = (_problem(reasons[0]), *problems)
         state = MonitorState(
             agent_id=self.deps.enrollment.agent_id, pid=os.getpid(),
             updated_at=self.deps.clock(), interval_s=self.interval_s,
             gate_open=gate.open and stopped is None, gate_since=gate.since,
-            reasons=reasons, blocking=tuple(b.check_id for b in gate.blockers),
+            reasons=tuple(render(r) for r in reasons),
+            reason_messages=tuple(r.to_json() for r in reasons),
+            blocking=tuple(b.check_id for b in gate.blockers),
             watching=gate.watching, awaiting_full_check=gate.awaiting_full_check,
             full_check_at=gate.full_check_at, in_call=self.in_call,
             clock_offset_s=self.deps.client.offset_s, stopped=stopped, problems=problems,
@@ -584,3 +588,16 @@ def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
 def center_policy_path() -> Path:
     """Where the monitor caches the center's policy (``login`` reads it too)."""
     return state_dir() / "center_policy.toml"
+
+
+def _problem(msg: Msg) -> GateProblem:
+    """A gate problem that is no check (a full check is due, the monitor stopped)."""
+    return GateProblem(render(msg), message_ref=msg.to_json())
+
+
+def _blocker_problem(blocker: Blocker, blocking: bool = True) -> GateProblem:
+    """A check holding (or, not blocking, about to hold) the gate, with its ids + parameters."""
+    return GateProblem(blocker.message, blocker.check_id, blocker.fix, blocking=blocking,
+                       message_ref=blocker.msg.to_json() if blocker.msg is not None else None,
+                       fix_ref=blocker.fix_msg.to_json() if blocker.fix_msg is not None
+                       else None)

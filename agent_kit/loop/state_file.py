@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_kit.core.i18n import Msg, render
 from agent_kit.link.state_folder import state_dir
 
 STALE_INTERVALS = 3
@@ -32,6 +33,20 @@ class GateProblem:
     check_id: str | None = None   # None: no check (a full check is due, the monitor stopped)
     fix: str | None = None
     blocking: bool = True         # False: failing now, not for long enough to close the gate
+    # the message and the fix as message ids + parameters (``core.i18n.Msg.to_json``), so
+    # ``status --lang`` renders them in its own language; None: kept as text only
+    message_ref: dict[str, Any] | None = None
+    fix_ref: dict[str, Any] | None = None
+
+    def message_in(self, lang: str | None = None) -> str:
+        """The message in ``lang`` (default: the current language), else as it was written."""
+        msg = Msg.from_json(self.message_ref) if self.message_ref is not None else None
+        return render(msg, lang) if msg is not None else self.message
+
+    def fix_in(self, lang: str | None = None) -> str | None:
+        """The fix in ``lang`` (default: the current language), else as it was written."""
+        msg = Msg.from_json(self.fix_ref) if self.fix_ref is not None else None
+        return render(msg, lang) if msg is not None else self.fix
 
 @dataclass(frozen=True)
 class DeliveryState:
@@ -66,6 +81,20 @@ class MonitorState:
     delivery: DeliveryState = field(default_factory=DeliveryState)
     # None: written by an older agent-kit, which kept ``reasons`` only
     problems: tuple[GateProblem, ...] | None = None
+    # ``reasons`` as message ids + parameters (``core.i18n.Msg.to_json``), index for index, so
+    # ``status --lang`` shows them in its own language whatever language the monitor ran in;
+    # empty in a file written before they were kept.
+    reason_messages: tuple[dict[str, Any], ...] = ()
+
+    def reasons_in(self, lang: str | None = None) -> tuple[str, ...]:
+        """The reasons in ``lang`` (default: the current language); a reason kept only as text
+        (an older monitor's file) as it was written."""
+        out = []
+        for i, text in enumerate(self.reasons):
+            msg = Msg.from_json(self.reason_messages[i]) if i < len(self.reason_messages) \
+                else None
+            out.append(render(msg, lang) if msg is not None else text)
+        return tuple(out)
 
     def is_fresh(self, now: float) -> bool:
         """Written by a monitor that is still running (not stopped, not too old)."""
@@ -104,7 +133,7 @@ def read_state(path: Path | None = None) -> MonitorState | None:
     try:
         data = json.loads(path.read_text("utf-8"))
         delivery = DeliveryState(**data.pop("delivery", {}))
-        for key in ("reasons", "blocking", "watching"):
+        for key in ("reasons", "blocking", "watching", "reason_messages"):
             data[key] = tuple(data.get(key) or ())
         problems = data.pop("problems", None)
         if problems is not None:

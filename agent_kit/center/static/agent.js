@@ -4,12 +4,14 @@
 "use strict";
 
 (() => {
-  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatValue, formatAbsolute} =
+  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatValue, formatAbsolute, t} =
     Center;
   const PAGE_LIMIT = 1000;          // heartbeats per request
   const MAX_HEARTBEATS = 12000;     // enough for 24 h at a 15 s interval, with room
   const RANGES_S = [3600, 21600, 86400];
-  const CHARTS = window.CHARTS;   // generated from the catalogue (checks.js)
+  // generated from the catalogue (checks.js); titles and line names in the reader's language
+  const CHARTS = window.CHARTS.map((c) => ({
+    ...c, title: t(c.title), series: c.series.map((s) => ({...s, name: t(s.name)}))}));
 
   const agentId = decodeURIComponent(location.pathname.replace(/\/+$/, "").split("/").pop());
   const base = "/api/v1/agents/" + encodeURIComponent(agentId);
@@ -31,51 +33,51 @@
     document.getElementById("agent-hostname").textContent = agent.hostname || "—";
     document.getElementById("agent-id").textContent = agent.agent_id;
     const verdict = agent.verdict
-      ? el("span", {class: "badge verdict-" + agent.verdict}, "Verdict: " + agent.verdict) : null;
+      ? el("span", {class: "badge verdict-" + agent.verdict}, t("Verdict: {verdict}", {verdict: t(agent.verdict)})) : null;
     document.getElementById("agent-badges").replaceChildren(
       stateBadge(agent.state), readyBadge(agent.ready), verdict || "");
-    const readySince = agent.ready === true ? "Ready since" : agent.ready === false
-      ? "Not ready since" : "Since";
+    const readySince = agent.ready === true ? t("Ready since") : agent.ready === false
+      ? t("Not ready since") : t("Since");
     document.getElementById("facts").replaceChildren(
-      fact("Last seen", timeCell(agent.last_seen)),
+      fact(t("Last seen"), timeCell(agent.last_seen)),
       fact(readySince, timeCell(agent.since)),
-      fact("Heartbeat interval", agent.interval_s ? agent.interval_s + " s" : "—"),
-      fact("Agent version", agent.agent_version || "—"),
-      fact("Heartbeats", agent.last_seq ? String(agent.last_seq) : "none"),
+      fact(t("Heartbeat interval"), agent.interval_s ? agent.interval_s + " s" : "—"),
+      fact(t("Agent version"), agent.agent_version || "—"),
+      fact(t("Heartbeats"), agent.last_seq ? String(agent.last_seq) : t("none")),
     );
   }
 
   function renderGate(latest) {
     const box = document.getElementById("gate");
     if (!latest || !latest.gate) {
-      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet: the gate denies login."));
+      box.replaceChildren(el("p", {class: "muted"}, t("No heartbeat yet: the gate denies login.")));
       return;
     }
     const gate = latest.gate;
     const stale = agent.state !== "online";
     const head = el("p", {class: "gate-state"},
       el("span", {class: "badge " + (gate.open && !stale ? "ready-yes" : "ready-no")},
-         gate.open ? "Open" : "Closed"),
+         gate.open ? t("Open") : t("Closed")),
       " ",
-      gate.since ? el("span", {class: "muted"}, "since ", timeCell(gate.since)) : "");
+      gate.since ? el("span", {class: "muted"}, t("since") + " ", timeCell(gate.since)) : "");
     const children = [head];
     if (stale) {
       children.push(el("p", {class: "note"},
-        "The agent is " + Center.STATE_LABELS[agent.state].toLowerCase() +
-        ": the center denies login until a fresh heartbeat arrives."));
+        t("The agent is {state}: the center denies login until a fresh heartbeat arrives.",
+          {state: Center.STATE_LABELS[agent.state].toLowerCase()})));
     }
     // Closed while every check passes again: the agent's gate is in its recovery window
     // (hysteresis); the reasons are why it closed, not what fails now.
     const failing = (latest.checks || []).some((c) => c.status === "fail");
     if (!gate.open && !stale && !failing && gate.reasons && gate.reasons.length) {
       children.push(el("p", {class: "note recovering"},
-        "Recovering: every check passes again. The gate reopens once they have kept passing " +
-        "for the policy's recovery time, so that nobody flaps in and out. It closed because:"));
+        t("Recovering: every check passes again. The gate reopens once they have kept passing " +
+          "for the policy's recovery time, so that nobody flaps in and out. It closed because:")));
     }
     if (gate.reasons && gate.reasons.length) {
       children.push(el("ul", {class: "reasons"}, ...gate.reasons.map((r) => el("li", null, r))));
     } else if (!gate.open) {
-      children.push(el("p", {class: "muted"}, "No reason given."));
+      children.push(el("p", {class: "muted"}, t("No reason given.")));
     }
     box.replaceChildren(...children);
   }
@@ -84,18 +86,18 @@
     const value = check.value === null || check.value === undefined
       ? "" : formatValue(check.value, check.unit || Center.checkUnit(check.id));
     return el("li", {class: "problem status-" + check.status},
-      el("span", {class: "badge status-" + check.status}, check.status),
+      el("span", {class: "badge status-" + check.status}, t(check.status)),
       el("span", {class: "problem-body"},
         el("strong", null, checkTitle(check.id)),
         " ", el("span", {class: "muted"}, value),
         check.message ? el("span", {class: "problem-message"}, check.message) : null,
-        check.fix ? el("span", {class: "problem-fix"}, "Fix: " + check.fix) : null));
+        check.fix ? el("span", {class: "problem-fix"}, t("Fix: {fix}", {fix: check.fix})) : null));
   }
 
   function renderProblems(latest) {
     const box = document.getElementById("problems");
     if (!latest) {
-      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet."));
+      box.replaceChildren(el("p", {class: "muted"}, t("No heartbeat yet.")));
       return;
     }
     const order = {fail: 0, warn: 1, unknown: 2};
@@ -103,7 +105,7 @@
       .filter((c) => c.status === "fail" || c.status === "warn")
       .sort((a, b) => order[a.status] - order[b.status]);
     if (!problems.length) {
-      box.replaceChildren(el("p", {class: "all-good"}, "Every check passes."));
+      box.replaceChildren(el("p", {class: "all-good"}, t("Every check passes.")));
       return;
     }
     box.replaceChildren(el("ul", {class: "problems"}, ...problems.map(checkLine)));
@@ -112,19 +114,19 @@
   function renderChecks(latest) {
     const box = document.getElementById("checks");
     if (!latest) {
-      box.replaceChildren(el("p", {class: "muted"}, "No heartbeat yet."));
+      box.replaceChildren(el("p", {class: "muted"}, t("No heartbeat yet.")));
       return;
     }
     const rows = (latest.checks || []).map((c) => el("tr", null,
       el("td", null, checkTitle(c.id), el("span", {class: "sub"}, c.id)),
-      el("td", null, el("span", {class: "badge status-" + c.status}, c.status)),
+      el("td", null, el("span", {class: "badge status-" + c.status}, t(c.status))),
       el("td", {class: "num"}, formatValue(c.value, c.unit || Center.checkUnit(c.id)))));
     box.replaceChildren(
-      el("p", {class: "muted"}, "Measured ", timeCell(latest.measured_at),
+      el("p", {class: "muted"}, t("Measured") + " ", timeCell(latest.measured_at),
          " · seq " + latest.seq),
       el("table", {class: "checks"},
-        el("thead", null, el("tr", null, el("th", {scope: "col"}, "Check"),
-          el("th", {scope: "col"}, "Status"), el("th", {scope: "col", class: "num"}, "Value"))),
+        el("thead", null, el("tr", null, el("th", {scope: "col"}, t("Check")),
+          el("th", {scope: "col"}, t("Status")), el("th", {scope: "col", class: "num"}, t("Value")))),
         el("tbody", null, ...rows)));
   }
 
@@ -135,13 +137,13 @@
       data = await api(base + "/reports");
     } catch (err) {
       box.replaceChildren(el("p", {class: "muted"}, err.status === 404
-        ? "No reports." : "Reports are not available: " + err.message));
+        ? t("No reports.") : t("Reports are not available: {error}", {error: err.message})));
       return;
     }
     const reports = Array.isArray(data) ? data : (data && data.reports) || [];
     if (!reports.length) {
       box.replaceChildren(el("p", {class: "muted"},
-        "No diagnosis report uploaded. The agent sends one with ",
+        t("No diagnosis report uploaded. The agent sends one with") + " ",
         el("code", null, "agent-kit diagnose --upload"), "."));
       return;
     }
@@ -198,11 +200,11 @@
   function renderGateStrip(beats, domain, gapMs) {
     const figure = document.getElementById("gate-strip");
     figure.replaceChildren();
-    const caption = el("figcaption", null, el("span", {class: "chart-title"}, "Login gate"),
+    const caption = el("figcaption", null, el("span", {class: "chart-title"}, t("Login gate")),
       el("span", {class: "strip-legend"},
-        el("span", {class: "swatch gate-open", "aria-hidden": "true"}), "open",
-        el("span", {class: "swatch gate-closed", "aria-hidden": "true"}), "closed",
-        el("span", {class: "swatch gate-none", "aria-hidden": "true"}), "no heartbeat"));
+        el("span", {class: "swatch gate-open", "aria-hidden": "true"}), t("open"),
+        el("span", {class: "swatch gate-closed", "aria-hidden": "true"}), t("closed"),
+        el("span", {class: "swatch gate-none", "aria-hidden": "true"}), t("no heartbeat")));
     figure.append(caption);
     const width = Math.max(280, Math.floor(figure.clientWidth || 800));
     const height = 18;
@@ -243,8 +245,8 @@
     const title = document.createElementNS(ns, "title");
     const minutes = Math.round(closedMs / 60000);
     title.textContent = beats.length
-      ? `Login gate: closed for about ${minutes} min of this period.`
-      : "Login gate: no heartbeat in this period.";
+      ? t("Login gate: closed for about {minutes} min of this period.", {minutes})
+      : t("Login gate: no heartbeat in this period.");
     svg.prepend(title);
     figure.append(svg);
   }
@@ -260,14 +262,18 @@
       ? Date.now() : Math.min(Date.now(), lastMs + 60000);
     if (!agent.last_seq) {
       heartbeats = [];
-      note.textContent = "No heartbeat received yet.";
+      note.textContent = t("No heartbeat received yet.");
     } else {
       document.getElementById("charts").setAttribute("aria-busy", "true");
       heartbeats = await loadHeartbeats(endMs);
       document.getElementById("charts").removeAttribute("aria-busy");
-      note.textContent = `${heartbeats.length} heartbeats from ${formatAbsolute(
-        new Date(endMs - rangeS * 1000).toISOString())} to ${formatAbsolute(
-        new Date(endMs).toISOString())}` + (agent.state === "online" ? "" : " (the last hours before the agent went quiet)") + ".";
+      const span = {count: heartbeats.length,
+                    start: formatAbsolute(new Date(endMs - rangeS * 1000).toISOString()),
+                    end: formatAbsolute(new Date(endMs).toISOString())};
+      note.textContent = agent.state === "online"
+        ? t("{count} heartbeats from {start} to {end}.", span)
+        : t("{count} heartbeats from {start} to {end} (the last hours before the agent went " +
+            "quiet).", span);
     }
     domain = [endMs - rangeS * 1000, endMs];
     drawCharts();
@@ -302,9 +308,9 @@
       if (err.status === 404) {
         Center.hideLogin();
         document.getElementById("app").replaceChildren(
-          el("nav", {class: "breadcrumb"}, el("a", {href: "/"}, "Fleet")),
-          el("h1", null, "Agent not found"),
-          el("p", null, "No agent has the id ", el("code", null, agentId), "."));
+          el("nav", {class: "breadcrumb"}, el("a", {href: "/"}, t("Fleet"))),
+          el("h1", null, t("Agent not found")),
+          el("p", null, t("No agent has the id") + " ", el("code", null, agentId), "."));
         return;
       }
       Center.handleError(err);

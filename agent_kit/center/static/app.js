@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatCount} = Center;
+  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatCount, t} = Center;
   const {FILTERS} = FleetQuery;
   const REFRESH_MS = 30000;
   const SEARCH_DEBOUNCE_MS = 250;
@@ -121,7 +121,7 @@
     const first = shown ? view.offset + 1 : 0;
     const last = view.offset + shown;
     document.getElementById("result-count").textContent = total === 0
-      ? "No agents"
+      ? t("No agents")
       : `${formatCount(first)}–${formatCount(last)} of ${formatCount(total)} agents`;
     document.getElementById("prev-page").disabled = view.offset === 0;
     document.getElementById("next-page").disabled = last >= total;
@@ -155,7 +155,7 @@
       renderRows(data.agents);
       renderPager(data.total, data.agents.length);
       document.getElementById("updated").textContent =
-        "Updated " + new Date().toLocaleTimeString();
+        t("Updated {time}", {time: new Date().toLocaleTimeString(Center.LANG)});
       table.dataset.loaded = pageParams().toString();
       performance.mark("agents-rendered");
     } catch (err) {

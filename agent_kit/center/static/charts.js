@@ -47,12 +47,12 @@ const Charts = (() => {
     return {ticks, stepS: step};
   }
 
-  const hm = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-digit"});
-  const hms = new Intl.DateTimeFormat(undefined,
+  const hm = new Intl.DateTimeFormat(Center.LANG, {hour: "2-digit", minute: "2-digit"});
+  const hms = new Intl.DateTimeFormat(Center.LANG,
     {hour: "2-digit", minute: "2-digit", second: "2-digit"});
-  const dayHm = new Intl.DateTimeFormat(undefined,
+  const dayHm = new Intl.DateTimeFormat(Center.LANG,
     {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
-  const day = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric"});
+  const day = new Intl.DateTimeFormat(Center.LANG, {month: "short", day: "numeric"});
 
   function timeLabel(t, stepS) {
     if (stepS >= 86400) return day.format(t);
@@ -130,10 +130,10 @@ const Charts = (() => {
     root.append(titleEl);
 
     if (all.length === 0) {
-      titleEl.textContent = spec.title + ": no readings in this period";
+      titleEl.textContent = Center.t("{title}: no readings in this period", {title: spec.title});
       const text = svg("text", {x: width / 2, y: HEIGHT / 2, "text-anchor": "middle",
                                 class: "chart-empty"});
-      text.textContent = "No readings in this period";
+      text.textContent = Center.t("No readings in this period");
       root.append(text);
       figure.append(root);
       latest.textContent = "";
@@ -198,11 +198,13 @@ const Charts = (() => {
       root.append(group);
       const values = pts.map((p) => p.v);
       const last = pts[pts.length - 1];
-      summaries.push(`${series.name}: latest ${formatValueUnit(last.v, spec.unit)}, ` +
-        `min ${formatValueUnit(Math.min(...values), spec.unit)}, ` +
-        `max ${formatValueUnit(Math.max(...values), spec.unit)}`);
+      summaries.push(Center.t("{name}: latest {latest}, min {min}, max {max}", {
+        name: series.name, latest: formatValueUnit(last.v, spec.unit),
+        min: formatValueUnit(Math.min(...values), spec.unit),
+        max: formatValueUnit(Math.max(...values), spec.unit)}));
     });
-    titleEl.textContent = `${spec.title}, ${hm.format(t0)} to ${hm.format(t1)}. ` +
+    titleEl.textContent = Center.t("{title}, {start} to {end}.", {
+      title: spec.title, start: hm.format(t0), end: hm.format(t1)}) + " " +
       summaries.join("; ") + ".";
     latest.textContent = spec.series
       .map((s) => {
@@ -283,7 +285,7 @@ const Charts = (() => {
                      formatValueUnit(p.v, spec.unit) + status);
         } else {
           dots[si].setAttribute("visibility", "hidden");
-          lines.push((spec.series.length > 1 ? s.name + ": " : "") + "no reading");
+          lines.push((spec.series.length > 1 ? s.name + ": " : "") + Center.t("no reading"));
         }
       });
       tip.replaceChildren(...lines.map((line, i) => {

@@ -5,6 +5,67 @@
 "use strict";
 
 const Center = (() => {
+  /* The reader's language and the page's words in it: the center puts them in the page
+   * (agent_kit/center/dashboard_text.py) as a JSON data block. */
+  const UI = (() => {
+    const block = document.getElementById("ui-text");
+    try { return block ? JSON.parse(block.textContent) : {}; } catch (_) { return {}; }
+  })();
+  const LANG = UI.lang || "en";
+  const WORDS = UI.text || {};
+
+  /** The dashboard text `msgid` in the reader's language, its {fields} filled from params. */
+  function t(msgid, params) {
+    let text = WORDS[msgid] || msgid;
+    if (params) {
+      for (const [key, value] of Object.entries(params)) text = text.split("{" + key + "}").join(String(value));
+    }
+    return text;
+  }
+
+  /** The static page's words (text, placeholder, aria-label, title) in the reader's language. */
+  function translatePage() {
+    if (document.title in WORDS) document.title = WORDS[document.title];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.nodeValue.replace(/\s+/g, " ").trim();
+      if (text && text in WORDS) node.nodeValue = node.nodeValue.replace(/\S(.|\s)*\S|\S/, WORDS[text]);
+    }
+    for (const name of ["placeholder", "aria-label", "title"]) {
+      for (const node of document.querySelectorAll("[" + name + "]")) {
+        const text = node.getAttribute(name);
+        if (text in WORDS) node.setAttribute(name, WORDS[text]);
+      }
+    }
+  }
+
+  /** The language selector in the top bar: the choice is kept in a cookie the center reads. */
+  function addLanguageSelector() {
+    const bar = document.querySelector(".topbar");
+    if (!bar || !UI.languages) return;
+    const select = document.createElement("select");
+    select.id = "lang";
+    select.className = "lang-select";
+    select.setAttribute("aria-label", t("Language"));
+    for (const [code, name] of UI.languages) {
+      const option = document.createElement("option");
+      option.value = code;
+      option.textContent = name;
+      option.selected = code === LANG;
+      select.append(option);
+    }
+    select.addEventListener("change", () => {
+      document.cookie = "agent_center_lang=" + encodeURIComponent(select.value) +
+        "; path=/; max-age=31536000; samesite=strict";
+      location.reload();
+    });
+    const logout = document.getElementById("logout");
+    if (logout) bar.insertBefore(select, logout); else bar.append(select);
+  }
+
+  translatePage();
+  addLanguageSelector();
+
   /** Raised for any non-2xx answer; carries the API's {"error", "detail"}. */
   class ApiError extends Error {
     constructor(status, code, detail) {
@@ -28,7 +89,7 @@ const Center = (() => {
     try {
       response = await (pending || fetch(path, init));
     } catch (err) {
-      throw new ApiError(0, "network", "The center does not answer (" + err.message + ").");
+      throw new ApiError(0, "network", t("The center does not answer ({error}).", {error: err.message}));
     }
     if (response.status === 204) return null;
     let body = null;
@@ -64,7 +125,7 @@ const Center = (() => {
   }
 
   const STATE_LABELS = {
-    online: "Online", offline: "Offline", never_seen: "Never seen", retired: "Retired",
+    online: t("Online"), offline: t("Offline"), never_seen: t("Never seen"), retired: t("Retired"),
   };
 
   function stateBadge(state) {
@@ -72,14 +133,14 @@ const Center = (() => {
   }
 
   function readyBadge(ready) {
-    if (ready === true) return el("span", {class: "badge ready-yes"}, "Ready");
-    if (ready === false) return el("span", {class: "badge ready-no"}, "Not ready");
-    return el("span", {class: "badge ready-unknown"}, "No data");
+    if (ready === true) return el("span", {class: "badge ready-yes"}, t("Ready"));
+    if (ready === false) return el("span", {class: "badge ready-no"}, t("Not ready"));
+    return el("span", {class: "badge ready-unknown"}, t("No data"));
   }
 
   function checkTitle(id) {
     const spec = window.CHECKS && window.CHECKS[id];
-    return spec ? spec.title : id;
+    return spec ? t(spec.title) : id;
   }
 
   function checkUnit(id) {
@@ -87,7 +148,7 @@ const Center = (() => {
     return spec ? spec.unit : null;
   }
 
-  const absoluteFormat = new Intl.DateTimeFormat(undefined, {
+  const absoluteFormat = new Intl.DateTimeFormat(LANG, {
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
@@ -99,26 +160,28 @@ const Center = (() => {
 
   /** "42 s ago", "5 min ago", "3 h ago", "2 d ago" (and "in ..." for clocks ahead). */
   function formatRelative(iso, nowMs = Date.now()) {
-    const t = Date.parse(iso);
-    if (isNaN(t)) return String(iso);
-    const seconds = Math.round((nowMs - t) / 1000);
+    const at = Date.parse(iso);
+    if (isNaN(at)) return String(iso);
+    const seconds = Math.round((nowMs - at) / 1000);
     const abs = Math.abs(seconds);
     let text;
-    if (abs < 5) return "just now";
+    if (abs < 5) return t("just now");
     if (abs < 90) text = abs + " s";
     else if (abs < 90 * 60) text = Math.round(abs / 60) + " min";
     else if (abs < 36 * 3600) text = Math.round(abs / 3600) + " h";
     else text = Math.round(abs / 86400) + " d";
-    return seconds >= 0 ? text + " ago" : "in " + text;
+    return seconds >= 0 ? t("{time} ago", {time: text}) : t("in {time}", {time: text});
   }
 
   /** <time> with relative text, the exact moment in the tooltip; "—" for null. */
   function timeCell(iso) {
-    if (!iso) return el("span", {class: "muted", "aria-label": "never"}, "—");
+    if (!iso) return el("span", {class: "muted", "aria-label": t("never")}, "—");
     return el("time", {datetime: iso, title: formatAbsolute(iso)}, formatRelative(iso));
   }
 
-  const numberFormat = new Intl.NumberFormat(undefined);
+  const numberFormat = new Intl.NumberFormat(LANG);
+  // the reader's decimal sign ("," in Swedish)
+  const DECIMAL = (numberFormat.formatToParts(1.5).find((p) => p.type === "decimal") || {}).value || ".";
 
   function formatCount(n) {
     return numberFormat.format(n);
@@ -133,6 +196,7 @@ const Center = (() => {
       text = value.toFixed(digits);
       if (text.includes(".")) text = text.replace(/\.?0+$/, "");
       if (text === "-0") text = "0";
+      if (DECIMAL !== ".") text = text.replace(".", DECIMAL);
     } else {
       text = String(value);
     }
@@ -177,14 +241,14 @@ const Center = (() => {
         onLoggedIn();
       } catch (err) {
         const wrong = err.status === 401 || err.status === 403 || err.status === 422;
-        showLogin(wrong ? "That admin token is not valid." : err.message);
+        showLogin(wrong ? t("That admin token is not valid.") : err.message);
       } finally {
         button.disabled = false;
       }
     });
     document.getElementById("logout").addEventListener("click", async () => {
       try { await api("/api/v1/session", {method: "DELETE"}); } catch (_) { /* shown below */ }
-      showLogin("You are logged out.");
+      showLogin(t("You are logged out."));
     });
   }
 
@@ -207,6 +271,6 @@ const Center = (() => {
   return {
     ApiError, api, el, stateBadge, readyBadge, checkTitle, checkUnit, formatAbsolute,
     formatRelative, timeCell, formatCount, formatValue, setupLogin, showLogin, hideLogin,
-    handleError, showBanner, STATE_LABELS,
+    handleError, showBanner, STATE_LABELS, t, LANG,
   };
 })();

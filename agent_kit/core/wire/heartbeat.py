@@ -30,6 +30,7 @@ from agent_kit.core.wire.text import (
 )
 
 if TYPE_CHECKING:
+    from agent_kit.core.i18n import Msg
     from agent_kit.core.results import CheckResult
 
 PATH = "/api/v1/heartbeats"
@@ -44,6 +45,8 @@ MAX_VERSION_CHARS = 32
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 3600
 MAX_SEQ = 2**62             # seq and dropped fit a signed 64-bit column
+MAX_MESSAGE_ID_CHARS = 1000  # a message id (its gettext msgid: the English text with fields)
+MAX_PARAMS = 16             # parameters of one message
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,43 @@ Text = Annotated[str, Bounds(max_length=MAX_TEXT_CHARS, pattern=FREE_TEXT_PATTER
 Unit = Annotated[str, Bounds(max_length=MAX_UNIT_CHARS, pattern=LINE_PATTERN)]
 Version = Annotated[str, Bounds(max_length=MAX_VERSION_CHARS, pattern=LINE_PATTERN)]
 Timestamp = Annotated[str, AWARE_DATETIME]
+ParamName = Annotated[str, Bounds(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+MessageId = Annotated[str, Bounds(max_length=MAX_MESSAGE_ID_CHARS, pattern=FREE_TEXT_PATTERN)]
+Scalar = bool | int | float | Text | None
+
+
+# A message as its id and parameters (``core.i18n.Msg``): the center renders it in the reader's
+# language. A parameter may be a message in turn, to a depth of four (:func:`message_ref` renders
+# anything deeper as English text); JSON Schema has no bounded recursion, so the depths are spelt.
+class MessageRef0(TypedDict):
+    """A message whose parameters are numbers and names only."""
+
+    id: MessageId
+    params: Annotated[dict[ParamName, Scalar], Bounds(max_length=MAX_PARAMS)]
+
+
+class MessageRef1(TypedDict):
+    """A message whose parameters may be messages of depth 0."""
+
+    id: MessageId
+    params: Annotated[dict[ParamName, Scalar | MessageRef0], Bounds(max_length=MAX_PARAMS)]
+
+
+class MessageRef2(TypedDict):
+    """A message whose parameters may be messages of depth 1."""
+
+    id: MessageId
+    params: Annotated[dict[ParamName, Scalar | MessageRef1], Bounds(max_length=MAX_PARAMS)]
+
+
+class MessageRef(TypedDict):
+    """A message (depth 3 at most below it): ``{"id": msgid, "params": {...}}``."""
+
+    id: MessageId
+    params: Annotated[dict[ParamName, Scalar | MessageRef2], Bounds(max_length=MAX_PARAMS)]
+
+
+Params = Annotated[dict[ParamName, Scalar | MessageRef2], Bounds(max_length=MAX_PARAMS)]
 Verdict = Literal["pass", "warn", "fail"]
 CheckStatus = Literal["pass", "warn", "fail", "unknown"]
 
@@ -84,6 +124,9 @@ class GateState(TypedDict):
     open: bool
     since: NotRequired[Timestamp | None]
     reasons: NotRequired[Annotated[list[Text], Bounds(max_length=MAX_REASONS)]]
+    # the same reasons as message ids + parameters, index for index (null: plain text only)
+    reason_messages: NotRequired[Annotated[list[MessageRef | None],
+                                           Bounds(max_length=MAX_REASONS)]]
 
 
 class CheckReading(TypedDict):
@@ -93,7 +136,12 @@ class CheckReading(TypedDict):
     status: CheckStatus
     value: NotRequired[float | None]
     unit: NotRequired[Unit | None]
-    message: NotRequired[Text | None]
+    message: NotRequired[Text | None]           # in English
+    message_id: NotRequired[MessageId | None]
+    message_params: NotRequired[Params | None]
+    fix: NotRequired[Text | None]               # in English
+    fix_id: NotRequired[MessageId | None]
+    fix_params: NotRequired[Params | None]
 
 
 class HeartbeatIdentity(TypedDict):
@@ -127,30 +175,71 @@ class HeartbeatBatch(TypedDict):
     heartbeats: Annotated[list[Heartbeat], Bounds(min_length=1, max_length=MAX_BATCH)]
 
 
+def message_ref(message: "Msg", depth: int = 3) -> MessageRef:
+    """``message`` as the heartbeat carries it: ids and names cleaned and cut to their limits,
+    numbers finite (else null), messages nested deeper than ``depth`` rendered as English."""
+    from agent_kit.core.i18n import Msg, render
+
+    params: dict[str, object] = {}
+    for key, value in list(message.params.items())[:MAX_PARAMS]:
+        if isinstance(value, Msg):
+            params[key] = message_ref(value, depth - 1) if depth > 0 else \
+                clean_free_text(render(value, "en"))[:MAX_TEXT_CHARS]
+        elif isinstance(value, str):
+            params[key] = clean_free_text(value)[:MAX_TEXT_CHARS]
+        elif isinstance(value, float) and not math.isfinite(value):
+            params[key] = None
+        elif isinstance(value, (bool, int, float)) and abs(value) < MAX_SEQ or value is None:
+            params[key] = value
+        else:
+            params[key] = None
+    return cast(MessageRef, {"id": clean_free_text(message.id)[:MAX_MESSAGE_ID_CHARS],
+                             "params": params})
+
+
 def check_reading(result: "CheckResult") -> CheckReading:
     """A check result as the heartbeat carries it: a finite number or null, bounded strings
-    cleaned of control characters (``core.wire.text``)."""
+    cleaned of control characters (``core.wire.text``); the message and the fix in English,
+    and as message ids + parameters when the result has them (the center renders them in its
+    reader's language)."""
     value = result.value
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else None
     if number is not None and not math.isfinite(number):
         number = None   # JSON has no NaN/Infinity and the center refuses them
-    return {"id": result.id, "status": result.status.value, "value": number,
-            "unit": clean_line(result.unit)[:MAX_UNIT_CHARS] if result.unit else None,
-            "message": clean_free_text(result.message)[:MAX_TEXT_CHARS]}
+    reading: CheckReading = {
+        "id": result.id, "status": result.status.value, "value": number,
+        "unit": clean_line(result.unit)[:MAX_UNIT_CHARS] if result.unit else None,
+        "message": clean_free_text(result.message_in("en"))[:MAX_TEXT_CHARS],
+        # every key present (null when not known), as the center stores and returns it
+        "message_id": None, "message_params": None, "fix": None, "fix_id": None,
+        "fix_params": None}
+    if result.msg is not None:
+        ref = message_ref(result.msg)
+        reading["message_id"], reading["message_params"] = ref["id"], ref["params"]
+    fix = result.fix_in("en")
+    if fix:
+        reading["fix"] = clean_free_text(fix)[:MAX_TEXT_CHARS]
+        if result.fix_msg is not None:
+            ref = message_ref(result.fix_msg)
+            reading["fix_id"], reading["fix_params"] = ref["id"], ref["params"]
+    return reading
 
 
 def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
-                    gate_since: float | None, gate_reasons: Sequence[str], interval_s: float,
-                    measured_at: float, agent_version: str = __version__) -> HeartbeatContent:
+                    gate_since: float | None, gate_reasons: Sequence["str | Msg"],
+                    interval_s: float, measured_at: float,
+                    agent_version: str = __version__) -> HeartbeatContent:
     """The heartbeat of the latest result of every check, in catalogue order, and the gate; every
     string cleaned of what the center refuses (control characters, lone surrogates:
     ``core.wire.text``) and, like every list, cut to its limit, so the center always accepts
-    it. Times are unix seconds; a gate ``since`` of None is left out.
+    it. Times are unix seconds; a gate ``since`` of None is left out. A reason that is a message
+    (``core.i18n.Msg``) goes as English text and as its id + parameters (``reason_messages``).
     :func:`identified_heartbeat` adds ``id`` and ``seq``."""
     # Imported here: the spool needs this module only to number heartbeats, and starts as fast
     # as before (its kill -9 test counts commits from the first 150 ms).
     from agent_kit.core.checks import CATALOGUE
+    from agent_kit.core.i18n import Msg, render
     from agent_kit.core.results import overall_verdict
 
     order = {spec.id: i for i, spec in enumerate(CATALOGUE)}
@@ -158,7 +247,11 @@ def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
     gate: GateState = {"open": gate_open}
     if gate_since is not None:
         gate["since"] = _iso(gate_since)
-    gate["reasons"] = [clean_free_text(r)[:MAX_TEXT_CHARS] for r in gate_reasons[:MAX_REASONS]]
+    reasons = list(gate_reasons[:MAX_REASONS])
+    gate["reasons"] = [clean_free_text(render(r, "en"))[:MAX_TEXT_CHARS] for r in reasons]
+    if any(isinstance(r, Msg) for r in reasons):
+        gate["reason_messages"] = [message_ref(r) if isinstance(r, Msg) else None
+                                   for r in reasons]
     return {
         "measured_at": _iso(measured_at),
         "interval_s": float(min(max(interval_s, MIN_INTERVAL_S), MAX_INTERVAL_S)),
