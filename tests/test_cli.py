@@ -157,3 +157,14 @@ def test_broken_enrollment_file_exits_2(tmp_path):
 def test_version():
     proc = agent_kit("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("agent-kit ")
+
+
+def test_the_only_help_names_every_group():
+    """``--only``'s help is a constant msgid (so it is translated): it must still name every
+    group, in the order of the catalogue."""
+    out = subprocess.run([sys.executable, "-m", "agent_kit.face.cli", "check", "--help",
+                          "--lang", "en"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    flat = " ".join(out.stdout.split())
+    assert f"comma-separated: {', '.join(GROUPS)}." in flat, out.stdout
