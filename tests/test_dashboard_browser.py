@@ -426,6 +426,8 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
     body = page.inner_text("main")   # (the language selector names 한국어 itself)
     assert not HANGUL.search(body), "Korean left on a Japanese page"
     assert "現在の問題" in body
+    # unit words in the reader's language too (the heartbeat's uptime is in days)
+    assert " days" not in body and re.search(r"\d 日", body), body
     _shot(page, "ja-agent")
 
     page.select_option("#lang", "en")

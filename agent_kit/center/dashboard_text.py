@@ -18,6 +18,7 @@ from pathlib import Path
 
 from agent_kit.core.checks import CATALOGUE, CHARTS
 from agent_kit.core.i18n import LANGUAGE_NAMES, N_, SUPPORTED, translation
+from agent_kit.core.results import UNIT_WORDS
 
 UI_TEXT = (
     # the pages
@@ -67,6 +68,7 @@ def _catalogue_text() -> tuple[str, ...]:
     words: list[str] = [spec.title for spec in CATALOGUE]
     words += [chart.title for chart in CHARTS]
     words += [spec.series for spec in CATALOGUE if spec.series]
+    words += list(UNIT_WORDS.values())   # unit words ("days"): common.js formatValue
     return tuple(dict.fromkeys(words))
 
 

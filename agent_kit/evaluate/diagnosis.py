@@ -112,11 +112,6 @@ class Cause:
         return _(_TITLE[self.key])
 
     @property
-    def advice(self) -> str:
-        """The fix (empty when no evidence carries one); kept for the viewers that read it."""
-        return self.fix or ""
-
-    @property
     def confidence_label(self) -> str:
         """The confidence in words, translated ("likely", "possible", "less likely")."""
         return _(_CONFIDENCE[self.confidence])

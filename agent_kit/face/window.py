@@ -518,13 +518,15 @@ class OnboardingWindow:
                 "then press “Check again”.") if len(blocking) == 1 else _(
                 "{count} problems must be fixed before you take calls. Do what is written "
                 "below, then press “Check again”.").format(count=len(blocking))))
+        # the top cause's evidence first: its fix is the diagnosis's one fix (the same text as
+        # the check's), so it is shown once, under the check, not again as "advice"
+        top = diagnosis.likely.evidence if diagnosis is not None and diagnosis.likely else ()
         if diagnosis is not None:
             self._add_line(diagnosis.summary(), BLUE, bold=True)
-            if diagnosis.likely is not None:
-                self._add_line(diagnosis.likely.advice, GREEN)
         bad = sorted((r for r in report.checks if r.status in (Status.FAIL, Status.WARN)
                       or (r.status is Status.UNKNOWN and r.blocks)),
-                     key=lambda r: (not r.blocks, r.status is not Status.FAIL))
+                     key=lambda r: (r.id not in top, top.index(r.id) if r.id in top else 0,
+                                    not r.blocks, r.status is not Status.FAIL))
         for r in bad:
             self._add_line(f"{_SYMBOL[r.status]} {check_title(r.id)}: {r.message}",
                            _STATUS_COLOUR[r.status], bold=True)

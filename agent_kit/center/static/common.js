@@ -200,7 +200,8 @@ const Center = (() => {
     } else {
       text = String(value);
     }
-    return unit && unit !== "count" ? text + " " + unit : text;
+    // a unit that is a word ("days") in the reader's language; symbols stay as they are
+    return unit && unit !== "count" ? text + " " + t(unit) : text;
   }
 
   /* ---- the admin login ------------------------------------------------------------------ */
