@@ -222,41 +222,6 @@ def test_time_up_counted_at_the_line_never_counts_a_refill_spike() -> None:
     assert window.rate * 8 / 1e6 <= 96.5 * 1.02
 
 
-def _first_stop(rates: list[float], **kwargs: object) -> tuple[float, float]:
-    """Replay ``rates`` as the sampler does (one call per 100 ms sample, time up at the
-    end): (Mbit/s, seconds of samples) where the estimator first answers."""
-    samples = _samples(rates)
-    for n in range(2, len(samples) + 1):
-        window = steady_window(samples[:n], done=n == len(samples), **kwargs)  # type: ignore[arg-type]
-        if window is not None:
-            return window.rate * 8 / 1e6, samples[n - 1][0]
-    raise AssertionError("no reading")
-
-
-# a 300/30 @ 5 ms line through the lab emulator (ceiling 289.6), load average 6.4: the
-# download's 100 ms samples (DirectionReading.trace_mbit_s), one of them a 100 ms stall
-STALLED_300 = [196.84, 281.98, 296.99, 289.44, 289.41, 289.49, 289.15, 289.58, 290.18, 288.65,
-               290.39, 289.35, 288.64, 290.46, 163.11, 289.59, 288.9, 289.78, 289.87, 288.84,
-               290.08, 289.71, 289.09, 289.6, 289.4, 289.7, 289.5, 289.6, 289.5, 289.6]
-
-
-def test_a_fast_line_counted_at_the_line_measures_on_past_a_100_ms_stall() -> None:
-    # golden: the 4 % rule stopped at 2.3 s with the stall inside and read 278.3 (4 % low);
-    # counted at the line, the 2 % rule measures on and reads the line
-    plain, _ = _first_stop(STALLED_300, min_measure_bytes=0)
-    assert plain == pytest.approx(278.3, abs=1.0)
-    rate, at = _first_stop(STALLED_300, min_measure_bytes=0, counted_at_line=True)
-    assert rate == pytest.approx(289.6, rel=0.005)
-    assert at <= 3.0
-
-
-def test_a_slow_line_counted_at_the_line_keeps_the_4_percent_stop() -> None:
-    # below FINE_LINE_BYTES_S the samples hold few segments: the 4 % rule stays
-    rates = [2, 10, 11.5] + [11.584 * (1 + n) for n in (0.03, -0.02, 0.01, -0.03, 0.02) * 4]
-    assert (_first_stop(rates, min_measure_bytes=0, counted_at_line=True)
-            == _first_stop(rates, min_measure_bytes=0))
-
-
 def test_fastest_window_is_at_least_the_minimum_long() -> None:
     samples = _samples([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120])
     window = fastest_window(samples, 0, len(samples) - 1, 1.0)

@@ -21,8 +21,6 @@ LINE_MIN_MEASURE_BYTES = 96 * 1024  # ... or this much when the kernel counts ar
 PEAK_S = 0.5                 # the early stop compares the window with the fastest 0.5 s
 SPIKE_RATIO = 0.4            # a 100 ms sample 40 % above the median ...
 SPIKE_MIN_BYTES = 64 * 1024  # ... and 64 KiB above it is a refilled hole, not noise
-FINE_LINE_BYTES_S = 4_000_000  # counted at the line from 32 Mbit/s: samples precise enough ...
-FINE_TOLERANCE = 0.02          # ... to stop only within 2 % of the fastest half second
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,7 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     ``tolerance / 2`` of it and the two halves' slopes agree within ``tolerance * 1.5``; the
     fastest steady window is the reading, and before time is up only once it is within
     ``tolerance`` of the fastest ``PEAK_S`` after warm-up (the machine may have slowed a stretch;
-    the line does not speed up); within ``FINE_TOLERANCE`` when ``counted_at_line`` on a line
-    of at least ``FINE_LINE_BYTES_S``, whose samples are that precise. Returns None while there is no such window yet; with ``done``
+    the line does not speed up). Returns None while there is no such window yet; with ``done``
     (time is up) and no steady window, a best guess flagged not steady: with
     ``counted_at_line`` (the kernel counted the bytes as they crossed the line, so no stretch
     holds refilled bytes) the fastest window of at least ``min_measure_s``
@@ -154,16 +151,10 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
     steady = [w for w in candidates if w.steady]
     best = max(steady, key=lambda w: w.rate) if steady else None
     # Before time is up, never stop in such a slow stretch: the window must be within
-    # tolerance of the fastest PEAK_S of the samples after warm-up. Counted at the line on a
-    # fast one, a 100 ms sample holds hundreds of segments and reads within about 0.5 % of
-    # the line: there the window must be within 2 %, so one 100 ms stall of the machine
-    # (measured on a loaded lab machine: a steady 289.5 Mbit/s with one sample at 163, read
-    # 278.3, 4 % low) makes it measure on past the stall rather than stop with it inside.
-    fine = counted_at_line and line_rate >= FINE_LINE_BYTES_S
-    stop_tolerance = min(tolerance, FINE_TOLERANCE) if fine else tolerance
+    # tolerance of the fastest PEAK_S of the samples after warm-up.
     if best is not None and not done:
-        return best if best.rate >= (1 - stop_tolerance) * _peak_rate(samples, first_start,
-                                                                       last) else None
+        return best if best.rate >= (1 - tolerance) * _peak_rate(samples, first_start,
+                                                                  last) else None
     if not done:
         return None
     if counted_at_line:
@@ -175,7 +166,7 @@ def steady_window(samples: list[tuple[float, int]], *, done: bool,
         # whose fastest seconds carried the line's rate.)
         fastest = fastest_window(samples, first_start, last, min_measure_s)
         if fastest is not None and (best is None
-                                    or fastest.rate > best.rate * (1 + stop_tolerance)):
+                                    or fastest.rate > best.rate * (1 + tolerance)):
             return fastest
     if best is not None:
         return best
