@@ -91,9 +91,13 @@ def _ours(link: EmulatedLink, url: str) -> dict[str, float]:
     down, up = checks["bandwidth.down"], checks["bandwidth.up"]
     if down["value"] is None or up["value"] is None:
         raise RuntimeError(f"nothing measured: {down['message']} / {up['message']}")
+    # with how each direction was read (--json): steady or the time-up best guess, and how long
     return {"down": float(down["details"]["mbit_s"]), "up": float(up["details"]["mbit_s"]),
             "phase": float(down["details"]["phase_s"]), "check": float(report["duration_s"]),
-            "wall": wall}
+            "wall": wall, "down_steady": float(down["details"]["steady"]),
+            "up_steady": float(up["details"]["steady"]),
+            "down_measured_s": float(down["details"]["measured_s"]),
+            "up_measured_s": float(up["details"]["measured_s"])}
 
 
 def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:

@@ -24,7 +24,12 @@ from probes.bandwidth.measure import (
     measure_bandwidth,
 )
 from probes.bandwidth.speedtest_compat import make_speedtest
-from probes.bandwidth.steady_window import MIN_MEASURE_S, MIN_WARMUP_S, steady_window
+from probes.bandwidth.steady_window import (
+    MIN_MEASURE_S,
+    MIN_WARMUP_S,
+    fastest_window,
+    steady_window,
+)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +190,70 @@ def test_steady_window_when_time_is_up_right_after_the_warm_up() -> None:
     window = steady_window(samples, done=True)
     assert window is not None and not window.steady and window.rate > 0
     assert samples[window.start][0] >= MIN_WARMUP_S and window.end == len(samples) - 1
+
+
+def test_time_up_counted_at_the_line_reads_the_fastest_second_not_a_starved_stretch() -> None:
+    # golden: 100 Mbit/s line (TCP ceiling 96.5), counted by the kernel as segments arrive;
+    # the full line for 1.6 s, then the machine starved (the reader, sender and emulator share
+    # two cores) and the rate wandered 60-90 until time was up
+    starved = [62, 88, 70, 91, 58, 84, 66, 90, 61, 86, 72, 89, 64, 80, 69, 87, 60, 85, 74, 90]
+    rates = [30, 70, 96.5] + [96.5] * 16 + starved
+    samples = _samples(rates)
+    plain = steady_window(samples, done=True, min_measure_bytes=0)
+    assert plain is not None and plain.rate * 8 / 1e6 < 85   # the starved stretch's mean
+    window = steady_window(samples, done=True, min_measure_bytes=0, counted_at_line=True)
+    assert window is not None and not window.steady
+    assert window.rate * 8 / 1e6 == pytest.approx(96.5, rel=0.01)
+    assert samples[window.end][0] - samples[window.start][0] >= 1.0 - 1e-9
+    # before time is up the rule is unchanged: no reading yet
+    assert steady_window(samples, done=False, min_measure_bytes=0,
+                         counted_at_line=True) is None
+
+
+def test_time_up_counted_at_the_line_prefers_the_fastest_second_to_a_slow_steady_one() -> None:
+    # golden: 300 Mbit/s line (ceiling 289.6); 1.6 s at the line's rate, then the rest steady
+    # at 240 (a CPU-starved sender): the steady window is the slow stretch, the fastest
+    # second holds the line's rate
+    rates = [60, 150, 280] + [289.6] * 16 + [240] * 30
+    samples = _samples(rates)
+    plain = steady_window(samples, done=True, min_measure_bytes=0)
+    assert plain is not None and plain.steady and plain.rate * 8 / 1e6 == pytest.approx(240,
+                                                                                         rel=0.02)
+    window = steady_window(samples, done=True, min_measure_bytes=0, counted_at_line=True)
+    assert window is not None and not window.steady
+    assert window.rate * 8 / 1e6 == pytest.approx(289.6, rel=0.01)
+    assert window.rate * 8 / 1e6 <= 289.6 * 1.02
+
+
+def test_time_up_counted_at_the_line_keeps_a_steady_window_that_is_the_line() -> None:
+    # golden: a steady 48.27 with the ordinary 100 ms noise of the sampler: the fastest second
+    # is within tolerance of it, so the steady window stays the reading (noise is not picked)
+    noise = [0.6, -0.4, 0.2, -0.7, 0.5, -0.1, 0.3, -0.5, 0.7, -0.3, 0.1, -0.6, 0.4, -0.2]
+    rates = [10, 25, 44] + [48.27 + n for n in noise * 2]
+    samples = _samples(rates)
+    plain = steady_window(samples, done=True, min_measure_bytes=0)
+    window = steady_window(samples, done=True, min_measure_bytes=0, counted_at_line=True)
+    assert plain is not None and plain.steady and window == plain
+    assert window.rate * 8 / 1e6 == pytest.approx(48.27, rel=0.01)
+
+
+def test_time_up_counted_at_the_line_never_counts_a_refill_spike() -> None:
+    # golden: starved, then a 100 ms sample holding what the line carried in 0.4 s (a late
+    # batch): the fastest window starts after the spike, so it is not read above the line
+    rates = [30, 70, 96.5] + [96.5] * 4 + [50] * 4 + [0, 0, 0, 386] + [70, 90, 65, 88] * 3
+    samples = _samples(rates)
+    window = steady_window(samples, done=True, min_measure_bytes=0, counted_at_line=True)
+    assert window is not None
+    assert window.start >= rates.index(386) + 1
+    assert window.rate * 8 / 1e6 <= 96.5 * 1.02
+
+
+def test_fastest_window_is_at_least_the_minimum_long() -> None:
+    samples = _samples([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120])
+    window = fastest_window(samples, 0, len(samples) - 1, 1.0)
+    assert window is not None and window.end == len(samples) - 1
+    assert samples[window.end][0] - samples[window.start][0] >= 1.0 - 1e-9
+    assert fastest_window(samples, 0, len(samples) - 1, 2.0) is None
 
 
 def _direction(mbit: float | None, steady: bool = True) -> DirectionReading:

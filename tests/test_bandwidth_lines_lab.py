@@ -4,7 +4,8 @@ One emulator for the module (``tests/lab/emulator.py``: home and center namespac
 router that forwards through TUN devices with a token-bucket rate, one-way delay and a tail-drop
 queue per direction); the center namespace serves the real speedtest endpoint and reflector
 (``tests/lab/bandwidth_center.py``); home runs ``agent-kit check --only bandwidth --json`` as an
-agent does. One line per class (slow, medium, fast) from issue 14's matrix.
+agent does. One line per class (slow, medium, fast: 50 and 100 Mbit/s down) from issue 14's
+matrix.
 
 Ground truth is the emulator's per-packet record of the same run: what it delivered per
 direction (TCP payload of the endpoint's connections plus the latency probe's packets) while
@@ -91,8 +92,10 @@ def lines() -> Iterator[Lines]:
         yield Lines(link, url)
 
 
-@pytest.mark.parametrize(("down", "up", "rtt_ms"), [(2, 0.5, 40), (12, 4, 20), (50, 10, 15)],
-                         ids=["slow-2-0.5-at-40ms", "medium-12-4-at-20ms", "fast-50-10-at-15ms"])
+@pytest.mark.parametrize(("down", "up", "rtt_ms"),
+                         [(2, 0.5, 40), (12, 4, 20), (50, 10, 15), (100, 20, 10)],
+                         ids=["slow-2-0.5-at-40ms", "medium-12-4-at-20ms", "fast-50-10-at-15ms",
+                              "fast-100-20-at-10ms"])
 def test_speed_is_what_the_line_delivered_and_the_phase_ends(lines: Lines, down: float,
                                                              up: float, rtt_ms: float) -> None:
     lines.set_line(down, up, rtt_ms)

@@ -125,6 +125,7 @@ def _run_direction(start_workers: Callable[[_ByteCounter, threading.Event], list
                 done = True   # every stream failed and nothing arrived
             window = steady_window(samples, done=done,
                                    counted_when_sent=not download and not counter.counts_line,
+                                   counted_at_line=counter.counts_line,
                                    min_measure_bytes=LINE_MIN_MEASURE_BYTES
                                    if counter.counts_line else MIN_MEASURE_BYTES)
             if window is not None or done:
