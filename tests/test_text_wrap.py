@@ -170,7 +170,8 @@ def test_pixel_wrapping_of_japanese_keeps_the_kinsoku_rules(width_px: int) -> No
 
 
 def test_pixel_wrapping_of_japanese_never_splits_it_from_its_department() -> None:
-    text = "問題が解決しない場合は、IT部門に連絡してください。IT部門の番号は5 台目の端末にあります。"
+    text = ("問題が解決しない場合は、IT部門に連絡してください。"
+            "IT部門の番号は5 台目の端末にあります。")
     for width_px in range(60, 700, 7):
         lines = wrap_measured(text, width_px, proportional_px)
         assert "".join(lines).replace(" ", "") == text.replace(" ", ""), width_px
