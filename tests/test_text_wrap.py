@@ -14,6 +14,7 @@ from agent_kit.face.text_wrap import (
     pad,
     truncate,
     wrap,
+    wrap_measured,
 )
 
 # Real messages and fixes of the catalogs (evaluate.vpn, evaluate.audio, evaluate.network),
@@ -137,3 +138,77 @@ def test_event_lines_wrap_on_a_terminal_and_stay_one_line_in_a_log() -> None:
     assert lines_for(io.StringIO(), event, first="agent-kit: ") == ["agent-kit: " + event]
     wrapped = lines_for(Tty(), event, first="agent-kit: ")
     assert len(wrapped) > 1 and all(display_width(line) <= 120 for line in wrapped)
+
+
+def proportional_px(char: str) -> int:
+    """A fake of Tk's ``Font.measure`` for one character of an 11-point proportional font:
+    narrow Latin letters, wide ones, and full-width CJK, as a real font measures them."""
+    if display_width(char) == 2:
+        return 15
+    if char in "iljtf.,:;'| ":
+        return 4
+    if char in "mwMW@":
+        return 12
+    return 8
+
+
+def measured_px(line: str) -> int:
+    return sum(proportional_px(c) for c in line)
+
+
+@pytest.mark.parametrize("width_px", [300, 520, 1100])
+def test_pixel_wrapping_of_japanese_keeps_the_kinsoku_rules(width_px: int) -> None:
+    lines = wrap_measured(JAPANESE, width_px, proportional_px)
+    assert len(lines) >= 2
+    assert "".join(lines).replace(" ", "") == JAPANESE.replace(" ", "")
+    assert all(measured_px(line) <= width_px for line in lines)
+    for before, after in zip(lines, lines[1:], strict=False):
+        assert after[0] not in NO_LINE_START, (before, after)      # no line starts with 。、」
+        assert before[-1] not in NO_LINE_END, (before, after)
+        assert not (before[-1].isdigit() and after[0] in COUNTERS), (before, after)
+        assert not (before.endswith("IT") and after.startswith("部門")), (before, after)
+
+
+def test_pixel_wrapping_of_japanese_never_splits_it_from_its_department() -> None:
+    text = ("問題が解決しない場合は、IT部門に連絡してください。"
+            "IT部門の番号は5 台目の端末にあります。")
+    for width_px in range(60, 700, 7):
+        lines = wrap_measured(text, width_px, proportional_px)
+        assert "".join(lines).replace(" ", "") == text.replace(" ", ""), width_px
+        for before, after in zip(lines, lines[1:], strict=False):
+            assert after[0] not in NO_LINE_START, (width_px, lines)
+            assert not (before.rstrip().endswith("IT") and after.startswith("部門")), lines
+            assert not (before.rstrip()[-1].isdigit() and after[0] in COUNTERS), lines
+
+
+@pytest.mark.parametrize("width_px", [240, 600])
+@pytest.mark.parametrize("text", [ENGLISH, SWEDISH, KOREAN], ids=["en", "sv", "ko"])
+def test_pixel_wrapping_breaks_latin_and_korean_only_at_spaces(text: str, width_px: int
+                                                               ) -> None:
+    lines = wrap_measured(text, width_px, proportional_px)
+    assert len(lines) >= 2
+    assert all(measured_px(line) <= width_px for line in lines)
+    assert [w for line in lines for w in words(line)] == words(text)
+
+
+def test_pixel_wrapping_measures_each_character_once_and_keeps_newlines() -> None:
+    asked: list[str] = []
+
+    def measure(char: str) -> int:
+        asked.append(char)
+        return proportional_px(char)
+
+    lines = wrap_measured("→\u00a0Unplug the headset.\nそれから再起動してください。", 2000, measure)
+    assert lines == ["→\u00a0Unplug the headset.", "それから再起動してください。"]
+    assert len(asked) == len(set(asked))   # Tk's measure is a round trip: asked once a char
+    # the no-break space keeps the arrow with the first word at a narrow width too
+    narrow = wrap_measured("→\u00a0Unplug the headset.", 60, proportional_px)
+    assert narrow[0].startswith("→\u00a0Unplug")
+
+
+@given(_TEXT, st.integers(min_value=30, max_value=900))
+def test_pixel_wrapping_never_overflows_and_never_loses_a_character(text: str, width_px: int
+                                                                    ) -> None:
+    lines = wrap_measured(text, width_px, proportional_px)
+    assert all(measured_px(line) <= width_px for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")

@@ -25,6 +25,7 @@ import pytest
 
 from agent_kit.core.i18n import set_language
 from agent_kit.face.microphone_guide import device_line
+from agent_kit.face.text_wrap import NO_LINE_END, NO_LINE_START
 from agent_kit.face.window import OnboardingWindow, WindowOptions, widget_texts
 from agent_kit.run.microphone_step import MicrophoneInUse
 from tests.center_seed import run_center
@@ -364,10 +365,45 @@ def test_four_problems_fit_a_1280x800_screen(display, audio_lab, root, tmp_path,
     texts = widget_texts(root)
     assert window.setup.winfo_ismapped() and window.code_entry.winfo_ismapped()
     assert window.setup.winfo_rooty() < window.steps.winfo_rooty()
-    assert sum(window.setup_text.cget("text") in t for t in texts) == 1
+    shown = widget_texts(root, as_shown=True)   # the banner's text as wrapped on screen
+    assert sum(window.setup_text.cget("text") in t for t in shown) == 1
     # "no center configured" is the banner's business: never repeated per check
     repeated = [t for t in texts if "no center configured" in t]
     assert not repeated, repeated
+    assert_lines_break_cleanly(window, lang)
+
+
+COUNTERS = "個回秒分台件％"
+
+
+def assert_lines_break_cleanly(window: OnboardingWindow, lang: str) -> None:
+    """From the labels' actual text (the line breaks the person sees): every sentence of the
+    problem list, the summary and the banner is broken by the terminal's rules, and each line
+    fits its label, so Tk has nothing left to wrap on its own."""
+    from tkinter import font as tkfont
+
+    labels = [w for w in window.problems.winfo_children() if isinstance(w, tk.Label)]
+    labels += [window.summary, window.setup_text]
+    shown = {label: str(label.cget("text")) for label in labels}
+    assert any("\n" in text for text in shown.values()), shown   # the list did wrap
+    words_shown = " ".join(widget_texts(window.problems)).split()
+    for label, text in shown.items():
+        assert str(label.cget("wraplength")) in ("0", ""), label   # no second wrapping by Tk
+        font = tkfont.nametofont(str(label.cget("font")) or "TkDefaultFont")
+        lines = text.split("\n")
+        for line in lines:
+            assert font.measure(line) <= label.winfo_width(), (line, label.winfo_width())
+        for before, after in zip(lines, lines[1:], strict=False):
+            if not (before.strip() and after.strip()):
+                continue   # a paragraph break of the sentence itself
+            if lang == "ja":
+                assert after[0] not in NO_LINE_START, (before, after)   # no line starts 。、」
+                assert before[-1] not in NO_LINE_END, (before, after)   # none ends with 「（
+                assert not (before.rstrip()[-1].isdigit() and after.lstrip()[0] in COUNTERS), (
+                    before, after)                                      # never "5⏎秒"
+                assert not (before.endswith("IT") and after.startswith("部門")), (before, after)
+    if lang in ("en", "sv", "ko"):   # words only break at spaces: none was cut in two
+        assert " ".join(widget_texts(window.problems, as_shown=True)).split() == words_shown
 
 
 def test_not_enrolled_window_enrolls_with_the_setup_code(display, root, tmp_path,

@@ -14,6 +14,10 @@ through this module, so a message reads the same everywhere and in every languag
 - a continuation line has a hanging indent, and "Fix:" goes on a line of its own
   (``labelled``), indented under the problem it fixes.
 
+The window uses the same rules (``wrap_measured``) with widths in pixels: it passes a
+function that measures one character in its font, so this module stays free of Tk and Tk's
+own wrapping (which starts a line with "、" and splits "5 秒") is never used for a sentence.
+
 UAX #14 (``uniseg``) was considered: it allows a break between a digit and a following
 ideograph ("5⏎秒"), which is the break this module must prevent, so the rules it would need on
 top are most of the work; the kinsoku sets here are small, tested, and carry no dependency.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import unicodedata
+from collections.abc import Callable
 from typing import TextIO
 
 from wcwidth import wcwidth
@@ -117,8 +122,10 @@ def _keeps_number_with_unit(text: str, start: int) -> bool:
     return 0 < display_width(word) <= UNIT_MAX_WIDTH and not word[0].isdigit()
 
 
-def _wrap_paragraph(text: str, width: int) -> list[str]:
-    """Greedy filling of lines no wider than ``width`` at the allowed breaks."""
+def _wrap_paragraph(text: str, width: int,
+                    width_of: Callable[[str], int] = char_width) -> list[str]:
+    """Greedy filling of lines no wider than ``width`` at the allowed breaks; ``width_of``
+    gives one character's width (display columns, or pixels for the window)."""
     width = max(width, 2)
     allowed = break_opportunities(text)
     lines: list[str] = []
@@ -134,7 +141,7 @@ def _wrap_paragraph(text: str, width: int) -> list[str]:
         last_break = -1
         i = start
         while i < n:
-            w = char_width(text[i])
+            w = width_of(text[i])
             if used + w > width and not _is_space(text[i]):
                 break
             if i > start and allowed[i]:
@@ -168,6 +175,24 @@ def wrap(text: str, width: int, *, first: str = "", rest: str | None = None) -> 
         for line in _wrap_paragraph(paragraph, room):
             lines.append((prefix + line).rstrip())
             prefix = rest
+    return lines
+
+
+def wrap_measured(text: str, width: int, measure: Callable[[str], int]) -> list[str]:
+    """``text`` in lines of at most ``width`` units of ``measure`` (pixels, for the window),
+    with the same breaking rules as ``wrap``: words kept whole, CJK kinsoku, a number kept
+    with its counter. ``measure`` gives the width of one character (e.g. Tk's
+    ``Font.measure``); it is asked once per distinct character. Newlines start new lines."""
+    widths: dict[str, int] = {}
+
+    def width_of(char: str) -> int:
+        if char not in widths:
+            widths[char] = 0 if char == "\n" else max(int(measure(char)), 0)
+        return widths[char]
+
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        lines += _wrap_paragraph(paragraph, width, width_of)
     return lines
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import tkinter as tk
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ _STATUS_COLOUR = {Status.PASS: GREEN, Status.WARN: AMBER, Status.FAIL: RED,
 _SYMBOL = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.UNKNOWN: "?"}
 LIST_BG = "#ffffff"
 SETUP_BG = "#fff4e0"
+_WRAP_SLACK_PX = 4
+# label -> (the text it shows, with the window's line breaks; the sentence as written)
+_SENTENCES: weakref.WeakKeyDictionary[tk.Misc, tuple[str, str]] = weakref.WeakKeyDictionary()
 
 # The window's one size. 1366x768 laptops are the smallest common screen: 768 px minus a task
 # bar (40-48 px) and a title bar (about 30 px) leaves about 690 px.
@@ -214,10 +218,11 @@ class OnboardingWindow:
         self._build_setup(self.setup)
         if not _is_enrolled():
             self.setup.grid(row=1, column=0, sticky="ew", pady=(8, 0))
-        self.intro = ttk.Label(f, wraplength=self.wrap, justify="left", text=_(
+        self.intro = ttk.Label(f, justify="left")
+        self._set_wrapped(self.intro, _(
             "This check tests your computer, your connection, the VPN, your internet speed, "
             "your headset and your room. It takes about half a minute. Put your headset on "
-            "before you start."))
+            "before you start."), self.wrap)
         self.intro.grid(row=2, column=0, sticky="ew", pady=(8, 6))
         self.steps = ttk.Frame(f)
         self.steps.grid(row=3, column=0, sticky="ew")
@@ -226,7 +231,7 @@ class OnboardingWindow:
         self.progress.grid(row=4, column=0, sticky="ew", pady=(8, 4))
         self.verdict = tk.Label(f, text="", font=self.fonts["verdict"])
         self.verdict.grid(row=5, column=0, sticky="w")
-        self.summary = ttk.Label(f, text="", wraplength=self.wrap, justify="left")
+        self.summary = ttk.Label(f, text="", justify="left")
         self.summary.grid(row=6, column=0, sticky="ew")
         # Row 7 takes whatever height is left: the problem list, or the microphone step.
         f.rowconfigure(7, weight=1)
@@ -259,10 +264,11 @@ class OnboardingWindow:
     def _build_setup(self, box: tk.Frame) -> None:
         """Not enrolled: say so once, and take the setup code IT gives (``agent-kit enroll``)."""
         self.setup_text = tk.Label(box, background=SETUP_BG, justify="left", anchor="w",
-                                   font=self.fonts["bold"], wraplength=self.wrap - 20, text=_(
-                                       "This computer is not set up yet, so the connection and "
-                                       "the internet speed cannot be checked. Ask IT for your "
-                                       "setup code and enter it here."))
+                                   font=self.fonts["bold"])
+        self._set_wrapped(self.setup_text, _(
+            "This computer is not set up yet, so the connection and the internet speed cannot "
+            "be checked. Ask IT for your setup code and enter it here."), self.wrap - 20,
+            font=self.fonts["bold"])
         self.setup_text.pack(fill="x")
         row = tk.Frame(box, background=SETUP_BG)
         row.pack(fill="x", pady=(6, 0))
@@ -279,7 +285,7 @@ class OnboardingWindow:
         self.code_entry.pack(side="left", padx=(6, 8), fill="x", expand=True)
         self.code_entry.bind("<Return>", lambda _e: self.start_enroll())
         self.setup_error = tk.Label(box, text="", background=SETUP_BG, foreground=RED,
-                                    justify="left", anchor="w", wraplength=self.wrap - 20)
+                                    justify="left", anchor="w")
 
     def _change_language(self, name: str) -> None:
         if self.busy or self.enrolling:
@@ -308,7 +314,8 @@ class OnboardingWindow:
         _collect_on_tk_thread()
         self.enroll_button.state(["disabled"])
         self._set_buttons(enabled=False)
-        self.setup_error.configure(text=_("Setting up…"), foreground=BLUE)
+        self.setup_error.configure(foreground=BLUE)
+        self._set_wrapped(self.setup_error, _("Setting up…"), self.wrap - 20)
         self.setup_error.pack(fill="x", pady=(4, 0))
 
         def work() -> None:
@@ -326,7 +333,8 @@ class OnboardingWindow:
         threading.Thread(target=work, name="enroll", daemon=True).start()
 
     def _setup_failed(self, text: str) -> None:
-        self.setup_error.configure(text=text, foreground=RED)
+        self.setup_error.configure(foreground=RED)
+        self._set_wrapped(self.setup_error, text, self.wrap - 20)
         self.setup_error.pack(fill="x", pady=(4, 0))
 
     # ------------------------------------------------------------------ running
@@ -451,7 +459,7 @@ class OnboardingWindow:
         elif kind == "error":
             self._show_microphone(False)
             self.verdict.configure(text=_("The check could not run"), fg=RED)
-            self.summary.configure(text=str(payload))
+            self._set_wrapped(self.summary, str(payload), self.wrap)
             self.busy = False
             self._set_buttons(enabled=True)
         elif kind == "sent":
@@ -510,14 +518,14 @@ class OnboardingWindow:
         if report.ready:
             text = _("READY (with warnings)") if report.verdict is Status.WARN else _("READY")
             self.verdict.configure(text=text, fg=GREEN)
-            self.summary.configure(text=_("You can take calls."))
+            self._set_wrapped(self.summary, _("You can take calls."), self.wrap)
         else:
             self.verdict.configure(text=_("NOT READY"), fg=RED)
-            self.summary.configure(text=(_(
+            self._set_wrapped(self.summary, (_(
                 "One problem must be fixed before you take calls. Do what is written below, "
                 "then press “Check again”.") if len(blocking) == 1 else _(
                 "{count} problems must be fixed before you take calls. Do what is written "
-                "below, then press “Check again”.").format(count=len(blocking))))
+                "below, then press “Check again”.").format(count=len(blocking))), self.wrap)
         # the top cause's evidence first: its fix is the diagnosis's one fix (the same text as
         # the check's), so it is shown once, under the check, not again as "advice"
         top = diagnosis.likely.evidence if diagnosis is not None and diagnosis.likely else ()
@@ -556,11 +564,26 @@ class OnboardingWindow:
             self._add_line(f"{_SYMBOL[Status.UNKNOWN]} {text}", GREY)
 
     def _add_line(self, text: str, colour: str, *, bold: bool = False, indent: int = 0) -> None:
-        label = tk.Label(self.problems, text=text, foreground=colour, background=LIST_BG,
-                         wraplength=self.wrap - 30 - indent, justify="left", anchor="w")
-        if bold:
-            label.configure(font=self.fonts["bold"])
+        font = self.fonts["bold"] if bold else tkfont.nametofont("TkDefaultFont")
+        label = tk.Label(self.problems, foreground=colour, background=LIST_BG, font=font,
+                         justify="left", anchor="w")
+        self._set_wrapped(label, text, self.wrap - 30 - indent, font=font)
         label.pack(fill="x", anchor="w", padx=(6 + indent, 6), pady=(2, 2))
+
+    def _set_wrapped(self, label: tk.Label | ttk.Label, text: str, width_px: int, *,
+                     font: tkfont.Font | None = None) -> None:
+        """Show ``text`` on ``label`` broken into lines of at most ``width_px`` pixels by the
+        terminal's rules (``text_wrap``): Tk's own ``wraplength`` would start a Japanese line
+        with "、" or split a number from its counter. The window has a fixed size, so the
+        width is known once and the text is wrapped once, when it is set."""
+        from agent_kit.face.text_wrap import wrap_measured
+
+        measure = (font or tkfont.nametofont("TkDefaultFont")).measure
+        # a few pixels of slack: a line measured character by character can come out a pixel
+        # or two narrower than Tk draws it whole (kerning, font fallback for CJK)
+        shown = "\n".join(wrap_measured(text, width_px - _WRAP_SLACK_PX, measure))
+        label.configure(text=shown, wraplength=0)
+        _SENTENCES[label] = (shown, text)
 
     def _set_buttons(self, *, enabled: bool) -> None:
         flag = "!disabled" if enabled else "disabled"
@@ -597,17 +620,21 @@ class OnboardingWindow:
         threading.Thread(target=work, name="report-upload", daemon=True).start()
 
 
-def widget_texts(widget: tk.Misc) -> list[str]:
-    """Every non-empty text shown in a widget tree, in layout order (tests and screen readers)."""
+def widget_texts(widget: tk.Misc, *, as_shown: bool = False) -> list[str]:
+    """Every non-empty text shown in a widget tree, in layout order (tests and screen readers).
+
+    A sentence the window broke into lines (``_set_wrapped``) is given whole, as written,
+    unless ``as_shown``: then with the line breaks the person sees."""
     texts: list[str] = []
     try:
         text = str(widget.cget("text"))
     except tk.TclError:
         text = ""
     if text and widget.winfo_ismapped():
-        texts.append(text)
+        shown, sentence = _SENTENCES.get(widget, (None, text))
+        texts.append(sentence if shown == text and not as_shown else text)
     for child in widget.winfo_children():
-        texts += widget_texts(child)
+        texts += widget_texts(child, as_shown=as_shown)
     return texts
 
 
