@@ -255,6 +255,9 @@ def test_help_is_translated(lang: str) -> None:
     flat = " ".join(out.stdout.split())   # the help is wrapped to the terminal's width
     assert expected != english and " ".join(expected.split()) in flat, out.stdout
     assert english not in flat
+    # typer's own words too: the panel title and the --help option's help
+    for word in ("Options", "Show this message and exit."):
+        assert t.gettext(word) != word and t.gettext(word) in flat and word not in flat, word
 
 
 # ---------------------------------------------------------------- messages as id + parameters

@@ -368,7 +368,9 @@ def _no_type(ctx: object = None) -> None:
 
 def _plain_help_option(command: object) -> None:
     """No ``<bool>`` tag beside ``--help`` in any command's help (typer makes that option
-    itself, so its ``metavar`` is set here, where the command tree exists)."""
+    itself, so its ``metavar`` and its words are set here, where the command tree exists)."""
+    from agent_kit.core.i18n import _
+
     try:
         from typer._click import Context
     except ImportError:  # pragma: no cover - depends on the installed typer
@@ -379,12 +381,25 @@ def _plain_help_option(command: object) -> None:
         option = get_help_option(Context(command))  # type: ignore[arg-type]
         if option is not None:
             option.metavar = ""
+            option.help = _("Show this message and exit.")
     for param in getattr(command, "params", ()):
         if getattr(param, "param_type_name", "") == "argument":
             # an argument's type (<list[str]>) is shown whatever its metavar says
             param.display_type_rich = _no_type
     for sub in getattr(command, "commands", {}).values():
         _plain_help_option(sub)
+
+
+def _help_headings() -> None:
+    """The help's panel titles in the reader's language (typer reads them from module
+    constants when it draws the help). "Usage:" itself is click's and stays as it is."""
+    import typer.rich_utils as rich_utils
+
+    from agent_kit.core.i18n import _
+
+    rich_utils.OPTIONS_PANEL_TITLE = _("Options")
+    rich_utils.ARGUMENTS_PANEL_TITLE = _("Arguments")
+    rich_utils.COMMANDS_PANEL_TITLE = _("Commands")
 
 
 def main() -> None:
@@ -401,9 +416,10 @@ def main() -> None:
     from agent_kit.core.i18n import language_in_argv, set_language, translate_help
 
     command = typer.main.get_command(app)
-    _plain_help_option(command)
     # --help in the language the command line asks for (else the OS locale)
     translate_help(command, set_language(language_in_argv(sys.argv)))
+    _plain_help_option(command)
+    _help_headings()
     try:
         # the same name in the help and the errors however it was started (python -m...)
         code = command.main(prog_name="agent-kit", standalone_mode=False)
