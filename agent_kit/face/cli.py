@@ -419,7 +419,8 @@ def main() -> None:
     # --help in the language the command line asks for (else the OS locale)
     translate_help(command, set_language(language_in_argv(sys.argv)))
     _plain_help_option(command)
-    _help_headings()
+    if len(sys.argv) == 1 or "--help" in sys.argv:   # typer's help draws with rich: only then
+        _help_headings()
     try:
         # the same name in the help and the errors however it was started (python -m...)
         code = command.main(prog_name="agent-kit", standalone_mode=False)
