@@ -25,31 +25,13 @@ from tkinter import font as tkfont
 from tkinter import ttk
 from typing import Any, NoReturn
 
-from agent_kit.core.i18n import N_, _, current_language, set_language
+from agent_kit.core.i18n import _, current_language, set_language
 from agent_kit.core.results import CheckReport, CheckResult, Status
+from agent_kit.face.check_steps import step_label, worst
 from agent_kit.face.microphone_panel import MicrophonePanel
 from agent_kit.face.scrolled_frame import ScrolledFrame
 from agent_kit.run.microphone_step import MicrophoneInUse
 
-# Unit names (probe_units.UNITS) shown as steps; unknown units fall back to their group.
-_UNIT_LABEL = {
-    "system": N_("Your computer"),
-    "link": N_("Cable or Wi-Fi"),
-    "vpn": N_("VPN"),
-    "path": N_("Connection to the contact center"),
-    "network": N_("Connection to the contact center"),
-    "bandwidth": N_("Internet speed"),
-    "audio": N_("Headset and room"),
-    "headset": N_("Headset"),
-    "room": N_("Microphone test and room noise"),
-}
-_GROUP_LABEL = {
-    "system": N_("Your computer"),
-    "vpn": N_("VPN"),
-    "network": N_("Network connection"),
-    "bandwidth": N_("Internet speed"),
-    "audio": N_("Headset and room"),
-}
 LANGUAGES = (("en", "English"), ("ja", "日本語"), ("ko", "한국어"), ("sv", "Svenska"))
 
 GREEN, RED, AMBER, GREY, BLUE = "#1b7f3a", "#c62828", "#a86b00", "#6d6d6d", "#0d47a1"
@@ -88,17 +70,8 @@ class WindowOptions:
     report_dir: Path | None = None     # where diagnose reports go (default: Documents or home)
 
 
-def _worst(results: list[CheckResult]) -> Status:
-    if any(r.status is Status.FAIL for r in results):
-        return Status.FAIL
-    if any(r.status is Status.WARN for r in results):
-        return Status.WARN
-    if any(r.status is Status.UNKNOWN for r in results):
-        return Status.UNKNOWN
-    return Status.PASS
-
-
 def _step_word(status: Status) -> str:
+    # "not measured", the report's word (check_steps.step_word says "could not measure")
     return {Status.PASS: _("OK"), Status.WARN: _("needs attention"),
             Status.FAIL: _("problem found"), Status.UNKNOWN: _("not measured")}[status]
 
@@ -435,7 +408,7 @@ class OnboardingWindow:
             self._set_step(unit, _("measuring…"), BLUE)
         elif kind == "done":
             unit, results = payload
-            status = _worst(results or [])
+            status = worst(results or [])
             self._set_step(unit, f"{_SYMBOL[status]} {_step_word(status)}",
                            _STATUS_COLOUR[status])
             self._units_done += 1
@@ -491,7 +464,7 @@ class OnboardingWindow:
     def _add_step(self, index: int, name: str, group: str) -> None:
         # Two columns: seven steps in four rows leave the list room on a small screen.
         row, column = divmod(index, 2)
-        label = _(_UNIT_LABEL.get(name) or _GROUP_LABEL.get(group) or name)
+        label = step_label(name, group)
         title = ttk.Label(self.steps, text=label)
         title.grid(row=row, column=column * 2, sticky="w", pady=1)
         state = ttk.Label(self.steps, text=_("waiting"), foreground=GREY)
