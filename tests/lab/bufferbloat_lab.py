@@ -119,8 +119,13 @@ def _pct(values: Any) -> float | None:
     return float(np.percentile(values, PERCENTILE)) if len(values) else None
 
 
-def _load_start(record: Record, loaded: str) -> float | None:
+def _load_start(record: Record, loaded: str, after: float | None = None) -> float | None:
+    """When the load of direction ``loaded`` began (its first full-size TCP segment), counting
+    only from ``after`` on: a full-size segment before it (a previous run's upload still
+    draining) is not this run's load."""
     load = record.select(loaded, proto=TCP) & (record.size >= FULL_SIZE)
+    if after is not None:
+        load &= record.arrival > after
     return float(record.arrival[load].min()) if load.any() else None
 
 
@@ -146,7 +151,8 @@ def queue_delay_truth(record: Record, checks: dict[str, Any]) -> BloatTruth:
     up_warm = float(checks["bandwidth.up"]["details"].get("warmup_s", 0.0))
     # the download leg ends where the upload's load begins (the download's last packets may
     # still drain from its queue then)
-    download = _leg(record, "down", down_warm, _load_start(record, "up"))
+    download = _leg(record, "down", down_warm,
+                    _load_start(record, "up", after=_load_start(record, "down")))
     upload = _leg(record, "up", up_warm, None)
     first_load = record.select("down", proto=TCP) & (record.size >= FULL_SIZE)
     idle_ms = None
