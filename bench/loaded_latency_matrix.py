@@ -6,8 +6,8 @@ speedtest endpoint and UDP reflector served in the center namespace
 (``tests/lab/bandwidth_center.py``), the check run at home as an agent runs it. Per line of
 ``tests.lab.bufferbloat_lab.LINES`` and per run: the reported increase (loaded minus idle RTT,
 at the same percentile) and grade, and the truth of the same run from the emulator's record
-(``queue_delay_truth``: how long the probe's own packets waited in the emulator's queues while
-the line was loaded). A row passes when the reading is within 20 % or 5 ms of the truth.
+(``queue_delay_truth``: how long the probe's own packets waited in the emulator beyond the
+line's delay, in its queues and for its scheduler, while the line was loaded). A row passes when the reading is within 20 % or 5 ms of the truth.
 
 Run: ``python bench/loaded_latency_matrix.py [RUNS]`` (default 10; about 15 s per run); note
 ``uptime``'s load average beside the figures.

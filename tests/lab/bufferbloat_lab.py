@@ -11,9 +11,13 @@ runs from its first to its last full-size TCP packet in the loaded direction, it
 ``warmup_s`` (the product's own, from the check's details) left out as the product leaves it
 out (the download leg ends where the upload's load starts); over the probe's requests (home
 -> reflector) and replies (reflector -> home) in that window, the percentile of each one's
-queue delay, added (a request's and its reply's waits add up to the round trip's increase; the
-queue of the unloaded direction holds only ACKs, so its term is small). Idle, the queues are
-empty: the truth's idle term is the same percentile of the idle probe's waits, about 0.
+wait, added (a request's and its reply's waits add up to the round trip's increase; the
+queue of the unloaded direction holds only ACKs, so its term is small). A packet's wait is
+what it spent in the emulator beyond the line's one-way delay: its queue delay plus however
+late the emulator actually sent it (departure minus the scheduled time; about 0.1 ms when the
+emulator runs at real-time priority, more on a machine that delays it: the probe had that
+wait too). Idle, the queues are empty: the truth's idle term is the same percentile of the idle
+probe's waits, about 0.
 """
 
 from __future__ import annotations
@@ -115,6 +119,13 @@ class BloatTruth:
         return max(0.0, max(legs) - (self.idle_ms or 0.0))
 
 
+def wait_ms(record: Record) -> Any:
+    """Each packet's time in the emulator beyond the line's one-way delay (ms): the queue
+    delay it found plus how late it actually left (NaN for a dropped or unsent packet)."""
+    late = (record.departure - record.arrival) * 1000 - record.delay_ms
+    return record.queue_delay_ms + late
+
+
 def _pct(values: Any) -> float | None:
     return float(np.percentile(values, PERCENTILE)) if len(values) else None
 
@@ -129,18 +140,19 @@ def _load_start(record: Record, loaded: str, after: float | None = None) -> floa
     return float(record.arrival[load].min()) if load.any() else None
 
 
-def _leg(record: Record, loaded: str, warmup_s: float, until: float | None) -> LegTruth:
+def _leg(record: Record, waits: Any, loaded: str, warmup_s: float,
+         until: float | None) -> LegTruth:
     load = record.select(loaded, proto=TCP) & (record.size >= FULL_SIZE)
     if until is not None:
         load &= record.arrival < until
     if not load.any():
         return LegTruth(None, None, None, 0)
     start, end = record.arrival[load].min() + warmup_s, record.arrival[load].max()
-    delivered = record.dropped == NOT_DROPPED
+    delivered = (record.dropped == NOT_DROPPED) & ~np.isnan(record.departure)
     window = (record.arrival >= start) & (record.arrival <= end) & delivered
     requests = record.select("up", proto=UDP, dport=UDP_PORT) & window
     replies = record.select("down", proto=UDP, sport=UDP_PORT) & window
-    up, down = _pct(record.queue_delay_ms[requests]), _pct(record.queue_delay_ms[replies])
+    up, down = _pct(waits[requests]), _pct(waits[replies])
     increase = None if up is None or down is None else up + down
     return LegTruth(increase, up, down, int(requests.sum()))
 
@@ -151,16 +163,17 @@ def queue_delay_truth(record: Record, checks: dict[str, Any]) -> BloatTruth:
     up_warm = float(checks["bandwidth.up"]["details"].get("warmup_s", 0.0))
     # the download leg ends where the upload's load begins (the download's last packets may
     # still drain from its queue then)
-    download = _leg(record, "down", down_warm,
+    waits = wait_ms(record)
+    download = _leg(record, waits, "down", down_warm,
                     _load_start(record, "up", after=_load_start(record, "down")))
-    upload = _leg(record, "up", up_warm, None)
+    upload = _leg(record, waits, "up", up_warm, None)
     first_load = record.select("down", proto=TCP) & (record.size >= FULL_SIZE)
     idle_ms = None
     if first_load.any():
-        before = record.arrival < record.arrival[first_load].min()
+        before = (record.arrival < record.arrival[first_load].min()) & ~np.isnan(waits)
         idle_up = record.select("up", proto=UDP, dport=UDP_PORT) & before
         idle_down = record.select("down", proto=UDP, sport=UDP_PORT) & before
-        up, down = _pct(record.queue_delay_ms[idle_up]), _pct(record.queue_delay_ms[idle_down])
+        up, down = _pct(waits[idle_up]), _pct(waits[idle_down])
         if up is not None and down is not None:
             idle_ms = up + down
     return BloatTruth(download, upload, idle_ms)
