@@ -26,7 +26,7 @@ from probes.audio.capture import measure_audio
 from probes.audio.devices import list_audio_devices
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, sox_rms_db, write_wav
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 QUIET_S, SPEECH_S = 2.0, 5.0
 SENTENCE = "The quick brown fox jumps over the lazy dog while the agent answers the call"

@@ -33,7 +33,7 @@ from tests.lab.bandwidth_center import UDP_PORT, serve_bandwidth_center
 from tests.lab.emulator import EmulatedLink, LineSpec, emulated_link
 from tests.lab.netns import NetnsPair
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 ROOT = Path(__file__).resolve().parents[1]
 TCP_CEILING = 1448 / 1500     # TCP payload per IP byte at MTU 1500 (the emulator counts IP bytes)
 

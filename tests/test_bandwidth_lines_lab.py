@@ -26,7 +26,7 @@ import pytest
 from tests.lab.bandwidth_center import HTTP_PORT, UDP_PORT, serve_bandwidth_center
 from tests.lab.emulator import EmulatedLink, LineSpec, emulated_link
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 TCP_PAYLOAD_PER_IP_BYTE = 1448 / 1500
 TCP_HEADERS = 52

@@ -30,7 +30,7 @@ from tests.lab.bufferbloat_lab import (
 )
 from tests.lab.emulator import EmulatedLink, emulated_link
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 
 @dataclass

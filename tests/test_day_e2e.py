@@ -37,7 +37,7 @@ from tests.lab.netns import LabError, NetnsPair, netns_pair, sh
 from tests.lab.openvpn import TUNNEL_CENTER, TUNNEL_HOME, openvpn_tunnel, stop_home_end
 from tests.lab.pulse import RATE, pulse_server, read_wav, sox
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 ADMIN = "admin-e2e-" + os.urandom(16).hex()

@@ -48,7 +48,7 @@ from tests.lab.netns import CENTER_ADDR, LabError, NetnsPair, netns_pair
 from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel, stop_home_end
 from tests.lab.pulse import RATE, MicFeed, PulseServer, pulse_server, read_wav, sox
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 ROOT = Path(__file__).resolve().parents[1]
 HTTP_PORT, UDP_PORT = 8750, 8751
 SENTENCE = "Good morning, thank you for calling, my name is Alex and I am happy to help you"

@@ -30,7 +30,7 @@ from tests.lab.emulator import (
     emulated_link,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 UDP_PORT = 9400
 IPERF_PORT = 5299
 UDP = 17

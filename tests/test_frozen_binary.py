@@ -39,7 +39,7 @@ from tests.lab.netns import LabError, NetnsPair, netns_pair, require_tools
 from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"   # the frozen check's JSON and the window, to look at

@@ -37,7 +37,7 @@ from tests.lab.reflector import standalone_reflector
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8751
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 PROBE = """
 import json, sys

@@ -21,7 +21,7 @@ import pytest
 
 from tests.lab.pulse import RATE, MicFeed, pulse_server, read_wav, sox
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCE = "Good morning, and thank you for calling. How can I help you today?"
 

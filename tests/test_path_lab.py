@@ -35,7 +35,7 @@ from tests.lab.relay import Impairment, Spec, truth
 ROOT = Path(__file__).resolve().parents[1]
 REFLECTOR_PORT = 8751
 DURATION_S = 6.0
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 PROBE = """
 import json, sys

@@ -11,7 +11,7 @@ from agent_kit.link.state_folder import Enrollment
 from tests.lab.netns import CENTER_ADDR, NetnsPair, netns_pair
 from tests.lab.openvpn import TUNNEL_CENTER, openvpn_tunnel, stop_home_end
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 
 def enroll_home(home: Path, center_url: str) -> None:

@@ -32,7 +32,7 @@ from tests.center_seed import run_center
 from tests.lab.netns import LabError
 from tests.lab.pulse import RATE, MicFeed, PulseServer, pulse_server, read_wav, sox
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SENTENCE = "Good morning, and thank you for calling. How can I help you today?"
 SCREEN = (1280, 800)
