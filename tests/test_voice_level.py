@@ -199,3 +199,22 @@ def test_policy_keys_are_validated(tmp_path):
         with pytest.raises(PolicyError) as err:
             load_policy(site)
         assert "audio.speech_level" in str(err.value) and "must be" in str(err.value)
+
+
+RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+@given(st.floats(-80, 0), st.floats(0, 30), st.floats(0, 50), st.floats(0, 50))
+def test_further_from_the_target_is_never_better(level, away, near_ms, more_ms):
+    """Quieter below the target, or louder (and longer at the limit) above it, never
+    improves the verdict."""
+    target = POLICY.check("audio.speech_level").params["target"]
+    base = speech_level(reading(level, peak=min(0.0, level + 20), near_ms=near_ms), mic(50.0))
+    if level <= target:
+        worse = speech_level(reading(level - away, peak=min(0.0, level - away + 20),
+                                     near_ms=near_ms), mic(50.0))
+    else:
+        louder = min(0.0, level + away)
+        worse = speech_level(reading(louder, peak=min(0.0, louder + 20),
+                                     near_ms=near_ms + more_ms), mic(50.0))
+    assert RANK[worse.status] >= RANK[base.status]
