@@ -149,6 +149,39 @@ def test_the_volume_the_test_sets_is_what_the_agent_reads(lab):
         assert mic.input_volume.db == pytest.approx(volume_gain_db(pct), abs=0.01)
 
 
+def test_pactl_text_and_json_read_the_same_volume(lab):
+    """pactl < 16 has no JSON: the text parser must give the same volume and mute state."""
+    from probes.audio.devices import parse_pactl_list, pulse_input_volume
+
+    server, _, _ = lab
+    server.pactl("set-source-volume", "headset_mic", "42%")
+    try:
+        server.pactl("set-source-mute", "headset_mic", "1")
+        as_json = {e["name"]: pulse_input_volume(e)
+                   for e in json.loads(server.pactl("-f", "json", "list", "sources"))}
+        text = subprocess.run(["pactl", "list", "sources"], capture_output=True, text=True,
+                              timeout=10, env={**server.env, "LC_ALL": "C"}).stdout
+        as_text = {e["name"]: pulse_input_volume(e) for e in parse_pactl_list(text)}
+    finally:
+        server.pactl("set-source-mute", "headset_mic", "0")
+    assert as_text == as_json
+    assert as_json["headset_mic"].muted
+    assert as_json["headset_mic"].percent == pytest.approx(42, abs=0.01)
+
+
+def test_a_muted_microphone_is_named_in_the_fix(lab):
+    server, _, sig = lab
+    server.pactl("set-source-mute", "headset_mic", "1")
+    try:
+        reading, mic, results = record(lab, sig.normal, 100)
+    finally:
+        server.pactl("set-source-mute", "headset_mic", "0")
+    assert reading.silent, reading
+    assert mic is not None and mic.input_volume is not None and mic.input_volume.muted
+    assert f"Your microphone “{MIC}” is muted in the sound settings" in \
+        results["audio.noise"].fix
+
+
 def test_a_quiet_voice_at_a_low_input_volume_is_too_quiet_with_the_volume_to_set(lab):
     """Normal speech at the microphone (-26 dBov), the input volume at 30 %: about -58 dBov
     recorded. Too quiet (not "no speech heard"), and the fix names the headset, the 30 % the
