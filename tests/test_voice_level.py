@@ -175,7 +175,8 @@ def test_a_muted_microphone_says_so_by_name():
     silent = reading(-120.0, silent=True, speech_heard=False, speech_level_dbfs=None,
                      snr_db=None, noise_dbfs_a=None, noise_dbfs=None)
     results = evaluate_room(silent, POLICY, mic(70.0, muted=True))
-    assert all(f"“{MIC}” is muted" in r.fix for r in results if r.fix and r.id != "audio.dropouts")
+    fixes = [r.fix for r in results if r.fix and r.id != "audio.dropouts"]
+    assert fixes and all(f"“{MIC}” is muted" in fix for fix in fixes)
 
 
 @given(st.floats(-70, -1), st.floats(1, 150))
@@ -218,3 +219,37 @@ def test_further_from_the_target_is_never_better(level, away, near_ms, more_ms):
         worse = speech_level(reading(louder, peak=min(0.0, louder + 20),
                                      near_ms=near_ms + more_ms), mic(50.0))
     assert RANK[worse.status] >= RANK[base.status]
+
+
+def synthetic_capture(voice_dbfs: float | None, room_dbfs: float, seed: int = 1) -> np.ndarray:
+    """9 s like the onboarding window: a white-noise room, and from 3 s on a harmonic voice
+    (140 Hz +- 20 Hz, 19 harmonics, syllables at 4 Hz) of the given RMS level."""
+    fs = 48000
+    rng = np.random.default_rng(seed)
+    t = np.arange(9 * fs) / fs
+    x = rng.normal(0, 10 ** (room_dbfs / 20), t.size)
+    if voice_dbfs is not None:
+        phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(2 * np.pi * 0.7 * t)) / fs
+        voice = sum(np.sin(k * phase) / k for k in range(1, 20)) * (
+            np.sin(2 * np.pi * 4 * t) > -0.2)
+        voice *= 10 ** (voice_dbfs / 20) / np.sqrt(np.mean(voice[3 * fs:] ** 2))
+        x[3 * fs:] += voice[3 * fs:]
+    return (np.clip(x, -1, 1 - 1 / 32768) * 32768).astype(np.int16)
+
+
+def test_a_quiet_talker_with_the_room_turned_down_too_is_heard_and_a_room_alone_is_not():
+    """A microphone turned down lowers voice and room together: the VAD hears the capture as
+    if the volume were normal. Before, a -58 dBFS voice over a -82 dBFS room was "no speech"."""
+    from probes.audio.capture import analyze_capture
+
+    quiet = analyze_capture(synthetic_capture(-58.0, -82.0), 48000)
+    assert quiet.speech_heard and quiet.speech_s >= 5.0
+    assert quiet.speech_level_dbfs == pytest.approx(-58.0, abs=0.5)
+    assert quiet.noise_dbfs == pytest.approx(-82.0, abs=1.5)
+    assert quiet.vad_gain_db > 20
+    assert speech_level(quiet, mic(30.0)).status is Status.FAIL
+    for room in (-95.0, -82.0, -60.0, -45.0):
+        alone = analyze_capture(synthetic_capture(None, room), 48000)
+        assert not alone.speech_heard and alone.speech_s < 1.0, room
+    normal = analyze_capture(synthetic_capture(-26.0, -60.0), 48000)
+    assert normal.speech_heard and normal.speech_level_dbfs == pytest.approx(-26.0, abs=0.5)

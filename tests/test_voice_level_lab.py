@@ -31,6 +31,7 @@ from agent_kit.core.results import Status
 from agent_kit.evaluate.audio import evaluate_room
 from agent_kit.run.microphone_step import recorded_microphone
 from probes.audio.capture import measure_audio
+from probes.audio.devices import default_input_device, parse_pactl_list, pulse_input_volume
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, write_wav
 
 pytestmark = pytest.mark.lab
@@ -141,7 +142,6 @@ def test_the_volume_the_test_sets_is_what_the_agent_reads(lab):
     server, _, _ = lab
     for pct in (30, 55, 100):
         server.pactl("set-source-volume", "headset_mic", f"{pct}%")
-        from probes.audio.devices import default_input_device
         mic = default_input_device()
         assert mic is not None and mic.description == MIC
         assert mic.input_volume is not None and not mic.input_volume.muted
@@ -151,8 +151,6 @@ def test_the_volume_the_test_sets_is_what_the_agent_reads(lab):
 
 def test_pactl_text_and_json_read_the_same_volume(lab):
     """pactl < 16 has no JSON: the text parser must give the same volume and mute state."""
-    from probes.audio.devices import parse_pactl_list, pulse_input_volume
-
     server, _, _ = lab
     server.pactl("set-source-volume", "headset_mic", "42%")
     try:

@@ -99,6 +99,7 @@ def evaluate_voice_level(reading: AudioReading, policy: Policy, details: dict[st
     name = (microphone.description or microphone.name) if microphone is not None else None
     details = {**details, "target_dbfs": target, "peak_dbfs": _round(reading.peak_dbfs),
                "near_full_scale_ms": round(reading.near_full_scale_ms, 1),
+               "vad_gain_db": reading.vad_gain_db,
                "microphone": name,
                "input_volume_pct": round(volume.percent, 1) if volume else None,
                "input_volume_db": volume.db if volume else None}

@@ -29,9 +29,12 @@ SETTLE_S = 0.2           # dropped at the start: devices click and pipes fill wh
 MIN_NOISE_S = 0.5        # non-speech time needed to trust the VAD's split
 MIN_SPEECH_S = 1.0       # speech time needed to call it speech
 SPEECH_OVER_NOISE_DB = 6.0  # and the P.56 level must stand this far above the noise
-# The VAD hears the capture raised so its room sits at VAD_FLOOR_DBFS (``_vad_gain_db``): chosen,
-# a quiet room at a normal input volume (the lab's quiet room: -64 dBFS); at most
-# VAD_MAX_GAIN_DB (16-bit samples hold nothing useful 40 dB under such a room) and never with
+# The VAD hears the capture raised so its room sits at VAD_FLOOR_DBFS (``_vad_gain_db``).
+# Chosen from a sweep of espeak-ng speech over pink-noise rooms: raised to -45 dBFS, the VAD
+# found a -58 dBFS sentence over every room of -70 dBFS and below and no speech (<= 0.1 s) in
+# rooms alone from -45 to -95 dBFS; raised to -60 it missed that sentence over -70 (0.6 s).
+# Steady noise louder than about -30 dBFS is what the VAD takes for speech (dsp), 15 dB away.
+# At most VAD_MAX_GAIN_DB (16-bit samples hold nothing useful further down), and never with
 # the loudest 20 ms frame above VAD_LOUDEST_FRAME_DBFS (a normal voice is not pushed to clip).
 VAD_FLOOR_DBFS = -45.0
 VAD_MAX_GAIN_DB = 40.0
@@ -73,6 +76,7 @@ class AudioReading:
     hum_hz: int | None = None
     peak_dbfs: float | None = None      # sample peak of the speech heard (the voice's headroom)
     near_full_scale_ms: float = 0.0     # its time within 1 dB of full scale (dsp.peaks)
+    vad_gain_db: float = 0.0            # the gain the VAD heard the capture with
 
     @property
     def dropout_count(self) -> int:
@@ -151,7 +155,8 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         snr_db=active.level_dbfs - noise if heard else None,
         hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz,
         peak_dbfs=voice.peak_dbfs if voice is not None else None,
-        near_full_scale_ms=voice.near_full_scale_ms if voice is not None else 0.0)
+        near_full_scale_ms=voice.near_full_scale_ms if voice is not None else 0.0,
+        vad_gain_db=round(vad_gain_db, 1))
 
 
 def _vad_gain_db(power: NDArray[np.float64]) -> float:
@@ -163,7 +168,7 @@ def _vad_gain_db(power: NDArray[np.float64]) -> float:
     espeak-ng speech at -58 dBFS whatever the room under it (-61, -70 or -82 dBFS), and only
     part of it at -52, while it found 4 s of the same sentence at -26. A microphone turned down
     lowers the voice and the room together, so the VAD is given the capture as if the input
-    volume were normal (a quiet room at about -60 dBFS): a quiet talker is then heard, and
+    volume were normal: a quiet talker is then heard, and
     judged too quiet, instead of "no speech heard"; a silent room stays a quiet room. The
     measurement itself (levels, floor) is taken on the samples as recorded.
     """
