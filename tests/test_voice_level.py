@@ -253,3 +253,22 @@ def test_a_quiet_talker_with_the_room_turned_down_too_is_heard_and_a_room_alone_
         assert not alone.speech_heard and alone.speech_s < 1.0, room
     normal = analyze_capture(synthetic_capture(-26.0, -60.0), 48000)
     assert normal.speech_heard and normal.speech_level_dbfs == pytest.approx(-26.0, abs=0.5)
+
+
+def test_an_alsa_route_is_not_named_as_the_microphone(monkeypatch):
+    from probes.audio import devices
+
+    route = AudioDevice(direction="input", name="default", description="default", kind="virtual",
+                        evidence=(), is_default=True, backend="portaudio")
+    monkeypatch.setattr(devices, "_sound_server_present", lambda: False)
+    monkeypatch.setattr(devices, "portaudio_inventory",
+                        lambda: devices.DeviceInventory("portaudio", (route,)))
+    assert devices.default_input_device() is None
+    named = AudioDevice(direction="input", name="Headset Microphone (Jabra Evolve2 65)",
+                        description="Headset Microphone (Jabra Evolve2 65)", kind="usb_headset",
+                        evidence=(), is_default=True, backend="portaudio")
+    monkeypatch.setattr(devices, "portaudio_inventory",
+                        lambda: devices.DeviceInventory("portaudio", (named,)))
+    assert devices.default_input_device() is named
+    # Windows/macOS: the OS mixer's volume is not read yet (a typed placeholder, no guess)
+    assert devices.os_mixer_input_volume(named.name) is None

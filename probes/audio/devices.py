@@ -457,6 +457,9 @@ def default_input_device() -> AudioDevice | None:
         except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired):
             pass
     try:
-        return portaudio_inventory().default("input")
+        device = portaudio_inventory().default("input")
     except Exception:  # noqa: BLE001 - PortAudio missing or broken: no device to name
         return None
+    if device is None or device.name.split(":")[0].strip().lower() in _ALSA_ROUTES:
+        return None   # ALSA's "default"/"pulse" route is no device a person could find
+    return device
