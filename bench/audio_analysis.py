@@ -64,6 +64,7 @@ def main() -> None:
                                                                        hann=True),
         "P.56 active speech level": lambda: dsp.active_speech_level(x, FS),
         "clipping": lambda: dsp.clipping(x),
+        "peaks (headroom)": lambda: dsp.peaks(x, FS),
         "dropouts": lambda: dsp.digital_silence_gaps(x, FS),
         "mains hum": lambda: dsp.mains_hum(x, FS),
     }

@@ -173,7 +173,18 @@ AUDIO_NOISE = CheckSpec(
     chart="chart-noise", series=N_("Noise"))
 AUDIO_SPEECH_LEVEL = CheckSpec(
     "audio.speech_level", "audio", N_("Speech level"), "dBFS", _LOWER, "room",
-    summary="ITU-T P.56 active speech level")
+    {"loud_warn": ParamSpec((int, float), doc="active level (dBFS) from which the voice is "
+                            "too loud: warns"),
+     "loud_fail": ParamSpec((int, float), doc="active level (dBFS) from which the voice is "
+                            "too loud: fails"),
+     "near_clip_ms": ParamSpec((int, float), doc="time (ms) the voice's peaks spend within "
+                               "1 dB of full scale that warns as too loud"),
+     "target": ParamSpec((int, float), doc="the active level (dBFS) the suggested input "
+                         "volume aims at")},
+    summary="ITU-T P.56 active speech level: too quiet at `warn`/`fail` and below, too loud at "
+            "`loud_warn`/`loud_fail` and above or when its peaks spend `near_clip_ms` within "
+            "1 dB of full scale; the fix names the microphone and the input volume that brings "
+            "the voice to `target`")
 AUDIO_SNR = CheckSpec(
     "audio.snr", "audio", N_("Speech-to-noise ratio"), "dB", _LOWER, "room",
     summary="speech level minus noise floor")

@@ -26,6 +26,7 @@ from agent_kit.core.i18n import M_, Msg, render
 from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
+from agent_kit.evaluate.voice_level import evaluate_voice_level, fix_quiet_voice, muted_fix
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory
 
@@ -179,14 +180,12 @@ def _fix_noise() -> Msg:
              "nearby; keep the microphone close to your mouth.")
 
 
-def _fix_quiet_voice() -> Msg:
-    return M_("Bring the headset's microphone to the corner of your mouth (two fingers away), "
-             "check that it is not muted, and raise the microphone volume in the sound "
-             "settings.")
+def evaluate_room(reading: AudioReading, policy: Policy,
+                  microphone: AudioDevice | None = None) -> list[CheckResult]:
+    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum.
 
-
-def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
-    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum."""
+    ``microphone``: the device recorded, with its input volume where known; the voice-level
+    and mute fixes name it (``evaluate.voice_level``)."""
     if reading.problem:
         reason = M_("could not record from the microphone: {reason}",
             reason=reading.problem)
@@ -197,8 +196,9 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
     out: list[CheckResult] = []
     if reading.silent:
         reason = M_("the microphone sends only silence: it is muted or not working")
-        fix = M_("Unmute the microphone (the mute button on the headset or its cable, and in the "
-                "sound settings), or unplug and replug the USB headset.")
+        fix = muted_fix(microphone) or M_(
+            "Unmute the microphone (the mute button on the headset or its cable, and in the "
+            "sound settings), or unplug and replug the USB headset.")
         for cid in ROOM_CHECKS:
             if cid == AUDIO_SPEECH_LEVEL.id and reading.prompted:
                 out.append(state_result(cid, Status.FAIL, None, policy, message=reason,
@@ -215,7 +215,7 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
         fix_if_bad=_fix_noise(), ndigits=1,
         details={**common, "method": reading.noise_method, "noise_s": round(reading.noise_s, 2),
                  "unweighted_dbfs": round(reading.noise_dbfs, 1), "vad": reading.vad}))
-    out += _speech(reading, policy, common)
+    out += _speech(reading, policy, common, microphone)
     out.append(level_result(
         AUDIO_CLIPPING.id, reading.clipping_pct, policy,
         message=M_("{pct:.3f} % of the sound clipped ({runs} times)",
@@ -237,7 +237,8 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
     return out
 
 
-def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> list[CheckResult]:
+def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any],
+            microphone: AudioDevice | None = None) -> list[CheckResult]:
     if not reading.speech_heard or reading.speech_level_dbfs is None or reading.snr_db is None:
         if reading.prompted:
             fail = state_result(
@@ -253,15 +254,11 @@ def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> li
                 unknown_result(AUDIO_SNR.id, policy, reason)]
     details = {**common, "activity": round(reading.speech_activity or 0.0, 3),
                "speech_s": round(reading.speech_s, 2)}
-    level = level_result(
-        AUDIO_SPEECH_LEVEL.id, reading.speech_level_dbfs, policy,
-        message=M_("your voice reaches {level:.0f} dBFS (P.56 active level)",
-            level=reading.speech_level_dbfs),
-        fix_if_bad=_fix_quiet_voice(), ndigits=1, details=details)
+    level = evaluate_voice_level(reading, policy, details, microphone)
     snr = level_result(
         AUDIO_SNR.id, reading.snr_db, policy,
         message=M_("your voice is {snr:.0f} dB above the background", snr=reading.snr_db),
-        fix_if_bad=M_("{noise} {voice}", noise=_fix_noise(), voice=_fix_quiet_voice()),
+        fix_if_bad=M_("{noise} {voice}", noise=_fix_noise(), voice=fix_quiet_voice()),
         ndigits=1, details=details)
     return [level, snr]
 

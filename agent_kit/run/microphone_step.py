@@ -6,6 +6,9 @@ headset on and say when they are ready; then each step ("stay quiet", "read this
 with how long it lasts, and the level of what the microphone hears arrives about every 50 ms
 for a live meter. Only numbers leave the capture: the samples stay in the probe's memory.
 
+After the capture the microphone recorded is read again with its input volume (only when a
+fix may need it), so the voice-level fix names the device and the volume to set.
+
 The face supplies a ``MicrophoneGuide`` (the window's panel); without one the unit prompts
 through ``ProbeContext.prompt`` as before (the terminal), or records unguided (the monitor).
 """
@@ -21,6 +24,8 @@ from agent_kit.core.levels import unknown_result
 if TYPE_CHECKING:
     from agent_kit.core.results import CheckResult
     from agent_kit.run.units import ProbeContext
+    from probes.audio.capture import AudioReading
+    from probes.audio.devices import AudioDevice
 
 # How long the guide may wait for "I am ready" before the test is given up; the room unit's
 # timeout adds it to the recording's, so a person taking a minute to find the headset is not
@@ -105,4 +110,15 @@ def room_results(ctx: ProbeContext) -> list[CheckResult]:
     finally:
         if guide is not None:
             guide.finished()
-    return evaluate_room(reading, ctx.policy)
+    return evaluate_room(reading, ctx.policy, recorded_microphone(reading))
+
+
+def recorded_microphone(reading: AudioReading) -> AudioDevice | None:
+    """The default input (the device recorded) with its input volume, for the fixes that
+    name it: read after the capture, and only when a fix may need it (speech heard or asked
+    for, or only silence), so the monitor's quiet-room captures cost no ``pactl`` calls."""
+    if reading.problem or not (reading.speech_heard or reading.prompted or reading.silent):
+        return None
+    from probes.audio.devices import default_input_device
+
+    return default_input_device()

@@ -29,6 +29,16 @@ SETTLE_S = 0.2           # dropped at the start: devices click and pipes fill wh
 MIN_NOISE_S = 0.5        # non-speech time needed to trust the VAD's split
 MIN_SPEECH_S = 1.0       # speech time needed to call it speech
 SPEECH_OVER_NOISE_DB = 6.0  # and the P.56 level must stand this far above the noise
+# The VAD hears the capture raised so its room sits at VAD_FLOOR_DBFS (``_vad_gain_db``).
+# Chosen from a sweep of espeak-ng speech over pink-noise rooms: raised to -45 dBFS, the VAD
+# found a -58 dBFS sentence over every room of -70 dBFS and below and no speech (<= 0.1 s) in
+# rooms alone from -45 to -95 dBFS; raised to -60 it missed that sentence over -70 (0.6 s).
+# Steady noise louder than about -30 dBFS is what the VAD takes for speech (dsp), 15 dB away.
+# At most VAD_MAX_GAIN_DB (16-bit samples hold nothing useful further down), and never with
+# the loudest 20 ms frame above VAD_LOUDEST_FRAME_DBFS (a normal voice is not pushed to clip).
+VAD_FLOOR_DBFS = -45.0
+VAD_MAX_GAIN_DB = 40.0
+VAD_LOUDEST_FRAME_DBFS = -20.0
 LONG_FRAME_RUN = 8       # 8 x 20 ms = 160 ms frames for the A-weighted floor
 LONG_FRAMES_MIN = 3      # at least 0.48 s of them, else the 20 ms frames
 # What an agent says on a call, about six seconds of speech (speech_s): a pangram reads like a
@@ -64,6 +74,9 @@ class AudioReading:
     overflows: int = 0               # input overflows reported by the audio driver
     hum_dbfs: float | None = None
     hum_hz: int | None = None
+    peak_dbfs: float | None = None      # sample peak of the speech heard (the voice's headroom)
+    near_full_scale_ms: float = 0.0     # its time within 1 dB of full scale (dsp.peaks)
+    vad_gain_db: float = 0.0            # the gain the VAD heard the capture with
 
     @property
     def dropout_count(self) -> int:
@@ -93,8 +106,9 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     if not np.any(x):
         return AudioReading(**base, silent=True)
 
-    speech, vad_name = dsp.speech_frames(x, sample_rate)
     power = dsp.frame_mean_squares(x, frame_len)
+    vad_gain_db = _vad_gain_db(power)
+    speech, vad_name = dsp.speech_frames(x * 10.0 ** (vad_gain_db / 20.0), sample_rate)
     n = min(speech.size, power.size)
     speech, power = speech[:n], power[:n]
     frame_s = dsp.VAD_FRAME_MS / 1000
@@ -128,13 +142,47 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         if hum_src.size < sample_rate * 2:
             hum_src = x
     hum = dsp.mains_hum(hum_src, sample_rate)
+    # The voice's headroom: peaks of the frames around speech only (a door slam in the quiet
+    # phase is not the voice). 20 ms frames are whole 1 ms blocks, so joining them keeps the
+    # blocks aligned.
+    voice = (dsp.peaks(dsp.frames(x, frame_len)[:n][near_speech].ravel(), sample_rate)
+             if heard else None)
     return AudioReading(
         **base, vad=vad_name, noise_dbfs_a=noise_a, noise_dbfs=noise, noise_method=method,
         noise_s=float(noise_sel.sum()) * frame_s, speech_s=speech_s, speech_heard=heard,
         speech_level_dbfs=active.level_dbfs if heard else None,
         speech_activity=active.activity if heard else None,
         snr_db=active.level_dbfs - noise if heard else None,
-        hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz)
+        hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz,
+        peak_dbfs=voice.peak_dbfs if voice is not None else None,
+        near_full_scale_ms=voice.near_full_scale_ms if voice is not None else 0.0,
+        vad_gain_db=round(vad_gain_db, 1))
+
+
+def _vad_gain_db(power: NDArray[np.float64]) -> float:
+    """The gain the VAD hears the capture with: the room's floor brought up to
+    ``VAD_FLOOR_DBFS``, never lowered, at most ``VAD_MAX_GAIN_DB``, and never so much that the
+    loudest 20 ms frame passes ``VAD_LOUDEST_FRAME_DBFS``.
+
+    The WebRTC VAD judges absolute levels as well as spectra: in the lab it found no speech in
+    espeak-ng speech at -58 dBFS whatever the room under it (-61, -70 or -82 dBFS), and only
+    part of it at -52, while it found 4 s of the same sentence at -26. A microphone turned down
+    lowers the voice and the room together, so the VAD is given the capture as if the input
+    volume were normal: a quiet talker is then heard, and
+    judged too quiet, instead of "no speech heard"; a silent room stays a quiet room. The
+    measurement itself (levels, floor) is taken on the samples as recorded.
+    """
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+
+    if power.size == 0:
+        return 0.0
+    ordered = np.sort(power)
+    floor = dsp.power_db(float(ordered[: max(1, power.size // 5)].mean()))
+    loudest = dsp.power_db(float(ordered[-1]))
+    gain = min(VAD_FLOOR_DBFS - floor, VAD_MAX_GAIN_DB, VAD_LOUDEST_FRAME_DBFS - loudest)
+    return max(0.0, gain)
 
 
 def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],

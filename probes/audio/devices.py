@@ -10,11 +10,17 @@ Two sources, picked once (psutil style):
 
 Each device gets a kind with the evidence for it. Measuring only: whether a kind is acceptable is
 the policy's business (``agent_kit.evaluate.audio``).
+
+A microphone also carries its input volume where the sound server holds one
+(``InputVolume``, read from the same ``pactl`` list): the slider the person moves in the sound
+settings, and its gain on the server's volume curve (``volume_pct_to_db``), so a fix can say
+"set to 20 %: raise it to about 70 %".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -31,6 +37,7 @@ KINDS: tuple[Kind, ...] = ("usb_headset", "analog_headset", "bluetooth_headset",
                            "webcam", "virtual", "unknown")
 
 PACTL_TIMEOUT_S = 5.0
+PA_VOLUME_NORM = 0x10000   # PulseAudio's 100 % (0 dB); pipewire-pulse uses the same scale
 
 _HEADSET_FORM = {"headset", "headphone", "handset", "hands-free"}
 _BT_HANDSFREE = re.compile(r"head_unit|headset[-_]head|hands[-_ ]?free|\bhfp\b|\bhsp\b|"
@@ -53,6 +60,44 @@ _ALSA_ROUTES = {"pulse", "default", "pipewire", "sysdefault", "dmix", "dsnoop", 
 
 
 @dataclass(frozen=True)
+class InputVolume:
+    """A microphone's input volume as the sound settings' slider shows it.
+
+    ``percent``: the slider (100 = the server's nominal 0 dB; PulseAudio allows up to 153 %
+    as software boost); the loudest channel when channels differ (pavucontrol's locked
+    slider). ``db``: its gain on the server's curve (``volume_pct_to_db``) when the server
+    maps the volume to decibels (flag ``DECIBEL_VOLUME``; a software volume always is); None
+    when the slider drives a hardware mixer with no dB information, so no change in percent
+    can be computed from a change in dB.
+    """
+
+    percent: float
+    db: float | None
+    muted: bool
+    source: str = "pulseaudio"   # whose slider: PulseAudio's (PipeWire serves the same API)
+
+
+def volume_pct_to_db(percent: float) -> float:
+    """The gain of a PulseAudio/PipeWire volume in dB: the cubic mapping.
+
+    PulseAudio maps its volume v to a linear factor (v / PA_VOLUME_NORM)^3
+    (``pa_sw_volume_to_linear``, src/pulse/volume.c, cubic since 0.9.16) and so to
+    ``pa_sw_volume_to_dB`` = 20 log10((v / NORM)^3) = 60 log10(percent / 100); pipewire-pulse
+    converts its linear channel volumes with the same cube root. 100 % is 0 dB, 50 % is
+    -18.06 dB, 30 % is -31.37 dB; 0 % is silence (-inf, reported as -200 dB).
+    """
+    if percent <= 0.0:
+        return -200.0
+    return 60.0 * math.log10(percent / 100.0)
+
+
+def volume_db_to_pct(db: float) -> float:
+    """The slider position (percent) that gives ``db`` on the cubic curve (inverse of
+    ``volume_pct_to_db``)."""
+    return 100.0 * 10.0 ** (db / 60.0)
+
+
+@dataclass(frozen=True)
 class AudioDevice:
     """One microphone or speaker, as the system describes it, with its kind and why."""
 
@@ -68,6 +113,7 @@ class AudioDevice:
     product_id: str | None = None
     handsfree: bool | None = None  # Bluetooth only: in the narrowband hands-free profile
     backend: str = ""              # "pulseaudio" or "portaudio"
+    input_volume: InputVolume | None = None   # inputs whose volume the server reports
 
     @property
     def usb_id(self) -> str | None:
@@ -184,6 +230,10 @@ def _pactl(*args: str) -> str:
     return proc.stdout
 
 
+# "front-left: 19661 /  30% / -31.37 dB,   front-right: ..." (pactl list, LC_ALL=C)
+_TEXT_VOLUME = re.compile(r"([\w-]+): (\d+) /\s*\d+% /\s*(-?(?:[\d.]+|inf)) dB")
+
+
 def parse_pactl_list(text: str) -> list[dict[str, Any]]:
     """``pactl list sources|sinks`` text (LC_ALL=C) as the entries ``pactl -f json`` gives.
 
@@ -211,6 +261,14 @@ def parse_pactl_list(text: str) -> list[dict[str, Any]]:
                               "Monitor of Sink": "monitor_of_sink"}.get(key)
                 if field_name:
                     current[field_name] = value.strip()
+                elif key == "Volume":
+                    current["volume"] = {
+                        channel: {"value": int(raw), "db": f"{db} dB"}
+                        for channel, raw, db in _TEXT_VOLUME.findall(value)}
+                elif key == "Mute":
+                    current["mute"] = value.strip() == "yes"
+                elif key == "Flags":
+                    current["flags"] = value.split()
         elif depth == 2 and in_props:
             key, sep, value = stripped.partition(" = ")
             if sep:
@@ -239,6 +297,28 @@ def _pactl_entries(kind: str) -> list[dict[str, Any]]:
     return parse_pactl_list(_pactl("list", kind))
 
 
+def pulse_input_volume(entry: Mapping[str, Any]) -> InputVolume | None:
+    """The input volume of one ``pactl -f json list sources`` entry (or the text parser's).
+
+    The raw channel values are exact (``value`` / PA_VOLUME_NORM); the loudest channel is the
+    slider. None when the entry carries no volume.
+    """
+    channels = entry.get("volume")
+    if not isinstance(channels, Mapping) or not channels:
+        return None
+    try:
+        raw = max(int(ch["value"]) for ch in channels.values())
+    except (KeyError, TypeError, ValueError):
+        return None
+    percent = 100.0 * raw / PA_VOLUME_NORM
+    flags = entry.get("flags")
+    # A source without DECIBEL_VOLUME drives a hardware mixer whose steps have no known dB.
+    mapped = not isinstance(flags, list) or "DECIBEL_VOLUME" in flags
+    return InputVolume(percent=round(percent, 2),
+                       db=round(volume_pct_to_db(percent), 2) if mapped else None,
+                       muted=bool(entry.get("mute", False)))
+
+
 def _from_pulse_entry(entry: Mapping[str, Any], direction: Direction,
                       default_name: str | None) -> AudioDevice | None:
     props = {str(k): str(v) for k, v in (entry.get("properties") or {}).items()}
@@ -254,7 +334,8 @@ def _from_pulse_entry(entry: Mapping[str, Any], direction: Direction,
         is_default=name == default_name, bus=props.get("device.bus"),
         form_factor=props.get("device.form_factor"),
         vendor_id=props.get("device.vendor.id"), product_id=props.get("device.product.id"),
-        handsfree=handsfree, backend="pulseaudio")
+        handsfree=handsfree, backend="pulseaudio",
+        input_volume=pulse_input_volume(entry) if direction == "input" else None)
 
 
 def pulse_inventory() -> DeviceInventory:
@@ -270,7 +351,31 @@ def pulse_inventory() -> DeviceInventory:
     return DeviceInventory("pulseaudio", tuple(devices))
 
 
+def pulse_default_input() -> AudioDevice | None:
+    """The server's default source (what calls record), with its volume: two ``pactl``
+    calls (no sinks), for the room unit's fix after each capture."""
+    default = _pactl_info_defaults()["source"]
+    for entry in _pactl_entries("sources"):
+        if entry.get("name") == default:
+            return _from_pulse_entry(entry, "input", default)
+    return None
+
+
 # ------------------------------------------------------------------ PortAudio (everywhere)
+
+def os_mixer_input_volume(device_name: str) -> InputVolume | None:
+    """The OS mixer's input volume of a PortAudio device: not read; None.
+
+    A placeholder with the type the fix needs, so nothing is guessed: Windows keeps the
+    microphone's level in Core Audio (``IAudioEndpointVolume::GetMasterVolumeLevelScalar``,
+    or its dB form), macOS in CoreAudio (``kAudioDevicePropertyVolumeScalar`` of the input
+    scope), ALSA-only Linux in the ALSA mixer's capture control; PortAudio exposes none of
+    them and agent-kit does not call those APIs yet. Without a volume the fix names the
+    device and says where the slider is, without a percentage.
+    """
+    del device_name
+    return None
+
 
 def _preferred_hostapi(hostapis: list[dict[str, Any]], default_in: int) -> int | None:
     """One host API, so each device is listed once: WASAPI on Windows (full names, the
@@ -308,7 +413,9 @@ def portaudio_inventory() -> DeviceInventory:
             devices.append(AudioDevice(direction=direction, name=name,  # type: ignore[arg-type]
                                        description=name, kind=kind, evidence=evidence,
                                        is_default=index == default, handsfree=handsfree,
-                                       backend="portaudio"))
+                                       backend="portaudio",
+                                       input_volume=os_mixer_input_volume(name)
+                                       if direction == "input" else None))
     return DeviceInventory("portaudio", tuple(devices))
 
 
@@ -339,3 +446,20 @@ def list_audio_devices() -> DeviceInventory:
         problems.append(f"PortAudio: {exc}")
         return DeviceInventory("", (), "; ".join(problems))
     return DeviceInventory(inv.backend, inv.devices, "; ".join(problems) or None)
+
+
+def default_input_device() -> AudioDevice | None:
+    """The microphone calls use, with its input volume where the server reports one.
+    Never raises: None when it cannot be told (the fix then stays general)."""
+    if _sound_server_present():
+        try:
+            return pulse_default_input()
+        except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired):
+            pass
+    try:
+        device = portaudio_inventory().default("input")
+    except Exception:  # noqa: BLE001 - PortAudio missing or broken: no device to name
+        return None
+    if device is None or device.name.split(":")[0].strip().lower() in _ALSA_ROUTES:
+        return None   # ALSA's "default"/"pulse" route is no device a person could find
+    return device
