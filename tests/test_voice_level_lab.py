@@ -34,7 +34,7 @@ from probes.audio.capture import measure_audio
 from probes.audio.devices import default_input_device, parse_pactl_list, pulse_input_volume
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, write_wav
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 QUIET_S, SPEECH_S = 2.0, 5.0
 MIC = "Jabra Evolve2 65"
