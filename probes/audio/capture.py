@@ -4,7 +4,8 @@
 (the person reads a sentence aloud) from the device calls will use: on Linux the ALSA ``pulse``
 device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's default input.
 ``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
-in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum.
+in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum, and
+how far up the spectrum the voice reaches (``probes.audio.voice_band``).
 
 Privacy: the samples live in this process's memory only, for the few seconds of the analysis;
 nothing is written, logged or sent. Only the numbers leave this module.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probes.audio.dsp import Dropout
+from probes.audio.voice_band import VoiceBand
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +66,7 @@ class AudioReading:
     overflows: int = 0               # input overflows reported by the audio driver
     hum_dbfs: float | None = None
     hum_hz: int | None = None
+    voice_band: VoiceBand | None = None  # the voice's upper edge and class (speech heard only)
 
     @property
     def dropout_count(self) -> int:
@@ -77,6 +80,7 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     import numpy as np
 
     from probes.audio import dsp as dsp
+    from probes.audio.voice_band import measure_voice_band
 
     raw = np.asarray(samples)
     scale = 1.0 / 32768.0 if raw.dtype == np.int16 else 1.0
@@ -128,13 +132,14 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         if hum_src.size < sample_rate * 2:
             hum_src = x
     hum = dsp.mains_hum(hum_src, sample_rate)
+    band = measure_voice_band(x, sample_rate, frame_len, speech, noise_sel) if heard else None
     return AudioReading(
         **base, vad=vad_name, noise_dbfs_a=noise_a, noise_dbfs=noise, noise_method=method,
         noise_s=float(noise_sel.sum()) * frame_s, speech_s=speech_s, speech_heard=heard,
         speech_level_dbfs=active.level_dbfs if heard else None,
         speech_activity=active.activity if heard else None,
         snr_db=active.level_dbfs - noise if heard else None,
-        hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz)
+        hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz, voice_band=band)
 
 
 def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],
