@@ -130,7 +130,10 @@ def test_the_path_filter_is_classified_right(lab, voice, path):
     assert reading.problem is None and reading.speech_heard, reading
     band = reading.voice_band
     assert band is not None and band.band == truth, (voice, path, band)
-    assert not band.noise_limited
+    # The alsa recording carries its own hiss, rising to ~15 dB under the voice at 6-7 kHz:
+    # above ~5.7 kHz it hides the voice (a wideband edge, as a lower bound). Never so for a
+    # narrowband path: its filter takes the hiss away with the voice, so the edge is a finding.
+    assert not (truth == "narrowband" and band.noise_limited), band
     result = evaluate_voice_bandwidth(reading, load_policy())
     assert result.status is (Status.WARN if truth == "narrowband" else Status.PASS), \
         result.message
