@@ -239,3 +239,16 @@ def test_the_room_unit_reports_it_after_the_room_checks_even_when_recording_fail
     muted = evaluate_room(reading(None, silent=True, noise_dbfs_a=None, noise_dbfs=None),
                           POLICY)
     assert muted[-1].id == "audio.voice_bandwidth" and "muted" in muted[-1].message
+
+
+def test_a_narrowband_voice_points_the_diagnosis_at_the_headset_with_its_own_fix():
+    from agent_kit.core.results import CheckReport, overall_verdict
+    from agent_kit.evaluate.diagnosis import rank_causes
+
+    results = tuple(evaluate_room(reading(vb(3750)), POLICY))
+    report = CheckReport(verdict=overall_verdict(list(results)), policy_name="p",
+                         policy_version="1", started_at="2026-12-02T07:00:00+00:00",
+                         duration_s=9.0, checks=results)
+    top = rank_causes(report)[0]
+    assert top.key == "headset" and top.evidence[0] == "audio.voice_bandwidth"
+    assert top.fix is not None and "USB cable" in top.fix
