@@ -52,6 +52,18 @@ CASES = [(voice, path) for voice in ("alsa", "alsa_lower") for path in PATHS] + 
     [("espeak_male", "sinc3400"), ("espeak_male", "sinc7000")]
 
 
+def nominal_top_hz(path: str) -> tuple[float, float]:
+    """(the filter's nominal top, the highest edge it can let through): a sinc filter's cutoff
+    and its transition band (sox's default is steep: 12 % or 500 Hz is generous); a rate's
+    Nyquist and a resampler's transition band (~12 % past it)."""
+    effects, _ = PATHS[path]
+    if effects[0] == "rate":
+        top = int(effects[1]) / 2
+        return top, top * 1.15
+    top = -float(effects[1])
+    return top, max(top * 1.12, top + 500)
+
+
 def through_path(src: Path, dst: Path, path: str) -> Path:
     """``src`` through the path's filter, back at 48 kHz 16-bit mono."""
     effects, _ = PATHS[path]
@@ -134,6 +146,12 @@ def test_the_path_filter_is_classified_right(lab, voice, path):
     # above ~5.7 kHz it hides the voice (a wideband edge, as a lower bound). Never so for a
     # narrowband path: its filter takes the hiss away with the voice, so the edge is a finding.
     assert not (truth == "narrowband" and band.noise_limited), band
+    # and the edge lies where the filter put it: never past its transition band, and for a
+    # narrowband path (or a wideband one the hiss did not cover) close to its nominal top
+    top, upper = nominal_top_hz(path)
+    assert band.edge_hz <= upper, band
+    if truth == "narrowband" or (truth == "wideband" and not band.noise_limited):
+        assert band.edge_hz >= 0.85 * top, band
     result = evaluate_voice_bandwidth(reading, load_policy())
     assert result.status is (Status.WARN if truth == "narrowband" else Status.PASS), \
         result.message
