@@ -12,7 +12,9 @@ woman naming the speaker channels: content up to 20 kHz), the same recording a f
 (``sox pitch -500``: a lower voice, its pitch and formants moved down, its high tones still
 reaching ~15 kHz), and espeak-ng's male voice (synthetic, 22.05 kHz, so content only up to
 ~10.5 kHz: it stands in for the narrowband and wideband paths only). Room: quiet pink noise
-from sox under the voice. One PulseAudio daemon serves the module.
+from sox under the voice; the alsa recording adds its own hiss, which rises to within ~15 dB of
+the voice at 6-7 kHz (so a wideband edge may read ~5.7 kHz, noise-limited). One PulseAudio
+daemon serves the module.
 """
 
 from __future__ import annotations
