@@ -11,7 +11,8 @@ APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2)
 # and Japanese/Korean fonts for the translated window's screenshots.
 APT_TEST=(sox espeak-ng iperf3 iputils-ping openvpn postgresql chromium chromium-driver xvfb xdotool
           python3-tk gettext imagemagick binutils fonts-ipafont-gothic fonts-nanum nftables
-          wrk)   # bench/center_load.py's load generator
+          wrk    # bench/center_load.py's load generator
+          alsa-utils)   # /usr/share/sounds/alsa/*.wav: a real 48 kHz voice (voice bandwidth lab)
 
 want=("${APT_RUN[@]}")
 [ "$mode" = test ] && want+=("${APT_TEST[@]}")

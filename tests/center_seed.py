@@ -234,6 +234,8 @@ TYPICAL: dict[str, tuple[Status, float | str | None, str]] = {
     "audio.clipping": (Status.PASS, 0.0, "0.000 % of the sound clipped (0 times)"),
     "audio.dropouts": (Status.PASS, 0.0, "0 dropouts in 4.5 s of sound"),
     "audio.hum": (Status.PASS, -120.0, "no mains hum"),
+    "audio.voice_bandwidth": (Status.PASS, 7.25, "the microphone sends your voice up to 7.2 "
+                                                 "kHz: wideband (HD voice) sound"),
 }
 
 

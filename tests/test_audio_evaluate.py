@@ -16,6 +16,7 @@ from agent_kit.evaluate.audio import ROOM_CHECKS, evaluate_headset, evaluate_roo
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory, classify
 from probes.audio.dsp import Dropout
+from probes.audio.voice_band import VoiceBand
 
 POLICY = load_policy()
 
@@ -122,8 +123,9 @@ def by_id(results):
 
 
 def test_good_room_passes_every_check():
-    results = by_id(evaluate_room(reading(), POLICY))
-    assert set(results) == set(ROOM_CHECKS)
+    results = by_id(evaluate_room(reading(voice_band=VoiceBand(7250.0, "wideband", False, 200,
+                                                                 150)), POLICY))
+    assert set(results) == {*ROOM_CHECKS, "audio.voice_bandwidth"}
     assert {r.status for r in results.values()} == {Status.PASS}
     assert results["audio.speech_level"].details["activity"] == 0.6
 

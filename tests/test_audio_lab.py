@@ -287,7 +287,8 @@ def test_check_only_audio_in_a_quiet_room_with_speech_is_ready(lab, tmp_path):
     report = json.loads(proc.stdout)
     checks = {c["id"]: c for c in report["checks"]}
     assert set(checks) == {"audio.headset", "audio.noise", "audio.speech_level", "audio.snr",
-                           "audio.clipping", "audio.dropouts", "audio.hum"}
+                           "audio.clipping", "audio.dropouts", "audio.hum",
+                           "audio.voice_bandwidth"}
     assert {c["status"] for c in checks.values()} == {"pass"}, checks
     assert report["verdict"] == "pass"
 

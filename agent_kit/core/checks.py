@@ -197,6 +197,18 @@ AUDIO_DROPOUTS = CheckSpec(
 AUDIO_HUM = CheckSpec(
     "audio.hum", "audio", N_("Mains hum (50/60 Hz)"), "dBFS", _HIGHER, "room",
     summary="50/60 Hz mains hum and harmonics, unweighted")
+AUDIO_VOICE_BANDWIDTH = CheckSpec(
+    "audio.voice_bandwidth", "audio", N_("Voice bandwidth"), "kHz", _STATE, "room",
+    {band: ParamSpec(str, _STATUS_CHOICE, f"status when the voice reaches the far end as "
+                     f"{words} sound")
+     for band, words in (("narrowband", "narrowband (telephone, up to 3.4 kHz)"),
+                         ("wideband", "wideband (up to 7 kHz)"),
+                         ("superwideband", "super-wideband (up to 14 kHz)"),
+                         ("fullband", "fullband (up to 20 kHz)"))},
+    summary="how far up the spectrum the read-aloud voice reaches (the highest 250 Hz band where "
+            "it stands clearly above the noise and the path's roll-off), in kHz, and its ITU-T "
+            "class; `narrowband`, `wideband`, `superwideband`, `fullband` give the status for "
+            "each class; `unknown` without enough speech")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
@@ -204,7 +216,7 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS,
     BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
     AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
-    AUDIO_HUM,
+    AUDIO_HUM, AUDIO_VOICE_BANDWIDTH,
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}

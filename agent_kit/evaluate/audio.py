@@ -3,7 +3,8 @@
 ``audio.headset`` looks at the device calls will use (the system's default microphone) and the
 policy's ``builtin``/``webcam``/``bluetooth_handsfree``/``unapproved`` statuses and ``approved``
 list. The room checks judge ``probes.audio.capture.AudioReading`` numbers against their
-levels. Every
+levels; ``audio.voice_bandwidth`` is judged by the policy's status for its class (narrowband,
+wideband...). Every
 problem comes with one thing a non-technical person can do.
 """
 
@@ -21,6 +22,7 @@ from agent_kit.core.checks import (
     AUDIO_NOISE,
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
+    AUDIO_VOICE_BANDWIDTH,
 )
 from agent_kit.core.i18n import M_, Msg, render
 from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
@@ -182,16 +184,16 @@ def _fix_noise() -> Msg:
 
 def evaluate_room(reading: AudioReading, policy: Policy,
                   microphone: AudioDevice | None = None) -> list[CheckResult]:
-    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum.
-
-    ``microphone``: the device recorded, with its input volume where known; the voice-level
-    and mute fixes name it (``evaluate.voice_level``)."""
+    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum,
+    then audio.voice_bandwidth. ``microphone``: the device recorded, with its input volume
+    where known; the voice-level and mute fixes name it (``evaluate.voice_level``)."""
     if reading.problem:
         reason = M_("could not record from the microphone: {reason}",
             reason=reading.problem)
         fix = M_("Unplug and replug the USB headset, close other programs that use the "
                 "microphone, and run the check again.")
-        return [unknown_result(cid, policy, reason, fix=fix) for cid in ROOM_CHECKS]
+        return [unknown_result(cid, policy, reason, fix=fix)
+                for cid in (*ROOM_CHECKS, AUDIO_VOICE_BANDWIDTH.id)]
     common = {"device": reading.device, "captured_s": round(reading.captured_s, 2)}
     out: list[CheckResult] = []
     if reading.silent:
@@ -207,6 +209,7 @@ def evaluate_room(reading: AudioReading, policy: Policy,
                 out.append(_dropouts(reading, policy, common))
             else:
                 out.append(unknown_result(cid, policy, reason, fix=fix))
+        out.append(unknown_result(AUDIO_VOICE_BANDWIDTH.id, policy, reason, fix=fix))
         return out
     assert reading.noise_dbfs_a is not None and reading.noise_dbfs is not None
     out.append(level_result(
@@ -234,7 +237,56 @@ def evaluate_room(reading: AudioReading, policy: Policy,
                      "keep the headset cable away from power cables, and prefer the USB "
                      "headset to the audio jack."),
         ndigits=1, details={**common, "mains_hz": reading.hum_hz}))
+    out.append(evaluate_voice_bandwidth(reading, policy))
     return out
+
+
+def band_msg(band: str) -> Msg | str:
+    """A voice bandwidth class in plain words, as a message id (an unknown class as it is)."""
+    return {
+        "narrowband": M_("narrowband (telephone quality)"),
+        "wideband": M_("wideband (HD voice)"),
+        "superwideband": M_("super-wideband"),
+        "fullband": M_("fullband"),
+    }.get(band, band)
+
+
+def evaluate_voice_bandwidth(reading: AudioReading, policy: Policy) -> CheckResult:
+    """audio.voice_bandwidth: the class of the voice's upper edge, by the policy's status for it.
+
+    ``unknown`` when no speech was heard (the monitor hears speech only during calls), when
+    there was too little of it, or when the room's noise hid the voice above a narrowband edge
+    (a noisy room is not a narrowband path)."""
+    cid = AUDIO_VOICE_BANDWIDTH.id
+    band = reading.voice_band
+    if not reading.speech_heard:
+        reason = (M_("no speech heard") if reading.prompted else
+                  M_("no speech heard: nobody was asked to speak (run 'agent-kit check' at a "
+                     "terminal to test your voice)"))
+        return unknown_result(cid, policy, reason)
+    if band is None:
+        return unknown_result(
+            cid, policy, M_("too little speech ({seconds:.1f} s) to measure the voice "
+                            "bandwidth", seconds=reading.speech_s))
+    details = {"device": reading.device, "band": band.band, "edge_hz": band.edge_hz,
+               "noise_limited": band.noise_limited, "speech_s": round(reading.speech_s, 2)}
+    if band.band == "narrowband" and band.noise_limited:
+        return unknown_result(
+            cid, policy, M_("the background noise hides the high tones of your voice, so the "
+                            "voice bandwidth cannot be measured"), fix=_fix_noise())
+    status = status_named(str(policy.check(cid).params.get(band.band, "pass")))
+    message = M_("the microphone sends your voice up to {khz:.1f} kHz: {band} sound",
+                 khz=band.edge_khz, band=band_msg(band.band))
+    fix: Msg | None = None
+    if band.band == "narrowband":
+        fix = M_("Your headset or its connection sends telephone-quality (narrowband) sound. "
+                 "Connect the headset with its USB cable or its own USB dongle instead of "
+                 "Bluetooth, and not through an old adapter or dock; if it stays so, ask IT for "
+                 "a wideband (HD voice) headset.")
+    elif status is not Status.PASS:
+        fix = M_("Ask IT which headset and connection give the sound quality they require.")
+    return state_result(cid, status, round(band.edge_khz, 2), policy, message=message,
+                        fix=fix, details=details)
 
 
 def _speech(reading: AudioReading, policy: Policy, common: dict[str, Any],

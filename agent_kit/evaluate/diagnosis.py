@@ -42,6 +42,7 @@ from agent_kit.core.checks import (
     AUDIO_NOISE,
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
+    AUDIO_VOICE_BANDWIDTH,
     BANDWIDTH_BUFFERBLOAT,
     BANDWIDTH_DOWN,
     BANDWIDTH_UP,
@@ -269,6 +270,10 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
         return {"room": 0.7 if ev.noisy_room else 0.1, "headset": 0.3}
     if cid == AUDIO_HUM.id:
         return {"headset": 0.6, "room": 0.4}
+    if cid == AUDIO_VOICE_BANDWIDTH.id:
+        # a narrowband path is the headset or its connection (Bluetooth hands-free, an
+        # adapter); below audio.headset's own weight, so a Bluetooth headset's fix leads
+        return {"headset": 0.8}
     if cid in (SYSTEM_CPU.id, SYSTEM_MEMORY.id):
         return {"pc": 1.0}
     if cid == SYSTEM_POWER.id:

@@ -4,7 +4,8 @@
 (the person reads a sentence aloud) from the device calls will use: on Linux the ALSA ``pulse``
 device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's default input.
 ``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
-in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum.
+in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum, and
+how far up the spectrum the voice reaches (``probes.audio.voice_band``).
 
 Privacy: the samples live in this process's memory only, for the few seconds of the analysis;
 nothing is written, logged or sent. Only the numbers leave this module.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probes.audio.dsp import Dropout
+from probes.audio.voice_band import VoiceBand
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,6 +79,7 @@ class AudioReading:
     peak_dbfs: float | None = None      # sample peak of the speech heard (the voice's headroom)
     near_full_scale_ms: float = 0.0     # its time within 1 dB of full scale (dsp.peaks)
     vad_gain_db: float = 0.0            # the gain the VAD heard the capture with
+    voice_band: VoiceBand | None = None  # the voice's upper edge and class (speech heard only)
 
     @property
     def dropout_count(self) -> int:
@@ -90,6 +93,7 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     import numpy as np
 
     from probes.audio import dsp as dsp
+    from probes.audio.voice_band import measure_voice_band
 
     raw = np.asarray(samples)
     scale = 1.0 / 32768.0 if raw.dtype == np.int16 else 1.0
@@ -147,6 +151,7 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     # blocks aligned.
     voice = (dsp.peaks(dsp.frames(x, frame_len)[:n][near_speech].ravel(), sample_rate)
              if heard else None)
+    band = measure_voice_band(x, sample_rate, frame_len, speech, noise_sel) if heard else None
     return AudioReading(
         **base, vad=vad_name, noise_dbfs_a=noise_a, noise_dbfs=noise, noise_method=method,
         noise_s=float(noise_sel.sum()) * frame_s, speech_s=speech_s, speech_heard=heard,
@@ -156,7 +161,7 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz,
         peak_dbfs=voice.peak_dbfs if voice is not None else None,
         near_full_scale_ms=voice.near_full_scale_ms if voice is not None else 0.0,
-        vad_gain_db=round(vad_gain_db, 1))
+        vad_gain_db=round(vad_gain_db, 1), voice_band=band)
 
 
 def _vad_gain_db(power: NDArray[np.float64]) -> float:
