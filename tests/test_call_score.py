@@ -25,7 +25,7 @@ from agent_kit.core.wire.test_call import (
     DirectionScore,
     ReceiveRecord,
     RecordError,
-    TestCallOffer,
+    CallOffer,
     parse_offer,
     parse_record,
     parse_score,
@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---- G.711 mu-law --------------------------------------------------------------------------
 def _sox_ulaw(pcm: np.ndarray) -> np.ndarray:
-    sox = shutil.which("sox")
+    sox = shutil.which("sox")   # -D: no dither (sox dithers when it lowers the precision)
     assert sox, "sox is a lab tool (scripts/install-deps.sh test)"
-    out = subprocess.run([sox, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000",
+    out = subprocess.run([sox, "-D", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000",
                           "-", "-t", "raw", "-e", "mu-law", "-b", "8", "-"],
                          input=pcm.astype("<i2").tobytes(), capture_output=True, check=True)
     return np.frombuffer(out.stdout, dtype=np.uint8)
@@ -98,8 +98,11 @@ def test_a_long_loss_fades_then_goes_silent_after_60_ms():
     levels = [np.std(out[i * g711.FRAME:(i + 1) * g711.FRAME]) for i in range(20, 30)]
     assert levels[1] < levels[0] and levels[4] < levels[2]    # 20 % per 10 ms
     assert max(levels[6:]) == 0.0                              # silent after 60 ms
-    # the first good frame after the loss is the real signal again (after the overlap-add)
-    after = slice(30 * g711.FRAME + 40, 31 * g711.FRAME)
+    # the first good frame fades the real signal in (the overlap-add with silence), the next
+    # one is the real signal again
+    first = slice(30 * g711.FRAME, 31 * g711.FRAME)
+    assert 0 < np.std(out[first]) < np.std(x[first])
+    after = slice(31 * g711.FRAME, 32 * g711.FRAME)
     assert np.allclose(out[after], x[after])
 
 
@@ -115,7 +118,7 @@ def test_a_packet_later_than_the_buffer_allows_is_late_and_not_played():
 
 
 # ---- the contract -----------------------------------------------------------------------------
-OFFER = TestCallOffer("/api/v1/test-call", "en-1", 0.1, 20,
+OFFER = CallOffer("/api/v1/test-call", "en-1", 0.1, 20,
                       parse_offer({"path": "/x", "clip": "c", "duration_s": 1, "packet_ms": 20,
                                    "codecs": [{"name": "G.711", "payload_bytes": 160}]}).codecs)
 
@@ -220,8 +223,10 @@ def test_the_codec_alone_is_the_reference_and_losses_score_lower(scorer):
 
 
 def test_the_route_scores_refuses_and_throttles(scorer):
+    import asyncio
+
+    import httpx
     from starlette.applications import Starlette
-    from starlette.testclient import TestClient
 
     from agent_kit.center import test_call_route
     from agent_kit.center.throttle import SourceBudgets
@@ -232,17 +237,96 @@ def test_the_route_scores_refuses_and_throttles(scorer):
     assert offer.packets == scorer.packets and offer.clip == scorer.clip_name
     n = offer.packets
     record = ReceiveRecord("G.711", offer.clip, 20, 60, (5.0,) * n, (5.0,) * n).to_json()
-    with TestClient(app) as client:
-        bad = client.post(offer.path, json={**record, "up_transit_ms": [1.0]})
-        assert bad.status_code == 422 and bad.json()["error"] == "bad_record"
-        assert client.post(offer.path, content=b"{").json()["error"] == "bad_json"
-        short = client.post(offer.path, json={**record, "up_transit_ms": [1.0] * 3,
-                                              "down_transit_ms": [1.0] * 3})
-        assert short.status_code == 422 and "packets" in short.json()["detail"]
-        ok = client.post(offer.path, json=record)
-        assert ok.status_code == 200, ok.text
-        got = parse_score(ok.json())
-        assert got.up.mos_lqo == pytest.approx(got.reference_mos_lqo, abs=1e-6)
-        # two tokens: the refused short record took one, the score the other
-        over = client.post(offer.path, json=record)
-        assert over.status_code == 429 and "Retry-After" in over.headers
+
+    async def calls() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://center") as client:
+            post = client.post
+            return [
+                await post(offer.path, json={**record, "up_transit_ms": [1.0]}),
+                await post(offer.path, content=b"{"),
+                await post(offer.path, content=b"[" * 30000 + b"]" * 30000),
+                await post(offer.path, content=b"\xff\xfe"),
+                await post(offer.path, content=b"x" * 70000),
+                await post(offer.path, json={**record, "up_transit_ms": [1.0] * 3,
+                                             "down_transit_ms": [1.0] * 3}),
+                await post(offer.path, json=record),
+                await post(offer.path, json=record)]
+
+    bad, broken, deep, binary, large, short, ok, over = asyncio.run(calls())
+    assert bad.status_code == 422 and bad.json()["error"] == "bad_record"
+    assert broken.status_code == 400 and broken.json()["error"] == "bad_json"
+    assert deep.status_code == 400, deep.text    # no 500 for a nesting bomb
+    assert binary.status_code == 400
+    assert large.status_code == 413
+    assert short.status_code == 422 and "packets" in short.json()["detail"]
+    assert ok.status_code == 200, ok.text
+    got = parse_score(ok.json())
+    assert got.up.mos_lqo == pytest.approx(got.reference_mos_lqo, abs=1e-6)
+    # two tokens: the short record (refused by the scorer) took one, the score the other
+    assert over.status_code == 429 and "Retry-After" in over.headers
+
+
+# ---- the judgement and the unit ---------------------------------------------------------------
+def _score(up: float, down: float, *, lost: int = 0, late: int = 0,
+           reference: float = 4.0) -> CallScore:
+    return CallScore("G.711", "en-1", "visqol", reference, 60, 1.5,
+                     DirectionScore(up, 300, 0, 0, 0.0),
+                     DirectionScore(down, 300, lost, late, 20.0 * (lost + late)))
+
+
+def test_the_worse_direction_is_judged_beside_the_e_model_of_the_same_stream():
+    from agent_kit.core.policy import load_policy
+    from agent_kit.evaluate.test_call import evaluate_test_call
+    from tests.test_network_evaluate import reading
+
+    policy = load_policy()
+    good = evaluate_test_call(_score(4.0, 3.95), reading(), policy)
+    assert good.status.value == "pass" and good.value == 3.95 and good.fix is None
+    assert good.details["direction"] == "down"
+    assert good.details["up"]["emodel_mos"] == pytest.approx(4.41, abs=0.02)
+    assert "the E-model estimate of the same seconds: 4.41" in good.message
+    lossy = evaluate_test_call(_score(4.0, 3.0, lost=12), reading(loss_down=4.0), policy)
+    assert lossy.status.value == "fail" and "got lost on the way" in lossy.fix
+    assert lossy.details["down"]["emodel_mos"] < lossy.details["up"]["emodel_mos"]
+    late = evaluate_test_call(_score(4.0, 3.4, late=9, lost=1), reading(), policy,
+                              link_kind="wired")
+    assert late.status.value == "warn" and "too unevenly" in late.fix
+    assert "Wi-Fi" not in late.fix and "restart your router" in late.fix
+    codec = evaluate_test_call(_score(3.0, 3.0, reference=3.0), reading(), policy)
+    assert "alone scores 3.00" in codec.fix and "IT" in codec.fix
+
+
+def test_the_call_unit_runs_only_where_the_center_offers_it_and_rarely():
+    import dataclasses
+
+    from agent_kit.core.checks import NETWORK_TEST_CALL
+    from agent_kit.link.discovery import CenterTarget
+    from agent_kit.loop.monitor import cadence_for
+    from agent_kit.run.units import UNITS, offered_units
+
+    call = next(u for u in UNITS if u.name == "call")
+    assert call.check_ids == (NETWORK_TEST_CALL.id,) and call.exclusive and call.needs_center
+    names = [u.name for u in UNITS if u.exclusive]
+    assert names.index("call") < names.index("bandwidth")   # before the line is loaded
+    without = CenterTarget(url="http://c:8750", host="c", port=8750, reflector=("c", 8751),
+                           speedtest_url=None)
+    offering = dataclasses.replace(without, test_call=OFFER)
+    assert call not in offered_units(UNITS, None)
+    assert call not in offered_units(UNITS, without)
+    assert call in offered_units(UNITS, offering)
+    assert len(offered_units(UNITS, without)) == len(UNITS) - 1
+    cadence = cadence_for(call, 15.0)
+    assert cadence.every_s >= 3600 and cadence.skip_in_call
+
+
+def test_a_jitter_buffer_outside_its_range_is_a_policy_error(tmp_path):
+    from agent_kit.core.policy import PolicyError, load_policy
+
+    site = tmp_path / "site.toml"
+    site.write_text('[checks."network.test_call"]\njitter_buffer_ms = 5\n')
+    with pytest.raises(PolicyError, match="20..400"):
+        load_policy(site)
+    site.write_text('[checks."network.test_call"]\ncodec = "G.729"\n')
+    with pytest.raises(PolicyError, match="G.711"):
+        load_policy(site)

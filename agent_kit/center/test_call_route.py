@@ -21,7 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent_kit.core.wire.test_call import RecordError, TestCallOffer, parse_record
+from agent_kit.core.wire.test_call import RecordError, CallOffer, parse_record
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,8 +45,9 @@ def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None 
 
 
 class LazyScorer:
-    """The scorer, built on the first test call (loading ViSQOL and encoding the clip takes
-    about a second and some memory a center that is never asked need not pay)."""
+    """The scorer, built on the first test call (loading ViSQOL and its numba kernels and
+    encoding the clip take a few seconds of CPU, the very first time on a machine 15 s while
+    numba compiles its cache, and memory a center that is never asked need not pay)."""
 
     def __init__(self) -> None:
         self._scorer: CallScorer | None = None
@@ -61,7 +62,7 @@ class LazyScorer:
             return self._scorer
 
 
-def test_call_endpoint(scorer: LazyScorer, budgets: SourceBudgets | None = None
+def score_endpoint(scorer: LazyScorer, budgets: SourceBudgets | None = None
                        ) -> Callable[[Request], Awaitable[Response]]:
     """The route handler for ``POST OFFER_PATH`` (the center adds it to its app; a lab
     center to its own)."""
@@ -79,7 +80,7 @@ def test_call_endpoint(scorer: LazyScorer, budgets: SourceBudgets | None = None
                           "bytes")
         try:
             record = parse_record(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:   # UnicodeDecodeError is a ValueError
             if isinstance(exc, RecordError):
                 return _error(422, "bad_record", str(exc))
             return _error(400, "bad_json", "the body is not JSON")
@@ -106,17 +107,22 @@ def test_call_endpoint(scorer: LazyScorer, budgets: SourceBudgets | None = None
     return score
 
 
-def add_test_call_route(app: Starlette, budgets: SourceBudgets | None = None
-                        ) -> TestCallOffer | None:
+def add_test_call_route(app: Starlette, budgets: SourceBudgets | None = None, *,
+                        warm: bool = False) -> CallOffer | None:
     """``POST OFFER_PATH`` on ``app`` (the center's FastAPI app or a lab's Starlette app) when
     this center can score; returns the offer for ``/healthz`` (None: no test call here, and
-    the reason is logged once)."""
+    the reason is logged once). ``warm``: build the scorer and the codecs' clean scores now
+    (a lab that times its first call), not on the first request."""
     from agent_kit.center.call_score import OFFER_PATH, offer_here
 
     offer, problem = offer_here()
     if offer is None:
         logging.getLogger(__name__).warning("no test call offered: %s", problem)
         return None
-    app.router.add_route(OFFER_PATH, test_call_endpoint(LazyScorer(), budgets),
+    scorer = LazyScorer()
+    if warm:
+        for codec in offer.codecs:
+            scorer.get().reference_mos_lqo(codec.name)
+    app.router.add_route(OFFER_PATH, score_endpoint(scorer, budgets),
                          methods=["POST"], include_in_schema=False)
     return offer

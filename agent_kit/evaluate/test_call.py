@@ -29,7 +29,7 @@ DEFAULT_JITTER_BUFFER_MS = 60
 _EMODEL_CODEC = {"G.711": "G.711", "Opus": "Opus"}
 
 
-def test_call_unknown(policy: Policy, reason: Msg | str) -> list[CheckResult]:
+def unknown_test_call(policy: Policy, reason: Msg | str) -> list[CheckResult]:
     """The test call ``unknown`` for one reason (no center, no offer, no score)."""
     return [unknown_result(NETWORK_TEST_CALL.id, policy, reason)]
 
@@ -65,8 +65,8 @@ def _fix(score: CallScore, worse: DirectionScore, link_kind: str | None) -> Msg:
     else:
         cause = M_("In the test call packets got lost on the way, so words dropped out.")
     if wired:
-        return join(cause, M_("Pause big downloads, uploads and video streams at home and "
-                              "restart your router, then run the check again; if it stays, "
+        return join(cause, M_("Pause big downloads, uploads and video streams at home, then "
+                              "run the check again; if it stays, restart your router, and then "
                               "call your internet provider (ISP)."))
     return join(cause, M_("Use a cable instead of Wi-Fi and pause big downloads, uploads and "
                           "video streams at home, then run the check again; if it stays, call "

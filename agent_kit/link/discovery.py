@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from agent_kit.core.wire.test_call import TestCallOffer, parse_offer
+from agent_kit.core.wire.test_call import CallOffer, parse_offer
 
 
 class CenterError(Exception):
@@ -29,7 +29,7 @@ class CenterTarget:
     speedtest_url: str | None
     version: str | None = None
     problem: str | None = None    # set when the center did not answer: host known, no services
-    test_call: TestCallOffer | None = None   # the scored test call, when the center offers it
+    test_call: CallOffer | None = None   # the scored test call, when the center offers it
 
     @property
     def reachable(self) -> bool:

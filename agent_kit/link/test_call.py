@@ -19,7 +19,7 @@ from agent_kit.core.wire.test_call import (
     CallScore,
     ReceiveRecord,
     RecordError,
-    TestCallOffer,
+    CallOffer,
     parse_score,
 )
 
@@ -27,12 +27,12 @@ if TYPE_CHECKING:
     import httpx
 
 
-class TestCallError(Exception):
+class CallScoreError(Exception):
     """The center did not score the call; the message says why in plain words."""
 
 
 def receive_record(up: Sequence[float | None], down: Sequence[float | None],
-                   reached: Sequence[bool] | None, *, codec: str, offer: TestCallOffer,
+                   reached: Sequence[bool] | None, *, codec: str, offer: CallOffer,
                    jitter_buffer_ms: int) -> ReceiveRecord:
     """The record of one stream: per packet the upstream and downstream transit (ms).
 
@@ -67,7 +67,7 @@ def receive_record(up: Sequence[float | None], down: Sequence[float | None],
                          tuple(out_down), assumed_up, assumed_down)
 
 
-def request_score(center_url: str, offer: TestCallOffer, record: ReceiveRecord, *,
+def request_score(center_url: str, offer: CallOffer, record: ReceiveRecord, *,
                   timeout_s: float = 30.0,
                   transport: httpx.BaseTransport | None = None) -> CallScore:
     """POST the record to the center's test-call endpoint and return its checked score."""
@@ -78,7 +78,7 @@ def request_score(center_url: str, offer: TestCallOffer, record: ReceiveRecord, 
                           timeout=timeout_s) as client:
             response = client.post(offer.path, json=record.to_json())
     except httpx.HTTPError as exc:
-        raise TestCallError(f"the center {center_url} did not answer the test call: "
+        raise CallScoreError(f"the center {center_url} did not answer the test call: "
                             f"{type(exc).__name__}: {exc}") from None
     try:
         body = response.json()
@@ -86,9 +86,9 @@ def request_score(center_url: str, offer: TestCallOffer, record: ReceiveRecord, 
         body = None
     if response.status_code != 200:
         detail = body.get("detail") if isinstance(body, dict) else None
-        raise TestCallError(f"the center refused to score the test call (HTTP "
+        raise CallScoreError(f"the center refused to score the test call (HTTP "
                             f"{response.status_code}: {detail or response.reason_phrase})")
     try:
         return parse_score(body)
     except RecordError as exc:
-        raise TestCallError(f"the center's test-call score is malformed: {exc}") from None
+        raise CallScoreError(f"the center's test-call score is malformed: {exc}") from None

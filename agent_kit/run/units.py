@@ -195,22 +195,22 @@ def _test_call(ctx: ProbeContext) -> list[CheckResult]:
         DEFAULT_CODEC,
         DEFAULT_JITTER_BUFFER_MS,
         evaluate_test_call,
-        test_call_unknown,
+        unknown_test_call,
     )
-    from agent_kit.link.test_call import TestCallError, receive_record, request_score
+    from agent_kit.link.test_call import CallScoreError, receive_record, request_score
 
     if ctx.center is None:
-        return test_call_unknown(ctx.policy, _("no center configured"))
+        return unknown_test_call(ctx.policy, _("no center configured"))
     offer = ctx.center.test_call
     address = ctx.reflector_address
     if offer is None or address is None:
-        return test_call_unknown(ctx.policy, ctx.center.problem
+        return unknown_test_call(ctx.policy, ctx.center.problem
                                  or _("the center offers no scored test call"))
     params = ctx.policy.check(NETWORK_TEST_CALL.id).params
     codec_name = str(params.get("codec", DEFAULT_CODEC))
     codec = offer.codec(codec_name)
     if codec is None:
-        return test_call_unknown(ctx.policy, M_("the center does not offer the {codec} test "
+        return unknown_test_call(ctx.policy, M_("the center does not offer the {codec} test "
                                                 "call", codec=codec_name))
     from probes.network.path import measure_path_record
 
@@ -218,7 +218,7 @@ def _test_call(ctx: ProbeContext) -> list[CheckResult]:
         address[0], address[1], duration_s=offer.packets * offer.packet_ms / 1000,
         packet_interval_ms=float(offer.packet_ms), payload_bytes=codec.payload_bytes)
     if reading.received == 0:
-        return test_call_unknown(ctx.policy, reading.problem
+        return unknown_test_call(ctx.policy, reading.problem
                                  or M_("no packet came back from the reflector"))
     record = receive_record(seen.up_transit_ms, seen.down_transit_ms, seen.reached,
                             codec=codec_name, offer=offer,
@@ -226,8 +226,8 @@ def _test_call(ctx: ProbeContext) -> list[CheckResult]:
                                                             DEFAULT_JITTER_BUFFER_MS)))
     try:
         score = request_score(ctx.center.url, offer, record)
-    except TestCallError as exc:
-        return test_call_unknown(ctx.policy, str(exc))
+    except CallScoreError as exc:
+        return unknown_test_call(ctx.policy, str(exc))
     return [evaluate_test_call(score, reading, ctx.policy, link_kind=_link_kind(address[0]),
                                assumed=(record.assumed_up, record.assumed_down))]
 

@@ -36,7 +36,7 @@ def _main(host: str, http_port: int, udp_port: int) -> None:
 
     reflector = start_reflector(host, udp_port)
     app = Starlette()
-    offer = add_test_call_route(app)
+    offer = add_test_call_route(app, warm=True)   # numba's first compile: before "ready"
     if offer is None:
         raise SystemExit("no test call here: is visqol-python installed?")
 
@@ -72,7 +72,7 @@ def serve_call_center(pair: NetnsPair) -> Iterator[str]:
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT))
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120   # the first run on a machine compiles numba's cache
         line = proc.stdout.readline()
         if line.strip() != "ready" or time.monotonic() > deadline:
             proc.kill()

@@ -64,7 +64,7 @@ class CodecOffer:
 
 
 @dataclass(frozen=True)
-class TestCallOffer:
+class CallOffer:
     """What the center offers: where to send the record, which clip, which codecs."""
 
     path: str
@@ -88,7 +88,7 @@ class TestCallOffer:
                            for c in self.codecs]}
 
 
-def parse_offer(value: object) -> TestCallOffer | None:
+def parse_offer(value: object) -> CallOffer | None:
     """The offer from ``/healthz``'s ``test_call``; None when absent or malformed (an agent
     then reports the check unknown: the center offers no test call)."""
     if not isinstance(value, dict):
@@ -104,7 +104,7 @@ def parse_offer(value: object) -> TestCallOffer | None:
             and isinstance(duration, (int, float)) and 0 < duration <= 30
             and isinstance(packet_ms, int) and packet_ms in (10, 20, 40, 60) and codecs):
         return None
-    return TestCallOffer(path, clip, float(duration), packet_ms, codecs)
+    return CallOffer(path, clip, float(duration), packet_ms, codecs)
 
 
 @dataclass(frozen=True)
