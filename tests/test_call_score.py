@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _sox_ulaw(pcm: np.ndarray) -> np.ndarray:
     sox = shutil.which("sox")   # -D: no dither (sox dithers when it lowers the precision)
     assert sox, "sox is a lab tool (scripts/install-deps.sh test)"
-    out = subprocess.run([sox, "-D", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000",
-                          "-", "-t", "raw", "-e", "mu-law", "-b", "8", "-"],
+    out = subprocess.run([sox, "-D", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r",
+                          "8000", "-", "-t", "raw", "-e", "mu-law", "-b", "8", "-"],
                          input=pcm.astype("<i2").tobytes(), capture_output=True, check=True)
     return np.frombuffer(out.stdout, dtype=np.uint8)
 

@@ -1,4 +1,4 @@
-"""The scored test call's contract, identical on both sides: the offer, the receive record, the score.
+"""The scored test call's contract, one definition for both sides: offer, receive record, score.
 
 A test call is a stream of codec-sized RTP-like packets through the center's reflector (the path
 test's packets, ``probes.network.path_packet``), as long as the center's reference clip. The
@@ -13,7 +13,8 @@ The offer (``GET /healthz``, key ``test_call``; ``null`` when the center cannot 
     {"path": "/api/v1/test-call", "clip": "en-1", "duration_s": 6.0, "packet_ms": 20,
      "codecs": [{"name": "G.711", "payload_bytes": 160}, {"name": "Opus", "payload_bytes": 60}]}
 
-The record (``POST {path}``, JSON; what the center refuses answers 400/422 ``{"error", "detail"}``)::
+The record (``POST {path}``, JSON; the center refuses what is not one: 400/422 with
+``{"error", "detail"}``)::
 
     {"codec": "G.711", "clip": "en-1", "packet_ms": 20, "jitter_buffer_ms": 60,
      "up_transit_ms":   [12.31, null, ...],   # per packet (sequence number = index): arrival
