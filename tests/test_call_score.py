@@ -269,7 +269,7 @@ def test_the_route_scores_refuses_and_throttles(scorer):
 
 # ---- the judgement and the unit ---------------------------------------------------------------
 def _score(up: float, down: float, *, lost: int = 0, late: int = 0,
-           reference: float = 4.0) -> CallScore:
+           reference: float = 4.4) -> CallScore:
     return CallScore("G.711", "en-1", "visqol", reference, 60, 1.5,
                      DirectionScore(up, 300, 0, 0, 0.0),
                      DirectionScore(down, 300, lost, late, 20.0 * (lost + late)))
@@ -281,15 +281,15 @@ def test_the_worse_direction_is_judged_beside_the_e_model_of_the_same_stream():
     from tests.test_network_evaluate import reading
 
     policy = load_policy()
-    good = evaluate_test_call(_score(4.0, 3.95), reading(), policy)
-    assert good.status.value == "pass" and good.value == 3.95 and good.fix is None
+    good = evaluate_test_call(_score(4.3, 4.25), reading(), policy)
+    assert good.status.value == "pass" and good.value == 4.25 and good.fix is None
     assert good.details["direction"] == "down"
     assert good.details["up"]["emodel_mos"] == pytest.approx(4.41, abs=0.02)
     assert "the E-model estimate of the same seconds: 4.41" in good.message
-    lossy = evaluate_test_call(_score(4.0, 3.0, lost=12), reading(loss_down=4.0), policy)
+    lossy = evaluate_test_call(_score(4.3, 3.0, lost=12), reading(loss_down=4.0), policy)
     assert lossy.status.value == "fail" and "got lost on the way" in lossy.fix
     assert lossy.details["down"]["emodel_mos"] < lossy.details["up"]["emodel_mos"]
-    late = evaluate_test_call(_score(4.0, 3.4, late=9, lost=1), reading(), policy,
+    late = evaluate_test_call(_score(4.3, 3.8, late=9, lost=1), reading(), policy,
                               link_kind="wired")
     assert late.status.value == "warn" and "too unevenly" in late.fix
     assert "Wi-Fi" not in late.fix and "restart your router" in late.fix
