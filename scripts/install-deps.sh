@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 
 # The desktop agent: PortAudio for sounddevice; PulseAudio for the audio devices on Linux.
-APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2)
+# The center: libopus0 for the scored test call's Opus codec (opuslib loads it).
+APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2 libopus0)
 # The lab: virtual headset feed, reference meters, namespaces, VPN, PostgreSQL, browser, Xvfb,
 # and Japanese/Korean fonts for the translated window's screenshots.
 APT_TEST=(sox espeak-ng iperf3 iputils-ping openvpn postgresql chromium chromium-driver xvfb xdotool

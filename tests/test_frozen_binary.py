@@ -46,9 +46,10 @@ ARTIFACTS = ROOT / "test-artifacts"   # the frozen check's JSON and the window, 
 CENTER_PORT, REFLECTOR_PORT = 8750, 8751
 # The center as a home agent reaches it: through the company VPN (a real OpenVPN tunnel).
 CENTER_URL = f"http://{TUNNEL_CENTER}:{CENTER_PORT}"
-# Never inside the agent: the center's web stack and database drivers, the test tools.
-# (pydantic is inside: typer converts option values with it.)
+# Never inside the agent: the center's web stack and database drivers, the test call's scorer
+# and codecs, the test tools. (pydantic is inside: typer converts option values with it.)
 FORBIDDEN = ("agent_kit.center", "fastapi", "starlette", "uvicorn", "psycopg", "sqlalchemy",
+             "visqol", "opuslib", "numba", "llvmlite",
              "pytest", "_pytest", "hypothesis", "schemathesis", "playwright", "IPython", "tests")
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -166,7 +166,8 @@ def test_the_test_catches_a_stray_id(tmp_path):
 # tests/lab modules that exist to run the product inside a lab namespace (they start the real
 # center's parts); every other one is a reference or a piece of the lab, and a reference that
 # imported the product could hide the product's mistake by repeating it.
-LAB_PRODUCT_HARNESSES = {"tests.lab.bandwidth_center", "tests.lab.reflector"}
+LAB_PRODUCT_HARNESSES = {"tests.lab.bandwidth_center", "tests.lab.reflector",
+                         "tests.lab.call_center", "tests.lab.call_client"}
 
 
 def test_lab_references_import_nothing_of_the_product():

@@ -72,7 +72,14 @@ async def healthz(request: Request) -> dict[str, Any]:
     s = runtime(request).settings
     return {"status": "ok", "version": __version__,
             "reflector": {"host": s.reflector_host, "port": s.reflector_port},
-            "speedtest_path": "/speedtest/" if s.mount_speedtest else None}
+            "speedtest_path": "/speedtest/" if s.mount_speedtest else None,
+            "test_call": _offer_json(request)}
+
+
+def _offer_json(request: Request) -> dict[str, Any] | None:
+    """The scored test call this center offers (``core/wire/test_call.py``), None if none."""
+    offer = getattr(request.app.state, "test_call_offer", None)
+    return offer.to_json() if offer is not None else None
 
 
 # -- dashboard session ---------------------------------------------------------------------

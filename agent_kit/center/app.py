@@ -80,6 +80,15 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
         app.mount("/speedtest", create_speedtest_app(
             SourceBudgets(budget, budget / 3600) if budget > 0 else None))
 
+    app.state.test_call_offer = None
+    if settings.test_call:
+        from agent_kit.center.test_call_route import add_test_call_route
+        from agent_kit.center.throttle import SourceBudgets
+
+        per_hour = settings.test_calls_per_hour
+        app.state.test_call_offer = add_test_call_route(
+            app, SourceBudgets(per_hour, per_hour / 3600) if per_hour > 0 else None)
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi

@@ -239,11 +239,27 @@ class ReflectorInfo(BaseModel):
     port: int
 
 
+class TestCallCodec(BaseModel):
+    name: str
+    payload_bytes: int
+
+
+class TestCallInfo(BaseModel):
+    """The scored test call's offer (``agent_kit.core.wire.test_call``)."""
+
+    path: str
+    clip: str
+    duration_s: float
+    packet_ms: int
+    codecs: list[TestCallCodec]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
     reflector: ReflectorInfo
     speedtest_path: str | None
+    test_call: TestCallInfo | None = None
 
 
 class ErrorBody(BaseModel):

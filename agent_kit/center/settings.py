@@ -69,6 +69,7 @@ class CenterSettings:
     tls: bool = False                        # session cookie gets Secure
     serve_dashboard: bool = True
     mount_speedtest: bool = True
+    test_call: bool = True                   # offer the scored test call (needs visqol-python)
     # Hostile clients (docs/operations.md "Limits"): failed authentication per source address
     # (a burst, then one more attempt every refill period), diagnosis reports per workstation,
     # how long a request's headers and body may take, bytes of the bandwidth endpoint per
@@ -81,6 +82,7 @@ class CenterSettings:
     body_timeout_s: float = 20.0             # plus one second per body_min_rate_bps bytes
     body_min_rate_bps: int = 500
     bandwidth_budget_bytes: int = 4096 * MIB
+    test_calls_per_hour: int = 30            # scored test calls per source address (0: no budget)
     now: Clock = field(default=time.time, compare=False, repr=False)
 
     def to_env(self) -> str:

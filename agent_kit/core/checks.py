@@ -26,6 +26,7 @@ class ParamSpec:
     type: type | tuple[type, ...]
     choices: tuple[str, ...] = ()
     doc: str = ""
+    bounds: tuple[float, float] | None = None   # a number's allowed range, both ends included
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,20 @@ NETWORK_MOS = CheckSpec(
             "one-way loss; `codec`: `\"G.711\"` (with PLC), `\"G.711-noplc\"`, `\"G.729\"`, "
             "`\"Opus\"` (estimated as narrowband)",
     chart="chart-mos", series=N_("MOS"))
+NETWORK_TEST_CALL = CheckSpec(
+    "network.test_call", "network", N_("Test call quality (ViSQOL MOS-LQO)"), "MOS", _LOWER,
+    "call",
+    {"codec": ParamSpec(str, ("G.711", "Opus"), "codec of the test call (the center must "
+                        "offer it)"),
+     "jitter_buffer_ms": ParamSpec(int, doc="the fixed jitter buffer the receivers are "
+                                   "given (20..400 ms)", bounds=(20, 400))},
+    summary="a synthetic reference clip sent as RTP through the center's reflector, both "
+            "ways, played through a fixed jitter buffer and packet-loss concealment as a "
+            "softphone would and scored against the clip by the center with ViSQOL v3 (speech "
+            "mode, 16 kHz) as MOS-LQO; the worse direction, the E-model estimate of the same "
+            "seconds beside it; `codec`: `\"G.711\"` (mu-law, G.711 Appendix I concealment) "
+            "or `\"Opus\"` (its own concealment); only when the center offers it",
+    chart="chart-mos", series=N_("Test call"))
 NETWORK_HOPS = CheckSpec(
     "network.hops", "network", N_("Where on the path problems start"), None, _STATE, "path",
     {"loss_pct": ParamSpec((int, float), doc="loss (percentage points) a segment must "
@@ -213,7 +228,7 @@ AUDIO_VOICE_BANDWIDTH = CheckSpec(
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
     NETWORK_LINK, VPN_CONNECTED, VPN_ROUTE,
-    NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS,
+    NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS, NETWORK_TEST_CALL,
     BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
     AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
     AUDIO_HUM, AUDIO_VOICE_BANDWIDTH,

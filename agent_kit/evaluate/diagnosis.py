@@ -52,6 +52,7 @@ from agent_kit.core.checks import (
     NETWORK_LOSS,
     NETWORK_MOS,
     NETWORK_RTT,
+    NETWORK_TEST_CALL,
     SYSTEM_CPU,
     SYSTEM_DISK,
     SYSTEM_MEMORY,
@@ -91,7 +92,11 @@ _SEVERITY = {Status.FAIL: 1.0, Status.WARN: 0.4}
 _HEADSET_MICS = ("usb_headset", "analog_headset")
 _ROOM_IDS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
              AUDIO_DROPOUTS.id, AUDIO_HUM.id)
-_PATH_IDS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id)
+_PATH_IDS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id,
+             NETWORK_TEST_CALL.id)
+# measured from the loss and the jitter (the MOS) or hearing their effect (the test call):
+# they confirm the path checks and add little of their own
+_SUMMARY_IDS = (NETWORK_MOS.id, NETWORK_TEST_CALL.id)
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,7 @@ class _Evidence:
             return self.segments.get("loss")
         if cid in (NETWORK_JITTER.id, NETWORK_RTT.id):
             return self.segments.get("delay")
-        if cid == NETWORK_MOS.id:
+        if cid in _SUMMARY_IDS:
             return self.segments.get("loss") or self.segments.get("delay")
         return None
 
@@ -234,9 +239,9 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
         segment = ev.segment_for(cid)
         weights = _segment_weights(segment, ev) if segment else {}
         # the MOS is computed from the loss, jitter and delay: it confirms, it adds little
-        return {k: v * 0.5 for k, v in weights.items()} if cid == NETWORK_MOS.id else weights
-    if cid in (NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id):
-        scale = 0.5 if cid == NETWORK_MOS.id else 1.0
+        return {k: v * 0.5 for k, v in weights.items()} if cid in _SUMMARY_IDS else weights
+    if cid in (NETWORK_JITTER.id, NETWORK_LOSS.id, *_SUMMARY_IDS):
+        scale = 0.5 if cid in _SUMMARY_IDS else 1.0
         if ev.on_wifi:
             weights = {"wifi": 0.8, "isp": 0.3, "vpn": 0.2 if ev.tunnel else 0.0}
         else:

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_kit.core.checks import AUDIO_HUM, BY_ID, NETWORK_JITTER, NETWORK_MOS
+from agent_kit.core.checks import (
+    AUDIO_HUM,
+    BY_ID,
+    NETWORK_JITTER,
+    NETWORK_MOS,
+    NETWORK_TEST_CALL,
+)
 from agent_kit.core.i18n import N_, _
 from agent_kit.core.results import CheckReport, CheckResult, Status
 
@@ -20,6 +26,7 @@ UNIT_LABEL = {
     "link": N_("Cable or Wi-Fi"),
     "vpn": N_("VPN"),
     "path": N_("Connection to the contact center"),
+    "call": N_("Test call"),
     "network": N_("Connection to the contact center"),
     "bandwidth": N_("Internet speed"),
     "audio": N_("Headset and room"),
@@ -37,6 +44,7 @@ GROUP_LABEL = {
 _PLAIN_TITLE = {
     NETWORK_JITTER.id: N_("Jitter"),
     NETWORK_MOS.id: N_("Estimated call quality"),
+    NETWORK_TEST_CALL.id: N_("Test call quality"),
     AUDIO_HUM.id: N_("Electrical hum"),
 }
 # Units a reader knows; a level in dBFS, a MOS or a count of days is left to --details.

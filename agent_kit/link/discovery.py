@@ -2,14 +2,18 @@
 
 ``GET {center}/healthz`` is public and answers
 ``{"status": "ok", "version": "...", "reflector": {"host": "...", "port": 8751},
-"speedtest_path": "/speedtest/"}``. A reflector host of ``null`` means "the host you reached me
-on" (the center does not know its public name behind NAT unless told).
+"speedtest_path": "/speedtest/", "test_call": {...} or null}``. A reflector host of ``null``
+means "the host you reached me on" (the center does not know its public name behind NAT unless
+told). ``test_call`` is the scored test call's offer (``agent_kit.core.wire.test_call``); a
+center without it (older, or without visqol-python) offers none.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from agent_kit.core.wire.test_call import CallOffer, parse_offer
 
 
 class CenterError(Exception):
@@ -25,6 +29,7 @@ class CenterTarget:
     speedtest_url: str | None
     version: str | None = None
     problem: str | None = None    # set when the center did not answer: host known, no services
+    test_call: CallOffer | None = None   # the scored test call, when the center offers it
 
     @property
     def reachable(self) -> bool:
@@ -77,4 +82,4 @@ def discover_center(url: str, timeout_s: float = 3.0) -> CenterTarget:
     return CenterTarget(url=base, host=host, port=port, reflector=reflector,
                         speedtest_url=f"{base}{sp}" if isinstance(sp, str) else None,
                         version=info.get("version") if isinstance(info.get("version"), str)
-                        else None)
+                        else None, test_call=parse_offer(info.get("test_call")))

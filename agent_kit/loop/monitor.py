@@ -11,6 +11,8 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
   ``agent-kit check`` uses (``agent_kit.evaluate.path.evaluate_path``), so the words are the same;
 - audio (room noise during non-speech, a 4.5 s capture) every minute;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
+- the scored test call (``network.test_call``) once an hour (its score costs the center about
+  2 s of CPU), never during a call;
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 
 The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
@@ -58,7 +60,7 @@ from agent_kit.loop.state_file import (
     state_path,
     write_state,
 )
-from agent_kit.run.units import ProbeContext, ProbeUnit
+from agent_kit.run.units import ProbeContext, ProbeUnit, offered_units
 
 if TYPE_CHECKING:   # loaded when the path unit runs, not when the loop starts
     from probes.network.path import PathReading
@@ -90,6 +92,8 @@ def cadence_for(unit: ProbeUnit, interval_s: float) -> Cadence:
         return Cadence(interval_s, interval_s)
     if unit.group == "bandwidth":
         return Cadence(max(1800.0, interval_s), max(300.0, interval_s), skip_in_call=True)
+    if unit.name == "call":   # the scored test call: rarely (the center's CPU), never in a call
+        return Cadence(max(3600.0, interval_s), max(600.0, interval_s), skip_in_call=True)
     if unit.group == "audio":
         return Cadence(max(60.0, interval_s), max(30.0, interval_s))
     return Cadence(max(60.0, interval_s), max(30.0, interval_s))   # path and anything new
@@ -348,7 +352,11 @@ class Monitor:
             units = [u for u in units if not self.cadences[u.name].skip_in_call]
         # the concurrent units first, then each exclusive one (bandwidth) alone, with the
         # memory freed in between so their peaks do not add up
-        batches = [[u for u in units if not u.exclusive], *([u] for u in units if u.exclusive)]
+        # a service this center does not offer (the scored test call) is not measured, as in
+        # agent-kit check (run.units.offered_units); its cadence still counts as run
+        runnable = offered_units(tuple(units), self.context.center)
+        batches = [[u for u in runnable if not u.exclusive],
+                   *([u] for u in runnable if u.exclusive)]
         checks: list[CheckResult] = []
         # the path unit hands its stream over (ProbeContext.hops_for) and judges it with the
         # last trace; a fresh trace, when due, is judged with the same function (_hops)

@@ -20,7 +20,7 @@ from agent_kit.link.discovery import (
 from agent_kit.link.state_folder import load_enrollment
 from agent_kit.run.microphone_step import MicrophoneGuide
 from agent_kit.run.runner import ProgressFn
-from agent_kit.run.units import ProbeContext, ProbeUnit, units_for
+from agent_kit.run.units import ProbeContext, ProbeUnit, offered_units, units_for
 
 _NOT_ENROLLED = "no center configured"
 
@@ -79,7 +79,8 @@ def prepare_run(*, center: str | None, policy_path: str | None, groups: set[str]
     ctx = ProbeContext(policy=policy, center=target, reflector=reflector,
                        interactive=interactive, not_enrolled=problem == _NOT_ENROLLED,
                        prompt=prompt or _silent, microphone=microphone)
-    return PreparedRun(context=ctx, units=units_for(groups), center_problem=problem)
+    return PreparedRun(context=ctx, units=offered_units(units_for(groups), target),
+                       center_problem=problem)
 
 
 def _silent(_: str) -> None:

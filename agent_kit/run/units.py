@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_kit.core.checks import BY_ID, ids_owned_by
-from agent_kit.core.i18n import _
+from agent_kit.core.i18n import M_, _
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
 from agent_kit.link.discovery import CenterTarget
@@ -25,6 +25,9 @@ if TYPE_CHECKING:   # the probes load only when a unit runs (fast start-up)
 
 PATH_DURATION_S = 6.0   # default length of the path test (policy [path] duration_s)
 TRACEROUTE_BUDGET_S = 3.0   # the hop-by-hop test after it ([path] traceroute = true)
+# the clip (at most 30 s by the contract; 6 s as shipped) + late echoes and count queries + the
+# center's scoring (its request timeout)
+TEST_CALL_TIMEOUT_S = 6.0 + 5.0 + 30.0
 
 
 def _no_prompt(_: str) -> None:
@@ -67,6 +70,9 @@ class ProbeUnit:
     exclusive: bool = False
     owns: tuple[str, ...] | None = None   # tests' stand-in units only; else the catalogue's
     needs_center: bool = False   # measures against the center (path, bandwidth, VPN route)
+    # a service the center may or may not offer (the scored test call): ``agent-kit check``
+    # runs the unit only when the discovered center offers it (``offered_units``)
+    offered: Callable[[CenterTarget | None], bool] | None = None
 
     @property
     def check_ids(self) -> tuple[str, ...]:
@@ -180,6 +186,52 @@ def path_unit(*, measure: Callable[..., PathReading] | None = None,
                      needs_center=True)
 
 
+def _test_call(ctx: ProbeContext) -> list[CheckResult]:
+    """The scored test call: the codec's packets through the reflector for the length of the
+    center's clip, the receive record to the center, its ViSQOL score judged beside the
+    E-model of the same stream (``agent_kit.core.wire.test_call`` has the contract)."""
+    from agent_kit.core.checks import NETWORK_TEST_CALL
+    from agent_kit.evaluate.test_call import (
+        DEFAULT_CODEC,
+        DEFAULT_JITTER_BUFFER_MS,
+        evaluate_test_call,
+        unknown_test_call,
+    )
+    from agent_kit.link.test_call import CallScoreError, receive_record, request_score
+
+    if ctx.center is None:
+        return unknown_test_call(ctx.policy, _("no center configured"))
+    offer = ctx.center.test_call
+    address = ctx.reflector_address
+    if offer is None or address is None:
+        return unknown_test_call(ctx.policy, ctx.center.problem
+                                 or _("the center offers no scored test call"))
+    params = ctx.policy.check(NETWORK_TEST_CALL.id).params
+    codec_name = str(params.get("codec", DEFAULT_CODEC))
+    codec = offer.codec(codec_name)
+    if codec is None:
+        return unknown_test_call(ctx.policy, M_("the center does not offer the {codec} test "
+                                                "call", codec=codec_name))
+    from probes.network.path import measure_path_record
+
+    reading, seen = measure_path_record(
+        address[0], address[1], duration_s=offer.packets * offer.packet_ms / 1000,
+        packet_interval_ms=float(offer.packet_ms), payload_bytes=codec.payload_bytes)
+    if reading.received == 0:
+        return unknown_test_call(ctx.policy, reading.problem
+                                 or M_("no packet came back from the reflector"))
+    record = receive_record(seen.up_transit_ms, seen.down_transit_ms, seen.reached,
+                            codec=codec_name, offer=offer,
+                            jitter_buffer_ms=int(params.get("jitter_buffer_ms",
+                                                            DEFAULT_JITTER_BUFFER_MS)))
+    try:
+        score = request_score(ctx.center.url, offer, record)
+    except CallScoreError as exc:
+        return unknown_test_call(ctx.policy, str(exc))
+    return [evaluate_test_call(score, reading, ctx.policy, link_kind=_link_kind(address[0]),
+                               assumed=(record.assumed_up, record.assumed_down))]
+
+
 def _bandwidth(ctx: ProbeContext) -> list[CheckResult]:
     from agent_kit.evaluate.bandwidth import bandwidth_unknown, evaluate_bandwidth
     from probes.bandwidth.measure import BandwidthError, measure_bandwidth
@@ -210,6 +262,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", _room,
               timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
+    # A stream of its own (the clip's length, 6 s) and the center's score (about 2 s there):
+    # alone, after the path test and before the bandwidth test loads the line.
+    ProbeUnit("call", _test_call, timeout_s=TEST_CALL_TIMEOUT_S, exclusive=True,
+              needs_center=True, offered=lambda c: c is not None and c.test_call is not None),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,
@@ -220,3 +276,11 @@ UNITS: tuple[ProbeUnit, ...] = (
 def units_for(groups: set[str]) -> tuple[ProbeUnit, ...]:
     """The units of these groups, in the order the runner starts them."""
     return tuple(u for u in UNITS if u.group in groups)
+
+
+def offered_units(units: tuple[ProbeUnit, ...], center: CenterTarget | None
+                  ) -> tuple[ProbeUnit, ...]:
+    """``units`` without those measuring a service this center does not offer (no center, a
+    center that does not answer, or one without it): such a check is left out of the run
+    rather than reported unknown on every workstation of a center that never offers it."""
+    return tuple(u for u in units if u.offered is None or u.offered(center))

@@ -141,6 +141,18 @@ class _Exchange:
     elapsed_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class PathRecord:
+    """Per packet (index = sequence number) what each end saw: the one-way transit times
+    (receive minus send, each on one pair of clocks, so with an unknown constant offset) and
+    whether the packet reached the reflector. What the scored test call sends the center
+    (``agent_kit.core.wire.test_call``); no judgement, no audio."""
+
+    up_transit_ms: tuple[float | None, ...]     # reflector receive - agent send; None: unseen
+    down_transit_ms: tuple[float | None, ...]   # agent receive - reflector send; None: no echo
+    reached: tuple[bool, ...] | None            # reached the reflector; None: not counted
+
+
 def measure_path(host: str, port: int, *, duration_s: float = 6.0,
                  packet_interval_ms: float = 20.0, payload_bytes: int = 160,
                  stop: threading.Event | None = None, reply_wait_s: float = 1.0,
@@ -154,6 +166,17 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
     95th-percentile RTT, 0.2..1 s) follows the stream. Never raises for network problems: they
     come back as ``problem`` (bad arguments raise ValueError).
     """
+    return measure_path_record(host, port, duration_s=duration_s,
+                               packet_interval_ms=packet_interval_ms,
+                               payload_bytes=payload_bytes, stop=stop,
+                               reply_wait_s=reply_wait_s, per_direction=per_direction)[0]
+
+
+def measure_path_record(host: str, port: int, *, duration_s: float = 6.0,
+                        packet_interval_ms: float = 20.0, payload_bytes: int = 160,
+                        stop: threading.Event | None = None, reply_wait_s: float = 1.0,
+                        per_direction: bool = True) -> tuple[PathReading, PathRecord]:
+    """``measure_path``, and the per-packet record of the same stream (``PathRecord``)."""
     if duration_s <= 0 or packet_interval_ms <= 0 or reply_wait_s < 0:
         raise ValueError("duration_s and packet_interval_ms must be > 0, reply_wait_s >= 0")
     size = packet_size(payload_bytes)
@@ -162,7 +185,7 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except (OSError, UnicodeError) as exc:
         return _empty(target, packet_interval_ms, payload_bytes,
-                      f"cannot resolve the reflector {target}: {exc}")
+                      f"cannot resolve the reflector {target}: {exc}"), _NO_RECORD
     session_id = secrets.randbits(32) if per_direction and size >= COUNTED_PACKET_BYTES \
         else None
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -171,7 +194,7 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
             sock.connect(sockaddr)
         except OSError as exc:
             return _empty(target, packet_interval_ms, payload_bytes,
-                          f"cannot reach the reflector {target}: {exc}", kernel)
+                          f"cannot reach the reflector {target}: {exc}", kernel), _NO_RECORD
         sock.setblocking(False)
         got = _exchange(sock, size, kernel, duration_s, packet_interval_ms / 1000.0,
                         reply_wait_s, stop, session_id)
@@ -184,7 +207,20 @@ def measure_path(host: str, port: int, *, duration_s: float = 6.0,
     # misplace the rest: per direction only when every reply was counted.
     split = rtp_stats.split_directions(len(got.sent_ns), got.echoes.keys(), got.counts, final) \
         if session_id is not None and not got.uncounted else None
-    return _reading(target, got, split, packet_interval_ms, payload_bytes, kernel)
+    return (_reading(target, got, split, packet_interval_ms, payload_bytes, kernel),
+            _record(got, split))
+
+
+_NO_RECORD = PathRecord((), (), None)
+
+
+def _record(got: _Exchange, split: rtp_stats.DirectionSplit | None) -> PathRecord:
+    up: list[float | None] = [None] * len(got.sent_ns)
+    down: list[float | None] = [None] * len(got.sent_ns)
+    for seq, e in got.echoes.items():
+        up[seq] = (e.reflector_rx_ns - e.sender_tx_ns) / 1e6
+        down[seq] = (e.agent_rx_ns - e.reflector_tx_ns) / 1e6
+    return PathRecord(tuple(up), tuple(down), split.reached if split is not None else None)
 
 
 def _request(seq: int, tx: int, size: int, session_id: int | None,
