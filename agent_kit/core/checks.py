@@ -186,6 +186,26 @@ AUDIO_DROPOUTS = CheckSpec(
 AUDIO_HUM = CheckSpec(
     "audio.hum", "audio", N_("Mains hum (50/60 Hz)"), "dBFS", _HIGHER, "room",
     summary="50/60 Hz mains hum and harmonics, unweighted")
+_LEVEL = (int, float)
+AUDIO_ROOM_SOUNDS = CheckSpec(
+    "audio.room_sounds", "audio", N_("Sounds in the room"), None, _STATE, "room",
+    {"voices_dbfs": ParamSpec(_LEVEL, doc="other voices at or above this level (dBFS, over "
+                              "the background) are judged; fainter ones are ignored"),
+     "impulses_dbfs": ParamSpec(_LEVEL, doc="bangs whose loudest 10 ms reach this level "
+                                "(dBFS) are judged"),
+     "steady_dbfs_a": ParamSpec(_LEVEL, doc="a steady background at or above this level "
+                                "(dBFS(A)) is judged"),
+     "own_voice_dbfs": ParamSpec(_LEVEL, doc="unprompted captures (the monitor): voices at or "
+                                 "above this level are the agent's own, not the room's"),
+     "voices": ParamSpec(str, _STATUS_CHOICE, "status when other voices are heard"),
+     "impulses": ParamSpec(str, _STATUS_CHOICE, "status when bangs are heard"),
+     "steady": ParamSpec(str, _STATUS_CHOICE, "status when steady noise is heard")},
+    summary="what reaches the microphone while the agent is silent: `quiet`, `steady` noise "
+            "(a fan, traffic), other `voices` (a TV, family) or `impulses` (a door, dishes); "
+            "each kind at or above its level (`voices_dbfs`, `steady_dbfs_a`, "
+            "`impulses_dbfs`) gets its status (`voices`, `steady`, `impulses`); voices win "
+            "over bangs over steady noise. In the monitor's unprompted captures, voices at "
+            "`own_voice_dbfs` or louder are the agent talking (`talking`: not judged)")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
@@ -193,7 +213,7 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS,
     BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
     AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
-    AUDIO_HUM,
+    AUDIO_HUM, AUDIO_ROOM_SOUNDS,
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}

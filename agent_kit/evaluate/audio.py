@@ -19,6 +19,7 @@ from agent_kit.core.checks import (
     AUDIO_HEADSET,
     AUDIO_HUM,
     AUDIO_NOISE,
+    AUDIO_ROOM_SOUNDS,
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
 )
@@ -26,11 +27,12 @@ from agent_kit.core.i18n import M_, Msg, render
 from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
+from agent_kit.evaluate.room_sounds import evaluate_room_sounds
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory
 
 ROOM_CHECKS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
-               AUDIO_DROPOUTS.id, AUDIO_HUM.id)
+               AUDIO_DROPOUTS.id, AUDIO_HUM.id, AUDIO_ROOM_SOUNDS.id)
 _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
 
@@ -186,7 +188,8 @@ def _fix_quiet_voice() -> Msg:
 
 
 def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
-    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum."""
+    """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum,
+    audio.room_sounds (``agent_kit.evaluate.room_sounds``)."""
     if reading.problem:
         reason = M_("could not record from the microphone: {reason}",
             reason=reading.problem)
@@ -234,6 +237,7 @@ def evaluate_room(reading: AudioReading, policy: Policy) -> list[CheckResult]:
                      "keep the headset cable away from power cables, and prefer the USB "
                      "headset to the audio jack."),
         ndigits=1, details={**common, "mains_hz": reading.hum_hz}))
+    out.append(evaluate_room_sounds(reading, policy, common))
     return out
 
 

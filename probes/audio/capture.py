@@ -4,7 +4,9 @@
 (the person reads a sentence aloud) from the device calls will use: on Linux the ALSA ``pulse``
 device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's default input.
 ``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
-in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum.
+in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum, and
+what the room sent while the agent was silent (``probes.audio.room_sounds``: steady noise, other
+voices, bangs; in the guided quiet phase, or the whole of an unprompted capture).
 
 Privacy: the samples live in this process's memory only, for the few seconds of the analysis;
 nothing is written, logged or sent. Only the numbers leave this module.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probes.audio.dsp import Dropout
+from probes.audio.room_sounds import RoomSounds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +67,7 @@ class AudioReading:
     overflows: int = 0               # input overflows reported by the audio driver
     hum_dbfs: float | None = None
     hum_hz: int | None = None
+    room: RoomSounds | None = None   # what the room sent while the agent was silent
 
     @property
     def dropout_count(self) -> int:
@@ -72,11 +76,16 @@ class AudioReading:
 
 def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rate: int, *,
                     overflows: int = 0, device: str | None = None,
-                    prompted: bool = False) -> AudioReading:
-    """Numbers from a mono capture (int16, or floats in [-1, 1)). Pure: no I/O."""
+                    prompted: bool = False, room_s: float | None = None) -> AudioReading:
+    """Numbers from a mono capture (int16, or floats in [-1, 1)). Pure: no I/O.
+
+    ``room_s``: the first seconds in which the agent was asked to stay quiet (the guided quiet
+    phase): the room's sounds (``probes.audio.room_sounds``) are told apart there only; None
+    (an unprompted capture): in the whole capture."""
     import numpy as np
 
     from probes.audio import dsp as dsp
+    from probes.audio.room_sounds import analyze_room
 
     raw = np.asarray(samples)
     scale = 1.0 / 32768.0 if raw.dtype == np.int16 else 1.0
@@ -94,6 +103,9 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         return AudioReading(**base, silent=True)
 
     speech, vad_name = dsp.speech_frames(x, sample_rate)
+    room_n = min(x.size, int(room_s * sample_rate)) if room_s else x.size
+    base["room"] = analyze_room(x[:room_n], sample_rate, speech=(speech[: room_n // frame_len],
+                                                                 vad_name))
     power = dsp.frame_mean_squares(x, frame_len)
     n = min(speech.size, power.size)
     speech, power = speech[:n], power[:n]
@@ -286,6 +298,6 @@ def measure_audio(*, quiet_s: float = 3.0, speech_s: float = 6.0, interactive: b
                             problem=f"recording from {label} failed: {exc}")
     settle = int(SETTLE_S * SAMPLE_RATE)
     reading = analyze_capture(samples[settle:], SAMPLE_RATE, overflows=overflows, device=label,
-                              prompted=guided)
+                              prompted=guided, room_s=quiet_s if guided else None)
     del samples
     return reading

@@ -1,0 +1,261 @@
+"""What reaches the microphone while the agent is silent: steady noise, other voices, or bangs.
+
+Each kind has its own fix ("turn the fan off or away", "close the door, move away from the TV",
+"keep away from the kitchen"), so the room capture says which it heard, and how loud each was
+(the policy ignores voices too faint to matter). Pure math over a mono capture in [-1, 1)
+(numpy, and the WebRTC VAD through ``probes.audio.dsp.speech_frames``); no thresholds of the
+policy here, only the method's own constants.
+
+The method, in the order it runs:
+
+1. *Bangs* (a door, dishes, knocking): on 10 ms frames, an onset rises ``ONSET_RISE_DB``
+   within 30 ms to ``ONSET_OVER_FLOOR_DB`` over the background (the 20th percentile frame),
+   and the sound then decays: 100-250 ms after its peak it is ``DECAY_DB`` below it. Speech
+   onsets can rise as fast, but a syllable holds its level for 100-200 ms; a slam does not.
+   The frames from the onset until the sound has fallen back (at most ``EVENT_MAX_S``) are the
+   event's, and are kept out of what follows.
+2. *Voices* (a TV, family, a colleague): the VAD's speech frames outside the bangs, standing
+   at least 3 dB over the background, with the syllabic rhythm of speech: the envelope of the
+   speech band (300-3400 Hz) carries at least ``SYLLABIC_RATIO`` times more modulation power
+   per hertz at 2-8 Hz (syllables) than at 12-40 Hz (what steady noise's own random
+   fluctuation spreads evenly over every modulation frequency; Houtgast & Steeneken's
+   modulation transfer view of speech, as in the STI, IEC 60268-16). The VAD alone takes some
+   steady noise for speech, and the rhythm alone a rhythmic machine; both together are voices.
+   Their level is the voice frames' power minus the background's (dBFS, unweighted).
+3. *Steady noise* (a fan, traffic, a computer): the background itself, A-weighted like
+   ``audio.noise`` (Hann-windowed 160 ms frames, the quietest ``FLOOR_SHARE`` of them), with
+   its stationarity (the spread of 100 ms levels) and spectral flatness (a hiss near 1, a hum
+   near 0) as details.
+
+Privacy: the samples are only read; nothing is stored, written or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+ENVELOPE_MS = 10             # envelope frame: 100 per second, modulation up to 50 Hz
+ONSET_RISE_DB = 15.0         # a bang rises this much ...
+ONSET_WITHIN_FRAMES = 3      # ... within 30 ms
+ONSET_OVER_FLOOR_DB = 20.0   # to this far over the background
+DECAY_DB = 12.0              # and 100-250 ms after its peak it is this far below it
+EVENT_MAX_S = 0.5            # an event's frames: until it falls back to background + 6 dB
+VOICE_OVER_FLOOR_DB = 3.0    # VAD frames at least this far over the background count
+SYLLABIC_BAND_HZ = (2.0, 8.0)
+FLUCTUATION_BAND_HZ = (12.0, 40.0)
+SYLLABIC_RATIO = 3.0         # modulation density at 2-8 Hz over that at 12-40 Hz for speech
+MIN_VOICE_S = 0.4            # VAD voice time needed to call it voices
+FLOOR_SHARE = 0.3            # the quietest 30 % of the frames make the background
+MIN_ANALYSIS_S = 1.0         # less than this: nothing is said about the room
+
+
+@dataclass(frozen=True)
+class RoomSounds:
+    """What the room sent to the microphone in ``seconds`` of the agent's silence.
+
+    ``voices``: speech with syllabic rhythm was heard (``voices_dbfs`` its level over the
+    background, ``voice_s`` how long); ``impulses``: sudden loud sounds that decayed (bangs),
+    ``impulse_peak_dbfs`` the loudest 10 ms; ``floor_dbfs_a``: the steady background,
+    A-weighted (``floor_dbfs`` unweighted). None where the kind was not heard.
+    """
+
+    seconds: float
+    floor_dbfs: float
+    floor_dbfs_a: float
+    spread_db: float             # interquartile range of the background's 100 ms levels
+    flatness: float              # spectral flatness of the background, 0 (tonal) .. 1 (white)
+    voices: bool
+    voice_s: float
+    voices_dbfs: float | None
+    syllabic_ratio: float        # modulation density 2-8 Hz / 12-40 Hz of the speech band
+    impulses: int
+    impulse_peak_dbfs: float | None
+    vad: str
+
+
+def analyze_room(samples: NDArray[np.float64], sample_rate: int, *,
+                 speech: tuple[NDArray[np.bool_], str] | None = None) -> RoomSounds | None:
+    """The room's sounds in ``samples`` (floats in [-1, 1)); None when under a second long.
+
+    ``speech``: the VAD's 20 ms flags of these samples and the detector's name, when the
+    caller already has them (``probes.audio.capture``); else the VAD runs here."""
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    if x.size < MIN_ANALYSIS_S * sample_rate:
+        return None
+    env_len = sample_rate * ENVELOPE_MS // 1000
+    power = dsp.frame_mean_squares(x, env_len)
+    level = 10.0 * np.log10(power + 1e-14)
+    floor_level = float(np.percentile(level, 20))
+
+    in_event, peaks = _impulse_events(level, floor_level)
+
+    # voices: the VAD's 20 ms frames, mapped onto the 10 ms envelope frames
+    speech20, vad_name = speech if speech is not None else dsp.speech_frames(x, sample_rate)
+    per = dsp.VAD_FRAME_MS // ENVELOPE_MS
+    flags = np.repeat(speech20, per)[: power.size]
+    flags = np.concatenate((flags, np.zeros(power.size - flags.size, dtype=bool)))
+    background = ~in_event & ~flags
+    if background.sum() < 10:
+        background = ~in_event
+    order = np.sort(power[background]) if background.any() else np.sort(power)
+    floor_power = float(order[: max(1, int(order.size * FLOOR_SHARE))].mean())
+    voiced = flags & ~in_event & (power >= floor_power * 10 ** (VOICE_OVER_FLOOR_DB / 10))
+    voice_s = float(voiced.sum()) * ENVELOPE_MS / 1000
+    ratio = _syllabic_ratio(x, sample_rate, env_len, in_event)
+    voices = voice_s >= MIN_VOICE_S and ratio >= SYLLABIC_RATIO
+    voices_dbfs: float | None = None
+    if voiced.any():
+        excess = float(power[voiced].mean()) - floor_power
+        if excess > 0:
+            voices_dbfs = dsp.power_db(excess)
+
+    quiet_x = x[: power.size * env_len].reshape(-1, env_len)[background].ravel()
+    return RoomSounds(
+        seconds=x.size / sample_rate,
+        floor_dbfs=dsp.power_db(floor_power),
+        floor_dbfs_a=_floor_a(x, sample_rate, env_len, background),
+        spread_db=_spread_db(power, background),
+        flatness=_flatness(quiet_x if quiet_x.size >= 4096 else x, sample_rate),
+        voices=bool(voices), voice_s=voice_s, voices_dbfs=voices_dbfs if voices else None,
+        syllabic_ratio=ratio, impulses=len(peaks),
+        impulse_peak_dbfs=max(peaks) if peaks else None, vad=vad_name)
+
+
+def _impulse_events(level: NDArray[np.float64],
+                    floor_level: float) -> tuple[NDArray[np.bool_], list[float]]:
+    """(frames inside bangs, each bang's peak 10 ms level in dBFS)."""
+    import numpy as np
+
+    n = level.size
+    in_event = np.zeros(n, dtype=bool)
+    peaks: list[float] = []
+    w = ONSET_WITHIN_FRAMES
+    if n <= w:
+        return in_event, peaks
+    prev_min = np.full(n, np.inf)
+    for shift in range(1, w + 1):     # the quietest of the w frames before each frame
+        prev_min[shift:] = np.minimum(prev_min[shift:], level[:-shift])
+    onsets = np.flatnonzero((level - prev_min >= ONSET_RISE_DB)
+                            & (level - floor_level >= ONSET_OVER_FLOOR_DB))
+    max_frames = int(EVENT_MAX_S * 1000 / ENVELOPE_MS)
+    free_from = 0
+    for k in onsets.tolist():
+        if k < free_from:
+            continue
+        top = k + int(np.argmax(level[k:k + w]))
+        peak = float(level[top])
+        tail = level[top + 10:top + 26]      # 100-250 ms after the peak
+        if tail.size < 8:                    # too near the end to see it decay: not judged
+            break
+        if float(np.mean(tail)) > peak - DECAY_DB:
+            continue                         # held its level: a syllable, not a bang
+        end = top
+        limit = min(n, top + max_frames)
+        while end < limit and level[end] > floor_level + 6.0:
+            end += 1
+        in_event[max(0, k - 1):end] = True
+        peaks.append(peak)
+        free_from = end + 1
+    return in_event, peaks
+
+
+def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
+                    in_event: NDArray[np.bool_]) -> float:
+    """Modulation power density at 2-8 Hz over that at 12-40 Hz of the 300-3400 Hz envelope.
+
+    Frames inside bangs are replaced by the median envelope, so a bang's own envelope does not
+    count as rhythm. Steady noise gives about 1 (its fluctuation is white); speech well over 3.
+    """
+    import numpy as np
+
+    # the speech band needs no more than 16 kHz: average down first (a third of the FFT work)
+    factor = sample_rate // 16000 if sample_rate % 16000 == 0 else 1
+    factor = factor if env_len % factor == 0 else 1
+    y = x[: x.size // factor * factor].reshape(-1, factor).mean(axis=1) if factor > 1 else x
+    env_len //= factor
+    spec = np.fft.rfft(y)
+    freqs = np.fft.rfftfreq(y.size, factor / sample_rate)
+    spec[(freqs < 300.0) | (freqs > 3400.0)] = 0.0
+    band = np.fft.irfft(spec, n=y.size)
+    n = min(in_event.size, band.size // env_len)
+    f = band[: n * env_len].reshape(n, env_len)
+    env = np.einsum("ij,ij->i", f, f) / env_len
+    keep = ~in_event[:n]
+    if keep.sum() < 50:
+        return 0.0
+    env = np.where(keep, env, np.median(env[keep]))
+    env = env - env.mean()
+    m_spec = np.abs(np.fft.rfft(env * np.hanning(n))) ** 2
+    m_freqs = np.fft.rfftfreq(n, ENVELOPE_MS / 1000)
+
+    def density(lo: float, hi: float) -> float:
+        sel = (m_freqs >= lo) & (m_freqs < hi)
+        return float(m_spec[sel].mean()) if sel.any() else 0.0
+
+    fluct = density(*FLUCTUATION_BAND_HZ)
+    syll = density(*SYLLABIC_BAND_HZ)
+    if fluct <= 0.0:
+        return 0.0 if syll <= 0.0 else 1e3
+    return min(1e3, syll / fluct)
+
+
+def _floor_a(x: NDArray[np.float64], sample_rate: int, env_len: int,
+             background: NDArray[np.bool_]) -> float:
+    """A-weighted background: the quietest ``FLOOR_SHARE`` of the 160 ms Hann frames made of
+    background frames only (all 160 ms frames' quietest share when too few are)."""
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+
+    run = 16   # 16 x 10 ms = 160 ms, as audio.noise's floor
+    long_a = dsp.a_weighted_frame_mean_squares(x, sample_rate, env_len * run, hann=True)
+    m = min(long_a.size, background.size // run)
+    if m == 0:
+        return dsp.power_db(float(dsp.a_weighted_frame_mean_squares(
+            x, sample_rate, env_len).mean()))
+    whole = background[: m * run].reshape(m, run).all(axis=1)
+    chosen = long_a[:m][whole] if whole.sum() >= 3 else long_a[:m]
+    ordered = np.sort(chosen)
+    return dsp.power_db(float(ordered[: max(1, int(ordered.size * FLOOR_SHARE))].mean()))
+
+
+def _spread_db(power: NDArray[np.float64], background: NDArray[np.bool_]) -> float:
+    """Interquartile range of the background's 100 ms levels (steady noise: about 1 dB)."""
+    import numpy as np
+
+    p = np.where(background, power, np.nan)
+    m = p.size // 10
+    if m < 4:
+        return 0.0
+    blocks = p[: m * 10].reshape(m, 10)
+    full = ~np.isnan(blocks).any(axis=1)
+    if full.sum() < 4:
+        return 0.0
+    lv = 10.0 * np.log10(blocks[full].mean(axis=1) + 1e-14)
+    q75, q25 = np.percentile(lv, [75, 25])
+    return float(q75 - q25)
+
+
+def _flatness(x: NDArray[np.float64], sample_rate: int) -> float:
+    """Spectral flatness (geometric / arithmetic mean of the power spectrum), 100 Hz - 8 kHz,
+    of a Welch average over 4096-sample Hann segments."""
+    import numpy as np
+
+    seg = 4096
+    if x.size < seg:
+        return 0.0
+    count = x.size // seg
+    f = x[: count * seg].reshape(count, seg) * np.hanning(seg)
+    psd = (np.abs(np.fft.rfft(f, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(seg, 1.0 / sample_rate)
+    sel = psd[(freqs >= 100.0) & (freqs <= 8000.0)] + 1e-20
+    return float(np.exp(np.mean(np.log(sel))) / np.mean(sel))
