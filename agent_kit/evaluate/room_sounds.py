@@ -26,8 +26,6 @@ from probes.audio.capture import AudioReading
 KINDS = ("voices", "impulses", "steady")   # the order ties are broken in
 TALKING = "talking"
 QUIET = "quiet"
-_DEFAULTS: dict[str, Any] = {"voices_dbfs": -55.0, "impulses_dbfs": -35.0,
-                             "steady_dbfs_a": -50.0, "own_voice_dbfs": -40.0}
 
 
 def fix_for(kind: str) -> Msg:
@@ -43,7 +41,8 @@ def fix_for(kind: str) -> Msg:
 
 
 def _param(params: dict[str, Any], key: str) -> float:
-    return float(params.get(key, _DEFAULTS[key]))
+    """A level of the policy (the default policy holds every one; a site file merges over it)."""
+    return float(params[key])
 
 
 def evaluate_room_sounds(reading: AudioReading, policy: Policy,

@@ -9,7 +9,9 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
   process (``agent_kit.loop.traceroute_child``: scapy would stay resident otherwise); each burst
   is judged with the last trace, and a fresh trace with its burst, by the one function
   ``agent-kit check`` uses (``agent_kit.evaluate.path.evaluate_path``), so the words are the same;
-- audio (room noise during non-speech, a 4.5 s capture) every minute;
+- audio (room noise during non-speech, a 4.5 s capture) every minute; its room sounds
+  (``audio.room_sounds``) are not judged during a call, and voices it places across the room
+  (a TV) are no call;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 

@@ -43,13 +43,14 @@ ENVELOPE_MS = 10             # envelope frame: 100 per second, modulation up to 
 ONSET_RISE_DB = 15.0         # a bang rises this much ...
 ONSET_WITHIN_FRAMES = 3      # ... within 30 ms
 ONSET_OVER_FLOOR_DB = 20.0   # to this far over the background
-DECAY_DB = 12.0              # and 100-250 ms after its peak it is this far below it
-EVENT_MAX_S = 0.5            # an event's frames: until it falls back to background + 6 dB
+DECAY_DB = 12.0              # and 100-250 ms after its peak it is this far below it,
+EARLY_DECAY_DB = 5.0         # already this far 30-80 ms after it (a syllable holds its level)
+EVENT_MAX_S = 0.5            # an event's frames: until it is back within 3 dB of the background
 VOICE_OVER_FLOOR_DB = 3.0    # VAD frames at least this far over the background count
 SYLLABIC_BAND_HZ = (2.0, 8.0)
 FLUCTUATION_BAND_HZ = (12.0, 40.0)
-SYLLABIC_RATIO = 3.0         # modulation density at 2-8 Hz over that at 12-40 Hz for speech
-MIN_VOICE_S = 0.4            # VAD voice time needed to call it voices
+SYLLABIC_RATIO = 6.0         # modulation density at 2-8 Hz over that at 12-40 Hz for speech
+MIN_VOICE_S = 0.75           # voice time needed to call it voices (bench/room_sounds.py)
 FLOOR_SHARE = 0.3            # the quietest 30 % of the frames make the background
 MIN_ANALYSIS_S = 1.0         # less than this: nothing is said about the room
 
@@ -108,9 +109,13 @@ def analyze_room(samples: NDArray[np.float64], sample_rate: int, *,
         background = ~in_event
     order = np.sort(power[background]) if background.any() else np.sort(power)
     floor_power = float(order[: max(1, int(order.size * FLOOR_SHARE))].mean())
-    voiced = flags & ~in_event & (power >= floor_power * 10 ** (VOICE_OVER_FLOOR_DB / 10))
+    ratio, band_power = _syllabic_ratio(x, sample_rate, env_len, in_event)
+    # voice frames: the VAD's, or the speech band standing 3 dB over its own background (the
+    # VAD in its aggressive mode misses far voices, and adapts to speech under a fan)
+    over = 10 ** (VOICE_OVER_FLOOR_DB / 10)
+    band_floor = float(np.percentile(band_power[~in_event], 20)) if (~in_event).any() else 0.0
+    voiced = (flags | (band_power >= band_floor * over)) & ~in_event & (power >= floor_power * over)
     voice_s = float(voiced.sum()) * ENVELOPE_MS / 1000
-    ratio = _syllabic_ratio(x, sample_rate, env_len, in_event)
     voices = voice_s >= MIN_VOICE_S and ratio >= SYLLABIC_RATIO
     voices_dbfs: float | None = None
     if voiced.any():
@@ -156,24 +161,26 @@ def _impulse_events(level: NDArray[np.float64],
         tail = level[top + 10:top + 26]      # 100-250 ms after the peak
         if tail.size < 8:                    # too near the end to see it decay: not judged
             break
-        if float(np.mean(tail)) > peak - DECAY_DB:
+        early = level[top + 3:top + 8]       # 30-80 ms after the peak
+        if float(np.mean(tail)) > peak - DECAY_DB or float(np.mean(early)) > peak - EARLY_DECAY_DB:
             continue                         # held its level: a syllable, not a bang
         end = top
         limit = min(n, top + max_frames)
-        while end < limit and level[end] > floor_level + 6.0:
+        while end < limit and level[end] > floor_level + VOICE_OVER_FLOOR_DB:
             end += 1
-        in_event[max(0, k - 1):end] = True
+        in_event[max(0, k - 2):end] = True
         peaks.append(peak)
         free_from = end + 1
     return in_event, peaks
 
 
 def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
-                    in_event: NDArray[np.bool_]) -> float:
-    """Modulation power density at 2-8 Hz over that at 12-40 Hz of the 300-3400 Hz envelope.
+                    in_event: NDArray[np.bool_]) -> tuple[float, NDArray[np.float64]]:
+    """Modulation power density at 2-8 Hz over that at 12-40 Hz of the 300-3400 Hz envelope,
+    and that envelope (power per 10 ms frame, one per ``in_event`` frame).
 
     Frames inside bangs are replaced by the median envelope, so a bang's own envelope does not
-    count as rhythm. Steady noise gives about 1 (its fluctuation is white); speech well over 3.
+    count as rhythm. Steady noise gives about 1 (its fluctuation is white); speech over 10.
     """
     import numpy as np
 
@@ -188,11 +195,12 @@ def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
     band = np.fft.irfft(spec, n=y.size)
     n = min(in_event.size, band.size // env_len)
     f = band[: n * env_len].reshape(n, env_len)
-    env = np.einsum("ij,ij->i", f, f) / env_len
+    band_power = np.zeros(in_event.size)
+    band_power[:n] = np.einsum("ij,ij->i", f, f) / env_len
     keep = ~in_event[:n]
     if keep.sum() < 50:
-        return 0.0
-    env = np.where(keep, env, np.median(env[keep]))
+        return 0.0, band_power
+    env = np.where(keep, band_power[:n], np.median(band_power[:n][keep]))
     env = env - env.mean()
     m_spec = np.abs(np.fft.rfft(env * np.hanning(n))) ** 2
     m_freqs = np.fft.rfftfreq(n, ENVELOPE_MS / 1000)
@@ -204,8 +212,8 @@ def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
     fluct = density(*FLUCTUATION_BAND_HZ)
     syll = density(*SYLLABIC_BAND_HZ)
     if fluct <= 0.0:
-        return 0.0 if syll <= 0.0 else 1e3
-    return min(1e3, syll / fluct)
+        return (0.0 if syll <= 0.0 else 1e3), band_power
+    return min(1e3, syll / fluct), band_power
 
 
 def _floor_a(x: NDArray[np.float64], sample_rate: int, env_len: int,

@@ -81,7 +81,7 @@ class RoomSignals:
         # a single talker across the room (a TV, a family member), pauses included
         talker, self.talker_db = at_level(d, "talker", looped(voices[1], LOOP_S), -50.0)
         self.talker = talker + self.floor
-        self.pink, self.pink_db = sox_noise(d, "pink", "pinknoise", -45.0)
+        self.pink, self.pink_db = sox_noise(d, "pink", "pinknoise", -42.0)
         self.brown, self.brown_db = sox_noise(d, "brown", "brownnoise", -30.0)
         # a fan: its rumble (brown noise) and its blade hum (120 Hz)
         rumble, _ = sox_noise(d, "rumble", "brownnoise", -32.0)
@@ -94,11 +94,11 @@ class RoomSignals:
         self.hiss, self.hiss_db = sox_noise(d, "hiss", "pinknoise", -50.0)
         far, self.far_babble_db = at_level(d, "far_babble", mix, -48.0)
         self.fan_and_far_babble = self.hiss + far
-        self.slams, self.slam_peak_db = self._slams()
+        self.slams, self.slam_peaks_db = self._slams()
         own, self.own_db = at_level(d, "own", looped(voices[0], LOOP_S), -26.0)
         self.own_speech = own + self.floor
 
-    def _slams(self) -> tuple[np.ndarray, float]:
+    def _slams(self) -> tuple[np.ndarray, list[float]]:
         """A door-slam train: brown-ish noise bursts, instant attack, 60 ms decay, every
         0.7-1.1 s, over the quiet floor."""
         rng = np.random.default_rng(20)
@@ -114,4 +114,4 @@ class RoomSignals:
             out[i:i + burst_n] += burst
             peaks.append(peak_10ms_dbfs(out[i:i + burst_n]))
             at += rng.uniform(0.7, 1.1)
-        return out, max(peaks)
+        return out, peaks
