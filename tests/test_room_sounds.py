@@ -233,3 +233,29 @@ def test_the_monitor_does_not_judge_room_voices_during_a_call(tmp_path):
     assert monitor.in_call and judged.status is Status.UNKNOWN and judged.value is None
     speaking["now"] = False
     assert cycle().value == "voices" and not monitor.in_call
+
+
+def test_between_the_wearers_phrases_the_room_is_judged():
+    own = sounds(voices=True, voice_s=2.5, voices_dbfs=-28.0, syllabic_ratio=30.0)
+    gap_tv = sounds(seconds=1.4, **VOICES)
+    talked = dataclasses.replace(reading(own, prompted=False), room_between_speech=gap_tv)
+    result = evaluate_room_sounds(talked, load_policy())
+    assert (result.status, result.value) == (Status.WARN, "voices")
+    assert result.details["between_speech"] is True and result.details["own_voice"] is True
+    assert result.details["room_s"] == 1.4
+    # a gap that is the wearer again (or none): not judged
+    again = dataclasses.replace(talked, room_between_speech=own)
+    assert evaluate_room_sounds(again, load_policy()).value == "talking"
+
+
+def test_an_unprompted_capture_finds_the_pause_between_loud_phrases():
+    """Loud speech-band bursts the VAD calls speech, then 2 s of steady noise: the pause."""
+    rng = np.random.default_rng(5)
+    t = np.arange(2 * FS) / FS
+    loud = syllables(-22.0, 2.0) * (1 + 0.2 * np.sin(2 * np.pi * 150 * t))
+    x = np.concatenate((loud, white(-70.0, 0.3), white(-45.0, 2.0))) + rng.normal(0, 1e-4,
+                                                                            int(4.3 * FS))
+    reading = analyze_capture(x, FS)
+    assert reading.room_between_speech is not None      # the VAD calls the bursts speech
+    assert reading.room_between_speech.seconds >= 1.0
+    assert not reading.room_between_speech.voices

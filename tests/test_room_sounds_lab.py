@@ -146,8 +146,8 @@ def test_check_reports_voices_in_json_and_terminal(lab, tmp_path):
 
 def test_monitor_tells_a_tv_from_the_agent_talking_on_a_call(lab, tmp_path):
     """The monitor's unprompted room captures, through the real room unit: a TV across the room
-    is voices (and no call); the agent's own speech is never voices in the room: the first
-    capture is the agent talking, and once two in a row make a call it is not judged."""
+    is voices (and no call); the agent's own speech is never voices in the room, and once two
+    captures in a row make a call the room is not judged."""
     import httpx
 
     from agent_kit.link.client import CenterClient
@@ -180,9 +180,11 @@ def test_monitor_tells_a_tv_from_the_agent_talking_on_a_call(lab, tmp_path):
         assert (tv.status, tv.value) == (Status.WARN, "voices"), tv.details
         tv = capture(sig.talker)
         assert tv.value == "voices" and not monitor.in_call
+        # the wearer talking: never voices in the room (the room is judged in a pause between
+        # phrases when one lasts a second, else not judged)
         first = capture(sig.own_speech)
-        assert (first.status, first.value) == (Status.UNKNOWN, "talking"), first.details
-        assert first.details["own_voice"] is True
+        assert first.value in ("talking", "quiet"), first.details
+        assert first.details["own_voice"] is True and not monitor.in_call
         second = capture(sig.own_speech)
         assert monitor.in_call
         assert second.status is Status.UNKNOWN and second.value is None

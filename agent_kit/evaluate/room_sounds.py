@@ -22,6 +22,7 @@ from agent_kit.core.levels import state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
 from probes.audio.capture import AudioReading
+from probes.audio.room_sounds import RoomSounds
 
 KINDS = ("voices", "impulses", "steady")   # the order ties are broken in
 TALKING = "talking"
@@ -54,25 +55,27 @@ def evaluate_room_sounds(reading: AudioReading, policy: Policy,
         return unknown_result(cid, policy, M_("too little sound was recorded to tell what the "
                                               "room holds"))
     params = policy.check(cid).params
-    details: dict[str, Any] = {
-        **(common or {}), "room_s": round(room.seconds, 2),
-        "floor_dbfs_a": round(room.floor_dbfs_a, 1), "floor_dbfs": round(room.floor_dbfs, 1),
-        "spread_db": round(room.spread_db, 1), "flatness": round(room.flatness, 3),
-        "voice_s": round(room.voice_s, 2), "syllabic_ratio": round(room.syllabic_ratio, 1),
-        "voices_dbfs": round(room.voices_dbfs, 1) if room.voices_dbfs is not None else None,
-        "impulses": room.impulses,
-        "impulse_peak_dbfs": (round(room.impulse_peak_dbfs, 1)
-                              if room.impulse_peak_dbfs is not None else None),
-        "vad": room.vad}
+    own_level = _param(params, "own_voice_dbfs")
+
+    def wearer(r: RoomSounds) -> bool:   # the headset's wearer talking (unprompted only)
+        return (not reading.prompted and r.voices and r.voices_dbfs is not None
+                and r.voices_dbfs >= own_level)
+
+    talked = wearer(room)
+    if talked:   # judge the room between the wearer's phrases, when there was such a stretch
+        between = reading.room_between_speech
+        if between is None or wearer(between):
+            details = _details(room, common)
+            details["own_voice"] = True
+            return state_result(cid, Status.UNKNOWN, TALKING, policy,
+                                message=M_("you were talking: other voices in the room are "
+                                           "judged while you are silent"), details=details)
+        room = between
+    details = _details(room, common)
+    details["between_speech"] = talked
+    # True: the wearer spoke; False: voices from across the room only; None: no voices
+    details["own_voice"] = True if talked else (False if room.voices else None)
     voices_at = room.voices_dbfs if room.voices else None
-    own = (voices_at is not None and not reading.prompted
-           and voices_at >= _param(params, "own_voice_dbfs"))
-    # None: no voices heard; False: voices from across the room; True: the wearer's own
-    details["own_voice"] = None if voices_at is None else own
-    if own:
-        return state_result(cid, Status.UNKNOWN, TALKING, policy,
-                            message=M_("you were talking: other voices in the room are judged "
-                                       "while you are silent"), details=details)
     heard: list[str] = []
     if voices_at is not None and voices_at >= _param(params, "voices_dbfs"):
         heard.append("voices")
@@ -93,7 +96,19 @@ def evaluate_room_sounds(reading: AudioReading, policy: Policy,
                         fix=fix_for(kind), details=details)
 
 
-def _message(kind: str, room: Any) -> Msg:
+def _details(room: RoomSounds, common: dict[str, Any] | None) -> dict[str, Any]:
+    def r(v: float | None, nd: int = 1) -> float | None:
+        return round(v, nd) if v is not None else None
+
+    return {**(common or {}), "room_s": round(room.seconds, 2),
+            "floor_dbfs_a": r(room.floor_dbfs_a), "floor_dbfs": r(room.floor_dbfs),
+            "spread_db": r(room.spread_db), "flatness": r(room.flatness, 3),
+            "voice_s": r(room.voice_s, 2), "syllabic_ratio": r(room.syllabic_ratio),
+            "voices_dbfs": r(room.voices_dbfs), "impulses": room.impulses,
+            "impulse_peak_dbfs": r(room.impulse_peak_dbfs), "vad": room.vad}
+
+
+def _message(kind: str, room: RoomSounds) -> Msg:
     if kind == "voices":
         return M_("other people's voices reach your microphone ({level:.0f} dBFS)",
                   level=room.voices_dbfs)

@@ -68,6 +68,10 @@ class AudioReading:
     hum_dbfs: float | None = None
     hum_hz: int | None = None
     room: RoomSounds | None = None   # what the room sent while the agent was silent
+    # unprompted: the room in the longest stretch without the VAD's speech (the wearer silent
+    # between phrases), when the capture holds speech; the judge takes it when ``room`` is the
+    # wearer talking
+    room_between_speech: RoomSounds | None = None
 
     @property
     def dropout_count(self) -> int:
@@ -106,6 +110,8 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     room_n = min(x.size, int(room_s * sample_rate)) if room_s else x.size
     base["room"] = analyze_room(x[:room_n], sample_rate, speech=(speech[: room_n // frame_len],
                                                                  vad_name))
+    if not room_s and speech.any():
+        base["room_between_speech"] = _room_between_speech(x, sample_rate, speech, vad_name)
     power = dsp.frame_mean_squares(x, frame_len)
     n = min(speech.size, power.size)
     speech, power = speech[:n], power[:n]
@@ -147,6 +153,35 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
         speech_activity=active.activity if heard else None,
         snr_db=active.level_dbfs - noise if heard else None,
         hum_dbfs=hum.level_dbfs, hum_hz=hum.mains_hz)
+
+
+BETWEEN_SPEECH_PAD = 10    # 20 ms frames (200 ms, P.56's hangover) kept clear of speech
+
+
+def _room_between_speech(x: NDArray[np.float64], sample_rate: int, speech: NDArray[np.bool_],
+                         vad_name: str) -> RoomSounds | None:
+    """The room in the longest stretch the VAD (aggressive mode: it flags a headset wearer's
+    speech, rarely far voices) calls free of speech, 200 ms clear of it; None under 1 s."""
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+    from probes.audio.room_sounds import analyze_room
+
+    busy = speech.copy()
+    for shift in range(1, BETWEEN_SPEECH_PAD + 1):
+        busy[shift:] |= speech[:-shift]
+        busy[:-shift] |= speech[shift:]
+    free = np.flatnonzero(~busy)
+    if free.size == 0:
+        return None
+    breaks = np.flatnonzero(np.diff(free) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [free.size]))
+    longest = int(np.argmax(ends - starts))
+    first, count = int(free[starts[longest]]), int(ends[longest] - starts[longest])
+    frame_len = sample_rate * dsp.VAD_FRAME_MS // 1000
+    return analyze_room(x[first * frame_len:(first + count) * frame_len], sample_rate,
+                        speech=(speech[first:first + count], vad_name))
 
 
 def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],
