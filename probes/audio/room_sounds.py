@@ -109,12 +109,14 @@ def analyze_room(samples: NDArray[np.float64], sample_rate: int, *,
         background = ~in_event
     order = np.sort(power[background]) if background.any() else np.sort(power)
     floor_power = float(order[: max(1, int(order.size * FLOOR_SHARE))].mean())
-    ratio, band_power = _syllabic_ratio(x, sample_rate, env_len, in_event)
+    spectra, freqs = _band_spectra(x, sample_rate, env_len)
+    ratio, band_power = _syllabic_ratio(spectra, freqs, in_event)
     # voice frames: the VAD's, or the speech band standing 3 dB over its own background (the
     # VAD in its aggressive mode misses far voices, and adapts to speech under a fan)
     over = 10 ** (VOICE_OVER_FLOOR_DB / 10)
     band_floor = float(np.percentile(band_power[~in_event], 20)) if (~in_event).any() else 0.0
-    voiced = (flags | (band_power >= band_floor * over)) & ~in_event & (power >= floor_power * over)
+    voiced = ((flags | (band_power >= band_floor * over)) & ~in_event
+              & (power >= floor_power * over))
     voice_s = float(voiced.sum()) * ENVELOPE_MS / 1000
     voices = voice_s >= MIN_VOICE_S and ratio >= SYLLABIC_RATIO
     voices_dbfs: float | None = None
@@ -123,13 +125,12 @@ def analyze_room(samples: NDArray[np.float64], sample_rate: int, *,
         if excess > 0:
             voices_dbfs = dsp.power_db(excess)
 
-    quiet_x = x[: power.size * env_len].reshape(-1, env_len)[background].ravel()
     return RoomSounds(
         seconds=x.size / sample_rate,
         floor_dbfs=dsp.power_db(floor_power),
-        floor_dbfs_a=_floor_a(x, sample_rate, env_len, background),
+        floor_dbfs_a=_floor_a(x, sample_rate, env_len, power, background),
         spread_db=_spread_db(power, background),
-        flatness=_flatness(quiet_x if quiet_x.size >= 4096 else x, sample_rate),
+        flatness=_flatness(spectra, freqs, background),
         voices=bool(voices), voice_s=voice_s, voices_dbfs=voices_dbfs if voices else None,
         syllabic_ratio=ratio, impulses=len(peaks),
         impulse_peak_dbfs=max(peaks) if peaks else None, vad=vad_name)
@@ -174,33 +175,39 @@ def _impulse_events(level: NDArray[np.float64],
     return in_event, peaks
 
 
-def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
+def _band_spectra(x: NDArray[np.float64], sample_rate: int,
+                  env_len: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Power spectrum of each 10 ms frame at 16 kHz (the speech band needs no
+    more; the capture is averaged down first), and the bins' frequencies: one batched FFT
+    serves the speech-band envelope and the background's flatness."""
+    import numpy as np
+
+    factor = sample_rate // 16000 if sample_rate % 16000 == 0 else 1
+    factor = factor if env_len % factor == 0 else 1
+    n = x.size // env_len
+    y = x[: n * env_len].reshape(n * env_len // factor, factor).mean(axis=1) \
+        if factor > 1 else x[: n * env_len]
+    frame = env_len // factor
+    spec = np.fft.rfft(y.reshape(n, frame), axis=1)
+    return spec.real**2 + spec.imag**2, np.fft.rfftfreq(frame, factor / sample_rate)
+
+
+def _syllabic_ratio(spectra: NDArray[np.float64], freqs: NDArray[np.float64],
                     in_event: NDArray[np.bool_]) -> tuple[float, NDArray[np.float64]]:
     """Modulation power density at 2-8 Hz over that at 12-40 Hz of the 300-3400 Hz envelope,
-    and that envelope (power per 10 ms frame, one per ``in_event`` frame).
+    and that envelope (power per 10 ms frame).
 
     Frames inside bangs are replaced by the median envelope, so a bang's own envelope does not
     count as rhythm. Steady noise gives about 1 (its fluctuation is white); speech over 10.
     """
     import numpy as np
 
-    # the speech band needs no more than 16 kHz: average down first (a third of the FFT work)
-    factor = sample_rate // 16000 if sample_rate % 16000 == 0 else 1
-    factor = factor if env_len % factor == 0 else 1
-    y = x[: x.size // factor * factor].reshape(-1, factor).mean(axis=1) if factor > 1 else x
-    env_len //= factor
-    spec = np.fft.rfft(y)
-    freqs = np.fft.rfftfreq(y.size, factor / sample_rate)
-    spec[(freqs < 300.0) | (freqs > 3400.0)] = 0.0
-    band = np.fft.irfft(spec, n=y.size)
-    n = min(in_event.size, band.size // env_len)
-    f = band[: n * env_len].reshape(n, env_len)
-    band_power = np.zeros(in_event.size)
-    band_power[:n] = np.einsum("ij,ij->i", f, f) / env_len
+    band_power = spectra[:, (freqs >= 300.0) & (freqs <= 3400.0)].sum(axis=1)
+    n = band_power.size
     keep = ~in_event[:n]
     if keep.sum() < 50:
         return 0.0, band_power
-    env = np.where(keep, band_power[:n], np.median(band_power[:n][keep]))
+    env = np.where(keep, band_power, np.median(band_power[keep]))
     env = env - env.mean()
     m_spec = np.abs(np.fft.rfft(env * np.hanning(n))) ** 2
     m_freqs = np.fft.rfftfreq(n, ENVELOPE_MS / 1000)
@@ -217,23 +224,27 @@ def _syllabic_ratio(x: NDArray[np.float64], sample_rate: int, env_len: int,
 
 
 def _floor_a(x: NDArray[np.float64], sample_rate: int, env_len: int,
-             background: NDArray[np.bool_]) -> float:
-    """A-weighted background: the quietest ``FLOOR_SHARE`` of the 160 ms Hann frames made of
-    background frames only (all 160 ms frames' quietest share when too few are)."""
+             power: NDArray[np.float64], background: NDArray[np.bool_]) -> float:
+    """A-weighted background: the quietest ``FLOOR_SHARE`` (by unweighted power) of the 160 ms
+    frames made of background frames only (of all 160 ms frames when too few are), each
+    Hann-windowed and A-weighted like ``audio.noise``'s floor; only those are transformed."""
     import numpy as np
 
     from probes.audio import dsp as dsp
 
     run = 16   # 16 x 10 ms = 160 ms, as audio.noise's floor
-    long_a = dsp.a_weighted_frame_mean_squares(x, sample_rate, env_len * run, hann=True)
-    m = min(long_a.size, background.size // run)
+    m = min(power.size, background.size) // run
     if m == 0:
         return dsp.power_db(float(dsp.a_weighted_frame_mean_squares(
             x, sample_rate, env_len).mean()))
     whole = background[: m * run].reshape(m, run).all(axis=1)
-    chosen = long_a[:m][whole] if whole.sum() >= 3 else long_a[:m]
-    ordered = np.sort(chosen)
-    return dsp.power_db(float(ordered[: max(1, int(ordered.size * FLOOR_SHARE))].mean()))
+    candidates = np.flatnonzero(whole) if whole.sum() >= 3 else np.arange(m)
+    long_power = power[: m * run].reshape(m, run).sum(axis=1)[candidates]
+    chosen = candidates[np.argsort(long_power)[: max(1, int(candidates.size * FLOOR_SHARE))]]
+    long_len = env_len * run
+    picked = x[: m * long_len].reshape(m, long_len)[np.sort(chosen)].ravel()
+    long_a = dsp.a_weighted_frame_mean_squares(picked, sample_rate, long_len, hann=True)
+    return dsp.power_db(float(long_a.mean()))
 
 
 def _spread_db(power: NDArray[np.float64], background: NDArray[np.bool_]) -> float:
@@ -253,17 +264,14 @@ def _spread_db(power: NDArray[np.float64], background: NDArray[np.bool_]) -> flo
     return float(q75 - q25)
 
 
-def _flatness(x: NDArray[np.float64], sample_rate: int) -> float:
-    """Spectral flatness (geometric / arithmetic mean of the power spectrum), 100 Hz - 8 kHz,
-    of a Welch average over 4096-sample Hann segments."""
+def _flatness(spectra: NDArray[np.float64], freqs: NDArray[np.float64],
+              background: NDArray[np.bool_]) -> float:
+    """Spectral flatness (geometric / arithmetic mean of the power spectrum) of the background
+    frames' average spectrum, 100 Hz - 8 kHz (100 Hz bins)."""
     import numpy as np
 
-    seg = 4096
-    if x.size < seg:
-        return 0.0
-    count = x.size // seg
-    f = x[: count * seg].reshape(count, seg) * np.hanning(seg)
-    psd = (np.abs(np.fft.rfft(f, axis=1)) ** 2).mean(axis=0)
-    freqs = np.fft.rfftfreq(seg, 1.0 / sample_rate)
-    sel = psd[(freqs >= 100.0) & (freqs <= 8000.0)] + 1e-20
+    rows = spectra[background[: spectra.shape[0]]]
+    if rows.shape[0] < 10:
+        rows = spectra
+    sel = rows.mean(axis=0)[(freqs >= 100.0) & (freqs <= 8000.0)] + 1e-20
     return float(np.exp(np.mean(np.log(sel))) / np.mean(sel))
