@@ -10,22 +10,28 @@ The method, in the order it runs:
 
 1. *Bangs* (a door, dishes, knocking): on 10 ms frames, an onset rises ``ONSET_RISE_DB``
    within 30 ms to ``ONSET_OVER_FLOOR_DB`` over the background (the 20th percentile frame),
-   and the sound then decays: 100-250 ms after its peak it is ``DECAY_DB`` below it. Speech
-   onsets can rise as fast, but a syllable holds its level for 100-200 ms; a slam does not.
-   The frames from the onset until the sound has fallen back (at most ``EVENT_MAX_S``) are the
-   event's, and are kept out of what follows.
-2. *Voices* (a TV, family, a colleague): the VAD's speech frames outside the bangs, standing
-   at least 3 dB over the background, with the syllabic rhythm of speech: the envelope of the
-   speech band (300-3400 Hz) carries at least ``SYLLABIC_RATIO`` times more modulation power
-   per hertz at 2-8 Hz (syllables) than at 12-40 Hz (what steady noise's own random
-   fluctuation spreads evenly over every modulation frequency; Houtgast & Steeneken's
-   modulation transfer view of speech, as in the STI, IEC 60268-16). The VAD alone takes some
-   steady noise for speech, and the rhythm alone a rhythmic machine; both together are voices.
+   and the sound then decays: 30-80 ms after its peak it is ``EARLY_DECAY_DB`` below it and
+   100-250 ms after ``DECAY_DB``. Speech onsets can rise as fast, but a syllable holds its
+   level for 100-200 ms; a slam does not. The frames from the onset until the sound is back
+   within 3 dB of the background (at most ``EVENT_MAX_S``) are the event's, and are kept out
+   of what follows.
+2. *Voices* (a TV, family, a colleague): the speech band's envelope (300-3400 Hz, 10 ms
+   frames) carries at least ``SYLLABIC_RATIO`` times more modulation power per hertz at
+   2-8 Hz (syllables) than at 12-40 Hz, where steady noise's own random fluctuation spreads
+   evenly over every modulation frequency (the modulation view of speech of Houtgast &
+   Steeneken, as in the STI, IEC 60268-16), over at least ``MIN_VOICE_S`` of voice frames:
+   frames the WebRTC VAD calls speech or whose speech band stands 3 dB over its background,
+   outside the bangs. The VAD alone would not do: in its aggressive mode it misses far voices
+   (a -45 dBFS babble: 3-16 % of the frames) and calls a loud fan's rumble speech (60 %).
    Their level is the voice frames' power minus the background's (dBFS, unweighted).
 3. *Steady noise* (a fan, traffic, a computer): the background itself, A-weighted like
    ``audio.noise`` (Hann-windowed 160 ms frames, the quietest ``FLOOR_SHARE`` of them), with
    its stationarity (the spread of 100 ms levels) and spectral flatness (a hiss near 1, a hum
    near 0) as details.
+
+What it needs (``bench/room_sounds.py``, docs/BENCHMARKS.md): 1.5-3 s of the agent's silence;
+in a quiet room, babble down to -65 dBFS in 2 s; under a fan, voices at least as loud as the
+fan. Fainter voices go unnoticed, as they mostly do for the caller.
 
 Privacy: the samples are only read; nothing is stored, written or logged.
 """
