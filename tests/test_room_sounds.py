@@ -259,3 +259,21 @@ def test_an_unprompted_capture_finds_the_pause_between_loud_phrases():
     assert reading.room_between_speech is not None      # the VAD calls the bursts speech
     assert reading.room_between_speech.seconds >= 1.0
     assert not reading.room_between_speech.voices
+
+
+def test_the_diagnosis_points_voices_and_bangs_at_the_room_with_their_fix():
+    from agent_kit.core.results import CheckReport, overall_verdict
+    from agent_kit.evaluate.diagnosis import rank_causes
+
+    def report(room_result):
+        checks = (room_result,)
+        return CheckReport(verdict=overall_verdict(checks), policy_name="p",
+                           policy_version="1", started_at="2026-12-02T07:00:00+00:00",
+                           duration_s=9.0, checks=checks, version="0.1.0")
+
+    policy = load_policy()
+    voices = evaluate_room_sounds(reading(sounds(**VOICES)), policy)
+    causes = rank_causes(report(voices))
+    assert causes[0].key == "room" and causes[0].fix == voices.fix
+    steady = evaluate_room_sounds(reading(sounds(**FAN)), policy)
+    assert rank_causes(report(steady)) == ()    # audio.noise weighs steady noise
