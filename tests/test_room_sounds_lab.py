@@ -76,6 +76,10 @@ def test_the_quiet_phase_names_what_the_room_sends(lab, room, kind):
     assert reading.room.seconds == pytest.approx(QUIET_S, abs=0.01)
     result = room_result(reading)
     assert result.value == kind, (result.message, result.details)
+    if room == "pink":              # a hiss: a flat spectrum (white would be 1)
+        assert reading.room.flatness > 0.3
+    elif room in ("brown", "fan"):  # a rumble and a hum: energy in a few low bins
+        assert reading.room.flatness < 0.15
     assert result.status is (Status.PASS if kind == "quiet" else Status.WARN)
     if kind != "quiet":
         assert result.fix_msg == fix_for(kind)
@@ -91,7 +95,7 @@ def test_levels_of_each_kind_match_what_was_fed(lab):
     # the steady background, A-weighted, against the independent IIR A-weighting measured by sox
     assert pink.floor_dbfs_a == pytest.approx(sox_rms_db_of(a_weight_iir(sig.pink, RATE)),
                                               abs=1.0)
-    assert pink.spread_db < 2.0 and pink.flatness > 0.5
+    assert pink.spread_db < 2.0
     slams = guided(feed, sig.slams).room
     assert slams is not None and not slams.voices
     assert slams.impulses >= 2                      # 0.7-1.1 s apart in 3 s
