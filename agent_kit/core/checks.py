@@ -224,6 +224,26 @@ AUDIO_VOICE_BANDWIDTH = CheckSpec(
             "it stands clearly above the noise and the path's roll-off), in kHz, and its ITU-T "
             "class; `narrowband`, `wideband`, `superwideband`, `fullband` give the status for "
             "each class; `unknown` without enough speech")
+_LEVEL = (int, float)
+AUDIO_ROOM_SOUNDS = CheckSpec(
+    "audio.room_sounds", "audio", N_("Sounds in the room"), None, _STATE, "room",
+    {"voices_dbfs": ParamSpec(_LEVEL, doc="other voices at or above this level (dBFS, over "
+                              "the background) are judged; fainter ones are ignored"),
+     "impulses_dbfs": ParamSpec(_LEVEL, doc="bangs whose loudest 10 ms reach this level "
+                                "(dBFS) are judged"),
+     "steady_dbfs_a": ParamSpec(_LEVEL, doc="a steady background at or above this level "
+                                "(dBFS(A)) is judged"),
+     "own_voice_dbfs": ParamSpec(_LEVEL, doc="unprompted captures (the monitor): voices at or "
+                                 "above this level are the agent's own, not the room's"),
+     "voices": ParamSpec(str, _STATUS_CHOICE, "status when other voices are heard"),
+     "impulses": ParamSpec(str, _STATUS_CHOICE, "status when bangs are heard"),
+     "steady": ParamSpec(str, _STATUS_CHOICE, "status when steady noise is heard")},
+    summary="what reaches the microphone while the agent is silent: `quiet`, `steady` noise "
+            "(a fan, traffic), other `voices` (a TV, family) or `impulses` (a door, dishes); "
+            "each kind at or above its level (`voices_dbfs`, `steady_dbfs_a`, "
+            "`impulses_dbfs`) gets its status (`voices`, `steady`, `impulses`); voices win "
+            "over bangs over steady noise. In the monitor's unprompted captures, voices at "
+            "`own_voice_dbfs` or louder are the agent talking (`talking`: not judged)")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
@@ -231,7 +251,7 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS, NETWORK_TEST_CALL,
     BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
     AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
-    AUDIO_HUM, AUDIO_VOICE_BANDWIDTH,
+    AUDIO_HUM, AUDIO_ROOM_SOUNDS, AUDIO_VOICE_BANDWIDTH,
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}

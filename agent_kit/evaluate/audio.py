@@ -20,6 +20,7 @@ from agent_kit.core.checks import (
     AUDIO_HEADSET,
     AUDIO_HUM,
     AUDIO_NOISE,
+    AUDIO_ROOM_SOUNDS,
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
     AUDIO_VOICE_BANDWIDTH,
@@ -28,12 +29,13 @@ from agent_kit.core.i18n import M_, Msg, render
 from agent_kit.core.levels import level_result, state_result, status_named, unknown_result
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import STATUS_RANK, CheckResult, Status
+from agent_kit.evaluate.room_sounds import evaluate_room_sounds
 from agent_kit.evaluate.voice_level import evaluate_voice_level, fix_quiet_voice, muted_fix
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory
 
 ROOM_CHECKS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
-               AUDIO_DROPOUTS.id, AUDIO_HUM.id)
+               AUDIO_DROPOUTS.id, AUDIO_HUM.id, AUDIO_ROOM_SOUNDS.id)
 _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
 
@@ -185,8 +187,9 @@ def _fix_noise() -> Msg:
 def evaluate_room(reading: AudioReading, policy: Policy,
                   microphone: AudioDevice | None = None) -> list[CheckResult]:
     """audio.noise, audio.speech_level, audio.snr, audio.clipping, audio.dropouts, audio.hum,
-    then audio.voice_bandwidth. ``microphone``: the device recorded, with its input volume
-    where known; the voice-level and mute fixes name it (``evaluate.voice_level``)."""
+    audio.room_sounds (``agent_kit.evaluate.room_sounds``), then audio.voice_bandwidth.
+    ``microphone``: the device recorded, with its input volume where known; the voice-level
+    and mute fixes name it (``evaluate.voice_level``)."""
     if reading.problem:
         reason = M_("could not record from the microphone: {reason}",
             reason=reading.problem)
@@ -237,6 +240,7 @@ def evaluate_room(reading: AudioReading, policy: Policy,
                      "keep the headset cable away from power cables, and prefer the USB "
                      "headset to the audio jack."),
         ndigits=1, details={**common, "mains_hz": reading.hum_hz}))
+    out.append(evaluate_room_sounds(reading, policy, common))
     out.append(evaluate_voice_bandwidth(reading, policy))
     return out
 

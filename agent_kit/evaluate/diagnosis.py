@@ -40,6 +40,7 @@ from agent_kit.core.checks import (
     AUDIO_HEADSET,
     AUDIO_HUM,
     AUDIO_NOISE,
+    AUDIO_ROOM_SOUNDS,
     AUDIO_SNR,
     AUDIO_SPEECH_LEVEL,
     AUDIO_VOICE_BANDWIDTH,
@@ -91,7 +92,7 @@ _SEVERITY = {Status.FAIL: 1.0, Status.WARN: 0.4}
 # other device (built-in, webcam, Bluetooth, none) they describe the wrong device instead.
 _HEADSET_MICS = ("usb_headset", "analog_headset")
 _ROOM_IDS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
-             AUDIO_DROPOUTS.id, AUDIO_HUM.id)
+             AUDIO_DROPOUTS.id, AUDIO_HUM.id, AUDIO_ROOM_SOUNDS.id)
 _PATH_IDS = (NETWORK_RTT.id, NETWORK_JITTER.id, NETWORK_LOSS.id, NETWORK_MOS.id,
              NETWORK_TEST_CALL.id)
 # measured from the loss and the jitter (the MOS) or hearing their effect (the test call):
@@ -279,6 +280,9 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
         # a narrowband path is the headset or its connection (Bluetooth hands-free, an
         # adapter); below audio.headset's own weight, so a Bluetooth headset's fix leads
         return {"headset": 0.8}
+    if cid == AUDIO_ROOM_SOUNDS.id:
+        # voices and bangs are the room's own evidence; steady noise is audio.noise's to weigh
+        return {"room": 0.6} if result.value in ("voices", "impulses") else {}
     if cid in (SYSTEM_CPU.id, SYSTEM_MEMORY.id):
         return {"pc": 1.0}
     if cid == SYSTEM_POWER.id:

@@ -9,7 +9,9 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
   process (``agent_kit.loop.traceroute_child``: scapy would stay resident otherwise); each burst
   is judged with the last trace, and a fresh trace with its burst, by the one function
   ``agent-kit check`` uses (``agent_kit.evaluate.path.evaluate_path``), so the words are the same;
-- audio (room noise during non-speech, a 4.5 s capture) every minute;
+- audio (room noise during non-speech, a 4.5 s capture) every minute; its room sounds
+  (``audio.room_sounds``) are not judged during a call, and voices it places across the room
+  (a TV) are no call;
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - the scored test call (``network.test_call``) once an hour (its score costs the center about
   2 s of CPU), never during a call;
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_kit import __version__
-from agent_kit.core.checks import AUDIO_NOISE, BY_ID, NETWORK_LINK
+from agent_kit.core.checks import AUDIO_NOISE, AUDIO_ROOM_SOUNDS, BY_ID, NETWORK_LINK
 from agent_kit.core.i18n import M_, Msg, _, render, verbatim
 from agent_kit.core.policy import Policy
 from agent_kit.core.results import CheckResult
@@ -105,9 +107,14 @@ def call_in_progress(audio_results: Sequence[CheckResult]) -> bool | None:
     The room unit reports the ITU-T P.56 activity factor of the speech it heard (``activity``
     in the details of ``audio.speech_level``); a capture in which it heard no speech has no
     such detail but a measured ``audio.noise``. A capture at or above ``SPEECH_ACTIVITY_CALL``
-    counts as speech; ``CALL_SAMPLES`` of them in a row mean a call.
+    counts as speech; ``CALL_SAMPLES`` of them in a row mean a call. Speech that
+    ``audio.room_sounds`` places across the room (``own_voice`` false: a TV, family, far
+    quieter than a headset hears its wearer) is no call: the agent is silent.
     """
     heard_room = False
+    for result in audio_results:
+        if result.id == AUDIO_ROOM_SOUNDS.id and result.details.get("own_voice") is False:
+            return False
     for result in audio_results:
         for key in ("activity", "speech_activity"):
             activity = result.details.get(key)
@@ -373,9 +380,11 @@ class Monitor:
         now = self.deps.monotonic()
         for unit in units:
             self.last_run[unit.name] = now
+        self._update_call(checks)
+        if self.in_call:
+            checks = self._room_in_call(checks)
         for result in checks:
             self.latest[result.id] = result
-        self._update_call(checks)
         self.gate.observe(checks, full=full)
 
     def _hops(self, checks: list[CheckResult], path: PathReading | None, *,
@@ -412,6 +421,14 @@ class Monitor:
         judged = {r.id: r for r in evaluate_path(path, self.last_trace_reading, self.policy,
                                                  link_kind=link_kind)}
         return [judged.get(r.id, r) for r in checks]
+
+    def _room_in_call(self, checks: list[CheckResult]) -> list[CheckResult]:
+        """During a call the voices the microphone hears are the call's (the agent's own, at
+        whatever level they speak): ``audio.room_sounds`` is not judged then."""
+        from agent_kit.evaluate.room_sounds import not_judged_in_call
+
+        return [not_judged_in_call(self.policy) if r.id == AUDIO_ROOM_SOUNDS.id else r
+                for r in checks]
 
     def _update_call(self, results: Iterable[CheckResult]) -> None:
         audio = [r for r in results if BY_ID.get(r.id) and BY_ID[r.id].group == "audio"]

@@ -6,6 +6,8 @@ device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's defau
 ``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
 in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum, and
 how far up the spectrum the voice reaches (``probes.audio.voice_band``).
+what the room sent while the agent was silent (``probes.audio.room_sounds``: steady noise, other
+voices, bangs; in the guided quiet phase, or the whole of an unprompted capture).
 
 Privacy: the samples live in this process's memory only, for the few seconds of the analysis;
 nothing is written, logged or sent. Only the numbers leave this module.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probes.audio.dsp import Dropout
+from probes.audio.room_sounds import RoomSounds
 from probes.audio.voice_band import VoiceBand
 
 if TYPE_CHECKING:
@@ -80,6 +83,11 @@ class AudioReading:
     near_full_scale_ms: float = 0.0     # its time within 1 dB of full scale (dsp.peaks)
     vad_gain_db: float = 0.0            # the gain the VAD heard the capture with
     voice_band: VoiceBand | None = None  # the voice's upper edge and class (speech heard only)
+    room: RoomSounds | None = None   # what the room sent while the agent was silent
+    # unprompted: the room in the longest stretch without the VAD's speech (the wearer silent
+    # between phrases), when the capture holds speech; the judge takes it when ``room`` is the
+    # wearer talking
+    room_between_speech: RoomSounds | None = None
 
     @property
     def dropout_count(self) -> int:
@@ -88,11 +96,16 @@ class AudioReading:
 
 def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rate: int, *,
                     overflows: int = 0, device: str | None = None,
-                    prompted: bool = False) -> AudioReading:
-    """Numbers from a mono capture (int16, or floats in [-1, 1)). Pure: no I/O."""
+                    prompted: bool = False, room_s: float | None = None) -> AudioReading:
+    """Numbers from a mono capture (int16, or floats in [-1, 1)). Pure: no I/O.
+
+    ``room_s``: the first seconds in which the agent was asked to stay quiet (the guided quiet
+    phase): the room's sounds (``probes.audio.room_sounds``) are told apart there only; None
+    (an unprompted capture): in the whole capture."""
     import numpy as np
 
     from probes.audio import dsp as dsp
+    from probes.audio.room_sounds import analyze_room
     from probes.audio.voice_band import measure_voice_band
 
     raw = np.asarray(samples)
@@ -113,6 +126,17 @@ def analyze_capture(samples: NDArray[np.int16] | NDArray[np.float64], sample_rat
     power = dsp.frame_mean_squares(x, frame_len)
     vad_gain_db = _vad_gain_db(power)
     speech, vad_name = dsp.speech_frames(x * 10.0 ** (vad_gain_db / 20.0), sample_rate)
+    # The room's sounds are told apart on the VAD's frames of the capture as recorded: raised,
+    # a fan or hiss can pass for speech and hide the pauses between the wearer's phrases
+    # (without a gain the two are the same frames)
+    room_speech, room_vad = (speech, vad_name) if vad_gain_db == 0 else \
+        dsp.speech_frames(x, sample_rate)
+    room_n = min(x.size, int(room_s * sample_rate)) if room_s else x.size
+    base["room"] = analyze_room(x[:room_n], sample_rate,
+                                speech=(room_speech[: room_n // frame_len], room_vad))
+    if not room_s and room_speech.any():
+        base["room_between_speech"] = _room_between_speech(x, sample_rate, room_speech,
+                                                           room_vad)
     n = min(speech.size, power.size)
     speech, power = speech[:n], power[:n]
     frame_s = dsp.VAD_FRAME_MS / 1000
@@ -188,6 +212,35 @@ def _vad_gain_db(power: NDArray[np.float64]) -> float:
     loudest = dsp.power_db(float(ordered[-1]))
     gain = min(VAD_FLOOR_DBFS - floor, VAD_MAX_GAIN_DB, VAD_LOUDEST_FRAME_DBFS - loudest)
     return max(0.0, gain)
+
+
+BETWEEN_SPEECH_PAD = 10    # 20 ms frames (200 ms, P.56's hangover) kept clear of speech
+
+
+def _room_between_speech(x: NDArray[np.float64], sample_rate: int, speech: NDArray[np.bool_],
+                         vad_name: str) -> RoomSounds | None:
+    """The room in the longest stretch the VAD (aggressive mode: it flags a headset wearer's
+    speech, rarely far voices) calls free of speech, 200 ms clear of it; None under 1 s."""
+    import numpy as np
+
+    from probes.audio import dsp as dsp
+    from probes.audio.room_sounds import analyze_room
+
+    busy = speech.copy()
+    for shift in range(1, BETWEEN_SPEECH_PAD + 1):
+        busy[shift:] |= speech[:-shift]
+        busy[:-shift] |= speech[shift:]
+    free = np.flatnonzero(~busy)
+    if free.size == 0:
+        return None
+    breaks = np.flatnonzero(np.diff(free) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [free.size]))
+    longest = int(np.argmax(ends - starts))
+    first, count = int(free[starts[longest]]), int(ends[longest] - starts[longest])
+    frame_len = sample_rate * dsp.VAD_FRAME_MS // 1000
+    return analyze_room(x[first * frame_len:(first + count) * frame_len], sample_rate,
+                        speech=(speech[first:first + count], vad_name))
 
 
 def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: NDArray[np.bool_],
@@ -339,6 +392,6 @@ def measure_audio(*, quiet_s: float = 3.0, speech_s: float = 6.0, interactive: b
                             problem=f"recording from {label} failed: {exc}")
     settle = int(SETTLE_S * SAMPLE_RATE)
     reading = analyze_capture(samples[settle:], SAMPLE_RATE, overflows=overflows, device=label,
-                              prompted=guided)
+                              prompted=guided, room_s=quiet_s if guided else None)
     del samples
     return reading
