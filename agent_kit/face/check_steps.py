@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_kit.core.checks import AUDIO_HUM, BY_ID, NETWORK_JITTER, NETWORK_MOS
+from agent_kit.core.checks import AUDIO_ECHO, AUDIO_HUM, BY_ID, NETWORK_JITTER, NETWORK_MOS
 from agent_kit.core.i18n import N_, _
 from agent_kit.core.results import CheckReport, CheckResult, Status
 
@@ -25,6 +25,7 @@ UNIT_LABEL = {
     "audio": N_("Headset and room"),
     "headset": N_("Headset"),
     "room": N_("Microphone test and room noise"),
+    "echo": N_("Echo test"),
 }
 GROUP_LABEL = {
     "system": N_("Your computer"),
@@ -38,7 +39,10 @@ _PLAIN_TITLE = {
     NETWORK_JITTER.id: N_("Jitter"),
     NETWORK_MOS.id: N_("Estimated call quality"),
     AUDIO_HUM.id: N_("Electrical hum"),
+    AUDIO_ECHO.id: N_("Echo"),
 }
+# Level checks whose own message is plainer than "too low": a low echo *loss* is a loud echo.
+_OWN_WORDS = frozenset({AUDIO_ECHO.id})
 # Units a reader knows; a level in dBFS, a MOS or a count of days is left to --details.
 PLAIN_UNITS = frozenset({"ms", "%", "Mbit/s", "MB", "GB"})
 
@@ -109,7 +113,7 @@ def plain_finding(result: CheckResult) -> str:
     could not measure says its own message (those are already plain)."""
     spec = BY_ID.get(result.id)
     numeric = isinstance(result.value, int | float) and not isinstance(result.value, bool)
-    if (spec is None or not spec.has_thresholds or not numeric
+    if (spec is None or not spec.has_thresholds or not numeric or result.id in _OWN_WORDS
             or result.status not in (Status.WARN, Status.FAIL)):
         return result.message
     title = plain_title(result.id)

@@ -111,6 +111,12 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return room_results(ctx)
 
 
+def _echo(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.run.echo_step import echo_results
+
+    return echo_results(ctx)
+
+
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
           trace: Callable[..., TracerouteReading] | None = None,
           link: Callable[[str], str | None] | None = None) -> list[CheckResult]:
@@ -210,6 +216,9 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", _room,
               timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
+    # Plays a sound and records: alone, after the room's capture (which it would disturb);
+    # about 2 s of stream plus the announcement, the stream's stall margin and PortAudio start.
+    ProbeUnit("echo", _echo, timeout_s=20.0, exclusive=True),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,
