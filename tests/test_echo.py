@@ -76,9 +76,10 @@ def test_probe_level_is_the_in_band_level_of_what_was_played():
     probe = chirp(level_dbfs=-40.0)
     played = layout(probe)
     reading = analyse(played, echo_of(played, delay=0, erl_db=200, noise_dbfs=-80), probe)
-    # a flat chirp over 150-7200 Hz; the band 350-6700 Hz plus two raised-cosine edges of
-    # 100 Hz (mean of the squared taper: 3/8) holds 6425 of its 7050 Hz
-    assert reading.probe_dbfs == pytest.approx(-40.0 + 10 * math.log10(6425 / 7050), abs=0.1)
+    # a flat chirp over 150-7200 Hz whose 10 ms fades (141 Hz of sweep at each end, mean of a
+    # squared raised cosine: 3/8) leave it 7050 - 2 x 141 x 5/8 = 6874 Hz of full density;
+    # the band 350-6700 Hz plus two raised-cosine edges of 100 Hz holds 6425 Hz of it
+    assert reading.probe_dbfs == pytest.approx(-40.0 + 10 * math.log10(6425 / 6874), abs=0.05)
 
 
 def test_no_echo_is_no_echo_with_an_honest_bound():
@@ -92,8 +93,9 @@ def test_no_echo_is_no_echo_with_an_honest_bound():
 
 
 def test_the_bound_is_where_detection_starts():
-    """An echo a little weaker than the bound is not found; a little stronger is, and reads
-    right: the bound is the capture's real limit, not a figure of speech."""
+    """An echo a little weaker than the bound is not found; a little stronger is found: the
+    bound is the capture's real limit. Near it the noise inside the echo's own window makes
+    the loss uncertain: within 2 dB 6 dB above the bound, within 0.5 dB 15 dB above it."""
     probe = chirp()
     played = layout(probe)
     quiet = analyse(played, echo_of(played, delay=0, erl_db=200, noise_dbfs=-50), probe)
@@ -104,7 +106,12 @@ def test_the_bound_is_where_detection_starts():
     stronger = analyse(played, echo_of(played, delay=2000, erl_db=bound - 3, noise_dbfs=-50),
                        probe)
     assert not weaker.found
-    assert stronger.found and stronger.erl_db == pytest.approx(bound - 3, abs=1.0)
+    assert stronger.found
+    for seed in range(6):
+        for margin, tolerance in ((6, 2.0), (15, 0.5)):
+            clear = analyse(played, echo_of(played, delay=2000, erl_db=bound - margin,
+                                            noise_dbfs=-50, seed=seed), probe)
+            assert clear.found and clear.erl_db == pytest.approx(bound - margin, abs=tolerance)
 
 
 def test_a_spread_echo_counts_its_early_energy():

@@ -1,7 +1,7 @@
 """Echo against a REAL PulseAudio server: a desk whose speaker leaks into its microphone.
 
-The desk's speaker is a null sink (the default output); its microphone a pipe source fed from
-the sink's monitor through a delay line and a gain the test sets, over a sox pink-noise room
+The desk's speaker is a null sink (the default output); its microphone is fed from the sink's
+monitor through a delay line and a gain the test sets, over a sox pink-noise room
 (``tests/lab/echo_loop.py``). The agent plays its chirp through sounddevice's ``pulse`` device
 and records the same device, exactly as on a workstation.
 
@@ -37,6 +37,8 @@ pytestmark = pytest.mark.lab
 ERL_TOLERANCE_DB = 2.0
 DELAY_TOLERANCE_MS = 5.0
 SETTINGS = [(10.0, 0.020), (20.0, 0.060), (30.0, 0.150), (40.0, 0.250)]
+LAB_TRIES = 3
+LAB_STEADY_MS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def desk(tmp_path_factory):
         loop.set_background(room)
         loop.start("Built-in Audio Analog Stereo",
                    **{"device.bus": "pci", "device.form_factor": "internal"})
-        server.set_default_source("desk_mic")
+        server.set_default_source(loop.microphone)
         try:
             yield server, loop, sox_rms_db(room_file)
         finally:
@@ -63,17 +65,28 @@ def desk(tmp_path_factory):
 
 def loop_truth(loop: EchoLoop) -> tuple[float, float]:
     """(latency ms, gain dB) of the lab's own loop, set to no delay and no attenuation,
-    measured with this test's own stream and correlation (not the product's)."""
-    import sounddevice as sd
-
+    measured with this test's own stream and correlation (not the product's): a noise burst
+    out, found in the input by cross-correlation; its play and capture times from the
+    PortAudio stamps of the callbacks that carried those frames."""
     loop.set(delay_s=0.0, gain_db=0.0)
     time.sleep(0.2)
+    for _ in range(5):
+        measured = _burst_through_the_loop()
+        if measured is not None:
+            return measured
+    raise LabError("the reference stream had a driver gap or stalled five times in a row")
+
+
+def _burst_through_the_loop() -> tuple[float, float] | None:
+    import sounddevice as sd
+    from scipy import signal
+
     burst = np.random.default_rng(7).normal(0.0, 0.05, int(0.3 * RATE))
-    lead, total = int(0.2 * RATE), int(1.6 * RATE)
+    lead, total = int(0.25 * RATE), int(1.6 * RATE)
     out = np.zeros(total, dtype=np.float32)
     out[lead:lead + burst.size] = burst
     rec = np.zeros(total)
-    internal: list[float] = []
+    blocks: list[tuple[int, int, float, float, bool]] = []   # start, n, adc, dac, gap
     state = {"pos": 0}
     done = threading.Event()
 
@@ -83,7 +96,8 @@ def loop_truth(loop: EchoLoop) -> tuple[float, float]:
         outdata[:n, 0] = out[pos:pos + n]
         outdata[n:, 0] = 0
         rec[pos:pos + n] = indata[:n, 0]
-        internal.append(time_info.outputBufferDacTime - time_info.inputBufferAdcTime)
+        blocks.append((pos, n, time_info.inputBufferAdcTime, time_info.outputBufferDacTime,
+                       bool(status)))
         state["pos"] = pos + n
         if state["pos"] >= total:
             done.set()
@@ -92,27 +106,42 @@ def loop_truth(loop: EchoLoop) -> tuple[float, float]:
     pulse = next(i for i, dev in enumerate(sd.query_devices()) if dev["name"] == "pulse")
     with sd.Stream(samplerate=RATE, channels=1, dtype="float32", device=(pulse, pulse),
                    callback=callback):
-        if not done.wait(10):
-            raise LabError("the reference stream stalled")
-    from scipy import signal
-
+        if not done.wait(total / RATE + 3):
+            return None   # PortAudio's ALSA poll gave up (a busy machine): try again
+    if any(gap and start + n > lead // 2 for start, n, _a, _d, gap in blocks):
+        return None     # an under/overflow after the start moved input against output
     # corr[k] = rec[k:k+len] . burst: the burst's arrival is where it peaks
     corr = signal.correlate(rec, burst, mode="valid", method="fft")
     k = int(np.argmax(np.abs(corr)))
-    lag = k - lead
     gain = float(corr[k] / np.dot(burst, burst))
-    latency_ms = 1000.0 * (lag / RATE - statistics.median(internal))
+
+    def stamp(frame: int, index: int) -> float:
+        """The stream time of ``frame``: the median over the gap-free callbacks of their stamp
+        extrapolated at the sample rate (one stamp alone jitters by milliseconds)."""
+        good = [b for b in blocks if not b[4] and b[2] > 0 and b[3] > 0 and b[0] >= lead // 2]
+        return float(np.median([b[index] + (frame - b[0]) / RATE for b in good]))
+
+    latency_ms = 1000.0 * (stamp(k, 2) - stamp(lead, 3))
     return latency_ms, 20 * np.log10(abs(gain))
 
 
 @pytest.mark.parametrize(("attenuation_db", "delay_s"), SETTINGS)
 def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s):
     _server, loop, _room_db = desk
-    base_ms, base_gain_db = loop_truth(loop)
-    assert abs(base_gain_db) < 0.5, base_gain_db   # the lab's loop is level (a sanity check)
-    loop.set(delay_s=delay_s, gain_db=-attenuation_db)
-    time.sleep(0.2)
-    reading = measure_echo()
+    for _ in range(LAB_TRIES):
+        base_ms, base_gain_db = loop_truth(loop)
+        assert abs(base_gain_db) < 0.5, base_gain_db   # the lab's loop is level (sanity)
+        loop.set(delay_s=delay_s, gain_db=-attenuation_db)
+        time.sleep(0.2)
+        reading = measure_echo()
+        after_ms, _gain = loop_truth(loop)
+        # the lab's own loop (a clockless pipe source fed by a Python thread) can shift when
+        # the machine stalls it; the truth is the latency it had around the reading
+        if abs(after_ms - base_ms) <= LAB_STEADY_MS:
+            break
+    else:
+        raise LabError(f"the lab loop's latency did not hold still for {LAB_TRIES} tries")
+    base_ms = (base_ms + after_ms) / 2
     assert reading.problem is None and reading.found, reading
     true_erl = attenuation_db - base_gain_db
     true_delay = base_ms + 1000 * delay_s
@@ -120,8 +149,12 @@ def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s
     assert abs(reading.delay_ms - true_delay) <= DELAY_TOLERANCE_MS, (reading, true_delay)
     assert reading.clock == "timestamps"
     result = evaluate_echo(reading, load_policy())
-    expected = Status.FAIL if attenuation_db <= 30 else Status.WARN
+    # the default levels: fail at 30 dB or less, warn at 45 or less (reaching a level counts)
+    expected = (Status.FAIL if reading.erl_db <= 30.05 else Status.WARN
+                if reading.erl_db <= 45.05 else Status.PASS)
     assert result.status is expected, result
+    if attenuation_db <= 20:
+        assert result.status is Status.FAIL and "headset" in (result.fix or "")
     assert result.details["delay_ms"] == pytest.approx(reading.delay_ms, abs=0.1)
 
 

@@ -6,12 +6,15 @@ frames is exact. On Linux both ends are the ALSA ``pulse`` device, i.e. the soun
 default sink and default source, the ones a softphone uses (PortAudio sees no other PulseAudio
 device, ``probes.audio.capture``); elsewhere the default output and input.
 
-The lag in frames holds this program's own buffering too. The sound system stamps each callback
-with when its first input frame was captured and its first output frame will be played
-(PortAudio's ``inputBufferAdcTime``/``outputBufferDacTime``): their difference is that buffering
-(``internal_latency_ms``), so lag - buffering is the echo path outside this program (the sound
-server, the device, the air). Where the stamps are missing or absurd, the stream's nominal
-latencies stand in (``clock`` says which).
+The lag in frames holds this program's own buffering too, and that buffering is not fixed: a
+full-duplex stream starts its output before its input delivers (PortAudio feeds silence in,
+"input underflow", for the first few callbacks), so the offset between the two is set anew at
+every start, and an underrun moves it. The sound system stamps each callback with when its
+first input frame was captured and its first output frame will be played (PortAudio's
+``inputBufferAdcTime``/``outputBufferDacTime``): the time of any frame follows from the nearest
+stamped callback, so the echo path outside this program (the sound server, the device, the
+air) is the echo's capture time minus the probe's play time. Callbacks with a driver gap are
+kept (``Block.gap``) so the caller can refuse a recording that a gap cut through.
 
 Privacy: the recording lives in memory for the analysis and is returned to the caller only.
 """
@@ -28,20 +31,69 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-STALL_MARGIN_S = 5.0
+STALL_MARGIN_S = 3.0
+
+
+class StreamStalled(RuntimeError):
+    """The stream stopped delivering (PortAudio's ALSA poll gives up on a starved machine)."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One callback: its first frame, its length, the sound system's stamps (seconds on the
+    stream's clock: when its first input frame was captured, when its first output frame will
+    be played) and whether the driver reported a gap (an under- or overflow) in it."""
+
+    start: int
+    frames: int
+    adc_s: float
+    dac_s: float
+    gap: bool
+
+    @property
+    def stamped(self) -> bool:
+        # PortAudio gives 0 when the host has no stamp; a stamp pair further apart than 2 s
+        # (seen after an ALSA underrun recovery) is not this stream's buffering
+        return self.adc_s > 0 and self.dac_s > 0 and 0.0 < self.dac_s - self.adc_s < 2.0
 
 
 @dataclass(frozen=True)
 class DuplexCapture:
-    """The output as sent and the input as read, frame for frame, and the stream's own delay."""
+    """The output as sent and the input as read, frame for frame, and each callback's stamps."""
 
     played: NDArray[np.float64]
     recorded: NDArray[np.int16]
     device: str
-    internal_latency_ms: float    # output stamp - input stamp of the same callback
-    clock: str                    # "timestamps" or "stream" (nominal latencies)
-    underflows: int = 0
-    overflows: int = 0
+    sample_rate: int
+    blocks: tuple[Block, ...]
+    nominal_latency_s: float      # the stream's own input + output latency, as opened
+
+    def gap_after(self, frame: int) -> bool:
+        """A driver gap in a callback that ends after ``frame`` (the stream's first callbacks
+        feed silence in while the input starts: that is before the signal, and harmless)."""
+        return any(b.gap and b.start + b.frames > frame for b in self.blocks)
+
+    def input_time(self, frame: int, *, settled: int = 0) -> float | None:
+        """When input ``frame`` was captured (stream clock); ``settled``: the first frame
+        after the stream's start-up (``_origin``)."""
+        origin = self._origin(output=False, settled=settled)
+        return None if origin is None else origin + frame / self.sample_rate
+
+    def output_time(self, frame: int, *, settled: int = 0) -> float | None:
+        """When output ``frame`` was played (stream clock)."""
+        origin = self._origin(output=True, settled=settled)
+        return None if origin is None else origin + frame / self.sample_rate
+
+    def _origin(self, *, output: bool, settled: int) -> float | None:
+        """The stream time of frame 0 of one direction: each good callback's stamp minus its
+        first frame's offset, the median over the callbacks from ``settled`` on (between gaps
+        the origin is one number; a single stamp jitters with the sound server's latency
+        reports, and the first callbacks of a full-duplex start can be hundreds of ms off).
+        None when the host gave no stamps."""
+        # a block with a gap holds silence PortAudio made up, not frames it captured or played
+        origins = [(b.dac_s if output else b.adc_s) - b.start / self.sample_rate
+                   for b in self.blocks if b.stamped and not b.gap and b.start >= settled]
+        return statistics.median(origins) if len(origins) >= 3 else None
 
 
 def call_devices() -> tuple[Any, str]:
@@ -82,26 +134,22 @@ def play_and_record(signal: NDArray[np.float64], *, sample_rate: int, lead: int,
     played[lead:lead + signal.size] = signal
     out32 = played.astype(np.float32)
     recorded = np.zeros(total, dtype=np.int16)
-    stamps: list[float] = []
-    flags = {"under": 0, "over": 0}
+    blocks: list[Block] = []
     pos = 0
     done = threading.Event()
 
     def callback(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         nonlocal pos
-        if status.output_underflow:
-            flags["under"] += 1
-        if status.input_overflow:
-            flags["over"] += 1
         start = pos
         end = min(total, start + frames)
         count = end - start
         outdata[:count, 0] = out32[start:end]
         outdata[count:, 0] = 0.0
         recorded[start:end] = np.clip(np.round(indata[:count, 0] * 32768.0), -32768, 32767)
-        adc, dac = float(time_info.inputBufferAdcTime), float(time_info.outputBufferDacTime)
-        if adc > 0 and dac > 0:
-            stamps.append(dac - adc)
+        gap = bool(status.input_underflow or status.input_overflow or status.output_underflow
+                   or status.output_overflow)
+        blocks.append(Block(start, count, float(time_info.inputBufferAdcTime),
+                            float(time_info.outputBufferDacTime), gap))
         pos = end
         if on_level is not None:
             on_level(block_level_dbfs(recorded[start:end]))
@@ -111,15 +159,8 @@ def play_and_record(signal: NDArray[np.float64], *, sample_rate: int, lead: int,
 
     with sd.Stream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
                    callback=callback) as stream:
-        nominal_ms = 1000.0 * (float(stream.latency[0]) + float(stream.latency[1]))
+        nominal_s = float(stream.latency[0]) + float(stream.latency[1])
         if not done.wait(timeout=total / sample_rate + STALL_MARGIN_S):
-            raise RuntimeError(f"the sound system played and recorded {pos / sample_rate:.1f} s "
+            raise StreamStalled(f"the sound system played and recorded {pos / sample_rate:.1f} s "
                                f"in {total / sample_rate + STALL_MARGIN_S:.0f} s: it stalled")
-    # the stamps of a healthy stream agree to a millisecond; outside 0-2 s they are not stamps
-    internal = [1000.0 * s for s in stamps if 0.0 < s < 2.0]
-    if len(internal) >= max(3, len(stamps) // 2):
-        latency_ms, clock = statistics.median(internal), "timestamps"
-    else:
-        latency_ms, clock = nominal_ms, "stream"
-    return DuplexCapture(played, recorded, label, latency_ms, clock, flags["under"],
-                         flags["over"])
+    return DuplexCapture(played, recorded, label, sample_rate, tuple(blocks), nominal_s)

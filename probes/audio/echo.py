@@ -58,6 +58,7 @@ WINDOW_AFTER_S = 0.060
 DETECT_FACTOR = 8.0          # 18 dB over the response's noise RMS: a Gaussian tap reaches it
 #                              with p ~ 1e-15, so 40 000 noise taps never make a false echo
 REGULARISATION = 1e-3        # of the probe's peak power spectrum, for bins where it is small
+ATTEMPTS = 3                 # recordings a driver gap cut through are made again, this often
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class EchoReading:
     round_trip_ms: float | None = None   # input index - output index: this program's view
     peak_over_noise_db: float | None = None
     clock: str = ""                      # "timestamps": delay_ms from the sound system's
-    #                                      times; "stream": from the stream's nominal latency
+    #                                      stamps; "stream": round trip - nominal latency
 
 
 def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
@@ -221,30 +222,53 @@ def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
                  on_level: Callable[[float], None] | None = None) -> EchoReading:
     """Play the chirp through the call output while recording the call input; analyse.
 
-    Failures (no audio system, no device, a stalled stream) come back as a reading with
+    A recording that a driver gap (under- or overflow) cut through after the stream settled is
+    made again, up to ``ATTEMPTS`` times: the lag would not be the echo path's. Failures (no
+    audio system, no device, a stalled stream, gaps every time) come back as a reading with
     ``problem`` set, never as an exception. The samples stay in this function's memory.
     """
-    from probes.audio.duplex import play_and_record
+    from probes.audio.duplex import StreamStalled, play_and_record
 
     probe = chirp(SAMPLE_RATE, seconds=seconds, level_dbfs=level_dbfs)
     lead = int(LEAD_S * SAMPLE_RATE)
     tail = int((MAX_DELAY_S + WINDOW_AFTER_S + TAIL_S) * SAMPLE_RATE)
-    try:
-        capture = play_and_record(probe, sample_rate=SAMPLE_RATE, lead=lead, tail=tail,
-                                  on_level=on_level)
-    except Exception as exc:  # noqa: BLE001 - driver errors become a reason, not a crash
-        return EchoReading(device_label, SAMPLE_RATE, problem=f"cannot play and record: {exc}")
+    settled = lead * 4 // 5
+    capture = None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            capture = play_and_record(probe, sample_rate=SAMPLE_RATE, lead=lead, tail=tail,
+                                      on_level=on_level)
+        except StreamStalled as exc:   # a busy machine: the driver gave up; try again
+            problem = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - driver errors become a reason, not a crash
+            return EchoReading(device_label, SAMPLE_RATE,
+                               problem=f"cannot play and record: {exc}")
+        # PortAudio feeds silence in while a full-duplex input starts: harmless before the
+        # probe; a gap from there on moves the input against the output
+        if not capture.gap_after(settled):
+            break
+        problem = "the sound system dropped audio during the test"
+        capture = None
+    if capture is None:
+        return EchoReading(device_label, SAMPLE_RATE,
+                           problem=f"{problem} ({attempt} tries): the computer may be too busy")
     label = device_label or capture.device
     analysis = analyze_echo(capture.played, capture.recorded, SAMPLE_RATE, probe_start=lead,
                             probe_len=probe.size, max_lag=int(MAX_DELAY_S * SAMPLE_RATE))
-    internal_ms, clock = capture.internal_latency_ms, capture.clock
-    del capture
     common = dict(device=label, sample_rate=SAMPLE_RATE, probe_dbfs=round(analysis.probe_dbfs, 2),
                   silent=analysis.silent, erl_above_db=analysis.erl_above_db,
-                  peak_over_noise_db=analysis.peak_over_noise_db, clock=clock)
+                  peak_over_noise_db=analysis.peak_over_noise_db)
     if not analysis.found or analysis.lag_samples is None:
         return EchoReading(**common)  # type: ignore[arg-type]
     round_trip_ms = 1000.0 * analysis.lag_samples / SAMPLE_RATE
+    played_at = capture.output_time(lead, settled=settled)
+    heard_at = capture.input_time(lead + analysis.lag_samples, settled=settled)
+    if played_at is not None and heard_at is not None:
+        delay_ms, clock = 1000.0 * (heard_at - played_at), "timestamps"
+    else:  # no stamps from this host: the stream's nominal latency stands in
+        delay_ms, clock = round_trip_ms - 1000.0 * capture.nominal_latency_s, "stream"
+    del capture
     return EchoReading(**common, found=True,  # type: ignore[arg-type]
                        erl_db=analysis.erl_db, echo_dbfs=analysis.echo_dbfs,
-                       round_trip_ms=round_trip_ms, delay_ms=round_trip_ms - internal_ms)
+                       round_trip_ms=round_trip_ms, delay_ms=delay_ms, clock=clock)

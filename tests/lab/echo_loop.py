@@ -40,6 +40,11 @@ class EchoLoop:
     _proc: subprocess.Popen[bytes] | None = None
     _thread: threading.Thread | None = None
 
+    @property
+    def microphone(self) -> str:
+        """The source name to make the default input."""
+        return self.source
+
     def start(self, description: str, **props: str) -> None:
         fifo = self.server.runtime_dir / f"{self.source}.fifo"
         described = _props(description, None, None, None, None, props)
@@ -112,3 +117,5 @@ class EchoLoop:
                 self._proc.kill()
         if self._thread is not None:
             self._thread.join(timeout=2)
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
