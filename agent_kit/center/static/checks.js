@@ -25,6 +25,7 @@ window.CHECKS = Object.freeze({
   "audio.clipping": {title: "Clipping", unit: "%", group: "audio"},
   "audio.dropouts": {title: "Dropouts", unit: "count", group: "audio"},
   "audio.hum": {title: "Mains hum (50/60 Hz)", unit: "dBFS", group: "audio"},
+  "audio.echo": {title: "Echo return loss", unit: "dB", group: "audio"},
 });
 /* The agent page's charts: each line is a check that names the chart. */
 window.CHARTS = Object.freeze([
