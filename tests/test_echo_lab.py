@@ -14,7 +14,6 @@ own method (its own full-duplex stream, a noise burst, scipy's correlation; noth
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import threading
