@@ -36,7 +36,7 @@ pytestmark = pytest.mark.lab
 ERL_TOLERANCE_DB = 2.0
 DELAY_TOLERANCE_MS = 5.0
 SETTINGS = [(10.0, 0.020), (20.0, 0.060), (30.0, 0.150), (40.0, 0.250)]
-LAB_TRIES = 3
+LAB_TRIES = 4
 LAB_STEADY_MS = 2.0
 
 
@@ -62,7 +62,13 @@ def desk(tmp_path_factory):
         assert loop.error is None, f"the echo loop failed: {loop.error}"
 
 
-def loop_truth(loop: EchoLoop) -> tuple[float, float]:
+def steady(before: tuple[float, float] | None, after: tuple[float, float] | None) -> bool:
+    return (before is not None and after is not None
+            and abs(before[0] - after[0]) <= LAB_STEADY_MS
+            and abs(before[1]) < 0.5 and abs(after[1]) < 0.5)
+
+
+def loop_truth(loop: EchoLoop) -> tuple[float, float] | None:
     """(latency ms, gain dB) of the lab's own loop, set to no delay and no attenuation,
     measured with this test's own stream and correlation (not the product's): a noise burst
     out, found in the input by cross-correlation; its play and capture times from the
@@ -73,7 +79,7 @@ def loop_truth(loop: EchoLoop) -> tuple[float, float]:
         measured = _burst_through_the_loop()
         if measured is not None:
             return measured
-    raise LabError("the reference stream had a driver gap or stalled five times in a row")
+    return None   # a driver gap or a stall five times in a row: the machine is too busy now
 
 
 def _burst_through_the_loop() -> tuple[float, float] | None:
@@ -128,19 +134,19 @@ def _burst_through_the_loop() -> tuple[float, float] | None:
 def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s):
     _server, loop, _room_db = desk
     for _ in range(LAB_TRIES):
-        base_ms, base_gain_db = loop_truth(loop)
-        assert abs(base_gain_db) < 0.5, base_gain_db   # the lab's loop is level (sanity)
+        before = loop_truth(loop)
         loop.set(delay_s=delay_s, gain_db=-attenuation_db)
         time.sleep(0.2)
         reading = measure_echo()
-        after_ms, _gain = loop_truth(loop)
-        # the lab's own loop (a clockless pipe source fed by a Python thread) can shift when
-        # the machine stalls it; the truth is the latency it had around the reading
-        if abs(after_ms - base_ms) <= LAB_STEADY_MS:
+        after = loop_truth(loop)
+        # The lab's own loop (a clockless pipe source fed by a Python thread) can shift, or
+        # drop a block, when a busy machine stalls that thread: a reading counts only when
+        # the loop was level (0 dB, a sanity check) and held its latency around it.
+        if steady(before, after):
             break
     else:
-        raise LabError(f"the lab loop's latency did not hold still for {LAB_TRIES} tries")
-    base_ms = (base_ms + after_ms) / 2
+        raise LabError(f"the lab loop did not hold still around a reading in {LAB_TRIES} tries")
+    base_ms, base_gain_db = (before[0] + after[0]) / 2, before[1]
     assert reading.problem is None and reading.found, reading
     true_erl = attenuation_db - base_gain_db
     true_delay = base_ms + 1000 * delay_s
