@@ -234,6 +234,8 @@ TYPICAL: dict[str, tuple[Status, float | str | None, str]] = {
     "audio.clipping": (Status.PASS, 0.0, "0.000 % of the sound clipped (0 times)"),
     "audio.dropouts": (Status.PASS, 0.0, "0 dropouts in 4.5 s of sound"),
     "audio.hum": (Status.PASS, -120.0, "no mains hum"),
+    "audio.echo": (Status.PASS, None, "no echo: the test sound did not come back into the "
+                                      "microphone (echo return loss above 58 dB)"),
 }
 
 
