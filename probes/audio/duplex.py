@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 STALL_MARGIN_S = 3.0
+STAMPS_STEADY_S = 0.004   # chosen: a sound card's stamps hold within 0.1 ms; a pipe source's
+#                           jitter by +-5 ms per callback, +-2 ms as a median over half a second
 
 
 class StreamStalled(RuntimeError):
@@ -84,15 +86,33 @@ class DuplexCapture:
         origin = self._origin(output=True, settled=settled)
         return None if origin is None else origin + frame / self.sample_rate
 
+    def stamps_steady(self, settled: int, tolerance_s: float = STAMPS_STEADY_S) -> bool:
+        """Whether each direction's origin is one number from ``settled`` on: the medians of
+        the first and the second half of the callbacks agree within ``tolerance_s``. A sound
+        card's stamps do; a source without a clock of its own (a pipe, a stalled server) can
+        step by tens of milliseconds in mid-stream, and then no stamp tells the echo's time."""
+        for output in (True, False):
+            origins = self._origins(output=output, settled=settled)
+            if len(origins) < 6:
+                continue
+            half = len(origins) // 2
+            if abs(statistics.median(origins[:half])
+                   - statistics.median(origins[half:])) > tolerance_s:
+                return False
+        return True
+
+    def _origins(self, *, output: bool, settled: int) -> list[float]:
+        # a block with a gap holds silence PortAudio made up, not frames it captured or played
+        return [(b.dac_s if output else b.adc_s) - b.start / self.sample_rate
+                for b in self.blocks if b.stamped and not b.gap and b.start >= settled]
+
     def _origin(self, *, output: bool, settled: int) -> float | None:
         """The stream time of frame 0 of one direction: each good callback's stamp minus its
         first frame's offset, the median over the callbacks from ``settled`` on (between gaps
         the origin is one number; a single stamp jitters with the sound server's latency
         reports, and the first callbacks of a full-duplex start can be hundreds of ms off).
         None when the host gave no stamps."""
-        # a block with a gap holds silence PortAudio made up, not frames it captured or played
-        origins = [(b.dac_s if output else b.adc_s) - b.start / self.sample_rate
-                   for b in self.blocks if b.stamped and not b.gap and b.start >= settled]
+        origins = self._origins(output=output, settled=settled)
         return statistics.median(origins) if len(origins) >= 3 else None
 
 

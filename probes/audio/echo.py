@@ -214,7 +214,8 @@ class EchoReading:
     round_trip_ms: float | None = None   # input index - output index: this program's view
     peak_over_noise_db: float | None = None
     clock: str = ""                      # "timestamps": delay_ms from the sound system's
-    #                                      stamps; "stream": round trip - nominal latency
+    #                                      stamps; "unsteady timestamps": they stepped on
+    #                                      every try; "stream": round trip - nominal latency
 
 
 def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
@@ -247,7 +248,9 @@ def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
         # PortAudio feeds silence in while a full-duplex input starts: harmless before the
         # probe; a gap from there on moves the input against the output
         if not capture.gap_after(settled):
-            break
+            if capture.stamps_steady(settled) or attempt == ATTEMPTS:
+                break
+            continue    # the stamps stepped: the loss stands, the delay would not; again
         problem = "the sound system dropped audio during the test"
         capture = None
     if capture is None:
@@ -265,7 +268,8 @@ def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
     played_at = capture.output_time(lead, settled=settled)
     heard_at = capture.input_time(lead + analysis.lag_samples, settled=settled)
     if played_at is not None and heard_at is not None:
-        delay_ms, clock = 1000.0 * (heard_at - played_at), "timestamps"
+        delay_ms = 1000.0 * (heard_at - played_at)
+        clock = "timestamps" if capture.stamps_steady(settled) else "unsteady timestamps"
     else:  # no stamps from this host: the stream's nominal latency stands in
         delay_ms, clock = round_trip_ms - 1000.0 * capture.nominal_latency_s, "stream"
     del capture
