@@ -141,8 +141,10 @@ def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s
         after = loop_truth(loop)
         # The lab's own loop (a clockless pipe source fed by a Python thread) can shift, or
         # drop a block, when a busy machine stalls that thread: a reading counts only when
-        # the loop was level (0 dB, a sanity check) and held its latency around it.
-        if steady(before, after):
+        # the loop was level (0 dB, a sanity check) and held its latency around it. A machine
+        # so busy that the sound system dropped audio on every try is said by the product
+        # ("too busy", unknown), and is no reading to compare either.
+        if steady(before, after) and not (reading.problem or "").endswith("too busy"):
             break
     else:
         raise LabError(f"the lab loop did not hold still around a reading in {LAB_TRIES} tries")

@@ -32,6 +32,7 @@ Everything here works on arrays in memory; nothing is stored.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,7 +59,8 @@ WINDOW_AFTER_S = 0.060
 DETECT_FACTOR = 8.0          # 18 dB over the response's noise RMS: a Gaussian tap reaches it
 #                              with p ~ 1e-15, so 40 000 noise taps never make a false echo
 REGULARISATION = 1e-3        # of the probe's peak power spectrum, for bins where it is small
-ATTEMPTS = 3                 # recordings a driver gap cut through are made again, this often
+ATTEMPTS = 4                 # recordings a driver gap cut through are made again, this often,
+RETRY_PAUSE_S = 0.3          # this long apart (a busy machine's stalls come in bursts)
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ def measure_echo(*, level_dbfs: float = PROBE_DBFS, seconds: float = PROBE_S,
     settled = lead * 4 // 5
     capture = None
     for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1:
+            time.sleep(RETRY_PAUSE_S)
         try:
             capture = play_and_record(probe, sample_rate=SAMPLE_RATE, lead=lead, tail=tail,
                                       on_level=on_level)
