@@ -217,8 +217,9 @@ UNITS: tuple[ProbeUnit, ...] = (
               timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
     # Plays a sound and records: alone, after the room's capture (which it would disturb);
-    # about 2 s of stream plus the announcement, the stream's stall margin and PortAudio start.
-    ProbeUnit("echo", _echo, timeout_s=20.0, exclusive=True),
+    # 2 s of announcement, then up to 4 tries of 2 s of stream (+ a 3 s stall margin each on
+    # a starved machine).
+    ProbeUnit("echo", _echo, timeout_s=25.0, exclusive=True),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,
