@@ -24,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from typing import Any
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -453,8 +454,13 @@ def test_full_check_in_the_lab_as_installed(frozen, headset, center_lab, tmp_pat
                          capture_output=True, text=True, env=source_env, cwd=ROOT, timeout=180)
     assert src.returncode in (0, 1), src.stdout + src.stderr
     source_checks = {c["id"]: c for c in json.loads(src.stdout)["checks"]}
-    unknown_frozen = {k for k, c in checks.items() if c["status"] == "unknown"}
-    unknown_source = {k for k, c in source_checks.items() if c["status"] == "unknown"}
+    # audio.room_sounds is not judged while the looped sentence talks over the whole capture
+    # ("talking"): that depends on when each run's capture began, not on the binary
+    def unknown(results: dict[str, Any]) -> set[str]:
+        return {k for k, c in results.items() if c["status"] == "unknown"
+                and not (k == "audio.room_sounds" and c.get("value") == "talking")}
+
+    unknown_frozen, unknown_source = unknown(checks), unknown(source_checks)
     assert unknown_frozen == unknown_source, (
         {k: checks[k]["message"] for k in unknown_frozen - unknown_source},
         {k: source_checks[k]["message"] for k in unknown_source - unknown_frozen})

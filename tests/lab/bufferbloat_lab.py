@@ -141,13 +141,15 @@ def _load_start(record: Record, loaded: str, after: float | None = None) -> floa
 
 
 def _leg(record: Record, waits: Any, loaded: str, warmup_s: float,
-         until: float | None) -> LegTruth:
+         until: float | None, not_before: float | None = None) -> LegTruth:
     load = record.select(loaded, proto=TCP) & (record.size >= FULL_SIZE)
     if until is not None:
         load &= record.arrival < until
     if not load.any():
         return LegTruth(None, None, None, 0)
     start, end = record.arrival[load].min() + warmup_s, record.arrival[load].max()
+    if not_before is not None:
+        start = max(start, not_before)
     delivered = (record.dropped == NOT_DROPPED) & ~np.isnan(record.departure)
     window = (record.arrival >= start) & (record.arrival <= end) & delivered
     requests = record.select("up", proto=UDP, dport=UDP_PORT) & window
@@ -166,7 +168,14 @@ def queue_delay_truth(record: Record, checks: dict[str, Any]) -> BloatTruth:
     waits = wait_ms(record)
     download = _leg(record, waits, "down", down_warm,
                     _load_start(record, "up", after=_load_start(record, "down")))
-    upload = _leg(record, waits, "up", up_warm, None)
+    # and the upload leg starts where the download's last full-size segment crossed (a
+    # download still draining its streams would load the replies' queue in the upload leg)
+    down_load = record.select("down", proto=TCP) & (record.size >= FULL_SIZE)
+    up_start = _load_start(record, "up", after=_load_start(record, "down"))
+    if up_start is not None:
+        down_load &= record.arrival < up_start + 5.0
+    last_down = float(record.arrival[down_load].max()) if down_load.any() else None
+    upload = _leg(record, waits, "up", up_warm, None, not_before=last_down)
     first_load = record.select("down", proto=TCP) & (record.size >= FULL_SIZE)
     idle_ms = None
     if first_load.any():
