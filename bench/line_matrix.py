@@ -12,6 +12,10 @@ home namespace, in this order:
 - stock speedtest-cli 2.1.3 (``probes.bandwidth.speedtest_compat.measure_stock``) against the
   same center's ``/speedtest/`` endpoint.
 
+Each tool starts on an idle line (no packet through the emulator for 1 s): a finished tool's
+closed upload sockets still send what they had queued, for seconds on a 0.5 Mbit/s uplink, and
+would share the next tool's line.
+
 Truth: the TCP goodput ceiling of the line, ``rate * 1448 / 1500`` (the emulator's rate counts IP
 bytes; MTU 1500: IPv4 20 + TCP 20 + timestamps 12 per 1448-byte segment), and what the
 emulator's record says it delivered during our run: TCP payload plus our latency probe's UDP
@@ -47,6 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.lab.bufferbloat_lab import wait_until_quiet  # noqa: E402
 from tests.lab.emulator import EmulatedLink, LineSpec, emulated_link  # noqa: E402
 
 LINES = ((2, 0.5, 40), (4, 1.5, 30), (12, 4, 20), (50, 10, 15), (100, 20, 10), (300, 30, 5))
@@ -219,11 +224,16 @@ def run_matrix(lines: list[tuple[float, float, float]], runs: int, queue_ms: flo
                 results[label] = []
                 for i in range(runs):
                     run = Run()
+                    # each tool starts on an idle line: a finished tool's closed upload
+                    # sockets still send what they had queued (seconds on 0.5 Mbit/s)
+                    wait_until_quiet(link)
                     link.emulator.clear_record()
                     run.ours = _ours(link, url)
                     run.record = _delivered(link, {"down": down, "up": up})
+                    wait_until_quiet(link)
                     link.emulator.clear_record()
                     run.iperf = _iperf(link)
+                    wait_until_quiet(link)
                     run.stock = _stock(link, url)
                     link.emulator.clear_record()
                     results[label].append(run)
