@@ -136,14 +136,20 @@ def test_check_reports_voices_in_json_and_terminal(lab, tmp_path):
         text = agent_kit(server, "check", "--only", "audio", "--policy", str(policy))
     finally:
         feed.set_background(sig.floor)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Nobody reads aloud here: whether the babble's phrases also fill the speech window (and
+    # then read as a voice 8 dB over the room, an SNR fail) depends on where the loop stands
+    # when the check starts. The room's finding must not depend on it.
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     checks = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
+    failed = {i for i, c in checks.items() if c["status"] == "fail"}
+    assert failed <= {"audio.snr"}, failed
+    assert (proc.returncode == 1) == bool(failed)
     room = checks["audio.room_sounds"]
     assert (room["status"], room["value"]) == ("warn", "voices"), room
     assert room["details"]["voices_dbfs"] == pytest.approx(sig.babble_db, abs=3.0)
     assert room["details"]["own_voice"] is False
     assert "TV" in room["fix"] and room["fix_id"].startswith("Close the door")
-    assert text.returncode == 0, text.stdout + text.stderr
+    assert text.returncode in (0, 1), text.stdout + text.stderr
     assert "other people's voices reach your microphone" in text.stdout
     assert "move away from the TV" in text.stdout
 
