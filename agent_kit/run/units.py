@@ -117,6 +117,12 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return room_results(ctx)
 
 
+def _echo(ctx: ProbeContext) -> list[CheckResult]:
+    from agent_kit.run.echo_step import echo_results
+
+    return echo_results(ctx)
+
+
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
           trace: Callable[..., TracerouteReading] | None = None,
           link: Callable[[str], str | None] | None = None) -> list[CheckResult]:
@@ -266,6 +272,10 @@ UNITS: tuple[ProbeUnit, ...] = (
     # alone, after the path test and before the bandwidth test loads the line.
     ProbeUnit("call", _test_call, timeout_s=TEST_CALL_TIMEOUT_S, exclusive=True,
               needs_center=True, offered=lambda c: c is not None and c.test_call is not None),
+    # Plays a sound and records: alone, after the room's capture (which it would disturb);
+    # 2 s of announcement, then up to 4 tries of 2 s of stream (+ a 3 s stall margin each on
+    # a starved machine).
+    ProbeUnit("echo", _echo, timeout_s=25.0, exclusive=True),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,

@@ -1,0 +1,215 @@
+"""Echo: the math on arrays a test builds (known gain, delay, band, noise), and the judging.
+
+The truth here is the gain and delay the test applies; the lab against a real sound server is
+tests/test_echo_lab.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agent_kit.core.policy import PolicyError, load_policy
+from agent_kit.core.results import Status
+from agent_kit.evaluate.audio import evaluate_echo
+from probes.audio.echo import (
+    LEAD_S,
+    MAX_DELAY_S,
+    SAMPLE_RATE,
+    TAIL_S,
+    WINDOW_AFTER_S,
+    EchoReading,
+    analyze_echo,
+    chirp,
+)
+
+LEAD = int(LEAD_S * SAMPLE_RATE)
+TOTAL_TAIL = int((MAX_DELAY_S + WINDOW_AFTER_S + TAIL_S) * SAMPLE_RATE)
+MAX_LAG = int(MAX_DELAY_S * SAMPLE_RATE)
+
+
+def layout(probe: np.ndarray) -> np.ndarray:
+    played = np.zeros(LEAD + probe.size + TOTAL_TAIL)
+    played[LEAD:LEAD + probe.size] = probe
+    return played
+
+
+def echo_of(played: np.ndarray, *, delay: int, erl_db: float, noise_dbfs: float | None,
+            seed: int = 0) -> np.ndarray:
+    y = np.zeros(played.size)
+    y[delay:] = played[:played.size - delay] * 10 ** (-erl_db / 20)
+    if noise_dbfs is not None:
+        y += np.random.default_rng(seed).normal(0, 10 ** (noise_dbfs / 20), played.size)
+    return np.clip(np.round(y * 32768), -32768, 32767).astype(np.int16)
+
+
+def analyse(played: np.ndarray, recorded: np.ndarray, probe: np.ndarray):
+    return analyze_echo(played, recorded, SAMPLE_RATE, probe_start=LEAD, probe_len=probe.size,
+                        max_lag=MAX_LAG)
+
+
+def test_the_chirp_is_at_its_level_and_under_a_second():
+    probe = chirp()
+    assert probe.size / SAMPLE_RATE < 1.0
+    assert 20 * math.log10(float(np.sqrt(np.mean(probe ** 2)))) == pytest.approx(-30.0, abs=1e-9)
+    assert np.max(np.abs(probe)) < 10 ** (-26 / 20)   # a -30 dBFS RMS sine: peak -27 dBFS
+    assert abs(probe[0]) < 1e-6 and abs(probe[-1]) < 1e-6    # faded: no click
+
+
+@pytest.mark.parametrize(("erl_db", "delay_ms"), [(0, 5), (10, 20), (20, 60), (30, 150),
+                                                   (40, 250), (50, 700)])
+def test_a_pure_delay_and_gain_reads_back_exactly(erl_db, delay_ms):
+    probe = chirp()
+    played = layout(probe)
+    delay = int(delay_ms * SAMPLE_RATE / 1000)
+    reading = analyse(played, echo_of(played, delay=delay, erl_db=erl_db, noise_dbfs=-70),
+                      probe)
+    assert reading.found
+    assert reading.lag_samples == delay
+    assert reading.erl_db == pytest.approx(erl_db, abs=0.3)
+    assert reading.echo_dbfs == pytest.approx(reading.probe_dbfs - erl_db, abs=0.3)
+
+
+def test_probe_level_is_the_in_band_level_of_what_was_played():
+    probe = chirp(level_dbfs=-40.0)
+    played = layout(probe)
+    reading = analyse(played, echo_of(played, delay=0, erl_db=200, noise_dbfs=-80), probe)
+    # a flat chirp over 150-7200 Hz whose 10 ms fades (141 Hz of sweep at each end, mean of a
+    # squared raised cosine: 3/8) leave it 7050 - 2 x 141 x 5/8 = 6874 Hz of full density;
+    # the band 350-6700 Hz plus two raised-cosine edges of 100 Hz holds 6425 Hz of it
+    assert reading.probe_dbfs == pytest.approx(-40.0 + 10 * math.log10(6425 / 6874), abs=0.05)
+
+
+def test_no_echo_is_no_echo_with_an_honest_bound():
+    probe = chirp()
+    played = layout(probe)
+    for seed in range(5):
+        reading = analyse(played, echo_of(played, delay=0, erl_db=200, noise_dbfs=-60,
+                                          seed=seed), probe)
+        assert not reading.found and reading.erl_db is None and reading.lag_samples is None
+        assert reading.erl_above_db is not None and reading.erl_above_db > 55
+
+
+def test_the_bound_is_where_detection_starts():
+    """An echo a little weaker than the bound is not found; a little stronger is found: the
+    bound is the capture's real limit. Near it the noise inside the echo's own window makes
+    the loss uncertain: within 2 dB 6 dB above the bound, within 0.5 dB 15 dB above it."""
+    probe = chirp()
+    played = layout(probe)
+    quiet = analyse(played, echo_of(played, delay=0, erl_db=200, noise_dbfs=-50), probe)
+    bound = quiet.erl_above_db
+    assert bound is not None
+    weaker = analyse(played, echo_of(played, delay=2000, erl_db=bound + 3, noise_dbfs=-50),
+                     probe)
+    stronger = analyse(played, echo_of(played, delay=2000, erl_db=bound - 3, noise_dbfs=-50),
+                       probe)
+    assert not weaker.found
+    assert stronger.found
+    for seed in range(6):
+        for margin, tolerance in ((6, 2.0), (15, 0.5)):
+            clear = analyse(played, echo_of(played, delay=2000, erl_db=bound - margin,
+                                            noise_dbfs=-50, seed=seed), probe)
+            assert clear.found and clear.erl_db == pytest.approx(bound - margin, abs=tolerance)
+
+
+def test_a_spread_echo_counts_its_early_energy():
+    """Direct sound plus a reflection 10 ms later at half the amplitude: both are in the
+    window, so the loss is that of their summed energy."""
+    probe = chirp()
+    played = layout(probe)
+    g = 10 ** (-20 / 20)
+    y = np.zeros(played.size)
+    y[1000:] += g * played[:-1000]
+    y[1480:] += 0.5 * g * played[:-1480]
+    y += np.random.default_rng(3).normal(0, 1e-4, y.size)
+    reading = analyse(played, y, probe)
+    expected = -10 * math.log10(g ** 2 * (1 + 0.25))
+    assert reading.found and reading.lag_samples == 1000
+    assert reading.erl_db == pytest.approx(expected, abs=0.3)
+
+
+def test_a_band_limited_echo_loses_what_it_does_not_carry():
+    """Only the upper half of the band comes back (a tiny laptop speaker has no lows... or a
+    filter): half the probe's energy is missing, about 3 dB more loss."""
+    probe = chirp()
+    played = layout(probe)
+    spec = np.fft.rfft(played)
+    freqs = np.fft.rfftfreq(played.size, 1 / SAMPLE_RATE)
+    cut = 3525.0        # the middle of 250-6800 Hz: the flat chirp's energy halves there
+    y = np.fft.irfft(np.where(freqs >= cut, spec, 0), played.size) * 10 ** (-10 / 20)
+    y = np.roll(y, 480)
+    reading = analyse(played, y, probe)
+    assert reading.found and reading.lag_samples == 480
+    assert reading.erl_db == pytest.approx(13.0, abs=0.5)
+
+
+def test_digital_silence_is_said_not_measured():
+    probe = chirp()
+    played = layout(probe)
+    reading = analyse(played, np.zeros(played.size, dtype=np.int16), probe)
+    assert reading.silent and not reading.found and reading.erl_above_db is None
+
+
+def test_too_short_a_recording_is_refused():
+    probe = chirp()
+    with pytest.raises(ValueError):
+        analyze_echo(probe, probe, SAMPLE_RATE, probe_start=0, probe_len=probe.size,
+                     max_lag=MAX_LAG)
+
+
+# ------------------------------------------------------------------ judging
+
+POLICY = load_policy()
+
+
+def found(erl: float, delay: float = 40.0) -> EchoReading:
+    return EchoReading("desk", SAMPLE_RATE, probe_dbfs=-30.0, found=True, erl_db=erl,
+                       echo_dbfs=-30.0 - erl, erl_above_db=70.0, delay_ms=delay,
+                       round_trip_ms=delay + 60, clock="timestamps")
+
+
+def test_laptop_speakers_fail_with_use_the_headset():
+    result = evaluate_echo(found(12.0), POLICY)
+    assert result.status is Status.FAIL and result.value == 12.0 and result.unit == "dB"
+    assert result.fix is not None and "headset" in result.fix and "hear" in result.fix
+    assert result.details["delay_ms"] == 40.0 and result.details["echo_found"] is True
+
+
+def test_levels_follow_the_policy():
+    assert evaluate_echo(found(60.0), POLICY).status is Status.PASS
+    assert evaluate_echo(found(40.0), POLICY).status is Status.WARN
+    assert evaluate_echo(found(30.0), POLICY).status is Status.FAIL   # reaching a level counts
+
+
+def test_no_echo_passes_and_says_the_bound_not_a_figure():
+    reading = EchoReading("headset", SAMPLE_RATE, probe_dbfs=-30.0, erl_above_db=63.4)
+    result = evaluate_echo(reading, POLICY)
+    assert result.status is Status.PASS and result.value is None
+    assert "no echo" in result.message and "above 63 dB" in result.message
+    assert result.details["erl_above_db"] == 63.4 and result.details["echo_found"] is False
+
+
+def test_too_noisy_to_tell_is_unknown_not_a_pass():
+    reading = EchoReading("headset", SAMPLE_RATE, probe_dbfs=-30.0, erl_above_db=22.0)
+    result = evaluate_echo(reading, POLICY)
+    assert result.status is Status.UNKNOWN and "noise" in result.message
+
+
+def test_a_failed_stream_and_a_muted_microphone_are_unknown_with_a_reason():
+    broken = evaluate_echo(EchoReading(None, SAMPLE_RATE, problem="no device"), POLICY)
+    assert broken.status is Status.UNKNOWN and "no device" in broken.message and broken.fix
+    muted = evaluate_echo(EchoReading("x", SAMPLE_RATE, probe_dbfs=-30.0, silent=True), POLICY)
+    assert muted.status is Status.UNKNOWN and "silence" in muted.message
+
+
+@pytest.mark.parametrize(("key", "value"), [("probe_dbfs", 0), ("probe_dbfs", -80),
+                                            ("probe_s", 5), ("probe_dbfs", "loud"),
+                                            ("probe_dbfs", "nan")])
+def test_a_malformed_probe_setting_is_refused_clearly(tmp_path, key, value):
+    path = tmp_path / "p.toml"
+    literal = value if not isinstance(value, str) or value == "nan" else f'"{value}"'
+    path.write_text(f'[checks."audio.echo"]\n{key} = {literal}\n')
+    with pytest.raises(PolicyError, match=key):
+        load_policy(path)
