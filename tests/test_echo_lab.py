@@ -25,7 +25,7 @@ import pytest
 
 from agent_kit.core.policy import load_policy
 from agent_kit.core.results import Status
-from agent_kit.evaluate.audio import evaluate_echo
+from agent_kit.evaluate.echo import evaluate_echo
 from probes.audio.echo import measure_echo
 from tests.lab.echo_loop import EchoLoop
 from tests.lab.netns import LabError
@@ -173,7 +173,7 @@ def test_no_leak_a_closed_headset_reads_no_echo(desk):
     assert reading.problem is None and not reading.found, reading
     assert reading.erl_db is None and reading.delay_ms is None
     # the room is at about -60 dBFS: the chirp's echo would have been seen 50+ dB down
-    assert reading.erl_above_db is not None and reading.erl_above_db > 50, (reading, room_db)
+    assert reading.erl_at_least_db is not None and reading.erl_at_least_db > 50, (reading, room_db)
     result = evaluate_echo(reading, load_policy())
     assert result.status is Status.PASS and result.value is None
     assert "no echo" in result.message

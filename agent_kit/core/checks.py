@@ -252,8 +252,10 @@ AUDIO_ECHO = CheckSpec(
                           bounds=(0.2, 1.0))},
     summary="echo return loss (ITU-T G.168): a short quiet chirp (`probe_dbfs`, `probe_s`) "
             "played through the call output, its level minus its echo's level in the call "
-            "input; no echo above the noise passes as \"ERL above X dB\"; the echo path "
-            "delay is in the details (`delay_ms`)")
+            "input; no echo heard reads as the loss the capture proves (\"at least X dB\"), "
+            "passing when that clears `warn` and warning when the room's noise hid less; the "
+            "echo path delay is "
+            "in the details (`delay_ms`)")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,

@@ -16,7 +16,6 @@ from typing import Any
 
 from agent_kit.core.checks import (
     AUDIO_CLIPPING,
-    AUDIO_ECHO,
     AUDIO_DROPOUTS,
     AUDIO_HEADSET,
     AUDIO_HUM,
@@ -34,7 +33,6 @@ from agent_kit.evaluate.room_sounds import evaluate_room_sounds
 from agent_kit.evaluate.voice_level import evaluate_voice_level, fix_quiet_voice, muted_fix
 from probes.audio.capture import AudioReading
 from probes.audio.devices import AudioDevice, DeviceInventory
-from probes.audio.echo import EchoReading
 
 ROOM_CHECKS = (AUDIO_NOISE.id, AUDIO_SPEECH_LEVEL.id, AUDIO_SNR.id, AUDIO_CLIPPING.id,
                AUDIO_DROPOUTS.id, AUDIO_HUM.id, AUDIO_ROOM_SOUNDS.id)
@@ -330,65 +328,3 @@ def _dropouts(reading: AudioReading, policy: Policy, common: dict[str, Any]) -> 
         fix_if_bad=M_("Unplug and replug the USB headset straight into the computer (not a hub "
                      "or dock), and close other programs that use the microphone."),
         ndigits=0, details={**common, "gaps_ms": gaps, "overflows": reading.overflows})
-
-
-# ------------------------------------------------------------------ echo
-
-def _fix_echo() -> Msg:
-    return M_("Use your headset for calls, not the computer's speakers: callers hear their own "
-              "voice come back. Select the headset as both speaker and microphone in the sound "
-              "settings; if you already use it, lower its volume and keep it on your ears.")
-
-
-def evaluate_echo(reading: EchoReading, policy: Policy) -> CheckResult:
-    """audio.echo: echo return loss of the call output into the call input (ITU-T G.168).
-
-    An echo found is judged by its loss; none found passes with the bound the capture could
-    prove ("above X dB"), never a made-up figure; a bound below the fail level proves nothing
-    (too noisy to tell): unknown.
-    """
-    rule = policy.check(AUDIO_ECHO.id)
-    if reading.problem:
-        return unknown_result(
-            AUDIO_ECHO.id, policy,
-            M_("could not play the test sound and record it: {reason}", reason=reading.problem),
-            fix=M_("Check that the headset is selected as the speaker and the microphone in the "
-                   "sound settings, close other programs that use them, and run the check "
-                   "again."))
-    details: dict[str, Any] = {"device": reading.device, "probe_dbfs": reading.probe_dbfs,
-                               "echo_found": reading.found}
-    if reading.silent:
-        return unknown_result(
-            AUDIO_ECHO.id, policy,
-            M_("the microphone sends only silence: it is muted or not working"),
-            fix=M_("Unmute the microphone (the mute button on the headset or its cable, and in "
-                   "the sound settings), or unplug and replug the USB headset."))
-    bound = (round(reading.erl_above_db, 1) if reading.erl_above_db is not None else None)
-    details["erl_above_db"] = bound
-    if reading.found and reading.erl_db is not None:
-        details.update(delay_ms=_round(reading.delay_ms),
-                       round_trip_ms=_round(reading.round_trip_ms),
-                       echo_dbfs=_round(reading.echo_dbfs), clock=reading.clock)
-        return level_result(
-            AUDIO_ECHO.id, reading.erl_db, policy,
-            message=M_("the test sound came back into the microphone {erl:.0f} dB quieter, "
-                       "{delay:.0f} ms later (echo return loss)", erl=reading.erl_db,
-                       delay=reading.delay_ms if reading.delay_ms is not None else 0.0),
-            fix_if_bad=_fix_echo(), ndigits=1, details=details)
-    if bound is None or (rule.fail is not None and bound <= rule.fail):
-        return unknown_result(
-            AUDIO_ECHO.id, policy,
-            M_("too much background noise to tell whether there is echo: only an echo less "
-               "than {bound:.0f} dB below the test sound could have been heard",
-               bound=bound if bound is not None else 0.0),
-            fix=M_("Run the check again in a quieter moment: close the door and turn off fans, "
-                   "radio or TV nearby."))
-    return state_result(
-        AUDIO_ECHO.id, Status.PASS, None, policy,
-        message=M_("no echo: the test sound did not come back into the microphone (echo return "
-                   "loss above {bound:.0f} dB)", bound=bound),
-        details=details)
-
-
-def _round(value: float | None) -> float | None:
-    return round(value, 1) if value is not None else None

@@ -259,9 +259,14 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
     if cid == AUDIO_HEADSET.id:
         return {"headset": 1.0}
     if cid == AUDIO_ECHO.id:
+        if not result.details.get("echo_found"):
+            # no echo heard, the room too noisy to rule a faint one out: the room's evidence,
+            # and weak (audio.noise weighs the noise itself)
+            return {"room": 0.2}
         # the call's sound comes back into its microphone: speakers, or a headset worn loose
-        # or too loud; below audio.headset, whose fix names the device to select
-        return {"headset": 0.9}
+        # or too loud. Below audio.headset and the level, hum and bandwidth checks, whose fixes
+        # name the device: an echo beside them is their consequence more often than not
+        return {"headset": 0.5}
     if cid in _ROOM_IDS and ev.wrong_mic:
         # Recorded through the wrong microphone: these readings describe that device, and the
         # room is judged again once the headset is in use. Below audio.headset's own weight, so

@@ -268,14 +268,14 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", _room,
               timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
+    # Plays a sound and records: alone (exclusive), and the first exclusive unit, so it follows
+    # the room's capture at once. About 2 s (agent_kit.run.echo_step); the timeout covers a
+    # second try and each try's stall margin (probes.audio.echo_io.STALL_MARGIN_S).
+    ProbeUnit("echo", _echo, timeout_s=12.0, exclusive=True),
     # A stream of its own (the clip's length, 6 s) and the center's score (about 2 s there):
     # alone, after the path test and before the bandwidth test loads the line.
     ProbeUnit("call", _test_call, timeout_s=TEST_CALL_TIMEOUT_S, exclusive=True,
               needs_center=True, offered=lambda c: c is not None and c.test_call is not None),
-    # Plays a sound and records: alone, after the room's capture (which it would disturb);
-    # 2 s of announcement, then up to 4 tries of 2 s of stream (+ a 3 s stall margin each on
-    # a starved machine).
-    ProbeUnit("echo", _echo, timeout_s=25.0, exclusive=True),
     # Loads the line, so it runs alone after the others; max_duration_s (8 s by default) plus
     # the endpoint's handshake and connection timeouts.
     ProbeUnit("bandwidth", _bandwidth,

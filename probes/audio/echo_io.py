@@ -1,4 +1,7 @@
-"""Play a signal through the call output while recording the call input, on one stream.
+"""The echo test's playback and recording: the call output plays while the call input records.
+
+Kept apart from ``probes.audio.capture`` behind one function (``play_and_record``) so it can move
+to another audio backend with the capture. One stream:
 
 One full-duplex PortAudio stream (sounddevice): every callback hands over as many frames out as
 in, so output frame k and input frame k share one index and one clock, and the echo's lag in
