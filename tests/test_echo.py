@@ -273,3 +273,38 @@ def test_a_malformed_probe_setting_is_refused_clearly(tmp_path, key, value):
     path.write_text(f'[checks."audio.echo"]\n{key} = {literal}\n')
     with pytest.raises(PolicyError, match=key):
         load_policy(path)
+
+
+# ------------------------------------------------------------------ privacy
+
+ECHO_CODE = ("probes/audio/echo.py", "probes/audio/echo_io.py", "agent_kit/run/echo_step.py",
+             "agent_kit/evaluate/echo.py")
+NO_AUDIO_OUT = {"open", "write", "tofile", "save", "savez", "savetxt", "dump", "print",
+                "debug", "info", "warning", "error", "exception", "upload", "post"}
+
+
+def test_the_echo_code_keeps_audio_in_memory():
+    """Privacy (with the lab's no-file checks: tests/test_audio_lab.py runs the echo test in
+    ``check --only audio`` and finds no file; tests/test_echo_lab.py the same on a laptop
+    desk): the echo test's code writes nowhere, logs nothing, and its reading is numbers only."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ECHO_CODE:
+        tree = ast.parse((root / name).read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module or ""])
+                assert not any(m.split(".")[0] in {"logging", "wave", "soundfile", "tempfile",
+                                                   "pickle", "httpx", "socket"}
+                               for m in modules), (name, modules)
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else (
+                    func.attr if isinstance(func, ast.Attribute) else "")
+                assert called not in NO_AUDIO_OUT, (name, node.lineno, called)
+    for field in dataclasses.fields(EchoReading):
+        assert field.type in ("str | None", "int", "float | None", "bool", "str", "float"), field

@@ -7,8 +7,9 @@ and records the same device, exactly as on a workstation.
 
 Truth: ERL = the set attenuation minus the loop's own gain, delay = the loop's own latency plus
 the set delay; the loop's gain and latency are measured before each setting by this module's
-own method (its own full-duplex stream, a noise burst, scipy's correlation; nothing of
-``probes`` or ``agent_kit``). One PulseAudio daemon serves the whole module.
+own method (its own full-duplex stream, a noise burst, numpy's FFT correlation; nothing of
+``probes`` or ``agent_kit`` takes part in the truth). One PulseAudio daemon serves the whole
+module, and its one desk (the loop) is switched between settings, not rebuilt.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
 ERL_TOLERANCE_DB = 2.0
 DELAY_TOLERANCE_MS = 5.0
-SETTINGS = [(10.0, 0.020), (20.0, 0.060), (30.0, 0.150), (40.0, 0.250)]
+SETTINGS = [(10.0, 0.020), (20.0, 0.060), (35.0, 0.150), (28.0, 0.100)]
 LAB_TRIES = 4
 LAB_STEADY_MS = 2.0
 
@@ -84,7 +85,6 @@ def loop_truth(loop: EchoLoop) -> tuple[float, float] | None:
 
 def _burst_through_the_loop() -> tuple[float, float] | None:
     import sounddevice as sd
-    from scipy import signal
 
     burst = np.random.default_rng(7).normal(0.0, 0.05, int(0.3 * RATE))
     lead, total = int(0.25 * RATE), int(1.6 * RATE)
@@ -115,8 +115,10 @@ def _burst_through_the_loop() -> tuple[float, float] | None:
             return None   # PortAudio's ALSA poll gave up (a busy machine): try again
     if any(gap and start + n > lead // 2 for start, n, _a, _d, gap in blocks):
         return None     # an under/overflow after the start moved input against output
-    # corr[k] = rec[k:k+len] . burst: the burst's arrival is where it peaks
-    corr = signal.correlate(rec, burst, mode="valid", method="fft")
+    # corr[k] = rec[k:k+len] . burst (numpy FFT correlation): the burst arrives where it peaks
+    size = 1 << int(np.ceil(np.log2(rec.size + burst.size)))
+    full = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(burst, size)), size)
+    corr = full[:rec.size - burst.size + 1]
     k = int(np.argmax(np.abs(corr)))
     gain = float(corr[k] / np.dot(burst, burst))
 
@@ -154,7 +156,7 @@ def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s
     true_delay = base_ms + 1000 * delay_s
     assert abs(reading.erl_db - true_erl) <= ERL_TOLERANCE_DB, (reading, true_erl)
     assert abs(reading.delay_ms - true_delay) <= DELAY_TOLERANCE_MS, (reading, true_delay)
-    assert reading.clock == "timestamps"
+    assert reading.clock in ("timestamps", "unsteady timestamps"), reading
     result = evaluate_echo(reading, load_policy())
     # the default levels: fail at 30 dB or less, warn at 45 or less (reaching a level counts)
     expected = (Status.FAIL if reading.erl_db <= 30 else Status.WARN
@@ -172,11 +174,34 @@ def test_no_leak_a_closed_headset_reads_no_echo(desk):
     reading = measure_echo()
     assert reading.problem is None and not reading.found, reading
     assert reading.erl_db is None and reading.delay_ms is None
-    # the room is at about -60 dBFS: the chirp's echo would have been seen 50+ dB down
-    assert reading.erl_at_least_db is not None and reading.erl_at_least_db > 50, (reading, room_db)
+    # the room is at about -60 dBFS: the chirp's echo would have been seen 45+ dB down
+    assert reading.erl_at_least_db is not None and reading.erl_at_least_db > 45, (reading, room_db)
     result = evaluate_echo(reading, load_policy())
-    assert result.status is Status.PASS and result.value is None
-    assert "no echo" in result.message
+    assert result.status is Status.PASS and result.value == round(reading.erl_at_least_db, 1)
+    assert "no echo" in result.message and "at least" in result.message
+
+
+def test_a_loud_room_with_no_leak_is_no_echo_only_a_lower_bound(desk, tmp_path):
+    """Room noise is not echo: a loud room (pink noise about 25 dB over the quiet one) and no
+    leak read "at least X dB" with X below the warn level, a warning with the room's fix,
+    never a fail and never unknown."""
+    _server, loop, _room_db = desk
+    loud_file = tmp_path / "loud.wav"
+    sox("-n", "-r", str(RATE), "-c", "1", "-b", "16", str(loud_file), "synth", "5",
+        "pinknoise", "vol", "0.04")
+    quiet = loop.background
+    loop.set(delay_s=0.0, gain_db=None)
+    loop.set_background(read_wav(loud_file))
+    try:
+        time.sleep(0.2)
+        reading = measure_echo()
+    finally:
+        loop.set_background(quiet)
+    assert reading.problem is None and not reading.found, reading
+    assert reading.erl_at_least_db is not None and reading.erl_at_least_db < 45, reading
+    result = evaluate_echo(reading, load_policy())
+    assert result.status is Status.WARN, result
+    assert "at least" in result.message and "quieter" in (result.fix or "")
 
 
 def agent_kit(server: PulseServer, *args: str, env: dict[str, str], cwd: Path):
@@ -209,3 +234,7 @@ def test_check_on_laptop_speakers_fails_says_use_the_headset_and_keeps_audio_in_
     assert abs(echo["value"] - 12.0) <= ERL_TOLERANCE_DB, echo
     assert "headset" in echo["fix"] and "hear their own voice" in echo["fix"]
     assert echo["details"]["echo_found"] is True and echo["details"]["delay_ms"] > 0
+    # one recording of 1.46 s (two only when a driver gap cut through the first)
+    assert echo["details"]["recorded_s"] in (1.5, 2.9), echo["details"]
+    # the message is an id and parameters, rendered for the reader
+    assert echo["message_id"].startswith("the test sound came back"), echo

@@ -102,3 +102,24 @@ def test_a_full_check_whose_room_hears_speech_drops_the_echo(tmp_path):
     lab.speech = 0.0
     run_for(monitor, clocks, 120, step=60.0)
     assert lab.runs["echo"] == 1 and lab.speech_during_echo == [0.0]
+
+
+def test_every_heartbeat_carries_the_latest_echo_result(tmp_path):
+    """The echo runs every 4 h, the heartbeat goes every 15 s: each heartbeat carries the last
+    echo result (a check that did not run this cycle keeps its latest result)."""
+    from tests.test_monitor import RecordingCenter
+
+    lab, clocks = EchoLab(), Clocks()
+    center = RecordingCenter()
+    monitor = make_monitor(tmp_path, center, lab, clocks, [])
+    echo = lab.unit("echo", "audio", "audio.echo")
+    monitor.deps.units = (*monitor.deps.units, echo)
+    monitor.cadences["echo"] = cadence_for(echo, monitor.interval_s)
+    monitor.last_run["echo"] = None
+    monitor.cycle()
+    lab.status["audio.echo"] = Status.FAIL     # what a later echo test would say; not due yet
+    run_for(monitor, clocks, 600, step=15.0)
+    assert lab.runs["echo"] == 1 and len(center.bodies) >= 30
+    for body in center.bodies:
+        echoes = [c for c in body["checks"] if c["id"] == "audio.echo"]
+        assert len(echoes) == 1 and echoes[0]["status"] == "pass", body["checks"]

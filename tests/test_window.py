@@ -239,7 +239,7 @@ def test_ready_with_prompts_in_english(display, headset, root, tmp_path):
     assert len(step.sizes) == 1, f"the window changed size during the run: {step.sizes}"
     assert len(prompts) == 3, prompts
     assert "quiet" in prompts[0] and "read this sentence aloud" in prompts[1]
-    assert prompts[2].startswith("Echo test: in two seconds a short, quiet tone"), prompts
+    assert prompts[2].startswith("Echo test: in a moment a short, quiet tone (0.5 s)"), prompts
     assert window.last_report.ready, [(c.id, c.status, c.message) for c in
                                       window.last_report.checks]
     assert texts.count("READY") + texts.count("READY (with warnings)") == 1, texts
