@@ -1,7 +1,8 @@
 """The echo test's playback and recording: the call output plays while the call input records.
 
-Kept apart from ``probes.audio.capture`` behind one function (``play_and_record``) so it can move
-to another audio backend with the capture. One stream:
+Kept apart from ``probes.audio.capture`` behind one function (``play_and_record``: a signal in,
+a ``DuplexCapture`` of numbers in memory out) so it can move to another audio backend with the
+capture; ``probes.audio.echo`` needs only that function and the capture's stamps.
 
 One full-duplex PortAudio stream (sounddevice): every callback hands over as many frames out as
 in, so output frame k and input frame k share one index and one clock, and the echo's lag in
