@@ -260,9 +260,9 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
         return {"headset": 1.0}
     if cid == AUDIO_ECHO.id:
         if not result.details.get("echo_found"):
-            # no echo heard, the room too noisy to rule a faint one out: the room's evidence,
-            # and weak (audio.noise weighs the noise itself)
-            return {"room": 0.2}
+            # no echo heard, the room too noisy to rule a faint one out: no evidence of its
+            # own (audio.noise weighs that noise; through the wrong microphone, audio.headset)
+            return {}
         # the call's sound comes back into its microphone: speakers, or a headset worn loose
         # or too loud. Below audio.headset and the level, hum and bandwidth checks, whose fixes
         # name the device: an echo beside them is their consequence more often than not
