@@ -22,7 +22,16 @@ sys.path.insert(0, str(ROOT))
 
 # (label, modules) in the order a monitor imports them
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("the loop (agent_kit.loop.monitor)", ("agent_kit.loop.monitor",)),
+    ("core: checks catalogue, policy, i18n, results", ("agent_kit.core.checks",
+                                                      "agent_kit.core.policy",
+                                                      "agent_kit.core.i18n",
+                                                      "agent_kit.core.results")),
+    ("babel (numbers, dates)", ("babel", "babel.numbers", "babel.dates")),
+    ("ssl", ("ssl",)),
+    ("httpx", ("httpx",)),
+    ("sqlite3 (the spool)", ("sqlite3",)),
+    ("psutil", ("psutil",)),
+    ("the loop (agent_kit.face.monitor_command)", ("agent_kit.face.monitor_command",)),
     ("system/link/vpn units", ("probes.system", "agent_kit.evaluate.system",
                                "agent_kit.evaluate.link", "probes.network.vpn",
                                "agent_kit.evaluate.vpn")),
@@ -36,7 +45,6 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("webrtcvad", ("webrtcvad",)),
     ("capture backend", ()),
     ("path unit", ("probes.network.path", "agent_kit.evaluate.path")),
-    ("heartbeat client (httpx)", ("httpx",)),
     ("test call unit", ("agent_kit.evaluate.test_call", "agent_kit.link.test_call")),
     ("bandwidth unit", ("probes.bandwidth.measure", "agent_kit.evaluate.bandwidth")),
 )
@@ -56,6 +64,7 @@ def main() -> None:
     parser.add_argument("--capture", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    sys.modules["httpx._main"] = None  # type: ignore[assignment] # as the monitor starts
     start = last = rss_mb()
     print(f"{'step':48s} {'rss MB':>7s} {'+MB':>6s}")
     print(f"{'python itself':48s} {start:7.1f}")
@@ -63,11 +72,14 @@ def main() -> None:
         if label == "capture backend":
             from probes.audio import capture
 
-            backend = capture.capture_backend()
-            label = f"capture backend ({backend.name})"
-            if args.capture:
-                backend.record(1.0)
-                label += ", 1 s recorded"
+            try:
+                device, name = capture.call_input_device()
+                label = f"capture backend ({type(device).__name__}: {name})"
+                if args.capture:
+                    capture.record(1.0, device=device)
+                    label += ", 1 s recorded"
+            except Exception as exc:  # noqa: BLE001 - no input at all: say so, go on
+                label = f"capture backend (none: {exc})"[:48]
         for name in modules:
             importlib.import_module(name)
         now = rss_mb()

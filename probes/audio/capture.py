@@ -16,7 +16,6 @@ nothing is written, logged or sent. Only the numbers leave this module.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -283,11 +282,10 @@ def call_input_device() -> tuple[Any, str]:
     loaded. Elsewhere, and on Linux when no server answers: sounddevice/PortAudio, on Linux
     its ALSA ``pulse`` device when it lists one, else the default input.
     """
-    if sys.platform.startswith("linux"):
-        from probes.audio import pulse_capture
+    from probes.audio import pulse_capture
 
-        if pulse_capture.server_answers():
-            return pulse_capture.DEFAULT_SOURCE, PULSE_LABEL
+    if pulse_capture.server_answers():
+        return pulse_capture.DEFAULT_SOURCE, PULSE_LABEL
     import sounddevice as sd  # type: ignore[import-untyped]
 
     devices = sd.query_devices()

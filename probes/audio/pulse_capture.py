@@ -19,6 +19,7 @@ Privacy: the samples are read into this process's memory only; nothing is writte
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ DEFAULT_SOURCE = PulseSource()
 def _open(source: PulseSource, sample_rate: int, block_frames: int) -> Any:
     """A record stream (s16le mono) on ``source``, delivering ``block_frames`` per fragment.
     Raises ``pasimple.PaSimpleError`` when the library or the server is not there."""
-    import pasimple
+    import pasimple  # type: ignore[import-untyped]
 
     return pasimple.PaSimple(pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, 1, sample_rate,
                              app_name=APP_NAME, stream_name=STREAM_NAME,
@@ -57,18 +58,27 @@ def _open(source: PulseSource, sample_rate: int, block_frames: int) -> Any:
                              fragsize=2 * block_frames)
 
 
-def server_answers() -> bool:
-    """A PulseAudio/PipeWire server takes a record stream from this process (libpulse-simple
-    loads, a server is configured and accepts the connection): open one and close it again."""
-    try:
-        import pasimple
-    except ImportError:
+# A sound server with its own client library only on Linux (PulseAudio, or PipeWire's
+# pipewire-pulse); elsewhere the microphone is PortAudio's. Picked once.
+if sys.platform.startswith("linux"):
+    def server_answers() -> bool:
+        """A PulseAudio/PipeWire server takes a record stream from this process
+        (libpulse-simple loads, a server is configured and accepts the connection): open
+        one and close it again."""
+        try:
+            import pasimple  # type: ignore[import-untyped]
+        except ImportError:
+            return False
+        try:
+            _open(DEFAULT_SOURCE, 48000, 2400).close()
+        except (pasimple.PaSimpleError, OSError):
+            return False
+        return True
+
+else:
+    def server_answers() -> bool:
+        """No sound server client library here: PortAudio records the microphone."""
         return False
-    try:
-        _open(DEFAULT_SOURCE, 48000, 2400).close()
-    except (pasimple.PaSimpleError, OSError):
-        return False
-    return True
 
 
 def record(seconds: float, *, source: PulseSource = DEFAULT_SOURCE, sample_rate: int = 48000,

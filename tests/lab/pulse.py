@@ -6,7 +6,8 @@ sessions never meet), and tears it down. ``PulseServer.add_microphone`` loads a
 ``device.form_factor``, USB ids): the agent classifies it exactly as it would a plugged-in
 device. A ``MicFeed`` writer thread streams s16le mono audio into the source's FIFO in real time,
 looping a background (the room) and playing programs (speech, clicks, gaps) over it on demand.
-Capturing through sounddevice's ``pulse`` device then returns those samples.
+Recording the source (the agent's ``probes.audio.pulse_capture``, or sounddevice's ALSA
+``pulse`` device) then returns those samples.
 """
 
 from __future__ import annotations
