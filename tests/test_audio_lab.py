@@ -2,7 +2,7 @@
 
 The microphone is a PulseAudio pipe source described as a USB headset; a writer thread feeds
 it espeak-ng speech and sox noise in real time, and the agent records the server's default
-source through libpulse-simple (``probes.audio.pulse_capture``), exactly as on a workstation.
+source through the server's own ``parec`` (``probes.audio.pulse_capture``), as on a workstation.
 Ground truth: sox's own meter (``stats``) on the files fed, and, for the A-weighted floor, the
 same file through an independent A-weighting IIR filter (scipy's bilinear transform of the
 IEC 61672 analog poles) measured by sox.
@@ -326,15 +326,15 @@ maps = open('/proc/self/maps').read()
 print(json.dumps({'backend': type(device).__name__, 'label': label,
                   'samples': samples.tolist(), 'overflows': overflows,
                   'portaudio': [m for m in ('sounddevice', '_sounddevice') if m in sys.modules],
-                  'alsa': 'libasound' in maps or 'libportaudio' in maps,
-                  'libpulse_simple': 'libpulse-simple' in maps}))
+                  'libraries': [lib for lib in ('libasound', 'libportaudio', 'libpulse')
+                                if lib in maps]}))
 """
 
 
 def test_the_call_input_is_the_sound_servers_default_source_sample_for_sample(lab):
-    """A fresh process records the default source through libpulse-simple: neither PortAudio
-    nor ALSA is loaded, and the samples are the ones written into the microphone, each once, in
-    order, from the first one on (a counting ramp: any sample lost, repeated, zero-padded or
+    """A fresh process records the default source through the sound server's ``parec``: neither
+    PortAudio, ALSA nor libpulse is loaded in it, and the samples are the ones written into the
+    microphone, each once, in order, from the first one on (a counting ramp: any sample lost, repeated, zero-padded or
     stale at the stream's start breaks the count)."""
     server, feed, sig = lab
     ramp = np.arange(-12000, 12000) / 32768     # exactly representable: to_pcm keeps them
@@ -348,7 +348,7 @@ def test_the_call_input_is_the_sound_servers_default_source_sample_for_sample(la
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert (got["backend"], got["label"]) == ("PulseSource", "pulse (the system's default source)")
-    assert got["portaudio"] == [] and not got["alsa"] and got["libpulse_simple"], got
+    assert got["portaudio"] == [] and got["libraries"] == [], got
     samples = np.asarray(got["samples"])
     assert samples.size == int(1.5 * RATE) and got["overflows"] == 0
     steps = np.diff(samples)
