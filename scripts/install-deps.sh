@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
 
-# The desktop agent: PortAudio for sounddevice; PulseAudio for the audio devices on Linux.
+# The desktop agent: PortAudio for sounddevice; PulseAudio for the audio devices on Linux
+# (pulseaudio-utils: pactl lists them, parec records the microphone).
 # The center: libopus0 for the scored test call's Opus codec (opuslib loads it).
 APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2 libopus0)
 # The lab: virtual headset feed, reference meters, namespaces, VPN, PostgreSQL, browser, Xvfb,

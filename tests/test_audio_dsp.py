@@ -109,6 +109,35 @@ def test_p56_vectorised_counts_equal_the_sequential_procedure() -> None:
     assert dsp._held_counts(level, int(0.2 * fs + 0.5), 15) == sv56_counts_sequential(x, fs)
 
 
+def test_one_pole_cascade_is_the_two_passes_to_the_bit_and_the_recursion() -> None:
+    """The P.56 envelope's cascade run block by block equals one whole pass per stage exactly,
+    and both equal the plain recursion y[n] = g y[n-1] + (1-g) x[n] (to float rounding)."""
+    fs = 48000
+    rng = np.random.default_rng(4)
+    x = np.abs(rng.normal(0, 0.1, fs * 3 + 17))
+    g = math.exp(-1 / (fs * 0.03))
+    two_passes = dsp._one_pole(dsp._one_pole(x, g), g)
+    assert np.array_equal(dsp._one_pole(x, g, stages=2), two_passes)
+    y = np.empty_like(x)
+    prev = 0.0
+    for i, v in enumerate(x[:20000]):
+        prev = g * prev + (1 - g) * v
+        y[i] = prev
+    z = np.empty(20000)
+    prev = 0.0
+    for i, v in enumerate(y[:20000]):
+        prev = g * prev + (1 - g) * v
+        z[i] = prev
+    assert np.allclose(two_passes[:20000], z, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 7, 8, 20])
+def test_block_means_equal_numpys_mean_of_each_run_to_the_bit(factor: int) -> None:
+    x = np.random.default_rng(factor).normal(0, 0.3, 48000 + 5)
+    expected = x[: x.size // factor * factor].reshape(-1, factor).mean(axis=1)
+    assert np.array_equal(dsp.block_means(x, factor), expected)
+
+
 def test_p56_of_a_continuous_sine_is_its_rms_level() -> None:
     got = dsp.active_speech_level(tone(1000, 0.1, 6.0), FS)
     assert got.level_dbfs == pytest.approx(-23.01, abs=0.05)

@@ -1,10 +1,11 @@
 """Headset and room checks against a REAL PulseAudio server with a virtual headset (LAB.md).
 
 The microphone is a PulseAudio pipe source described as a USB headset; a writer thread feeds
-it espeak-ng speech and sox noise in real time, and the agent records it through sounddevice's
-``pulse`` device, exactly as on a workstation. Ground truth: sox's own meter (``stats``) on the
-files fed, and, for the A-weighted floor, the same file through an independent A-weighting IIR
-filter (scipy's bilinear transform of the IEC 61672 analog poles) measured by sox.
+it espeak-ng speech and sox noise in real time, and the agent records the server's default
+source through the server's own ``parec`` (``probes.audio.pulse_capture``), as on a workstation.
+Ground truth: sox's own meter (``stats``) on the files fed, and, for the A-weighted floor, the
+same file through an independent A-weighting IIR filter (scipy's bilinear transform of the
+IEC 61672 analog poles) measured by sox.
 One PulseAudio daemon serves the whole module.
 """
 
@@ -27,6 +28,7 @@ from probes.audio.devices import list_audio_devices
 from tests.lab.pulse import RATE, PulseServer, pulse_server, read_wav, sox, sox_rms_db, write_wav
 
 pytestmark = [pytest.mark.lab, pytest.mark.timing]
+ROOT = Path(__file__).resolve().parent.parent
 
 QUIET_S, SPEECH_S = 2.0, 5.0
 SENTENCE = "The quick brown fox jumps over the lazy dog while the agent answers the call"
@@ -323,3 +325,65 @@ def test_pactl_text_fallback_reads_what_json_reads(lab):
             env={**server.env, "LC_ALL": "C"}).stdout)
         assert [(e["name"], e["description"], e["properties"]) for e in as_text] == \
             [(e["name"], e["description"], e["properties"]) for e in as_json]
+
+
+# ------------------------------------------------------------------ the capture backend
+
+SOUND_SERVER_CAPTURE = """
+import json, sys
+from probes.audio import capture
+device, label = capture.call_input_device()
+samples, overflows = capture.record(capture.SETTLE_S + 1.5, device=device)
+samples = samples[int(capture.SETTLE_S * capture.SAMPLE_RATE):]   # as measure_audio does
+maps = open('/proc/self/maps').read()
+print(json.dumps({'backend': type(device).__name__, 'label': label,
+                  'samples': samples.tolist(), 'overflows': overflows,
+                  'portaudio': [m for m in ('sounddevice', '_sounddevice') if m in sys.modules],
+                  'libraries': [lib for lib in ('libasound', 'libportaudio', 'libpulse')
+                                if lib in maps]}))
+"""
+
+
+def test_the_call_input_is_the_sound_servers_default_source_sample_for_sample(lab):
+    """A fresh process records the default source through the sound server's ``parec``: neither
+    PortAudio, ALSA nor libpulse is loaded in it, and the samples are the ones written into the
+    microphone, each once, in order, from the settle time on (a counting ramp: any sample
+    lost, repeated or zero-padded breaks the count; the settle time holds the stream's start,
+    where the lab's FIFO still has up to 62 ms of what was written when the last recording
+    stopped)."""
+    server, feed, sig = lab
+    ramp = np.arange(-12000, 12000) / 32768     # exactly representable: to_pcm keeps them
+    server.set_default_source("headset_mic")
+    feed.play(np.zeros(0), then=ramp)   # ends a program a previous test left playing
+    time.sleep(1.0)   # the previous room still in flight (the FIFO holds up to 0.7 s) drains
+    try:
+        proc = subprocess.run([sys.executable, "-c", SOUND_SERVER_CAPTURE], capture_output=True,
+                              text=True, timeout=60, env={**server.env, "PYTHONPATH": str(ROOT)})
+    finally:
+        feed.set_background(sig.quiet)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert (got["backend"], got["label"]) == ("PulseSource", "pulse (the system's default source)")
+    assert got["portaudio"] == [] and got["libraries"] == [], got
+    samples = np.asarray(got["samples"])
+    assert samples.size == int(1.5 * RATE) and got["overflows"] == 0
+    steps = np.diff(samples)
+    bad = np.flatnonzero((steps != 1) & (steps != -23999))
+    assert bad.size == 0, (bad.size, bad[:5], bad[-5:])
+    assert -12000 <= samples[0] < 12000
+
+
+def test_without_a_sound_server_the_capture_falls_back_to_portaudio(lab, tmp_path):
+    """No server answers (PULSE_SERVER names a socket nobody listens on): the call input is
+    PortAudio's (this machine has no sound card, so: no microphone, said as a reason)."""
+    env = {**lab[0].env, "PULSE_SERVER": f"unix:{tmp_path}/nobody", "PYTHONPATH": str(ROOT)}
+    code = ("import sys\nfrom probes.audio import pulse_capture, capture\n"
+            "assert not pulse_capture.server_answers()\n"
+            "r = capture.measure_audio(quiet_s=0.5, speech_s=0.5)\n"
+            "print(r.problem or r.device)\nprint('sounddevice' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    problem, portaudio = proc.stdout.strip().splitlines()
+    assert portaudio == "True", proc.stdout
+    assert "cannot open the audio system" in problem or "recording from" in problem, problem

@@ -174,11 +174,14 @@ def test_binary_holds_the_agent_and_not_the_center_stack(frozen):
     needed |= {f"probes.{m.stem}" for m in (ROOT / "probes").glob("*.py") if m.stem != "__init__"}
     if any("scapy" in f.read_text("utf-8") for f in (ROOT / "probes").glob("*.py")):
         needed |= {"scapy", "scapy.layers.inet"}
+    needed |= {"probes.audio.pulse_capture"}   # the Linux microphone (the system's parec)
     assert needed <= names, sorted(needed - names)
     internal = frozen.parent / "_internal"
-    # PortAudio bundled; libasound left to the system (its plugins must match it).
+    # PortAudio bundled; libasound left to the system (its plugins must match it); no libpulse
+    # (the microphone is recorded by the system's own parec).
     assert (internal / "libportaudio.so.2").is_file()
     assert not list(internal.glob("libasound.so*"))
+    assert not list(internal.glob("libpulse*"))
     # Package data: the policy and every compiled catalog, byte for byte.
     for data in [ROOT / "agent_kit" / "core" / "policies" / "default.toml",
                  *sorted((ROOT / "agent_kit" / "core" / "locale").glob("*/LC_MESSAGES/*.mo"))]:

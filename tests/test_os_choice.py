@@ -23,6 +23,7 @@ OS_CHOICE_MODULES = {
     "agent_kit/loop/notifications.py": "desktop notifications",
     "agent_kit/loop/single_instance.py": "the single-monitor lock",
     "probes/audio/devices.py": "where the audio device list comes from",
+    "probes/audio/pulse_capture.py": "whether the sound server records the microphone",
     "probes/network/interfaces.py": "interface kinds from sysfs",
     "probes/network/traceroute.py": "raw-socket privileges and scapy's socket",
     "probes/network/udp_clock.py": "kernel receive timestamps",

@@ -1,8 +1,9 @@
 """The room and the microphone: capture a short guided window from the call input and measure it.
 
 ``measure_audio`` records ``quiet_s`` seconds (the person stays quiet) then ``speech_s`` seconds
-(the person reads a sentence aloud) from the device calls will use: on Linux the ALSA ``pulse``
-device, i.e. PulseAudio's/PipeWire's default source; elsewhere PortAudio's default input.
+(the person reads a sentence aloud) from the device calls will use: on Linux PulseAudio's/
+PipeWire's default source, through the server's own client library
+(``probes.audio.pulse_capture``); elsewhere PortAudio's default input (sounddevice).
 ``analyze_capture`` turns the samples into numbers (``probes.audio.dsp``): A-weighted noise floor
 in the frames without speech, P.56 active speech level, SNR, clipping, dropouts, mains hum, and
 how far up the spectrum the voice reaches (``probes.audio.voice_band``).
@@ -51,6 +52,7 @@ LONG_FRAMES_MIN = 3      # at least 0.48 s of them, else the 20 ms frames
 SENTENCE = ("Good morning, and thank you for calling. How can I help you today? Let me look "
             "that up for you.")
 LEVEL_FLOOR_DBFS = -100.0   # what a block of digital silence reports to ``on_level``
+PULSE_BLOCKS_PER_S = 5      # sound-server reads without a meter: 200 ms (fewer wake-ups)
 
 
 @dataclass(frozen=True)
@@ -268,18 +270,28 @@ def _a_weighted_floor(x: NDArray[np.float64], sample_rate: int, noise_frames: ND
     return dsp.power_db(float(power_a[noise_frames].mean()))
 
 
-def call_input_device() -> tuple[Any, str]:
-    """(sounddevice device, label) of the input calls use.
+PULSE_LABEL = "pulse (the system's default source)"
 
-    Linux: PortAudio sees only ALSA devices, so the ``pulse`` device is taken: it records from
-    PulseAudio's/PipeWire's default source, the one softphones use. Elsewhere: the default input.
+
+def call_input_device() -> tuple[Any, str]:
+    """(device, label) of the input calls use, for ``record``.
+
+    Linux with a PulseAudio/PipeWire server that answers: its default source (the one
+    softphones use), recorded through the server's own client library
+    (``probes.audio.pulse_capture``), so PortAudio and the ALSA plugins it maps are never
+    loaded. Elsewhere, and on Linux when no server answers: sounddevice/PortAudio, on Linux
+    its ALSA ``pulse`` device when it lists one, else the default input.
     """
+    from probes.audio import pulse_capture
+
+    if pulse_capture.server_answers():
+        return pulse_capture.DEFAULT_SOURCE, PULSE_LABEL
     import sounddevice as sd  # type: ignore[import-untyped]
 
     devices = sd.query_devices()
     for index, dev in enumerate(devices):
         if dev["name"] == "pulse" and dev["max_input_channels"] > 0:
-            return index, "pulse (the system's default source)"
+            return index, PULSE_LABEL
     default_in = sd.default.device[0]
     if default_in is None or default_in < 0:
         raise RuntimeError("no microphone: the system has no default input device")
@@ -301,13 +313,39 @@ def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
            marks: tuple[tuple[float, str], ...] = (), device: Any = None,
            sample_rate: int = SAMPLE_RATE,
            on_level: Callable[[float], None] | None = None) -> tuple[NDArray[np.int16], int]:
-    """Mono int16 samples for ``seconds`` from ``device``, and the number of input overflows.
+    """Mono int16 samples for ``seconds`` from ``device`` (``call_input_device``), and the
+    number of input overflows.
 
     ``on_mark(text)`` is called at each (time, text) of ``marks`` while recording, so prompts
     stay in step with the stream. ``on_level(dbfs)`` hears each block's level (about every
     50 ms) for a live meter: a number only, called on the audio thread, so it must be quick.
-    The samples are kept in memory only.
+    The samples are kept in memory only. A ``pulse_capture.PulseSource`` is recorded through
+    the sound server's client library (which reports no overflows: 0, see there), anything
+    else through sounddevice.
     """
+    from probes.audio import pulse_capture
+
+    # 50 ms blocks: a level meter that moves smoothly, few enough wake-ups to stay cheap
+    meter_block = sample_rate // 20
+    if isinstance(device, pulse_capture.PulseSource):
+        on_block = None if on_level is None else (
+            lambda block: on_level(block_level_dbfs(block)))
+        samples = pulse_capture.record(
+            seconds, source=device, sample_rate=sample_rate, on_mark=on_mark, marks=marks,
+            on_block=on_block, block_frames=meter_block if on_level is not None
+            else sample_rate // PULSE_BLOCKS_PER_S)
+        return samples, 0
+    return _record_portaudio(seconds, on_mark=on_mark, marks=marks, device=device,
+                             sample_rate=sample_rate, on_level=on_level,
+                             blocksize=meter_block if on_level is not None else 0)
+
+
+def _record_portaudio(seconds: float, *, on_mark: Callable[[str], None] | None,
+                      marks: tuple[tuple[float, str], ...], device: Any, sample_rate: int,
+                      on_level: Callable[[float], None] | None,
+                      blocksize: int) -> tuple[NDArray[np.int16], int]:
+    """``record`` through sounddevice/PortAudio (Windows, macOS, Linux without a sound
+    server): a callback stream, with the driver's input overflows counted."""
     import numpy as np
     import sounddevice as sd
 
@@ -330,10 +368,8 @@ def record(seconds: float, *, on_mark: Callable[[str], None] | None = None,
         if on_level is not None:
             on_level(block_level_dbfs(indata[:, 0]))
 
-    # 50 ms blocks: a level meter that moves smoothly, few enough callbacks to stay cheap.
     with sd.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
-                        blocksize=sample_rate // 20 if on_level is not None else 0,
-                        callback=callback):
+                        blocksize=blocksize, callback=callback):
         t0 = time.monotonic()
         for at, text in sorted(marks):
             delay = t0 + at - time.monotonic()

@@ -37,6 +37,7 @@ capture), and the reading says which detector ran.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -106,6 +107,26 @@ def frames(samples: ArrayLike, frame_len: int) -> FloatArray:
     return x[:n].reshape(-1, frame_len)
 
 
+def block_means(samples: ArrayLike, factor: int) -> FloatArray:
+    """The mean of each whole run of ``factor`` samples: a boxcar average taken down by
+    ``factor`` (``frames(samples, factor).mean(axis=1)``).
+
+    For factors under 8 the runs are added with strided slices: numpy adds rows that short
+    one after the other, in the same order, so the result is the same to the bit, 4-5 times
+    faster than a mean along a short axis (48 kHz to 16 kHz: 0.4 ms instead of 1.8 ms for
+    9 s). Longer runs take numpy's mean (pairwise sums: another order)."""
+    import numpy as np
+
+    x = np.asarray(samples, dtype=np.float64)
+    if factor >= 8:
+        return np.asarray(frames(x, factor).mean(axis=1), dtype=np.float64)
+    n = x.size // factor
+    total = x[0:n * factor:factor].copy()
+    for offset in range(1, factor):
+        total += x[offset:n * factor:factor]
+    return np.asarray(total / factor, dtype=np.float64)
+
+
 def frame_mean_squares(samples: ArrayLike, frame_len: int) -> FloatArray:
     """Mean square (power) of each whole frame."""
     import numpy as np
@@ -167,31 +188,48 @@ class ActiveLevel:
     long_term_dbfs: float    # plain RMS of the whole signal
 
 
-def _one_pole(x: FloatArray, g: float) -> FloatArray:
-    """y[n] = g y[n-1] + (1-g) x[n], y[-1] = 0, vectorised.
+@functools.lru_cache(maxsize=4)
+def _one_pole_weights(g: float, block: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(g^-k, (1-g) g^k, g^(k+1)) for k < ``block``: the same for every capture at one sample
+    rate, so computed once (read only)."""
+    import numpy as np
+
+    k = np.arange(block, dtype=np.float64)
+    grow = np.exp(-k * math.log(g))                   # g^-k
+    decay_in = (1.0 - g) * np.exp(k * math.log(g))    # (1-g) g^k
+    decay_prev = g * np.exp(k * math.log(g))          # g^(k+1)
+    for weights in (grow, decay_in, decay_prev):
+        weights.flags.writeable = False
+    return grow, decay_in, decay_prev
+
+
+def _one_pole(x: FloatArray, g: float, stages: int = 1) -> FloatArray:
+    """y[n] = g y[n-1] + (1-g) x[n], y[-1] = 0, vectorised; ``stages`` such filters in cascade.
 
     Within a block y[k] = (1-g) g^k sum_{m<=k} g^-m x[m] + g^(k+1) y_prev; blocks are short
-    enough (g^-k <= e^30) that the growing weights stay exact in float64 for x >= 0.
+    enough (g^-k <= e^30) that the growing weights stay exact in float64 for x >= 0. A
+    cascade runs every stage on one block before the next block (the block stays in the CPU's
+    cache): the same operations on the same numbers as one whole pass per stage.
     """
     import numpy as np
 
     block = max(1, min(x.size, int(30.0 / -math.log(g))))
     out = np.empty_like(x)
-    k = np.arange(block, dtype=np.float64)
-    grow = np.exp(-k * math.log(g))                   # g^-k
-    decay_in = (1.0 - g) * np.exp(k * math.log(g))    # (1-g) g^k
-    decay_prev = g * np.exp(k * math.log(g))          # g^(k+1)
+    grow, decay_in, decay_prev = _one_pole_weights(g, block)
     acc = np.empty(block)
-    prev = 0.0
+    prev = [0.0] * stages
     for start in range(0, x.size, block):
         n = min(block, x.size - start)
         y = out[start:start + n]
-        np.multiply(x[start:start + n], grow[:n], out=acc[:n])
-        np.cumsum(acc[:n], out=acc[:n])
-        np.multiply(acc[:n], decay_in[:n], out=y)
-        if prev:
-            y += decay_prev[:n] * prev
-        prev = float(y[-1])
+        source = x[start:start + n]
+        for stage in range(stages):
+            np.multiply(source, grow[:n], out=acc[:n])
+            np.cumsum(acc[:n], out=acc[:n])
+            np.multiply(acc[:n], decay_in[:n], out=y)
+            if prev[stage]:
+                y += decay_prev[:n] * prev[stage]
+            prev[stage] = float(y[-1])
+            source = y
     return out
 
 
@@ -240,7 +278,7 @@ def active_speech_level(samples: ArrayLike, sample_rate: float) -> ActiveLevel:
     sq = float(np.dot(x, x))
     long_term = power_db(sq / x.size)
     g = math.exp(-1.0 / (sample_rate * P56_TIME_CONSTANT_S))
-    q = _one_pole(_one_pole(np.abs(x), g), g)
+    q = _one_pole(np.abs(x), g, stages=2)
     hangover = int(math.floor(P56_HANGOVER_S * sample_rate + 0.5))
     # Highest threshold index reached: q >= 2^(j-15) <=> q's binary exponent >= j - 15.
     # (q >= 0, so the float64 exponent field is (bits >> 52) - 1023; q = 0 maps to -1.)
@@ -465,7 +503,7 @@ def _to_vad_rate(x: FloatArray, sample_rate: float) -> FloatArray:
     if sample_rate == VAD_RATE:
         return x
     if sample_rate % VAD_RATE == 0:
-        return np.asarray(frames(x, int(sample_rate // VAD_RATE)).mean(axis=1), dtype=np.float64)
+        return block_means(x, int(sample_rate // VAD_RATE))
     n = int(x.size * VAD_RATE / sample_rate)
     return np.asarray(np.interp(np.arange(n) * (sample_rate / VAD_RATE), np.arange(x.size), x))
 

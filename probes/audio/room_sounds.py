@@ -188,11 +188,12 @@ def _band_spectra(x: NDArray[np.float64], sample_rate: int,
     serves the speech-band envelope and the background's flatness."""
     import numpy as np
 
+    from probes.audio import dsp as dsp
+
     factor = sample_rate // 16000 if sample_rate % 16000 == 0 else 1
     factor = factor if env_len % factor == 0 else 1
     n = x.size // env_len
-    y = x[: n * env_len].reshape(n * env_len // factor, factor).mean(axis=1) \
-        if factor > 1 else x[: n * env_len]
+    y = dsp.block_means(x[: n * env_len], factor) if factor > 1 else x[: n * env_len]
     frame = env_len // factor
     spec = np.fft.rfft(y.reshape(n, frame), axis=1)
     return spec.real**2 + spec.imag**2, np.fft.rfftfreq(frame, factor / sample_rate)

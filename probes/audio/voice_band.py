@@ -105,14 +105,17 @@ def band_spectra(samples: NDArray[np.float64], sample_rate: float, frame_len: in
 
     n = min(samples.size // frame_len, speech.size, noise.size)
     f = samples[: n * frame_len].reshape(n, frame_len)
+    # only the frames averaged below are transformed (each row's FFT is its own)
+    speech_rows, noise_rows = speech[:n], noise[:n]
+    used = speech_rows | noise_rows
     window = np.hanning(frame_len)
-    spec = np.fft.rfft(f * window, axis=1)
+    spec = np.fft.rfft(f[used] * window, axis=1)
     power = spec.real**2 + spec.imag**2
     freqs = np.fft.rfftfreq(frame_len, 1.0 / sample_rate)
     count = int((sample_rate / 2) // BAND_HZ)
     index = np.minimum((freqs // BAND_HZ).astype(int), count)  # Nyquist's bin: dropped below
-    speech_power = power[speech[:n]].mean(axis=0)
-    noise_power = power[noise[:n]].mean(axis=0)
+    speech_power = power[speech_rows[used]].mean(axis=0)
+    noise_power = power[noise_rows[used]].mean(axis=0)
     s = np.bincount(index, weights=speech_power, minlength=count + 1)[:count]
     z = np.bincount(index, weights=noise_power, minlength=count + 1)[:count]
     return np.arange(count) * BAND_HZ, s, z

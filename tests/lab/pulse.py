@@ -6,11 +6,13 @@ sessions never meet), and tears it down. ``PulseServer.add_microphone`` loads a
 ``device.form_factor``, USB ids): the agent classifies it exactly as it would a plugged-in
 device. A ``MicFeed`` writer thread streams s16le mono audio into the source's FIFO in real time,
 looping a background (the room) and playing programs (speech, clicks, gaps) over it on demand.
-Capturing through sounddevice's ``pulse`` device then returns those samples.
+Recording the source (the agent's ``probes.audio.pulse_capture``, or sounddevice's ALSA
+``pulse`` device) then returns those samples.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ from tests.lab.netns import LabError
 
 RATE = 48000
 CHUNK_S = 0.02
+FIFO_BYTES = 4096           # the microphone FIFO's capacity (one page: the least Linux allows)
 
 
 def require_audio_tools() -> None:
@@ -126,6 +129,11 @@ class MicFeed:
     def _run(self) -> None:
         try:
             fd = os.open(self.fifo, os.O_WRONLY)
+            # One page of FIFO (42 ms), not Linux's 64 KB (0.7 s): the pipe source reads the FIFO
+            # only while something records, so what it holds when a recording starts is what
+            # was written before, a room a test has since changed. A real microphone has no
+            # such past; a page of it falls inside the capture's settle time (SETTLE_S).
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, FIFO_BYTES)
         except OSError as exc:
             self.error = exc
             return
