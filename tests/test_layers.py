@@ -106,8 +106,7 @@ def _prints(tree: ast.AST) -> list[int]:
 
 
 # A child process answering its parent through a pipe is not output for a person.
-# the monitor's child processes: their stdout is the JSON answer their parent reads
-PRINT_EXEMPT = {"agent_kit.loop.traceroute_child", "agent_kit.loop.echo_child"}
+PRINT_EXEMPT = {"agent_kit.loop.traceroute_child"}
 
 
 def test_only_the_face_prints():
