@@ -167,30 +167,6 @@ def test_erl_and_delay_match_the_loop_the_test_set(desk, attenuation_db, delay_s
     assert result.details["delay_ms"] == pytest.approx(reading.delay_ms, abs=0.1)
 
 
-def test_the_monitors_echo_child_reads_the_same_loop(desk):
-    """The monitor measures the echo in a short-lived child (agent_kit.loop.echo_child: PortAudio
-    would stay mapped in the monitor): the child's numbers meet the same truth."""
-    from agent_kit.loop.echo_child import measure_echo_in_child
-
-    _server, loop, _room_db = desk
-    attenuation_db, delay_s = 20.0, 0.060
-    for _ in range(LAB_TRIES):
-        before = loop_truth(loop)
-        loop.set(delay_s=delay_s, gain_db=-attenuation_db)
-        time.sleep(0.2)
-        reading = measure_echo_in_child()
-        after = loop_truth(loop)
-        if steady(before, after) and not (reading.problem or "").endswith("too busy"):
-            break
-    else:
-        raise LabError(f"the lab loop did not hold still around a reading in {LAB_TRIES} tries")
-    assert reading.problem is None and reading.found, reading
-    true_erl = attenuation_db - before[1]
-    true_delay = (before[0] + after[0]) / 2 + 1000 * delay_s
-    assert abs(reading.erl_db - true_erl) <= ERL_TOLERANCE_DB, (reading, true_erl)
-    assert abs(reading.delay_ms - true_delay) <= DELAY_TOLERANCE_MS, (reading, true_delay)
-
-
 def test_no_leak_a_closed_headset_reads_no_echo(desk):
     _server, loop, room_db = desk
     loop.set(delay_s=0.0, gain_db=None)

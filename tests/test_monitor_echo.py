@@ -123,32 +123,3 @@ def test_every_heartbeat_carries_the_latest_echo_result(tmp_path):
     for body in center.bodies:
         echoes = [c for c in body["checks"] if c["id"] == "audio.echo"]
         assert len(echoes) == 1 and echoes[0]["status"] == "pass", body["checks"]
-
-
-def test_the_echo_unit_measures_through_the_contexts_child_when_given(monkeypatch):
-    """The monitor hands the echo unit ``measure_echo_in_child`` (agent_kit.loop.echo_child);
-    the unit then never plays in its own process, and judges what the child measured."""
-    import agent_kit.loop.monitor as monitor_module
-    import probes.audio.echo as echo
-    from agent_kit.core.policy import load_policy
-    from agent_kit.loop.echo_child import measure_echo_in_child
-    from agent_kit.run.echo_step import echo_results
-
-    def in_process(**_kw):
-        raise AssertionError("the echo was measured in this process")
-
-    monkeypatch.setattr(echo, "measure_echo", in_process)
-    asked: list[dict] = []
-
-    def child(**kw):
-        asked.append(kw)
-        return echo.EchoReading(device="Jabra", sample_rate=48000, probe_dbfs=-36.0,
-                                found=True, erl_db=18.0, echo_dbfs=-54.0, delay_ms=80.0)
-
-    ctx = ProbeContext(policy=load_policy(), measure_echo=child)
-    (result,) = echo_results(ctx)
-    assert result.id == "audio.echo" and result.status is Status.FAIL and asked
-    # and the monitor's own context is built with the child (open_monitor's context factory)
-    import inspect
-    assert "measure_echo=measure_echo_in_child" in inspect.getsource(monitor_module.open_monitor)
-    assert measure_echo_in_child.__module__ == "agent_kit.loop.echo_child"

@@ -584,8 +584,6 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
                              "away and start agent-kit monitor again (the heartbeats waiting "
                              "in it are lost; numbering continues after the center's)").format(
                                  path=spool_path, error=exc)) from None
-    from agent_kit.loop.echo_child import measure_echo_in_child
-
     client = CenterClient(enrollment)
     policy = _load_policy(policy_path, client)
     units = tuple(u for u in UNITS if groups is None or u.group in groups)
@@ -598,9 +596,7 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
         except CenterError as exc:
             log.warning("%s: path and bandwidth tests wait for it", exc)
             target = None
-        # the echo test in a child: PortAudio would stay mapped here (agent_kit.loop.echo_child)
-        return ProbeContext(policy=pol, center=target, interactive=False,
-                            measure_echo=measure_echo_in_child)
+        return ProbeContext(policy=pol, center=target, interactive=False)
 
     deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
                        context_factory=context, client=client, spool=spool, notify=notify,

@@ -44,8 +44,7 @@ def echo_results(ctx: ProbeContext) -> list[CheckResult]:
         ctx.prompt(text)
         time.sleep(ANNOUNCE_S)
     try:
-        measure = ctx.measure_echo or measure_echo
-        reading = measure(level_dbfs=float(params.get("probe_dbfs", PROBE_DBFS)),
+        reading = measure_echo(level_dbfs=float(params.get("probe_dbfs", PROBE_DBFS)),
                                seconds=probe_s,
                                on_level=guide.level if guide is not None else None)
     finally:

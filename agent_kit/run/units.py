@@ -20,7 +20,6 @@ from agent_kit.run.microphone_step import READY_WAIT_S
 
 if TYPE_CHECKING:   # the probes load only when a unit runs (fast start-up)
     from agent_kit.run.microphone_step import MicrophoneGuide
-    from probes.audio.echo import EchoReading
     from probes.network.path import PathReading
     from probes.network.traceroute import TracerouteReading
 
@@ -54,10 +53,6 @@ class ProbeContext:
     # measured and judges that stream with the trace this returns (the monitor's last one).
     # None: the unit traces in this process when the policy asks ([path] traceroute).
     hops_for: Callable[[PathReading], TracerouteReading | None] | None = None
-    # The monitor measures the echo in a child process (agent_kit.loop.echo_child): PortAudio,
-    # which the echo test plays and records through, would stay mapped in it for the shift.
-    # None: ``probes.audio.echo.measure_echo`` in this process.
-    measure_echo: Callable[..., EchoReading] | None = None
 
     @property
     def reflector_address(self) -> tuple[str, int] | None:
