@@ -1,12 +1,10 @@
-"""How much faster than real time the guided audio step's analysis runs (target: at least 500x).
+"""How much faster than real time the room analysis runs (target: at least 500x).
 
 Builds a 9 s capture like the onboarding check's (3 s of room noise, then 6 s of speech-like
 voice over it, 48 kHz, 16-bit), then times ``probes.audio.capture.analyze_capture`` (VAD, A-weighted
 noise floor, P.56, clipping, dropouts, hum, the room's sounds in the quiet phase) and each DSP
-step on it; then the echo test's 1.46 s recording (``probes.audio.echo``: the -36 dBFS chirp
-with a 20 dB echo 60 ms late over -60 dBFS noise) through ``analyze_echo``, and the two together
-against the 10.46 s they take to record. Prints the median of repeated runs (wall time of
-this process). Usage: python bench/audio_analysis.py [--repeat N]
+step on it. Prints the median of
+repeated runs. Usage: python bench/audio_analysis.py [--repeat N]
 """
 
 from __future__ import annotations
@@ -24,15 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probes.audio import dsp as dsp  # noqa: E402
 from probes.audio.capture import analyze_capture  # noqa: E402
-from probes.audio.echo import (  # noqa: E402
-    LEAD_S,
-    MAX_DELAY_S,
-    SAMPLE_RATE,
-    TAIL_S,
-    WINDOW_AFTER_S,
-    analyze_echo,
-    chirp,
-)
 from probes.audio.room_sounds import analyze_room  # noqa: E402
 
 FS = 48000
@@ -49,21 +38,6 @@ def capture(seconds: float = 9.0) -> np.ndarray:
     voice *= 10 ** (-26 / 20) / np.sqrt(np.mean(voice**2))
     x[3 * FS:] += voice[3 * FS:]
     return (np.clip(x, -1, 1 - 1 / 32768) * 32768).astype(np.int16)
-
-
-def echo_recording() -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(played, recorded int16, probe start, probe length) as the echo test lays them out."""
-    probe = chirp()
-    lead = int(LEAD_S * SAMPLE_RATE)
-    played = np.zeros(lead + probe.size + int((MAX_DELAY_S + WINDOW_AFTER_S + TAIL_S)
-                                              * SAMPLE_RATE))
-    played[lead:lead + probe.size] = probe
-    delay = int(0.060 * SAMPLE_RATE)
-    y = np.zeros(played.size)
-    y[delay:] = 0.1 * played[:-delay]
-    y += np.random.default_rng(1).normal(0, 1e-3, y.size)
-    return (played, (np.clip(y, -1, 1 - 1 / 32768) * 32768).astype(np.int16), lead,
-            probe.size)
 
 
 def median_s(fn, repeat: int) -> float:
@@ -103,21 +77,6 @@ def main() -> None:
     total = median_s(lambda: analyze_capture(pcm, FS, prompted=True, room_s=3.0), args.repeat)
     print(f"whole analysis (analyze_capture) {total * 1000:7.2f} ms "
           f"= {seconds / total:.0f}x faster than real time (target >= 500x)")
-    played, recorded, lead, probe_len = echo_recording()
-    echo_s = recorded.size / SAMPLE_RATE
-
-    def echo() -> object:
-        return analyze_echo(played, recorded, SAMPLE_RATE, probe_start=lead,
-                            probe_len=probe_len, max_lag=int(MAX_DELAY_S * SAMPLE_RATE))
-
-    echo_total = median_s(echo, args.repeat)
-    reading = echo()
-    print(f"echo test (analyze_echo, {echo_s:.2f} s) {echo_total * 1000:7.2f} ms "
-          f"= {echo_s / echo_total:.0f}x faster than real time; read ERL "
-          f"{reading.erl_db:.2f} dB (true 20), lag {reading.lag_samples} (true 2880)")
-    both = total + echo_total
-    print(f"guided step with the echo test   {both * 1000:7.2f} ms "
-          f"= {(seconds + echo_s) / both:.0f}x faster than real time (target >= 500x)")
     # unprompted (the monitor, --json): the room's sounds are told apart in the whole capture
     total = median_s(lambda: analyze_capture(pcm, FS), args.repeat)
     print(f"unprompted (room sounds in all)  {total * 1000:7.2f} ms "

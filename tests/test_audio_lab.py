@@ -288,29 +288,17 @@ def test_check_only_audio_in_a_quiet_room_with_speech_is_ready(lab, tmp_path):
     assert len(proc.stdout) + len(proc.stderr) < 20000  # numbers, not samples
     report = json.loads(proc.stdout)
     checks = {c["id"]: c for c in report["checks"]}
-    # the echo test ran too (its chirp and recording are covered by the no-file check above);
-    # the headset's speaker leaks nothing into its microphone here: no echo
     assert set(checks) == {"audio.headset", "audio.noise", "audio.speech_level", "audio.snr",
                            "audio.clipping", "audio.dropouts", "audio.hum",
-                           "audio.voice_bandwidth", "audio.room_sounds",
-                           "audio.echo"}
+                           "audio.voice_bandwidth", "audio.room_sounds"}
     # unprompted, the looped sentence at the headset is its wearer talking, never voices in the
     # room: the room is judged in the pause between the sentences when the window holds a whole
     # one, else not judged (tests/test_room_sounds_lab.py has the rooms themselves)
     room = checks.pop("audio.room_sounds")
     assert (room["status"], room["value"]) in {("pass", "quiet"), ("unknown", "talking")}, room
     assert room["details"]["own_voice"] is True
-    # no leak from the headset's speaker: no echo. The looped sentence may be playing during
-    # the echo test's 1.46 s (nobody here stays quiet when told): then it is the noise that
-    # bounds what the test proves, a lower bound under the warn level, never an echo
-    echo = checks.pop("audio.echo")
-    assert echo["details"]["echo_found"] is False, echo
-    assert echo["value"] == echo["details"]["erl_at_least_db"] and echo["unit"] == "dB", echo
-    assert (echo["status"] == "pass") == (echo["value"] >= 45), echo
-    assert echo["details"]["probe_dbfs"] < -36 and echo["details"]["recorded_s"] <= 3, echo
     assert {c["status"] for c in checks.values()} == {"pass"}, checks
-    assert report["verdict"] == ("pass" if {room["status"], echo["status"]} == {"pass"}
-                                 else "warn")
+    assert report["verdict"] == ("pass" if room["status"] == "pass" else "warn")
 
 
 def test_pactl_text_fallback_reads_what_json_reads(lab):

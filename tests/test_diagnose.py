@@ -297,22 +297,3 @@ def test_the_terminal_gives_one_fix_the_checks_own(tmp_path: Path) -> None:
     tail = out.getvalue().split("Why does my call sound bad?")[1]
     assert "likely" in tail and "%" not in tail
     assert " ".join(tail.split()).count(cpu_fix) == 1 and "room fix" not in tail
-
-
-def test_an_echo_heard_points_at_the_headset_below_the_devices_own_checks() -> None:
-    """Laptop speakers (audio.echo fails, an echo heard): the headset cause, with the echo as
-    evidence; beside a failing hum check the hum stays the first evidence (issue 20)."""
-    echo = result("audio.echo", Status.FAIL, 12.0, details={"echo_found": True})
-    assert keys(report(echo))[0] == "headset"
-    both = report(echo, result("audio.hum", Status.FAIL, -40.0))
-    assert rank_causes(both)[0].evidence[0] == "audio.hum"
-
-
-def test_a_noisy_room_that_hid_any_echo_is_no_evidence() -> None:
-    """No echo heard, only a lower bound under the warn level: no cause of its own (the room's
-    noise is audio.noise's to weigh; through the wrong microphone, audio.headset's)."""
-    bound = result("audio.echo", Status.WARN, 30.0, details={"echo_found": False})
-    assert keys(report(bound)) == [] or "audio.echo" not in {
-        e for c in rank_causes(report(bound)) for e in c.evidence}
-    wrong_mic = report(bound, result("audio.headset", Status.FAIL, None))
-    assert "room" not in keys(wrong_mic)

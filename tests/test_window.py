@@ -189,9 +189,6 @@ def run_microphone_step(display: str, window: OnboardingWindow, feed: object,
             if len(step.prompts) == 2:   # "now read this sentence aloud"
                 feed.play(speech)  # type: ignore[attr-defined]
                 window.root.update()
-            if len(step.prompts) == 3:   # the echo test says what it will play, first
-                window.root.update()
-                screenshot(display, f"{shot_prefix}-prompt-echo.png")
         if step.prompts and window.prompt.winfo_ismapped():
             n = len(step.prompts)
             step.bar_px[n] = max(step.bar_px.get(n, 0), panel.bar_width)
@@ -237,9 +234,8 @@ def test_ready_with_prompts_in_english(display, headset, root, tmp_path):
     assert "1 s" in step.countdowns and len(set(step.countdowns)) >= 3, step.countdowns
     assert step.bar_px.get(2, 0) > step.bar_px.get(1, 0) + 100, step.bar_px
     assert len(step.sizes) == 1, f"the window changed size during the run: {step.sizes}"
-    assert len(prompts) == 3, prompts
+    assert len(prompts) == 2, prompts
     assert "quiet" in prompts[0] and "read this sentence aloud" in prompts[1]
-    assert prompts[2].startswith("Echo test: in a moment a short, quiet tone (0.5 s)"), prompts
     assert window.last_report.ready, [(c.id, c.status, c.message) for c in
                                       window.last_report.checks]
     assert texts.count("READY") + texts.count("READY (with warnings)") == 1, texts
@@ -274,7 +270,7 @@ def test_not_ready_in_japanese_names_each_problem_and_fix(display, headset, root
         if check.blocks:   # each problem and its fix, in Japanese, on screen
             assert check.message in joined and check.fix and check.fix in joined
     assert "VPN" in joined and "周囲の雑音" in joined
-    assert len(prompts) == 3 and all(not p.isascii() for p in prompts)
+    assert len(prompts) == 2 and all(not p.isascii() for p in prompts)
 
 
 def test_diagnose_button_clicked_with_the_mouse(display, headset, root, tmp_path):
@@ -364,7 +360,7 @@ def test_four_problems_fit_a_1280x800_screen(display, audio_lab, root, tmp_path,
     # the laptop's microphone was named as a warning before anything was recorded
     builtin = MicrophoneInUse("Built-in Audio Analog Stereo", "builtin")
     assert step.device == device_line(builtin)[0] and device_line(builtin)[1], step.device
-    assert len(step.prompts) == 3, step.prompts   # stay quiet, read aloud, the echo test
+    assert len(step.prompts) == 2, step.prompts
     # not enrolled: said once, at the top, with the field for the setup code
     texts = widget_texts(root)
     assert window.setup.winfo_ismapped() and window.code_entry.winfo_ismapped()

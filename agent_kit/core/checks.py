@@ -244,18 +244,6 @@ AUDIO_ROOM_SOUNDS = CheckSpec(
             "`impulses_dbfs`) gets its status (`voices`, `steady`, `impulses`); voices win "
             "over bangs over steady noise. In the monitor's unprompted captures, voices at "
             "`own_voice_dbfs` or louder are the agent talking (`talking`: not judged)")
-AUDIO_ECHO = CheckSpec(
-    "audio.echo", "audio", N_("Echo return loss"), "dB", _LOWER, "echo",
-    {"probe_dbfs": ParamSpec((int, float), doc="level of the test sound (RMS, dBFS), "
-                             "between -60 and -10", bounds=(-60.0, -10.0)),
-     "probe_s": ParamSpec((int, float), doc="length of the test sound, seconds (0.2 to 1)",
-                          bounds=(0.2, 1.0))},
-    summary="echo return loss (ITU-T G.168): a short quiet chirp (`probe_dbfs`, `probe_s`) "
-            "played through the call output, its level minus its echo's level in the call "
-            "input; no echo heard reads as the loss the capture proves (\"at least X dB\"), "
-            "passing when that clears `warn` and warning when the room's noise hid less; the "
-            "echo path delay is "
-            "in the details (`delay_ms`)")
 
 CATALOGUE: tuple[CheckSpec, ...] = (
     SYSTEM_CPU, SYSTEM_MEMORY, SYSTEM_DISK, SYSTEM_POWER, SYSTEM_UPTIME,
@@ -263,7 +251,7 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     NETWORK_RTT, NETWORK_JITTER, NETWORK_LOSS, NETWORK_MOS, NETWORK_HOPS, NETWORK_TEST_CALL,
     BANDWIDTH_DOWN, BANDWIDTH_UP, BANDWIDTH_BUFFERBLOAT,
     AUDIO_HEADSET, AUDIO_NOISE, AUDIO_SPEECH_LEVEL, AUDIO_SNR, AUDIO_CLIPPING, AUDIO_DROPOUTS,
-    AUDIO_HUM, AUDIO_ROOM_SOUNDS, AUDIO_VOICE_BANDWIDTH, AUDIO_ECHO,
+    AUDIO_HUM, AUDIO_ROOM_SOUNDS, AUDIO_VOICE_BANDWIDTH,
 )
 
 BY_ID: dict[str, CheckSpec] = {spec.id: spec for spec in CATALOGUE}

@@ -192,11 +192,10 @@ def _check_type(value: Any, spec: ParamSpec) -> str | None:
         return f"must be {_type_names(types)}, not {type(value).__name__}"
     if spec.choices and value not in spec.choices:
         return f"must be one of {', '.join(repr(c) for c in spec.choices)}, not {value!r}"
+    if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
+        return f"must be {spec.bounds[0]:g}..{spec.bounds[1]:g}, not {value!r}"
     if isinstance(value, list) and not all(isinstance(v, str) for v in value):
         return "must be a list of strings"
-    if spec.bounds is not None and not (
-            _is_number(value) and spec.bounds[0] <= value <= spec.bounds[1]):
-        return f"must be between {spec.bounds[0]:g} and {spec.bounds[1]:g}, not {value!r}"
     return None
 
 

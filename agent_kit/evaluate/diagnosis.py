@@ -37,7 +37,6 @@ from typing import Any
 from agent_kit.core.checks import (
     AUDIO_CLIPPING,
     AUDIO_DROPOUTS,
-    AUDIO_ECHO,
     AUDIO_HEADSET,
     AUDIO_HUM,
     AUDIO_NOISE,
@@ -258,15 +257,6 @@ def _weights(result: CheckResult, ev: _Evidence) -> dict[str, float]:
         return {"home": 0.8, "isp": 0.2, "wifi": 0.2 if ev.on_wifi else 0.0}
     if cid == AUDIO_HEADSET.id:
         return {"headset": 1.0}
-    if cid == AUDIO_ECHO.id:
-        if not result.details.get("echo_found"):
-            # no echo heard, the room too noisy to rule a faint one out: no evidence of its
-            # own (audio.noise weighs that noise; through the wrong microphone, audio.headset)
-            return {}
-        # the call's sound comes back into its microphone: speakers, or a headset worn loose
-        # or too loud. Below audio.headset and the level, hum and bandwidth checks, whose fixes
-        # name the device: an echo beside them is their consequence more often than not
-        return {"headset": 0.5}
     if cid in _ROOM_IDS and ev.wrong_mic:
         # Recorded through the wrong microphone: these readings describe that device, and the
         # room is judged again once the headset is in use. Below audio.headset's own weight, so

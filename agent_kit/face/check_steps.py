@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_kit.core.checks import (
-    AUDIO_ECHO,
     AUDIO_HUM,
     BY_ID,
     NETWORK_JITTER,
@@ -33,7 +32,6 @@ UNIT_LABEL = {
     "audio": N_("Headset and room"),
     "headset": N_("Headset"),
     "room": N_("Microphone test and room noise"),
-    "echo": N_("Echo test"),
 }
 GROUP_LABEL = {
     "system": N_("Your computer"),
@@ -48,10 +46,7 @@ _PLAIN_TITLE = {
     NETWORK_MOS.id: N_("Estimated call quality"),
     NETWORK_TEST_CALL.id: N_("Test call quality"),
     AUDIO_HUM.id: N_("Electrical hum"),
-    AUDIO_ECHO.id: N_("Echo"),
 }
-# Level checks whose own message is plainer than "too low": a low echo *loss* is a loud echo.
-_OWN_WORDS = frozenset({AUDIO_ECHO.id})
 # Units a reader knows; a level in dBFS, a MOS or a count of days is left to --details.
 PLAIN_UNITS = frozenset({"ms", "%", "Mbit/s", "MB", "GB"})
 
@@ -122,7 +117,7 @@ def plain_finding(result: CheckResult) -> str:
     could not measure says its own message (those are already plain)."""
     spec = BY_ID.get(result.id)
     numeric = isinstance(result.value, int | float) and not isinstance(result.value, bool)
-    if (spec is None or not spec.has_thresholds or not numeric or result.id in _OWN_WORDS
+    if (spec is None or not spec.has_thresholds or not numeric
             or result.status not in (Status.WARN, Status.FAIL)):
         return result.message
     title = plain_title(result.id)

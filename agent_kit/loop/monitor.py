@@ -15,9 +15,6 @@ nothing is measured twice or differently from ``agent-kit check``) runs on its o
 - bandwidth rarely (every 30 min), never while the microphone shows sustained speech (a call);
 - the scored test call (``network.test_call``) once an hour (its score costs the center about
   2 s of CPU), never during a call;
-- the echo test (a half-second quiet chirp played to the headset) at the shift's full check and
-  every ``ECHO_EVERY_S`` (4 h), never during a call and never while the last room capture heard
-  speech: it runs after the cycle's room capture, and is dropped when that capture heard any;
 - a unit whose check is holding the gate closed is re-measured sooner, so recovery is seen.
 
 The first cycle (and the first after a shift gap) is a *full* check of every unit: the gate stays
@@ -80,9 +77,6 @@ SPEECH_ACTIVITY_CALL = 0.25  # P.56 activity factor from which a capture is "spe
 #                              (an agent on a call talks for roughly a third to a half
 #                              of the time; a quiet room scores 0)
 CALL_SAMPLES = 2            # consecutive speech captures that mean "a call is going on"
-ECHO_EVERY_S = 4 * 3600.0   # chosen: the echo path changes when the devices do (the full check
-#                             after a shift gap covers that); a few times a shift otherwise
-ECHO_WHEN_BLOCKING_S = 1800.0  # chosen: a failing echo is re-measured twice an hour
 
 
 @dataclass(frozen=True)
@@ -92,16 +86,10 @@ class Cadence:
     every_s: float
     when_blocking_s: float
     skip_in_call: bool = False
-    # plays a sound: also never while the latest room capture heard any speech (a call that
-    # has just begun counts as a call only after CALL_SAMPLES captures)
-    skip_on_speech: bool = False
 
 
 def cadence_for(unit: ProbeUnit, interval_s: float) -> Cadence:
     """The schedule of a unit, by group (a new group gets a cautious once-a-minute default)."""
-    if unit.name == "echo":
-        return Cadence(max(ECHO_EVERY_S, interval_s), max(ECHO_WHEN_BLOCKING_S, interval_s),
-                       skip_in_call=True, skip_on_speech=True)
     if unit.group in ("system", "vpn") or unit.name == "link":
         return Cadence(interval_s, interval_s)
     if unit.group == "bandwidth":
@@ -358,22 +346,18 @@ class Monitor:
         return last + every
 
     def _is_due(self, unit: ProbeUnit, now: float) -> bool:
-        return self._allowed(unit) and now >= self._next_run(unit)
-
-    def _allowed(self, unit: ProbeUnit) -> bool:
-        """False while a call (or, for a unit that plays sound, any speech) says not now."""
-        cadence = self.cadences[unit.name]
-        if cadence.skip_in_call and self.in_call:
+        if self.cadences[unit.name].skip_in_call and self.in_call:
             return False
-        return not (cadence.skip_on_speech and self.speech_run > 0)
+        return now >= self._next_run(unit)
 
     def _measure(self, units: list[ProbeUnit], *, full: bool) -> None:
         from agent_kit.run.runner import run_checks
 
         if full:
             log.info("full check of the shift: %s", ",".join(u.name for u in units))
-        units = [u for u in units if self._allowed(u)]
-        # the concurrent units first, then each exclusive one (echo, bandwidth) alone, with the
+        if self.in_call:
+            units = [u for u in units if not self.cadences[u.name].skip_in_call]
+        # the concurrent units first, then each exclusive one (bandwidth) alone, with the
         # memory freed in between so their peaks do not add up
         # a service this center does not offer (the scored test call) is not measured, as in
         # agent-kit check (run.units.offered_units); its cadence still counts as run
@@ -386,24 +370,17 @@ class Monitor:
         burst = PathBurst(self.last_trace_reading) if self.trace_wanted else None
         context = (dataclasses.replace(self.context, hops_for=burst.hand) if burst
                    else self.context)
-        ran: list[ProbeUnit] = []
-        for batch in batches:
-            # this cycle's room capture (first batch) may just have heard a call begin
-            batch = [u for u in batch if self._allowed(u)]
-            if not batch:
-                continue
+        for batch in (b for b in batches if b):
             report = run_checks(batch, context, clock=self.deps.monotonic,
                                 now=lambda: datetime.fromtimestamp(self.deps.clock(), UTC))
             checks += report.checks
-            ran += batch
-            self._update_call(report.checks)
             release_free_memory()
         if burst is not None:
             checks = self._hops(checks, burst.take(), full=full)
         now = self.deps.monotonic()
-        for unit in ran:
+        for unit in units:
             self.last_run[unit.name] = now
-        # (the call state was updated after each batch above)
+        self._update_call(checks)
         if self.in_call:
             checks = self._room_in_call(checks)
         for result in checks:

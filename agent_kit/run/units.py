@@ -117,12 +117,6 @@ def _room(ctx: ProbeContext) -> list[CheckResult]:
     return room_results(ctx)
 
 
-def _echo(ctx: ProbeContext) -> list[CheckResult]:
-    from agent_kit.run.echo_step import echo_results
-
-    return echo_results(ctx)
-
-
 def _path(ctx: ProbeContext, measure: Callable[..., PathReading] | None = None,
           trace: Callable[..., TracerouteReading] | None = None,
           link: Callable[[str], str | None] | None = None) -> list[CheckResult]:
@@ -268,10 +262,6 @@ UNITS: tuple[ProbeUnit, ...] = (
     ProbeUnit("room", _room,
               timeout_s=60.0 + READY_WAIT_S),
     path_unit(),
-    # Plays a sound and records: alone (exclusive), and the first exclusive unit, so it follows
-    # the room's capture at once. About 2 s (agent_kit.run.echo_step); the timeout covers a
-    # second try and each try's stall margin (probes.audio.echo_io.STALL_MARGIN_S).
-    ProbeUnit("echo", _echo, timeout_s=12.0, exclusive=True),
     # A stream of its own (the clip's length, 6 s) and the center's score (about 2 s there):
     # alone, after the path test and before the bandwidth test loads the line.
     ProbeUnit("call", _test_call, timeout_s=TEST_CALL_TIMEOUT_S, exclusive=True,

@@ -28,7 +28,6 @@ window.CHECKS = Object.freeze({
   "audio.hum": {title: "Mains hum (50/60 Hz)", unit: "dBFS", group: "audio"},
   "audio.room_sounds": {title: "Sounds in the room", unit: null, group: "audio"},
   "audio.voice_bandwidth": {title: "Voice bandwidth", unit: "kHz", group: "audio"},
-  "audio.echo": {title: "Echo return loss", unit: "dB", group: "audio"},
 });
 /* The agent page's charts: each line is a check that names the chart. */
 window.CHARTS = Object.freeze([
