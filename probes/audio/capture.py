@@ -347,6 +347,7 @@ def _record_portaudio(seconds: float, *, on_mark: Callable[[str], None] | None,
     """``record`` through sounddevice/PortAudio (Windows, macOS, Linux without a sound
     server): a callback stream, with the driver's input overflows counted."""
     import numpy as np
+    from probes.audio import pulse_capture
     import sounddevice as sd
 
     chunks: list[NDArray[np.int16]] = []
@@ -370,13 +371,7 @@ def _record_portaudio(seconds: float, *, on_mark: Callable[[str], None] | None,
 
     with sd.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
                         blocksize=blocksize, callback=callback):
-        t0 = time.monotonic()
-        for at, text in sorted(marks):
-            delay = t0 + at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if on_mark is not None:
-                on_mark(text)
+        pulse_capture.show_marks(marks, on_mark)
         if not done.wait(timeout=seconds + 5.0):
             raise RuntimeError(f"the microphone delivered {got / sample_rate:.1f} s of audio in "
                                f"{seconds + 5:.0f} s: the device stalled")

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -162,13 +162,7 @@ def record(seconds: float, *, source: PulseSource = DEFAULT_SOURCE, sample_rate:
     reader.start()
     try:
         started.wait(timeout=max(0.0, deadline - time.monotonic()))
-        t0 = time.monotonic()
-        for at, text in sorted(marks):
-            delay = t0 + at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if on_mark is not None:
-                on_mark(text)
+        show_marks(marks, on_mark)
         done.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
     finally:
         proc.terminate()
@@ -186,3 +180,16 @@ def record(seconds: float, *, source: PulseSource = DEFAULT_SOURCE, sample_rate:
         raise RuntimeError(f"the microphone delivered {filled / sample_rate:.1f} s of audio in "
                            f"{seconds + STALL_MARGIN_S:.0f} s: the device stalled")
     return samples
+
+
+def show_marks(marks: Sequence[tuple[float, str]],
+               on_mark: Callable[[str], None] | None) -> None:
+    """Hand each ``(seconds after now, text)`` mark to ``on_mark`` at its time, in order,
+    while a recording runs (the guided capture's "now read aloud"); returns after the last."""
+    t0 = time.monotonic()
+    for at, text in sorted(marks):
+        delay = t0 + at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if on_mark is not None:
+            on_mark(text)
