@@ -27,6 +27,7 @@ from agent_kit.center.auth import (
     runtime,
 )
 from agent_kit.center.clearance import NONCE_PATTERN
+from agent_kit.center.devices import devices_of
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
 from agent_kit.center.models import (
@@ -45,7 +46,12 @@ from agent_kit.center.models import (
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 from agent_kit.center.untrusted_text import csv_cell
-from agent_kit.center.viewer_language import localized_heartbeat, render_all, viewer_language
+from agent_kit.center.viewer_language import (
+    first_reason,
+    localized_heartbeat,
+    render_all,
+    viewer_language,
+)
 from agent_kit.core.wire.text import LINE_PATTERN
 
 router = APIRouter()
@@ -167,17 +173,26 @@ async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool |
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                  sort: SortQ = "hostname") -> JSONResponse:
-    """One page of the fleet, filtered server-side, with counts over the whole fleet."""
+    """One page of the fleet, filtered server-side, with counts over the whole fleet; each
+    row that is not ready (now, or when last seen) with its first reason in the reader's
+    language."""
     rt = runtime(request)
     now = rt.now
     total, counts, rows = await run_in_threadpool(
         rt.store.overview, _filter(state, ready, q, failing), sort, limit, offset, now)
-    return JSONResponse({"total": total, "counts": counts,
-                         "agents": [agent_view(r, now) for r in rows]})
+    # only the rows that have a reason to show: their last heartbeats, one query
+    wanted = [r.agent_id for r in rows if r.last_seen is not None and r.ready == 0
+              and r.retired_at is None]
+    latest = await run_in_threadpool(rt.store.latest_heartbeats, wanted) if wanted else {}
+    lang = viewer_language(request)
+    views = [{**agent_view(r, now), "reason": first_reason(latest.get(r.agent_id), lang)}
+             for r in rows]
+    return JSONResponse({"total": total, "counts": counts, "agents": views})
 
 
-CSV_COLUMNS = ("agent_id", "hostname", "display_name", "state", "ready", "verdict", "failing",
-               "last_seen", "since", "interval_s", "agent_version", "last_seq")
+CSV_COLUMNS = ("agent_id", "hostname", "display_name", "state", "status", "ready", "last_ready",
+               "verdict", "failing", "last_seen", "since", "interval_s", "agent_version",
+               "last_seq")
 
 
 @router.get("/api/v1/agents.csv", response_class=PlainTextResponse)
@@ -226,8 +241,11 @@ async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
     row = await _agent_row(request, agent_id)
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id)
     # the workstation's messages in the reader's language (?lang=, cookie, Accept-Language)
-    return JSONResponse({**agent_view(row, rt.now),
-                         "latest": localized_heartbeat(latest, viewer_language(request))})
+    lang = viewer_language(request)
+    reason = first_reason(latest, lang) if row.ready == 0 else None
+    return JSONResponse({**agent_view(row, rt.now), "reason": reason,
+                         "devices": devices_of(latest, lang),
+                         "latest": localized_heartbeat(latest, lang)})
 
 
 @router.get("/api/v1/agents/{agent_id}/heartbeats", response_model=HeartbeatHistory,

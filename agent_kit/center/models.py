@@ -34,6 +34,7 @@ AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=200, pattern=LINE_PATTERN)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LINE_PATTERN)]
 AgentState = Literal["online", "offline", "never_seen", "retired"]
+AgentStatus = Literal["not_ready", "ready", "offline", "never_seen", "retired"]
 MAX_SEQ = wire.MAX_SEQ
 
 _DERIVED: dict[type, type[BaseModel]] = {}
@@ -180,12 +181,19 @@ class ClearanceKey(BaseModel):
     public_key_pem: str
 
 
+class Reason(BaseModel):
+    check: str | None
+    text: str | None
+
+
 class Agent(BaseModel):
     agent_id: str
     hostname: str
     display_name: str | None
     state: AgentState
+    status: AgentStatus
     ready: bool | None
+    last_ready: bool | None
     verdict: str | None
     failing: list[str]
     last_seen: datetime | None
@@ -193,9 +201,30 @@ class Agent(BaseModel):
     interval_s: float | None
     agent_version: str | None
     last_seq: int | None
+    reason: Reason | None = None
+
+
+class HeadsetInfo(BaseModel):
+    status: str | None
+    microphone: str | None
+    speaker: str | None
+    kind: str | None
+
+
+class LinkInfo(BaseModel):
+    status: str | None
+    interface: str | None
+    speed_mbps: float | None
+    text: str | None
+
+
+class DeviceInfo(BaseModel):
+    headset: HeadsetInfo | None
+    link: LinkInfo | None
 
 
 class AgentDetail(Agent):
+    devices: DeviceInfo
     latest: dict[str, object] | None
 
 
