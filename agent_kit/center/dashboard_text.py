@@ -31,18 +31,19 @@ UI_TEXT = (
     N_("Filter agents"), N_("Search"), N_("Hostname, name or agent id"), N_("State"),
     N_("Any state"), N_("Readiness"), N_("Any"), N_("Failing check"), N_("Any check"),
     N_("Clear"), N_("Export CSV"), N_("Agents of the fleet"), N_("Agent"),
-    N_("Failing checks"), N_("Since when the agent is ready, or not ready"), N_("Since"),
+    N_("Who cannot take calls first: not ready (the longest first), then offline, then ready"),
+    N_("Reason"), N_("Since when the agent is ready, not ready or offline"), N_("Since"),
     N_("Last seen"), N_("Version"), N_("No agent matches these filters."), N_("Pages"),
     N_("Rows per page"), N_("Previous page"), N_("‹ Previous"), N_("Next page"),
     N_("Next ›"), N_("Breadcrumb"), N_("Login gate"), N_("Current problems"), N_("History"),
     N_("Period"), N_("Last heartbeat"), N_("Diagnosis reports"), N_("Language"),
     N_("Hostname"), N_("Agent id"), N_("Every check"),
     # the scripts (t("..."))
-    N_("No agents"), N_("Updated {time}"), N_("Verdict: {verdict}"), N_("Ready since"),
+    N_("No agents"), N_("Updated {time}"), N_("Ready since"),
     N_("Not ready since"), N_("Heartbeat interval"), N_("Agent version"), N_("Heartbeats"),
-    N_("none"), N_("No heartbeat yet: the gate denies login."), N_("Open"), N_("Closed"),
-    N_("since"), N_("The agent is {state}: the center denies login until a fresh heartbeat "
-                    "arrives."),
+    N_("none"), N_("No heartbeat yet: the gate denies login."),
+    N_("The agent is {state}: the center denies login until a fresh heartbeat "
+       "arrives."),
     N_("Recovering: every check passes again. The gate reopens once they have kept passing "
        "for the policy's recovery time, so that nobody flaps in and out. It closed because:"),
     N_("No reason given."), N_("Fix: {fix}"), N_("No heartbeat yet."),
@@ -60,6 +61,11 @@ UI_TEXT = (
     N_("in {time}"), N_("never"), N_("That admin token is not valid."),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
+    # the overview's status, reason and since (app.js); the agent page's devices and gate
+    N_("Offline, last: ready"), N_("Offline, last: not ready"),
+    N_("Offline, last: not ready ({check})"), N_("not ready since {time}"),
+    N_("ready since {time}"), N_("offline since {time}"), N_("Offline since"),
+    N_("sound plays through {speaker}"), N_("Login is allowed."), N_("Login is denied."),
 )
 
 

@@ -22,6 +22,7 @@ from agent_kit.core.i18n import Msg, render
 
 
 class Headset(TypedDict):
+    check: str               # the check naming it (its title labels it)
     status: str | None
     microphone: str | None
     speaker: str | None      # only when sound plays through another device
@@ -29,6 +30,7 @@ class Headset(TypedDict):
 
 
 class Link(TypedDict):
+    check: str
     status: str | None
     interface: str | None
     speed_mbps: float | None
@@ -65,7 +67,7 @@ def _rendered(value: object, lang: str) -> str | None:
 
 def _headset(check: dict[str, Any], lang: str) -> Headset:
     params = _params(check)
-    return {"status": _text(check.get("status")),
+    return {"check": AUDIO_HEADSET.id, "status": _text(check.get("status")),
             "microphone": _text(params.get("name")) or _text(params.get("mic")),
             "speaker": _text(params.get("out")),
             "kind": _rendered(params.get("kind"), lang)}
@@ -75,7 +77,8 @@ def _link(check: dict[str, Any], lang: str) -> Link:
     interface = _params(check).get("interface")
     speed: float | None = None
     if isinstance(interface, dict):
-        inner = interface.get("params") if isinstance(interface.get("params"), dict) else {}
+        inner = interface.get("params")
+        inner = inner if isinstance(inner, dict) else {}
         raw_speed = inner.get("speed")
         speed = float(raw_speed) if isinstance(raw_speed, (int, float)) and \
             not isinstance(raw_speed, bool) else None
@@ -83,7 +86,8 @@ def _link(check: dict[str, Any], lang: str) -> Link:
     message = Msg.from_json({"id": check.get("message_id"),
                              "params": check.get("message_params")})
     text = render(message, lang) if message is not None else _text(check.get("message"))
-    return {"status": _text(check.get("status")), "interface": _text(interface),
+    return {"check": NETWORK_LINK.id, "status": _text(check.get("status")),
+            "interface": _text(interface),
             "speed_mbps": speed, "text": text}
 
 

@@ -205,6 +205,7 @@ class Agent(BaseModel):
 
 
 class HeadsetInfo(BaseModel):
+    check: str
     status: str | None
     microphone: str | None
     speaker: str | None
@@ -212,6 +213,7 @@ class HeadsetInfo(BaseModel):
 
 
 class LinkInfo(BaseModel):
+    check: str
     status: str | None
     interface: str | None
     speed_mbps: float | None
