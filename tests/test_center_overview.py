@@ -156,7 +156,8 @@ def test_an_agent_names_its_headset_and_link(fleet: Fleet) -> None:
         cell = admin.get(f"/api/v1/agents/{fleet.id('cell')}").json()
         new = admin.get(f"/api/v1/agents/{fleet.id('new')}").json()
     assert warned["devices"]["headset"] == {
-        "check": "audio.headset", "status": "warn", "microphone": "Jabra Evolve2 40", "speaker": "HDMI out", "kind": None}
+        "check": "audio.headset", "status": "warn", "microphone": "Jabra Evolve2 40",
+        "speaker": "HDMI out", "kind": None}
     assert warned["devices"]["link"] == {
         "check": "network.link", "status": "warn", "interface": "wlan0", "speed_mbps": 300.0,
         "text": i18n.render(i18n.M_("Wi-Fi ({interface})", interface=i18n.M_(
