@@ -509,6 +509,8 @@ def test_the_overview_answers_who_cannot_take_calls_and_why_first(page, fleet: F
     assert rows[:5] == [fleet.vera.agent_id, fleet.bob.agent_id, fleet.quiet.agent_id,
                         fleet.carol.agent_id, fleet.alice.agent_id]
     assert page.get_attribute(f"tr[data-agent-id='{rows[-1]}']", "data-status") == "retired"
+    retired = page.locator("tr[data-status=retired] td.reason").all_inner_texts()
+    assert retired and set(retired) == {"—"}         # no reason: it takes no calls at all
     assert page.get_attribute("th[data-sort=attention]", "aria-sort") == "other"
 
     vera = _row(page, fleet.vera)
@@ -567,10 +569,13 @@ def test_an_agents_page_names_its_devices_and_fits_its_charts(page, fleet: Fleet
     assert page.inner_text("[data-device=link]") == "wired (eth0 at 1000 Mbit/s)"
     assert page.inner_text("#gate .gate-state") == "Login is allowed."
 
-    # the 1 h period shows the 19 minutes the heartbeats cover, not 41 empty ones before them
+    # the 1 h period shows the 20 minutes the heartbeats cover, not 40 empty ones before them
     svg = page.locator("#chart-rtt svg.chart-svg")
     assert float(svg.get_attribute("data-t0") or 0) == _ms(fleet.alice_times[0])
-    assert float(svg.get_attribute("data-t1") or 0) == _ms(fleet.alice_times[-1])
+    # (to one interval past the last heartbeat: how long its state holds)
+    assert float(svg.get_attribute("data-t1") or 0) == _ms(fleet.alice_times[-1]) + \
+        INTERVAL_S * 1000
+    assert page.locator("#chart-mos .chart-legend li").all_inner_texts() == ["MOS"]
     assert f"{ALICE_BEATS} heartbeats from " in page.inner_text("#history-note")
 
     # no impossible axes: 0 % loss all along starts at 0, a MOS of 4.5 ends at 4.5

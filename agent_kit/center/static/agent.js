@@ -288,7 +288,9 @@
   function fittedDomain(beats, endMs) {
     if (!beats.length) return [endMs - rangeS * 1000, endMs];
     const first = Date.parse(beats[0].measured_at);
-    const last = Date.parse(beats[beats.length - 1].measured_at);
+    // the last heartbeat holds for one interval: the gate strip shows its state that long
+    const last = Date.parse(beats[beats.length - 1].measured_at) +
+      Math.max(1, agent.interval_s || 15) * 1000;
     return [Math.min(first, last - MIN_SPAN_MS), last];
   }
 

@@ -113,7 +113,8 @@
     const td = el("td", {class: "reason" + (agent.status === "offline" ? " past" : "")});
     const failing = agent.failing || [];
     const reason = agent.reason;
-    if (!reason && (failing.length === 0 || agent.status === "ready")) {
+    const why = agent.status === "not_ready" || agent.status === "offline";
+    if (!why || (!reason && failing.length === 0)) {
       td.append(el("span", {class: "muted"}, "—"));
       return td;
     }
@@ -154,7 +155,7 @@
     const span = formatSpan((Date.now() - Date.parse(agent.since)) / 1000);
     td.append(el("time", {datetime: agent.since, title: formatAbsolute(agent.since)},
                  words(formatClock(agent.since))),
-              el("span", {class: "muted"}, " (" + span + ")"));
+              el("span", {class: "muted since-span"}, " (" + span + ")"));
     return td;
   }
 

@@ -247,6 +247,8 @@ const Charts = (() => {
       const legend = document.createElement("ul");
       legend.className = "chart-legend";
       spec.series.forEach((s, index) => {
+        // (a line with no reading in the period is not drawn: no swatch for it either)
+        if (!s.points.some((p) => p.v !== null && isFinite(p.v))) return;
         const item = document.createElement("li");
         const swatch = document.createElement("span");
         swatch.className = "swatch series-" + index;
