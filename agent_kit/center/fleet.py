@@ -54,10 +54,11 @@ class AgentRow:
     ready: int | None
     ready_since: str | None
     failing: str
+    team: str | None = None
 
 
 AGENT_COLUMNS = ("agent_id, hostname, display_name, retired_at, last_seen, deadline, last_seq, "
-                 "interval_s, agent_version, verdict, ready, ready_since, failing")
+                 "interval_s, agent_version, verdict, ready, ready_since, failing, team")
 
 
 def state_of(row: AgentRow, now: float) -> str:
@@ -89,6 +90,7 @@ def agent_view(row: AgentRow, now: float) -> dict[str, object]:
     last_ready = None if row.last_seen is None or row.ready is None else bool(row.ready)
     return {
         "agent_id": row.agent_id, "hostname": row.hostname, "display_name": row.display_name,
+        "team": row.team,
         "state": state, "status": status_of(state, row.ready), "ready": ready,
         "last_ready": last_ready, "verdict": row.verdict,
         "failing": [f for f in row.failing.split(",") if f],
