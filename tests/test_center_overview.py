@@ -43,8 +43,11 @@ def _send(ws: Workstation, results: list[CheckResult], *, interval_s: float = IN
 
 def _seed(center: Center) -> Fleet:
     token = center.create_token(uses=20)
+    site = center.create_token(uses=20, team="lund")
     names = ("new", "retired", "fine", "warned", "gone_ok", "gone_vpn", "cell", "vpn_long")
-    ws = {name: center.enroll(token, f"{name}-pc", name.title()) for name in names}
+    in_lund = {"vpn_long", "gone_vpn", "fine", "retired"}
+    ws = {name: center.enroll(site if name in in_lund else token, f"{name}-pc", name.title())
+          for name in names}
     now = datetime.now(UTC)
     since = {"vpn_long": now - timedelta(minutes=40), "cell": now - timedelta(minutes=5)}
     # offline ones first (their silence starts now); the last to drop out is the most recent
@@ -137,6 +140,20 @@ def test_an_offline_workstation_is_a_past_fact_not_counted_as_not_ready(fleet: F
     with fleet.center.admin() as admin:
         exported = admin.get("/api/v1/agents.csv", params={"state": "offline"}).text
     assert "status" in exported.splitlines()[0] and "last_ready" in exported.splitlines()[0]
+
+
+def test_counts_per_team_count_like_the_fleet(fleet: Fleet) -> None:
+    teams = _agents(fleet)["teams"]
+    # lund: vpn_long not ready, gone_vpn offline, fine ready (retired not counted); the rest
+    # have no team. Equal counts: a named team before the workstations without one.
+    assert teams == [
+        {"team": "lund", "online": 2, "offline": 1, "never_seen": 0, "ready": 1,
+         "not_ready": 1},
+        {"team": None, "online": 2, "offline": 1, "never_seen": 1, "ready": 1,
+         "not_ready": 1}]
+    lund = _agents(fleet, team="lund", sort="attention")["agents"]
+    assert [r["agent_id"] for r in lund] == [fleet.id(n) for n in ("vpn_long", "gone_vpn",
+                                                                   "fine", "retired")]
 
 
 def test_since_says_since_when_not_ready(fleet: Fleet) -> None:

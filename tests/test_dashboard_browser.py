@@ -100,15 +100,18 @@ def _seed(center: Center) -> Fleet:
     # after interval + grace (10 s minimum) of silence.
     quiet = center.enroll(token, "quiet-pc", "Quentin Quiet")
     quiet.send([_judged(1, home_results(vpn_up=False), interval_s=1)])
-    alice = center.enroll(token, "alice-pc", "Alice Ready")
-    bob = center.enroll(token, "bob-pc", "Bob Failing")
-    carol = center.enroll(token, "carol-pc", "Carol Warning")
+    # two sites: tokyo-1 (vera, bob: not ready), osaka (alice, carol: ready); the rest none
+    tokyo = center.create_token(uses=2, note="tokyo", team="tokyo-1")
+    osaka = center.create_token(uses=2, note="osaka", team="osaka")
+    alice = center.enroll(osaka, "alice-pc", "Alice Ready")
+    bob = center.enroll(tokyo, "bob-pc", "Bob Failing")
+    carol = center.enroll(osaka, "carol-pc", "Carol Warning")
     dave = center.enroll(token, "dave-pc", "Dave New")
     erin = center.enroll(token, "erin-pc", "Erin Gone")
     for i in range(BULK):
         center.enroll(token, f"bulk-{i:02d}.corp.example")
 
-    vera = center.enroll(token, "vera-pc", "Vera VPN")
+    vera = center.enroll(tokyo, "vera-pc", "Vera VPN")
     vera.send([_judged(1, home_results(vpn_up=False), interval_s=INTERVAL_S,
                        gate_since=datetime.now(UTC) - timedelta(minutes=40))])
     # Alice: 20 minutes of heartbeats (fewer than the 1 h period shows), no loss at all and a
@@ -211,7 +214,7 @@ def _rows(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.eval_on_selector_all("#agent-rows tr", "rows => rows.map(r => r.dataset.agentId)")
 
 
-FILTER_KEYS = ("q", "state", "ready", "failing", "sort")
+FILTER_KEYS = ("q", "state", "ready", "failing", "team", "sort")
 
 
 def _wait_loaded(page, **params: str) -> None:  # type: ignore[no-untyped-def]
@@ -537,6 +540,18 @@ def test_the_overview_answers_who_cannot_take_calls_and_why_first(page, fleet: F
     assert alice.locator("td.since").inner_text().startswith("ready since ")
     assert alice.locator("td.reason").inner_text() == "—"
     _shot(page, "overview")
+
+    # counts per team, the team with the most not ready first; a team's name filters by it
+    teams = page.eval_on_selector_all("#team-rows tr", "rows => rows.map(r => [r.dataset.team,"
+                                      " ...[...r.querySelectorAll('td')].map(c => c.innerText)])")
+    assert teams[:2] == [["tokyo-1", "2", "0", "0", "0"], ["osaka", "0", "0", "2", "0"]]
+    assert teams[2][0] == "" and teams[2][2] == "1"        # no team: the offline quiet-pc
+    page.click("#team-rows button[data-team=tokyo-1]")
+    _wait_loaded(page, team="tokyo-1")
+    assert _rows(page) == [fleet.vera.agent_id, fleet.bob.agent_id]
+    assert page.input_value("#f-team") == "tokyo-1" and "team=tokyo-1" in page.url
+    page.click("#team-rows button[data-team=tokyo-1]")     # again: every team
+    _wait_loaded(page)
 
     # the Status header gives the order back after another sort
     page.click("th[data-sort=hostname] button")

@@ -178,9 +178,9 @@ async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool |
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                  sort: SortQ = "hostname") -> JSONResponse:
-    """One page of the fleet, filtered server-side, with counts over the whole fleet; each
-    row that is not ready (now, or when last seen) with its first reason in the reader's
-    language."""
+    """One page of the fleet, filtered server-side, with counts over the whole fleet and per
+    team; each row that is not ready (now, or when last seen) with its first reason in the
+    reader's language."""
     rt = runtime(request)
     now = rt.now
     total, counts, rows = await run_in_threadpool(
@@ -192,7 +192,8 @@ async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool |
     lang = viewer_language(request)
     views = [{**agent_view(r, now), "reason": first_reason(latest.get(r.agent_id), lang)}
              for r in rows]
-    return JSONResponse({"total": total, "counts": counts, "agents": views})
+    teams = await run_in_threadpool(rt.store.team_counts, now)
+    return JSONResponse({"total": total, "counts": counts, "teams": teams, "agents": views})
 
 
 CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "status", "ready",

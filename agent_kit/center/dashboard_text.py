@@ -66,6 +66,8 @@ UI_TEXT = (
     N_("Offline, last: not ready ({check})"), N_("not ready since {time}"),
     N_("ready since {time}"), N_("offline since {time}"), N_("Offline since"),
     N_("sound plays through {speaker}"), N_("Login is allowed."), N_("Login is denied."),
+    # counts per team (index.html, app.js)
+    N_("Counts per team"), N_("Team"), N_("Any team"), N_("No team"),
 )
 
 

@@ -252,9 +252,19 @@ class FleetCounts(BaseModel):
     not_ready: int
 
 
+class TeamCounts(BaseModel):
+    team: str | None
+    online: int
+    offline: int
+    never_seen: int
+    ready: int
+    not_ready: int
+
+
 class AgentList(BaseModel):
     total: int
     counts: FleetCounts
+    teams: list[TeamCounts]
     agents: list[Agent]
 
 

@@ -265,6 +265,25 @@ class Store:
                           [*params, *order_params])
         return total, counts, [AgentRow(*r) for r in rows]
 
+    def team_counts(self, now: float) -> list[dict[str, Any]]:
+        """Per team (``None``: no team), over the whole fleet less the retired: online,
+        offline, never seen, ready and not ready (online and not ready, as in ``overview``),
+        the teams with the most not ready first."""
+        with self.db.transaction() as tx:
+            rows = tx.all(
+                "SELECT team,"
+                " SUM(CASE WHEN deadline >= ? THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN deadline < ? THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN last_seen IS NULL THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN deadline >= ? AND ready = 1 THEN 1 ELSE 0 END)"
+                " FROM agents WHERE retired_at IS NULL GROUP BY team", (now, now, now))
+        out = [{"team": team, "online": int(on or 0), "offline": int(off or 0),
+                "never_seen": int(never or 0), "ready": int(ready or 0),
+                "not_ready": int(on or 0) - int(ready or 0)}
+               for team, on, off, never, ready in rows]
+        return sorted(out, key=lambda t: (-t["not_ready"], -t["offline"], t["team"] is None,
+                                          t["team"] or ""))
+
     # -- gate keys and sessions -----------------------------------------------------------
     def create_gate_key(self, note: str | None, now: float) -> tuple[str, str]:
         key, key_id = credentials.new_token("gate"), secrets.token_hex(6)

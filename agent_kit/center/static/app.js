@@ -15,7 +15,8 @@
   const REFRESH_MS = 10000;
   const SEARCH_DEBOUNCE_MS = 250;
 
-  const view = {q: "", state: "", ready: "", failing: "", sort: "", offset: 0, limit: 50};
+  const view = {q: "", state: "", ready: "", failing: "", team: "", sort: "", offset: 0,
+                limit: 50};
   let inFlight = null;
   let refreshTimer = null;
 
@@ -50,6 +51,11 @@
       failing.append(el("option", {value: view.failing}, view.failing));
     }
     failing.value = view.failing;
+    const team = document.getElementById("f-team");
+    if (view.team && !team.querySelector(`option[value="${CSS.escape(view.team)}"]`)) {
+      team.append(el("option", {value: view.team}, view.team));
+    }
+    team.value = view.team;
     document.getElementById("page-size").value = String(view.limit);
     for (const card of document.querySelectorAll(".stat")) {
       const active = view[card.dataset.filter] === card.dataset.value;
@@ -191,6 +197,35 @@
     restoreFocus(focus);
   }
 
+  /** Counts per team (a team name is an id: shown as it is); a team's name filters by it. */
+  function renderTeams(teams) {
+    const section = document.getElementById("teams");
+    const named = (teams || []).filter((row) => row.team !== null);
+    section.hidden = named.length === 0;
+    const select = document.getElementById("f-team");
+    const known = [...select.options].map((o) => o.value).filter(Boolean).sort().join(",");
+    const names = named.map((row) => row.team).sort();
+    if (names.join(",") !== known) {   // (not while unchanged: an open list would close)
+      select.replaceChildren(el("option", {value: ""}, t("Any team")),
+                             ...names.map((name) => el("option", {value: name}, name)));
+      if (view.team && !names.includes(view.team)) {
+        select.append(el("option", {value: view.team}, view.team));
+      }
+      select.value = view.team;
+    }
+    if (section.hidden) return;
+    const cell = (n, cls) => el("td", {class: "num" + (n && cls ? " " + cls : "")},
+                                formatCount(n));
+    document.getElementById("team-rows").replaceChildren(...(teams || []).map((row) => {
+      const name = row.team === null ? el("span", {class: "muted"}, t("No team"))
+        : el("button", {type: "button", class: "link-button", "data-team": row.team,
+                        "aria-pressed": String(view.team === row.team)}, row.team);
+      return el("tr", {"data-team": row.team === null ? "" : row.team},
+        el("th", {scope: "row"}, name), cell(row.not_ready, "bad"), cell(row.offline),
+        cell(row.ready), cell(row.never_seen));
+    }));
+  }
+
   function renderCounts(counts) {
     for (const key of ["online", "offline", "never_seen", "retired", "ready", "not_ready"]) {
       const node = document.getElementById("count-" + key);
@@ -233,6 +268,7 @@
       Center.showBanner("");
       Center.hideLogin();
       renderCounts(data.counts);
+      renderTeams(data.teams);
       renderRows(data.agents);
       renderPager(data.total, data.agents.length);
       document.getElementById("updated").textContent =
@@ -269,7 +305,11 @@
       clearTimeout(searchTimer);
       setFilter("q", document.getElementById("f-q").value.trim());
     });
-    for (const key of ["state", "ready", "failing"]) {
+    document.getElementById("team-rows").addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-team]");
+      if (button) setFilter("team", view.team === button.dataset.team ? "" : button.dataset.team);
+    });
+    for (const key of ["state", "ready", "failing", "team"]) {
       document.getElementById("f-" + key).addEventListener("change",
         (event) => setFilter(key, event.target.value));
     }

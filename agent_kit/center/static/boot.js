@@ -5,12 +5,12 @@
 "use strict";
 
 const FleetQuery = (() => {
-  const FILTERS = ["q", "state", "ready", "failing"];
+  const FILTERS = ["q", "state", "ready", "failing", "team"];
   const PAGE_SIZES = [25, 50, 100, 200];
   // Without a sort in the address bar: who cannot take calls first (the center's "attention").
   const DEFAULT_SORT = "attention";
 
-  /** {q, state, ready, failing, sort, offset, limit} from a location.search string. */
+  /** {q, state, ready, failing, team, sort, offset, limit} from a location.search string. */
   function read(search) {
     const params = new URLSearchParams(search);
     const view = {};
