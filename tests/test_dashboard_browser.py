@@ -523,7 +523,7 @@ def test_the_overview_answers_who_cannot_take_calls_and_why_first(page, fleet: F
     assert vera.locator(".chip").all_inner_texts() == ["VPN tunnel",
                                                        "Center reached through the VPN"]
     since = vera.locator("td.since").inner_text()
-    assert re.fullmatch(r"not ready since .*\d\d:\d\d.* \(4[01] min\)", since), since
+    assert re.fullmatch(r"not ready since .*\d\d:\d\d.*\s\(4[01] min\)", since), since
     bob = _row(page, fleet.bob)
     assert bob.locator(".reason-text").inner_text() == "Jitter is 41.5 ms: calls will break up."
     assert bob.locator("td.since").inner_text().startswith("not ready since ")
@@ -649,7 +649,9 @@ def test_the_overview_refreshes_itself_keeping_filters_scroll_and_focus(page, fl
     row = _row(page, live)
     assert row.locator(".reason-text").inner_text() == "no VPN tunnel is up"
     assert _rows(page)[:3] == [fleet.vera.agent_id, fleet.bob.agent_id, live.agent_id]
-    assert page.evaluate("window.scrollY") == 250
+    # where the reader was: not back at the top (Chromium's scroll anchoring may move it by
+    # what the rows above grew: Liam's row is taller now that it gives a reason)
+    assert abs(page.evaluate("window.scrollY") - 250) <= 60
     assert page.evaluate("document.activeElement.closest('tr').dataset.agentId") == \
         fleet.alice.agent_id
     assert page.url == before_url
