@@ -1,7 +1,8 @@
 """Every query of the center, on top of :mod:`agent_kit.center.database` (both dialects).
 
 Intake (the hot path) lives in :mod:`agent_kit.center.intake`; this module holds the rest:
-center secrets, enrollment tokens, workstations, gate keys, sessions, reports, the overview.
+center secrets, enrollment tokens, workstations, gate keys, sessions, users, the audit log,
+reports, the overview.
 """
 
 from __future__ import annotations
