@@ -121,9 +121,9 @@ def test_who_did_what_is_in_the_log_without_a_secret(center):
     assert by_action["user.change"]["detail"]["teams"] == [["north"], ["north", "south"]]
     assert by_action["token.create"]["detail"]["team"] == "north"
     assert by_action["agent.retire"]["detail"] == {"team": "north"}
-    assert by_action["login"]["detail"]["method"] == "user key"
+    assert by_action["login"]["detail"]["method"] == "user_key"
     assert by_action["login"]["detail"]["role"] == "supervisor"
-    assert by_action["login_failed"]["detail"] == {"method": "user key"}
+    assert by_action["login_failed"]["detail"] == {"method": "user_key"}
     assert {e["source"] for e in events if not e["actor"].startswith("cli:")} == {"127.0.0.1"}
     assert {e["source"] for e in events if e["actor"].startswith("cli:")} == {"local"}
     times = [e["at"] for e in events]

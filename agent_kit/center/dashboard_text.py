@@ -71,7 +71,10 @@ UI_TEXT = (
     N_("Workstation moved to another team"), N_("Gate key made"), N_("Gate key revoked"),
     N_("User made"), N_("User's role or teams changed"), N_("User given a new key"),
     N_("User deleted"), N_("Only an admin may read the audit log."),
-    N_("Events {first} to {last} of {total}"),
+    N_("Events {first} to {last} of {total}"), N_("Team"), N_("Teams"), N_("Role"),
+    N_("Uses"), N_("Valid for"), N_("Note"), N_("Signed in with"), N_("From team"),
+    N_("To team"), N_("Admin token"), N_("User's key"), N_("every team"), N_("{hours} h"),
+    N_("Admin"), N_("Supervisor"), N_("Viewer"),
 )
 
 
