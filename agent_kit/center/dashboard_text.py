@@ -1,6 +1,7 @@
 """The dashboard's own words in the reader's language (en, ja, ko, sv).
 
-The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served with the reader's language
+The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served
+with the reader's language
 (``center.viewer_language``: the language selector's cookie, else ``Accept-Language``) in
 ``<html lang>`` and the translations of :data:`UI_TEXT` and the check titles as a JSON block
 (``<script type="application/json" id="ui-text">``, data, not code: the page's CSP allows no
