@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import getpass
 import io
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -178,3 +179,19 @@ def test_the_log_filters_pages_and_exports(center):
             refused = admin.get("/api/v1/audit", params=params)
             assert refused.status_code == 422, (params, refused.text)
             assert words in refused.text, (params, refused.text)
+
+
+def test_it_reads_the_log_from_the_cli(center):
+    with center.admin() as admin:
+        made = admin.post("/api/v1/tokens", json={"note": "from the cli test"}).json()
+    listed = _cli(center, "audit", "--action", "token.create", "--since", "1h", "--json")
+    events = json.loads(listed.stdout)["events"]
+    assert events[0]["target"] == made["token_id"] and events[0]["actor"] == "admin-token"
+    assert all(e["action"] == "token.create" for e in events)
+    lines = _cli(center, "audit", "--actor", "admin-token", "--limit", "1").stdout.splitlines()
+    assert len(lines) == 1 and "admin-token  token.create  " + made["token_id"] in lines[0]
+    refused = subprocess.run([sys.executable, "-m", "agent_kit.center.cli", "audit",
+                              "--action", "everything", "--data-dir", str(center.data_dir),
+                              *DB_ARGS[center.url]], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "one of login" in refused.stderr
