@@ -65,7 +65,7 @@ UI_TEXT = (
     N_("in {time}"), N_("never"),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
-    N_("That is not a valid key or admin token."),
+    N_("That key or admin token is not valid."),
     # audit.js: the audit actions (center/audit.py AUDIT_ACTIONS) and the page's messages
     N_("Signed in"), N_("Sign-in refused"), N_("Signed out"), N_("Enrollment token made"),
     N_("Enrollment token revoked"), N_("Workstation retired"),
