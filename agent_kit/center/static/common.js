@@ -258,7 +258,7 @@ const Center = (() => {
         onLoggedIn();
       } catch (err) {
         const wrong = err.status === 401 || err.status === 403 || err.status === 422;
-        showLogin(wrong ? t("That admin token is not valid.") : err.message);
+        showLogin(wrong ? t("That key or admin token is not valid.") : err.message);
       } finally {
         button.disabled = false;
       }
