@@ -122,8 +122,15 @@ class AlertLoop:
             if channel is None or ev is None:
                 self.store.finish(d, FAILED, self.rt.now, error="channel no longer configured")
                 continue
-            chat, subject, body = rendered(ev, self.config.language)
-            outcome = send(channel, webhook_json(ev), body if channel.kind == "email" else chat,
+            try:
+                chat, subject, body = rendered(ev, self.config.language)
+                payload = webhook_json(ev)
+            except Exception as exc:  # noqa: BLE001 - a bug: this one fails, the rest go on
+                log.warning("alert delivery of incident %s could not be written: %s",
+                            d.incident_id, type(exc).__name__)
+                self.store.finish(d, FAILED, self.rt.now, error=type(exc).__name__)
+                continue
+            outcome = send(channel, payload, body if channel.kind == "email" else chat,
                            subject, policy)
             now = self.rt.now
             rounds = d.tries + 1
