@@ -130,7 +130,7 @@ def send_email(channel: Channel, subject: str, body: str, *, attempts: int = 3,
 
 def _smtp_send(channel: Channel, message: EmailMessage, timeout_s: float) -> None:
     assert channel.host is not None
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=channel.ca_file)
     smtp: smtplib.SMTP
     if channel.security == "ssl":
         smtp = smtplib.SMTP_SSL(channel.host, channel.port, timeout=timeout_s, context=context)

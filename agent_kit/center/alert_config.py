@@ -87,6 +87,8 @@ class Channel:
     password: str | None = field(default=None, repr=False)
     sender: str | None = None
     recipients: tuple[str, ...] = ()
+    ca_file: str | None = None        # the CA that signs the SMTP server's certificate (PEM),
+                                      # when not one of the system's
 
 
 @dataclass(frozen=True)
@@ -342,7 +344,7 @@ def _channel(table: Mapping[str, Any], index: int, env: Mapping[str, str],
             raise AlertConfigError(f"{where}: url (or url_env): an http:// or https:// URL")
         return Channel(name=name, kind=kind, url=url)
     _only(table, {"name", "kind", "host", "port", "security", "username", "password",
-                  "password_env", "from", "to"}, where)
+                  "password_env", "from", "to", "ca_file"}, where)
     host = _text(table, "host", where)
     if host is None:
         raise AlertConfigError(f"{where}: host: the SMTP server")
@@ -362,8 +364,21 @@ def _channel(table: Mapping[str, Any], index: int, env: Mapping[str, str],
     recipients = _names(table, "to", where)
     if not recipients or not all("@" in r for r in recipients):
         raise AlertConfigError(f"{where}: to: a list of addresses, e.g. [\"it@example.com\"]")
+    ca_file = _text(table, "ca_file", where)
+    if ca_file is not None:
+        try:
+            import ssl
+
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise AlertConfigError(f"{where}: ca_file: cannot use {ca_file}: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+    if username is not None and security == "none":
+        raise AlertConfigError(f"{where}: a password is never sent without TLS: security "
+                               "\"starttls\" or \"ssl\"")
     return Channel(name=name, kind=kind, host=host, port=port, security=security,
-                   username=username, password=password, sender=sender, recipients=recipients)
+                   username=username, password=password, sender=sender, recipients=recipients,
+                   ca_file=ca_file)
 
 
 def _delivery(table: object) -> DeliveryPolicy:
