@@ -53,11 +53,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.lab.bufferbloat_lab import wait_until_quiet  # noqa: E402
 from tests.lab.emulator import EmulatedLink, LineSpec, emulated_link  # noqa: E402
+from tests.lab.line_truth import TCP_PAYLOAD_PER_IP_BYTE, delivered_mbit_s  # noqa: E402
 
 LINES = ((2, 0.5, 40), (4, 1.5, 30), (12, 4, 20), (50, 10, 15), (100, 20, 10), (300, 30, 5))
 HTTP_PORT, UDP_PORT, IPERF_PORT = 8750, 8751, 5201
-TCP_PAYLOAD_PER_IP_BYTE = 1448 / 1500
-TCP_HEADERS = 52            # IPv4 20 + TCP 20 + timestamps 12
 MEDIAN_TOLERANCE = 0.05
 ABOVE_TOLERANCE = 0.02
 SPREAD_OF_RATE = 0.06
@@ -103,42 +102,6 @@ def _ours(link: EmulatedLink, url: str) -> dict[str, float]:
             "up_steady": float(up["details"]["steady"]),
             "down_measured_s": float(down["details"]["measured_s"]),
             "up_measured_s": float(up["details"]["measured_s"])}
-
-
-def _delivered(link: EmulatedLink, rates: dict[str, float]) -> dict[str, float]:
-    """Mbit/s the record says the line delivered to our run, per direction (TCP payload of the
-    bandwidth endpoint's connections plus the latency probe's packets) over the middle half of
-    that direction's load."""
-    import numpy as np
-
-    rec = link.emulator.record()
-    out: dict[str, float] = {}
-    for name in ("down", "up"):
-        port_of_center = rec.sport if name == "down" else rec.dport
-        ok = rec.select(name) & (rec.dropped == 0) & ~np.isnan(rec.departure)
-        payload = np.maximum(rec.size.astype(float) - TCP_HEADERS, 0.0)
-        data = ok & (rec.proto == 6) & (port_of_center == HTTP_PORT) & (payload > 0)
-        probe = ok & (rec.proto == 17) & (port_of_center == UDP_PORT)
-        times = rec.departure[data & (payload > 1000)]
-        bin_s = max(0.5, 40 * 1500 * 8 / (rates[name] * 1e6))
-        if len(times) < 50 or times.max() - times.min() < 3 * bin_s:
-            out[name] = float("nan")
-            continue
-        # the load's span: the bins it filled (at least a quarter of the fullest), since before
-        # and after the phase the kernel may still send what a previous run's socket buffers
-        # held, in stray packets; then the middle half of that span's packets, past slow start
-        # and before the streams are ended
-        edges = np.arange(float(times.min()), float(times.max()) + bin_s, bin_s)
-        counts = np.histogram(times, edges)[0]
-        filled = np.flatnonzero(counts >= 0.25 * counts.max())
-        start, stop = edges[filled[0]], edges[filled[-1] + 1]
-        inside = times[(times >= start) & (times <= stop)]
-        lo, hi = (float(v) for v in np.quantile(inside, [0.25, 0.75]))
-        span = (rec.departure >= lo) & (rec.departure < hi)
-        carried = (payload[data & span].sum()
-                   + rec.size[probe & span].astype(float).sum() * TCP_PAYLOAD_PER_IP_BYTE)
-        out[name] = float(carried) * 8 / max(1e-9, hi - lo) / 1e6
-    return out
 
 
 def _iperf(link: EmulatedLink) -> dict[str, float]:
@@ -229,7 +192,8 @@ def run_matrix(lines: list[tuple[float, float, float]], runs: int, queue_ms: flo
                     wait_until_quiet(link)
                     link.emulator.clear_record()
                     run.ours = _ours(link, url)
-                    run.record = _delivered(link, {"down": down, "up": up})
+                    run.record = delivered_mbit_s(link.emulator.record(), {"down": down, "up": up},
+                                                  HTTP_PORT, UDP_PORT)
                     wait_until_quiet(link)
                     link.emulator.clear_record()
                     run.iperf = _iperf(link)

@@ -16,6 +16,7 @@ rate * 1448 / 1500 (MTU 1500: 52 bytes of IPv4, TCP and timestamp headers per se
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,14 +27,11 @@ import pytest
 from tests.lab.bandwidth_center import HTTP_PORT, UDP_PORT, serve_bandwidth_center
 from tests.lab.bufferbloat_lab import wait_until_quiet
 from tests.lab.emulator import EmulatedLink, LineSpec, emulated_link
+from tests.lab.line_truth import TCP_PAYLOAD_PER_IP_BYTE, delivered_mbit_s
 
 pytestmark = [pytest.mark.lab, pytest.mark.timing]
 
-TCP_PAYLOAD_PER_IP_BYTE = 1448 / 1500
-TCP_HEADERS = 52
 QUEUE_MS = 50.0         # a home modem's drop-tail queue
-BIN_S = 0.5             # the load's span in the record: bins this long ...
-BIN_PACKETS = 40        # ... and holding at least this many full-size packets
 
 
 @dataclass
@@ -63,36 +61,12 @@ class Lines:
         return report
 
     def delivered_mbit_s(self, rates: dict[str, float]) -> dict[str, float]:
-        """What the record says the line delivered to the check, per direction: over the
-        middle half of that direction's load (past slow start, before the streams end). The
-        load's span is the bins it filled (each 0.5 s and at least 40 full packets at
-        ``rates``; filled: a quarter of the fullest), so a stray packet moves no boundary.
-        (The median over those bins read 3.51 for a 3.86 line once: with a 1.7 s load, the
-        slow-start bin was one of three.)"""
-        import numpy as np
-
-        rec = self.link.emulator.record()
-        out = {}
-        for name, port_of_center in (("down", rec.sport), ("up", rec.dport)):
-            ok = rec.select(name) & (rec.dropped == 0) & ~np.isnan(rec.departure)
-            payload = np.maximum(rec.size.astype(float) - TCP_HEADERS, 0.0)
-            data = ok & (rec.proto == 6) & (port_of_center == HTTP_PORT) & (payload > 0)
-            probe = ok & (rec.proto == 17) & (port_of_center == UDP_PORT)
-            times = rec.departure[data & (payload > 1000)]
-            assert len(times) > 50, f"no load seen {name}"
-            bin_s = max(BIN_S, BIN_PACKETS * 1500 * 8 / (rates[name] * 1e6))
-            edges = np.arange(float(times.min()), float(times.max()) + bin_s, bin_s)
-            counts = np.histogram(times, edges)[0]
-            filled = np.flatnonzero(counts >= 0.25 * counts.max())
-            start, stop = edges[filled[0]], edges[filled[-1] + 1]
-            inside = times[(times >= start) & (times <= stop)]
-            lo, hi = (float(v) for v in np.quantile(inside, [0.25, 0.75]))
-            assert hi - lo >= 0.25, f"the {name} load spanned too little to judge ({hi - lo} s)"
-            span = (rec.departure >= lo) & (rec.departure < hi)
-            carried = (payload[data & span].sum()
-                       + rec.size[probe & span].astype(float).sum() * TCP_PAYLOAD_PER_IP_BYTE)
-            out[name] = float(carried) * 8 / (hi - lo) / 1e6
-        return out
+        """What the record says the line delivered to the check, per direction
+        (``tests/lab/line_truth.py``)."""
+        truth = delivered_mbit_s(self.link.emulator.record(), rates, HTTP_PORT, UDP_PORT)
+        for name, value in truth.items():
+            assert not math.isnan(value), f"the {name} load was too small to judge"
+        return truth
 
 
 @pytest.fixture(scope="module")
