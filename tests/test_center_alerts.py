@@ -439,6 +439,67 @@ to = ["it@example.com"]
         stop_receiver(chat)
 
 
+def test_team_rules_count_each_team_apart(tmp_path: Path):
+    """A not-ready count per team (tokyo and osaka, and a workstation without a team that no
+    per-team rule counts), and an ISP rule for osaka only."""
+    hook, chat = start_receiver(), start_receiver()
+    try:
+        alerts = _alerts_file(tmp_path / "alerts.toml", '''
+[[rule]]
+name = "team-not-ready"
+kind = "not_ready"
+per_team = true
+above = 1
+for = "1s"
+
+[[rule]]
+name = "osaka-isp"
+kind = "check_failing"
+team = "osaka"
+at_least = 2
+''', _hook("hook", "webhook", hook.url) + _hook("chat", "chat", chat.url))
+        with run_center(tmp_path / "center", admin_token=ADMIN,
+                        extra_args=["--alerts", str(alerts)]) as center:
+            tokyo = [center.enroll(center.create_token(team="tokyo"), f"tokyo-{i}")
+                     for i in range(3)]
+            osaka = [center.enroll(center.create_token(team="osaka"), f"osaka-{i}")
+                     for i in range(2)]
+            # two without a team, both not ready: counted by no per-team rule
+            loners = [center.enroll(center.create_token(), f"no-team-{i}") for i in range(2)]
+            seqs = Seqs()
+            for ws in [*tokyo[:2], osaka[0], *loners]:
+                seqs.send(ws, LOSSY, interval_s=60)
+            for ws in [tokyo[2], osaka[1]]:
+                seqs.send(ws, GOOD, interval_s=60)
+            wait_for("tokyo's incident", lambda: len(hook.accepted) == len(chat.accepted) == 1)
+            (opened,) = hook.accepted
+            assert (opened["rule"], opened["subject"]) == ("team-not-ready", "tokyo")
+            assert opened["facts"] == {"team": "tokyo", "count": 2, "online": 3, "above": 1}
+            assert chat.accepted[0]["text"].startswith(
+                "Not ready in team tokyo: 2 of 3 online workstations cannot take calls")
+            seqs.send(osaka[1], LOSSY, interval_s=60)   # now osaka has two down, both lossy
+            wait_for("osaka's two incidents", lambda: len(hook.accepted) == 3)
+            assert sorted((e["rule"], e["subject"]) for e in hook.accepted[1:]) == [
+                ("osaka-isp", "osaka/network.loss"), ("team-not-ready", "osaka")]
+            isp = next(e for e in hook.accepted if e["rule"] == "osaka-isp")
+            assert isp["facts"]["team"] == "osaka" and isp["facts"]["seen"] == 2
+            for ws in tokyo[:2]:
+                seqs.send(ws, GOOD, interval_s=60)
+            wait_for("tokyo's recovery", lambda: len(hook.accepted) == 4)
+            resolved = hook.accepted[3]
+            assert (resolved["event"], resolved["subject"]) == ("incident_resolved", "tokyo")
+            assert resolved["incident_id"] == opened["incident_id"]
+            assert [(i["rule"], i["subject"], i["state"]) for i in
+                    _incidents(center, state="open")] in (
+                [("team-not-ready", "osaka", "open"), ("osaka-isp", "osaka/network.loss",
+                                                        "open")],
+                [("osaka-isp", "osaka/network.loss", "open"),
+                 ("team-not-ready", "osaka", "open")])
+    finally:
+        stop_receiver(hook)
+        stop_receiver(chat)
+
+
 def test_a_channel_down_then_up_gets_each_event_once(tmp_path: Path):
     """The chat is down (nobody listens) when the incident opens: the delivery is tried in
     rounds, logged without the URL's token; once the chat is up it gets the event, once."""

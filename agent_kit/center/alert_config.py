@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_kit.center.teams import team_refusal
 from agent_kit.core.checks import BY_ID
 from agent_kit.core.i18n import SUPPORTED
 
@@ -267,11 +268,16 @@ def _rule(table: Mapping[str, Any], index: int) -> Rule:
              "check_failing": {"at_least", "percent", "window", "checks"}}[kind]
     _only(table, common | extra, where)
     team = _text(table, "team", where)
+    if team is not None and (why := team_refusal(team)) is not None:
+        raise AlertConfigError(f"{where}: team: {why}")
     per_team = table.get("per_team", False)
     if not isinstance(per_team, bool):
         raise AlertConfigError(f"{where}: per_team: true or false")
     if team is not None and per_team:
         raise AlertConfigError(f"{where}: team and per_team exclude each other")
+    if per_team and kind in ("offline", "workstation_not_ready"):
+        raise AlertConfigError(f"{where}: per_team counts per team: it is for the not_ready "
+                               "and check_failing rules (these are per workstation already)")
     rule = Rule(name=name, kind=kind, for_s=parse_duration(table.get("for", 0), f"{where}: for"),
                 recover_for_s=parse_duration(table.get("recover_for", 0),
                                              f"{where}: recover_for"),

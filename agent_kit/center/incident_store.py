@@ -75,9 +75,12 @@ def _event(row: tuple[Any, ...], event: str | None = None) -> IncidentEvent:
         resolved_facts=None if row[9] is None else json.loads(row[9]))
 
 
-def _scope(team: str | None) -> tuple[str, list[Any]]:
-    """The WHERE part that keeps a rule to one team's workstations (none: the fleet)."""
-    return ("", []) if team is None else (" AND team = ?", [team])
+def _scope(team: str | None, per_team: bool = False) -> tuple[str, list[Any]]:
+    """The WHERE part that keeps a rule to one team's workstations (none: the fleet); a rule
+    per team watches the workstations that have one."""
+    if team is not None:
+        return " AND team = ?", [team]
+    return (" AND team IS NOT NULL", []) if per_team else ("", [])
 
 
 class IncidentStore:
@@ -110,7 +113,7 @@ class IncidentStore:
     def readiness_counts(self, now: float, team: str | None, per_team: bool
                          ) -> dict[str | None, tuple[int, int]]:
         """Per team (or None: the scope as one) ``(not ready, online)``."""
-        where, params = _scope(team)
+        where, params = _scope(team, per_team)
         # PostgreSQL refuses GROUP BY NULL: the whole scope is one row without a GROUP BY
         team_col, group = (self._team(), f" GROUP BY {self._team()}") if per_team \
             else ("NULL", "")
@@ -124,7 +127,7 @@ class IncidentStore:
                        ) -> dict[str | None, tuple[int, dict[str, int]]]:
         """Per team (or None), workstations seen after ``seen_after`` (their deadline is later)
         and how many of them failed each check in their latest heartbeat."""
-        where, params = _scope(team)
+        where, params = _scope(team, per_team)
         team_col, group = (self._team(), f"{self._team()}, ") if per_team else ("NULL", "")
         with self.db.transaction() as tx:
             rows = tx.all(f"SELECT {team_col}, failing, COUNT(*) FROM agents WHERE retired_at "
@@ -140,8 +143,9 @@ class IncidentStore:
             out[key] = (seen + int(n), tally)
         return out
 
-    def _team(self) -> str:
-        return "NULL"   # the fleet has no teams yet: every workstation is in one scope
+    @staticmethod
+    def _team() -> str:
+        return "team"
 
     # -- incidents ------------------------------------------------------------------------
     def live(self) -> list[LiveIncident]:
