@@ -150,10 +150,10 @@ def send(channel: Channel, event_json: dict[str, object], text: str, subject: st
          policy: DeliveryPolicy) -> Outcome:
     """One round of delivering an incident event to ``channel``: the webhook gets
     ``event_json``, the chat ``{"text": text}``, email ``subject`` and ``text``."""
-    tries = {"attempts": policy.attempts, "timeout_s": policy.timeout_s,
-             "backoff_s": policy.backoff_s}
     if channel.kind == "email":
-        return send_email(channel, subject, text, **tries)
+        return send_email(channel, subject, text, attempts=policy.attempts,
+                          timeout_s=policy.timeout_s, backoff_s=policy.backoff_s)
     assert channel.url is not None
-    payload = event_json if channel.kind == "webhook" else {"text": text}
-    return post_json(channel.url, payload, **tries)
+    payload: dict[str, object] = event_json if channel.kind == "webhook" else {"text": text}
+    return post_json(channel.url, payload, attempts=policy.attempts,
+                     timeout_s=policy.timeout_s, backoff_s=policy.backoff_s)

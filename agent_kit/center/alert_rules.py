@@ -59,7 +59,8 @@ def evaluate(rule: Rule, store: IncidentStore, now: float) -> Evaluation:
         for team, (count, online) in store.readiness_counts(now, rule.team,
                                                             rule.per_team).items():
             team = team if rule.per_team else rule.team
-            facts = {"team": team, "count": count, "online": online, "above": rule.above}
+            facts: dict[str, Any] = {"team": team, "count": count, "online": online,
+                                     "above": rule.above}
             out.measured[_subject(team)] = facts
             if count > rule.above:
                 out.active[_subject(team)] = Condition(facts)

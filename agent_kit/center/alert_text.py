@@ -20,7 +20,7 @@ from typing import Any
 
 from agent_kit.center.fleet import iso
 from agent_kit.core.checks import BY_ID
-from agent_kit.core.i18n import M_, Msg, render
+from agent_kit.core.i18n import M_, Msg, Param, render
 
 OPENED, RESOLVED = "opened", "resolved"
 
@@ -80,8 +80,9 @@ def headline(ev: IncidentEvent, when: Any) -> Msg:
         return M_("Not ready: {workstation} cannot take calls since {since}.",
                   workstation=f["workstation"], since=when(f["since"]))
     if ev.kind == "not_ready":
-        params = {"count": int(now.get("count", 0)), "online": int(now.get("online", 0)),
-                  "above": int(f["above"])}
+        params: dict[str, Param] = {"count": int(now.get("count", 0)),
+                                    "online": int(now.get("online", 0)),
+                                    "above": int(f["above"])}
         if ev.event == OPENED:
             if team is None:
                 return M_("Not ready: {count} of {online} online workstations cannot take "

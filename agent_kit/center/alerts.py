@@ -74,13 +74,13 @@ class AlertLoop:
         now = self.rt.now
         seen: dict[str, Evaluation] = {}
         live = {(i.rule, i.subject) for i in self.store.live()}
-        for rule in self.config.rules:
-            seen[rule.name] = ev = evaluate(rule, self.store, now)
-            for subject, cond in ev.active.items():
-                if (rule.name, subject) not in live:
-                    self.store.add_pending(rule.name, rule.kind, subject,
-                                           now if cond.since is None else cond.since,
-                                           cond.facts)
+        for each in self.config.rules:
+            seen[each.name] = found = evaluate(each, self.store, now)
+            for subject, holds in found.active.items():
+                if (each.name, subject) not in live:
+                    self.store.add_pending(each.name, each.kind, subject,
+                                           now if holds.since is None else holds.since,
+                                           holds.facts)
         for inc in self.store.live():
             rule = self.config.rule(inc.rule)
             if rule is None:   # a rule taken out of the file: its incidents end quietly
@@ -102,11 +102,10 @@ class AlertLoop:
                 self.store.drop_pending(inc.incident_id)
             elif rule.recover_for_s > 0 and inc.clear_since is None:
                 self.store.set_clearing(inc.incident_id, now)
-            elif rule.recover_for_s == 0 or \
-                    now - (inc.clear_since or now) >= rule.recover_for_s:
-                if self.store.resolve(inc.incident_id, now,
-                                      resolved_facts(rule, inc.subject, ev), channels):
-                    log.info("incident %s resolved: rule %s", inc.incident_id, rule.name)
+            elif (inc.clear_since is None or now - inc.clear_since >= rule.recover_for_s) \
+                    and self.store.resolve(inc.incident_id, now,
+                                           resolved_facts(rule, inc.subject, ev), channels):
+                log.info("incident %s resolved: rule %s", inc.incident_id, rule.name)
 
     # -- deliveries -----------------------------------------------------------------------
     def deliver_due(self) -> int:

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from agent_kit.center.alert_text import utc_time, webhook_json
-from agent_kit.center.alert_text import headline as incident_headline
+from agent_kit.center.alert_text import headline, utc_time, webhook_json
 from agent_kit.center.auth import Caller, require_admin, runtime
 from agent_kit.center.fleet import iso
 from agent_kit.center.incident_store import IncidentRow, IncidentStore
@@ -25,7 +24,7 @@ Admin = Annotated[Caller, Depends(require_admin)]
 def incident_view(row: IncidentRow, lang: str) -> dict[str, Any]:
     """The API's Incident object (docs/center-api.md)."""
     out = webhook_json(row.event)
-    text = render(incident_headline(row.event, lambda epoch: utc_time(float(epoch), lang)),
+    text = render(headline(row.event, lambda epoch: utc_time(float(epoch), lang)),
                   lang)
     return {**{k: out[k] for k in ("incident_id", "rule", "kind", "subject", "since",
                                    "opened_at", "resolved_at", "facts", "resolved_facts",

@@ -246,7 +246,7 @@ class IncidentStore:
                 "(d.state = ? AND d.lease_until < ?)) AND NOT (d.event = ? AND EXISTS ("
                 "SELECT 1 FROM incident_deliveries o WHERE o.incident_id = d.incident_id AND "
                 "o.channel = d.channel AND o.event = ? AND o.state IN (?, ?))) "
-                "ORDER BY d.created_at, d.incident_id, d.event DESC LIMIT ?",
+                "ORDER BY d.created_at, d.incident_id, d.event LIMIT ?",
                 (DUE, now, SENDING, now, RESOLVED, OPENED, DUE, SENDING, limit))
         return [Delivery(str(i), str(e), str(c), int(n), float(at)) for i, e, c, n, at in rows]
 
