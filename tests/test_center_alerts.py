@@ -416,14 +416,15 @@ to = ["it@example.com"]
                 wait_for("three recoveries delivered everywhere", lambda:
                          len(hook.accepted) == 6 and len(chat.accepted) == 6
                          and len(mail.mailbox.messages) == 6)
-                listed = _incidents(center)
+                every = sorted((c, e, "sent") for c in ("chat", "hook", "mail")
+                               for e in ("opened", "resolved"))
+                # a receiver answers before its sender marks the delivery sent
+                listed = wait_for("every delivery marked sent", lambda: (found := _incidents(
+                    center)) and all(sorted((d["channel"], d["event"], d["state"])
+                                            for d in i["deliveries"]) == every
+                                     for i in found) and found)
                 assert sorted((i["rule"], i["state"]) for i in listed) == [
                     ("isp", "resolved"), ("not-ready", "resolved"), ("offline", "resolved")]
-                for incident in listed:
-                    assert sorted((d["channel"], d["event"], d["state"])
-                                  for d in incident["deliveries"]) == [
-                        (c, e, "sent") for c in ("chat", "hook", "mail")
-                        for e in ("opened", "resolved")]
                 sv = {i["rule"]: i["text"] for i in _incidents(center, lang="sv")}
                 assert sv["isp"].startswith("Löst: "), sv
             for rule in ("isp", "not-ready", "offline"):
@@ -565,9 +566,9 @@ kind = "workstation_not_ready"
             wait_for("the opening", lambda: len(hook.accepted) == 1)
             ws.send([heartbeat(2, _now(), GOOD, interval_s=60)])
             wait_for("the recovery", lambda: len(hook.accepted) == 2)
-            for center in (a, b):
-                (incident,) = _incidents(center)
-                assert [d["state"] for d in incident["deliveries"]] == ["sent", "sent"]
+            for center in (a, b):   # the receiver answered before the sender marked it
+                wait_for("both deliveries marked sent", lambda c=center: [
+                    d["state"] for i in _incidents(c) for d in i["deliveries"]] == ["sent"] * 2)
         assert [e["event"] for e in hook.accepted] == ["incident_opened", "incident_resolved"]
         assert hook.hits == [503, 500, 200, 200]
     finally:
@@ -649,3 +650,117 @@ at_least = 2
             with psycopg.connect(db_url, autocommit=True) as conn:
                 conn.execute("DROP SCHEMA public CASCADE")
                 conn.execute("CREATE SCHEMA public")
+
+
+# -- durations and bounds, on the center's own (injected) clock -----------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clocked(tmp_path: Path, monkeypatch) -> Iterator[Callable[..., Any]]:
+    """A center runtime on a clock the test moves, with one workstation, and the alerts file
+    the test gives; yields ``make(rules, channels, delivery) -> (rt, loop, clock, agent)``."""
+    monkeypatch.setenv("AGENT_CENTER_ADMIN_TOKEN", ADMIN)
+    made: list[Any] = []
+
+    def make(rules: str, channels: str, delivery: str) -> tuple[Any, AlertLoop, Clock, str]:
+        clock = Clock()
+        alerts = _alerts_file(tmp_path / "alerts.toml", rules, channels, delivery=delivery)
+        rt = build_runtime(CenterSettings(db_url=f"sqlite:///{tmp_path / 'center.db'}",
+                                          data_dir=str(tmp_path), alerts_path=str(alerts),
+                                          now=clock))
+        made.append(rt)
+        rt.intake.start()
+        token, _, _ = rt.store.create_token(1, 3600, None, rt.now)
+        agent_id, _ = rt.store.enroll(token, "home-1", None, rt.now)
+        return rt, AlertLoop(rt), clock, agent_id
+
+    yield make
+    for rt in made:
+        rt.close()
+
+
+def test_for_and_recover_for_hold_an_incident_back(clocked, receiver):
+    rt, loop, clock, agent = clocked('''
+[[rule]]
+name = "not-ready"
+kind = "workstation_not_ready"
+for = "60s"
+recover_for = "30s"
+''', _hook("hook", "webhook", receiver.url), 'backoff = "0s"\n')
+    events = lambda: [e["event"] for e in receiver.accepted]  # noqa: E731
+    seq = iter(range(1, 100))
+
+    def at(t: float, readings: dict | None = None) -> list[str]:
+        clock.t = 1_800_000_000.0 + t
+        if readings is not None:
+            _store_heartbeat(rt, agent, next(seq), readings)
+        loop.check_once()
+        return events()
+
+    assert at(0, LOSSY) == []            # pending
+    assert at(59) == []
+    assert at(60) == ["incident_opened"]
+    assert at(61, GOOD) == ["incident_opened"]   # clearing since 61
+    assert at(70, LOSSY) == ["incident_opened"]  # back: the clearing starts over
+    assert at(75, GOOD) == ["incident_opened"]
+    assert at(104) == ["incident_opened"]
+    assert at(105) == ["incident_opened", "incident_resolved"]
+    # a condition shorter than `for` is no incident at all
+    assert at(200, LOSSY) == ["incident_opened", "incident_resolved"]
+    assert at(230, GOOD) == ["incident_opened", "incident_resolved"]
+    assert at(400) == ["incident_opened", "incident_resolved"]
+    assert [i.state for i in loop.store.incidents(None, 10)] == ["resolved"]
+
+
+@pytest.mark.parametrize("receiver", [[(503, 0.0)] * 10], indirect=True)
+def test_a_delivery_is_given_up_after_its_bound(clocked, receiver, caplog):
+    rt, loop, clock, agent = clocked('''
+[[rule]]
+name = "not-ready"
+kind = "workstation_not_ready"
+''', _hook("hook", "webhook", receiver.url),
+        'attempts = 1\nbackoff = "0s"\nretry = "10s"\ngive_up_after = "25s"\n')
+    _store_heartbeat(rt, agent, 1, LOSSY)
+    loop.check_once()                   # round 1 fails: due again in 10 s
+    assert receiver.hits == [503]
+    clock.t += 5
+    loop.check_once()
+    assert receiver.hits == [503]       # not before its time
+    clock.t += 5
+    loop.check_once()                   # round 2 fails; the next (20 s) would pass the bound
+    assert receiver.hits == [503, 503]
+    clock.t += 60                       # (still online: its deadline is 180 s after)
+    loop.check_once()
+    assert receiver.hits == [503, 503]
+    (incident,) = loop.store.incidents(None, 10)
+    (delivery,) = incident.deliveries
+    assert (delivery.state, delivery.tries, delivery.last_error) == ("failed", 2, "HTTP 503")
+    gave_up = [r.getMessage() for r in caplog.records if "giving up" in r.getMessage()]
+    assert gave_up == [f"alert delivery to channel hook failed (HTTP 503) for 2 round(s), "
+                       f"giving up: incident {incident.event.incident_id}, opened not "
+                       "delivered"]
+
+
+@pytest.mark.parametrize("receiver", [[(404, 0.0)]], indirect=True)
+def test_a_refused_delivery_fails_at_once_and_the_recovery_still_goes(clocked, receiver):
+    rt, loop, clock, agent = clocked('''
+[[rule]]
+name = "not-ready"
+kind = "workstation_not_ready"
+''', _hook("hook", "webhook", receiver.url), 'backoff = "0s"\nretry = "1s"\n')
+    _store_heartbeat(rt, agent, 1, LOSSY)
+    loop.check_once()
+    clock.t += 60
+    _store_heartbeat(rt, agent, 2, GOOD)
+    loop.check_once()
+    assert receiver.hits == [404, 200]
+    assert [e["event"] for e in receiver.accepted] == ["incident_resolved"]
+    (incident,) = loop.store.incidents(None, 10)
+    assert sorted((d.event, d.state) for d in incident.deliveries) == [
+        ("opened", "failed"), ("resolved", "sent")]

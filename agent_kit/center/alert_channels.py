@@ -27,6 +27,9 @@ from stamina.instrumentation import RetryDetails
 from agent_kit.center.alert_config import Channel, DeliveryPolicy
 
 log = logging.getLogger("agent_kit.center.alerts")
+# httpx logs each request at INFO with its URL, and a chat webhook's URL is its credential: a
+# center run with INFO logging must not write it.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 WAIT_MAX_S = 5.0          # longest back-off between two tries of a round
 # The failures that may pass by themselves: no connection, a reset one, no answer in time.
 TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from stamina.instrumentation import set_on_retry_hooks
 
@@ -44,7 +45,15 @@ class AlertLoop:
         self.config: AlertConfig = rt.alerting
         self.store = IncidentStore(rt.db)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="center-alerts", daemon=True)
+        self._wake = threading.Event()     # an incident opened or resolved: deliver now
+        self._tick = threading.Event()     # set only to stop: the rules' own clock
+        # Two threads: a channel that is down (each round up to attempts x timeout) never
+        # holds up the rules, nor do the rules the sending.
+        self._threads = [
+            threading.Thread(target=self._run, args=(self.evaluate_rules, self._tick),
+                             name="center-alert-rules", daemon=True),
+            threading.Thread(target=self._run, args=(self.deliver_due, self._wake),
+                             name="center-alert-delivery", daemon=True)]
         # Retries are logged through the center's logger, and only that: stamina's default
         # would also count them in prometheus_client's global registry, which /metrics shows
         # only with several workers (its files), not with one.
@@ -56,12 +65,16 @@ class AlertLoop:
 
     def start(self) -> None:
         if self.config.rules:
-            self._thread.start()
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._wake.set()
+        self._tick.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
 
     def check_once(self) -> int:
         """Evaluate the rules, open and resolve incidents, send what is due; returns how many
@@ -96,6 +109,7 @@ class AlertLoop:
                 if inc.state == PENDING and inc.since + rule.for_s <= now:
                     if self.store.open(inc.incident_id, now, cond.facts, channels):
                         log.info("incident %s opened: rule %s", inc.incident_id, rule.name)
+                        self._wake.set()
                 elif inc.state == OPEN and inc.clear_since is not None:
                     self.store.set_clearing(inc.incident_id, None)
             elif inc.state == PENDING:
@@ -106,15 +120,20 @@ class AlertLoop:
                     and self.store.resolve(inc.incident_id, now,
                                            resolved_facts(rule, inc.subject, ev), channels):
                 log.info("incident %s resolved: rule %s", inc.incident_id, rule.name)
+                self._wake.set()
 
     # -- deliveries -----------------------------------------------------------------------
     def deliver_due(self) -> int:
+        """Send the deliveries due now, one round each; returns how many were sent. A channel
+        whose round failed is left alone for the rest of this pass (its other deliveries stay
+        due): one round per pass and channel while it is down."""
         policy = self.config.delivery
         sent = 0
+        down: set[str] = set()
         for d in self.store.due(self.rt.now):
             if self._stop.is_set():
                 break
-            if not self.store.claim(d, self.rt.now, policy.lease_s):
+            if d.channel in down or not self.store.claim(d, self.rt.now, policy.lease_s):
                 continue
             channel = self.config.channel(d.channel)
             ev = self.store.incident(d.incident_id, d.event)
@@ -137,6 +156,7 @@ class AlertLoop:
                 self.store.finish(d, SENT, now)
                 sent += 1
                 continue
+            down.add(d.channel)
             wait_s = min(policy.retry_s * 2 ** (rounds - 1), policy.retry_max_s)
             if outcome.retry and now + wait_s <= d.created_at + policy.give_up_s:
                 log.warning("alert delivery to channel %s failed (%s), round %d: trying again "
@@ -150,9 +170,14 @@ class AlertLoop:
                 self.store.finish(d, FAILED, now, error=outcome.reason)
         return sent
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+    def _run(self, step: Callable[[], object], wake: threading.Event) -> None:
+        while not self._stop.is_set():
+            wake.wait(self.period_s)
+            wake.clear()
+            if self._stop.is_set():
+                return
             try:
-                self.check_once()
+                step()
             except Exception as exc:  # noqa: BLE001 - keep checking; the database may return
-                log.warning("alert check failed: %s", type(exc).__name__)
+                log.warning("alert %s failed: %s", step.__name__.replace("_", " "),
+                            type(exc).__name__)

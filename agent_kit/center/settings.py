@@ -58,9 +58,6 @@ class CenterSettings:
     policy_path: str | None = None
     webhook_url: str | None = None           # a generic webhook channel ("webhook")
     alerts_path: str | None = None           # alert rules and channels (alert_config.py)
-    webhook_attempts: int = 3                # tries per alert, the first included
-    webhook_timeout_s: float = 5.0           # each try's connect / read / write timeouts
-    webhook_backoff_s: float = 0.5           # first wait between tries (then doubling, jitter)
     metrics_public: bool = False
     heartbeat_interval_s: int = 15           # told to workstations at enrollment
     body_limit_bytes: int = heartbeat.MAX_BODY_BYTES
