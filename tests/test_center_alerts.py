@@ -431,9 +431,11 @@ to = ["it@example.com"]
                 assert _events(hook, rule) == ["incident_opened", "incident_resolved"]
             (isp_resolved,) = [e for e in hook.accepted if e["rule"] == "isp"
                                and e["event"] == "incident_resolved"]
-            # resolved as soon as fewer than 3 failed (the heartbeats come one by one)
+            # resolved as soon as fewer than 3 failed (the heartbeats come one by one, or
+            # together between two passes: then none fails)
             assert isp_resolved["resolved_facts"]["check_id"] == "network.loss"
             assert isp_resolved["resolved_facts"]["count"] < 3
+            assert isp_resolved["resolved_facts"]["seen"] == 4
             assert isp_resolved["incident_id"] == isp["incident_id"]
     finally:
         stop_receiver(hook)
@@ -764,3 +766,22 @@ kind = "workstation_not_ready"
     (incident,) = loop.store.incidents(None, 10)
     assert sorted((d.event, d.state) for d in incident.deliveries) == [
         ("opened", "failed"), ("resolved", "sent")]
+
+
+def test_a_check_no_workstation_fails_any_more_resolves_with_its_facts(clocked, receiver):
+    rt, loop, clock, agent = clocked('''
+[[rule]]
+name = "isp"
+kind = "check_failing"
+at_least = 1
+''', _hook("hook", "webhook", receiver.url), 'backoff = "0s"\n')
+    _store_heartbeat(rt, agent, 1, LOSSY)
+    loop.check_once()
+    _store_heartbeat(rt, agent, 2, GOOD)   # no workstation fails network.loss now
+    loop.check_once()
+    opened, resolved = receiver.accepted
+    assert opened["facts"] == {"team": None, "check_id": "network.loss", "count": 1,
+                               "seen": 1, "percent": 100.0}
+    assert resolved["resolved_facts"] == {"team": None, "check_id": "network.loss",
+                                          "count": 0, "seen": 1, "percent": 0.0}
+    assert resolved["message"]["params"]["count"] == 0

@@ -34,6 +34,7 @@ class Condition:
 class Evaluation:
     active: dict[str, Condition] = field(default_factory=dict)   # subject -> condition
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)   # check_failing: per team ("": all)
 
 
 def _subject(team: str | None, rest: str = "") -> str:
@@ -69,6 +70,7 @@ def evaluate(rule: Rule, store: IncidentStore, now: float) -> Evaluation:
     for team, (seen, tally) in store.failing_counts(now - rule.window_s, rule.team,
                                                     rule.per_team).items():
         team = team if rule.per_team else rule.team
+        out.seen[team or ""] = seen
         for check_id in rule.checks or tuple(tally):
             count = tally.get(check_id, 0)
             percent = 100.0 * count / seen if seen else 0.0
@@ -87,5 +89,10 @@ def resolved_facts(rule: Rule, subject: str, ev: Evaluation) -> dict[str, Any] |
     found = ev.measured.get(subject)
     if found is not None or rule.kind not in ("check_failing", "not_ready"):
         return found
-    # a subject no longer measured at all (no workstation in scope seen): none fail
-    return {"count": 0, "seen": 0, "online": 0, "percent": 0.0}
+    # a subject no longer measured at all (no workstation fails the check, none in the team
+    # is online): zero
+    if rule.kind == "not_ready":
+        return {"team": subject or None, "count": 0, "online": 0, "above": rule.above}
+    team, _, check_id = subject.rpartition("/")
+    return {"team": team or None, "check_id": check_id, "count": 0,
+            "seen": ev.seen.get(team, 0), "percent": 0.0}
