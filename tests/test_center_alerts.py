@@ -435,7 +435,8 @@ to = ["it@example.com"]
             # together between two passes: then none fails)
             assert isp_resolved["resolved_facts"]["check_id"] == "network.loss"
             assert isp_resolved["resolved_facts"]["count"] < 3
-            assert isp_resolved["resolved_facts"]["seen"] == 4
+            # seen: the three, and the quiet one if its return came first
+            assert isp_resolved["resolved_facts"]["seen"] in (3, 4)
             assert isp_resolved["incident_id"] == isp["incident_id"]
     finally:
         stop_receiver(hook)
