@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
@@ -518,6 +519,13 @@ kind = "workstation_not_ready"
     log = tmp_path / "center.log"
     with run_center(tmp_path / "center", admin_token=ADMIN, log_path=log,
                     extra_args=["--alerts", str(alerts)]) as center:
+        # the incidents are the admin's: no credential is a 401, a bad query a 422
+        bare = httpx.get(f"{center.url}/api/v1/incidents")
+        assert bare.status_code == 401 and bare.json()["error"] == "unauthorized"
+        with center.admin() as admin:
+            for query in ({"state": "pending"}, {"limit": 0}, {"limit": "x"}):
+                r = admin.get("/api/v1/incidents", params=query)
+                assert r.status_code == 422 and r.json()["error"] == "validation_error", r.text
         ws = center.enroll(center.create_token(), "home-1")
         seqs = Seqs()
         seqs.send(ws, LOSSY, interval_s=60)
