@@ -10,15 +10,17 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from agent_kit.center.alert_text import headline, utc_time, webhook_json
-from agent_kit.center.auth import Caller, require_admin, runtime
+from agent_kit.center.auth import authorize, runtime
 from agent_kit.center.fleet import iso
 from agent_kit.center.incident_store import IncidentRow, IncidentStore
 from agent_kit.center.models import IncidentList
+from agent_kit.center.principals import Principal
 from agent_kit.center.viewer_language import viewer_language
 from agent_kit.core.i18n import render
 
 router = APIRouter()
-Admin = Annotated[Caller, Depends(require_admin)]
+# who may: principals.ROUTE_ACCESS ("incidents.read": admins and viewers of every team)
+Person = Annotated[Principal, Depends(authorize)]
 
 
 def incident_view(row: IncidentRow, lang: str) -> dict[str, Any]:
@@ -36,7 +38,7 @@ def incident_view(row: IncidentRow, lang: str) -> dict[str, Any]:
 
 
 @router.get("/api/v1/incidents", response_model=IncidentList)
-async def incidents(request: Request, _: Admin,
+async def incidents(request: Request, _: Person,
                     state: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
     """Opened incidents, newest first (``state``: only open or only resolved ones)."""

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from agent_kit.center.auth import (
     Caller,
-    caller_admin,
+    authorize_for,
     failure,
     has_signature,
     refuse_if_throttled,
@@ -82,8 +82,8 @@ async def policy(request: Request) -> PolicyDocument:
 
     if has_signature(request):
         await require_workstation(request)
-    elif await run_in_threadpool(caller_admin, request) is None:
-        raise APIError(401, "unauthorized", "a signed workstation request or the admin token")
+    else:
+        await run_in_threadpool(authorize_for, request, "policy.read")
     doc = runtime(request).policy
     return PolicyDocument(name=doc.name, version=doc.version, toml=doc.toml)
 
