@@ -33,7 +33,6 @@ from agent_kit.center.auth import (
 from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
-from agent_kit.center.principals import Principal
 from agent_kit.center.models import (
     AgentChange,
     AgentDetail,
@@ -49,6 +48,7 @@ from agent_kit.center.models import (
     TokenCreated,
     TokenList,
 )
+from agent_kit.center.principals import Principal
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 from agent_kit.center.teams import TeamName
@@ -103,7 +103,7 @@ async def login(request: Request) -> Response:
     req = await read_json(request, SessionRequest)
     principal = await run_in_threadpool(principal_of_secret, rt, req.token)
     user_key = req.token.startswith(USER_KEY_PREFIX)
-    method = "user key" if user_key else "admin token"
+    method = "user_key" if user_key else "admin_token"
     if principal is None:
         # recorded without the secret: only what kind of credential was tried
         await run_in_threadpool(rt.store.record, AuditEvent(

@@ -1,6 +1,7 @@
 """The dashboard's own words in the reader's language (en, ja, ko, sv).
 
-The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served with the reader's language
+The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served
+with the reader's language
 (``center.viewer_language``: the language selector's cookie, else ``Accept-Language``) in
 ``<html lang>`` and the translations of :data:`UI_TEXT` and the check titles as a JSON block
 (``<script type="application/json" id="ui-text">``, data, not code: the page's CSP allows no
@@ -64,14 +65,17 @@ UI_TEXT = (
     N_("in {time}"), N_("never"),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
-    N_("That is not a valid key or admin token."),
+    N_("That key or admin token is not valid."),
     # audit.js: the audit actions (center/audit.py AUDIT_ACTIONS) and the page's messages
     N_("Signed in"), N_("Sign-in refused"), N_("Signed out"), N_("Enrollment token made"),
     N_("Enrollment token revoked"), N_("Workstation retired"),
     N_("Workstation moved to another team"), N_("Gate key made"), N_("Gate key revoked"),
     N_("User made"), N_("User's role or teams changed"), N_("User given a new key"),
     N_("User deleted"), N_("Only an admin may read the audit log."),
-    N_("Events {first} to {last} of {total}"),
+    N_("Events {first} to {last} of {total}"), N_("Team"), N_("Teams"), N_("Role"),
+    N_("Uses"), N_("Valid for"), N_("Note"), N_("Signed in with"), N_("From team"),
+    N_("To team"), N_("Admin token"), N_("User's key"), N_("every team"), N_("{hours} h"),
+    N_("Admin"), N_("Supervisor"), N_("Viewer"),
 )
 
 
