@@ -263,23 +263,31 @@ def test_fleet_list_filters_csv_and_metrics(center):
     assert httpx.get(f"{center.url}/api/v1/agents").status_code == 401
 
 
+def _events(agent_id: str) -> list[dict]:
+    """The webhook's incident events about one workstation (the default rules of --webhook:
+    one incident per workstation offline, or online and not ready)."""
+    return [e for e in Hook.received if (e.get("facts") or {}).get("agent_id") == agent_id]
+
+
 def test_webhook_alerts_on_not_ready(center):
     ws = center.enroll(center.create_token(), "home-alert")
     ws.send([heartbeat(1, now(), BAD, interval_s=60)])
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        events = [e for e in Hook.received if e["agent_id"] == ws.agent_id]
+        events = _events(ws.agent_id)
         if events:
             break
         time.sleep(0.2)
-    assert events and events[0]["event"] == "agent_not_ready"
-    assert events[0]["failing"] == ["network.jitter"]
+    assert events and (events[0]["event"], events[0]["kind"]) == (
+        "incident_opened", "workstation_not_ready")
+    assert events[0]["facts"]["failing"] == ["network.jitter"]
+    assert events[0]["facts"]["workstation"] == "home-alert"
 
 
-def _events_for(agent_id: str, count: int, timeout_s: float) -> list[str]:
+def _events_for(agent_id: str, count: int, timeout_s: float) -> list[tuple[str, str]]:
     deadline = time.monotonic() + timeout_s
     while True:
-        events = [e["event"] for e in Hook.received if e["agent_id"] == agent_id]
+        events = [(e["event"], e["kind"]) for e in _events(agent_id)]
         if len(events) >= count or time.monotonic() > deadline:
             return events
         time.sleep(0.2)
@@ -288,21 +296,24 @@ def _events_for(agent_id: str, count: int, timeout_s: float) -> list[str]:
 def test_webhook_alerts_recovery_and_offline(center):
     ws = center.enroll(center.create_token(), "home-flap")
     ws.send([heartbeat(1, now(), BAD, interval_s=1)])
-    assert _events_for(ws.agent_id, 1, 15) == ["agent_not_ready"]
+    not_ready = [("incident_opened", "workstation_not_ready")]
+    assert _events_for(ws.agent_id, 1, 15) == not_ready
     ws.send([heartbeat(2, now(), GOOD, interval_s=1)])
     with center.admin() as admin:
         last_seen = admin.get(f"/api/v1/agents/{ws.agent_id}").json()["last_seen"]
-    assert _events_for(ws.agent_id, 2, 15) == ["agent_not_ready", "agent_recovered"]
+    recovered = [*not_ready, ("incident_resolved", "workstation_not_ready")]
+    assert _events_for(ws.agent_id, 2, 15) == recovered
     # silent for interval (1 s) + grace (10 s): offline, alerted once by the checker (5 s)
     events = _events_for(ws.agent_id, 3, 25)
-    assert events == ["agent_not_ready", "agent_recovered", "agent_offline"]
-    offline = [e for e in Hook.received if e["agent_id"] == ws.agent_id][2]
-    assert (offline["previous"], offline["state"]) == ("ok", "offline")
-    # not before the grace was over, by the center's own clock: the alert's time is at least
-    # interval + grace after the last heartbeat it received
-    silent_s = (datetime.fromisoformat(offline["at"])
+    assert events == [*recovered, ("incident_opened", "offline")]
+    offline = _events(ws.agent_id)[2]
+    assert offline["facts"]["workstation"] == "home-flap"
+    # not before the grace was over, by the center's own clock: the incident opened at least
+    # interval + grace after the last heartbeat it received, and says it began then
+    silent_s = (datetime.fromisoformat(offline["opened_at"])
                 - datetime.fromisoformat(last_seen)).total_seconds()
     assert silent_s >= 1 + 10, (offline, last_seen)
+    assert offline["since"] == offline["facts"]["since"]
     time.sleep(6)  # one more checker period: no repeated alert
     assert _events_for(ws.agent_id, 4, 0) == events
 

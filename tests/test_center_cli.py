@@ -38,6 +38,12 @@ def test_token_list_shows_uses_state_and_expiry(tmp_path: Path):
 def test_serve_refuses_bad_options_in_one_line_without_a_traceback(tmp_path: Path):
     import socket
 
+    bad_rule = tmp_path / "bad-rule.toml"
+    bad_rule.write_text('[[rule]]\nname = "x"\nkind = "offlien"\n')
+    no_secret = tmp_path / "no-secret.toml"
+    no_secret.write_text('[[channel]]\nname = "chat"\nkind = "chat"\n'
+                         'url_env = "AK_TEST_NO_SUCH_VAR"\n')
+
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -49,6 +55,9 @@ def test_serve_refuses_bad_options_in_one_line_without_a_traceback(tmp_path: Pat
             (["--workers", "0"], "--workers"),
             (["--heartbeat-interval", "0"], "--heartbeat-interval"),
             (["--webhook", "alerts.example"], "must be an http:// or https:// URL"),
+            (["--alerts", str(tmp_path / "none.toml")], "invalid alerts: cannot read"),
+            (["--alerts", str(bad_rule)], "rule 'x': kind: one of offline"),
+            (["--alerts", str(no_secret)], "the environment variable AK_TEST_NO_SUCH_VAR"),
             (["--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key")],
              "cannot use --tls-cert"),
         ]

@@ -87,6 +87,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/api/v1/users/{name}/key"): expect(**ADMINS),
     ("GET", "/api/v1/audit"): expect(**ADMINS),
     ("GET", "/api/v1/audit.csv"): expect(**ADMINS),
+    ("GET", "/api/v1/incidents"): expect(**ADMINS, viewer=200),
     ("GET", "/"): everyone(200),
     ("GET", "/agents/{agent_id}"): everyone(200),
     ("GET", "/audit"): everyone(200),

@@ -180,6 +180,8 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                                                      "fleet.")] = None,
           webhook: Annotated[str | None, typer.Option(help="URL that receives alerts.")]
           = None,
+          alerts: Annotated[str | None, typer.Option(help="Alert rules and channels (TOML, "
+                                                     "docs/operations.md).")] = None,
           tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="Certificate "
                                                        "(PEM) to serve HTTPS.")] = None,
           tls_key: Annotated[str | None, typer.Option("--tls-key", help="Its private key "
@@ -240,6 +242,12 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
         _check_tls(tls_cert, tls_key)
     if webhook is not None and not webhook.startswith(("http://", "https://")):
         _fail(f"--webhook {webhook!r} must be an http:// or https:// URL")
+    from agent_kit.center.alert_config import AlertConfigError, load_alert_config
+
+    try:
+        load_alert_config(alerts, webhook)
+    except AlertConfigError as exc:
+        _fail(f"invalid alerts: {exc}")
     if policy is not None:
         try:
             load_policy(policy)
@@ -247,6 +255,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             _fail(f"invalid policy: {exc}")
     advertised = _hostport(advertise_reflector, "--advertise-reflector")
     settings = _settings(db, data_dir, policy_path=policy, webhook_url=webhook,
+                         alerts_path=str(Path(alerts).resolve()) if alerts else None,
                          metrics_public=metrics_public, tls=tls_cert is not None,
                          heartbeat_interval_s=max(1, heartbeat_interval),
                          reflector_host=advertised[0] if advertised else None,

@@ -100,6 +100,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX audit_log_by_time ON audit_log (at, event_id)",
         "CREATE INDEX audit_log_by_actor ON audit_log (actor, at)",
     )),
+    Migration(5, "alert incidents and their deliveries", (
+        # One row per incident of an alert rule (alert_rules.py): pending while its condition
+        # has not yet held for the rule's duration, open once it has (then delivered), resolved
+        # when it no longer holds. At most one live (not resolved) incident per rule and
+        # subject, whichever process sees it first: the partial unique index.
+        """CREATE TABLE incidents (
+            incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL, kind TEXT NOT NULL,
+            subject TEXT NOT NULL, state TEXT NOT NULL, since DOUBLE PRECISION NOT NULL,
+            opened_at DOUBLE PRECISION, clear_since DOUBLE PRECISION,
+            resolved_at DOUBLE PRECISION, facts TEXT NOT NULL, resolved_facts TEXT)""",
+        "CREATE UNIQUE INDEX incidents_live ON incidents (rule, subject) "
+        "WHERE state <> 'resolved'",
+        "CREATE INDEX incidents_by_open ON incidents (opened_at)",
+        # The outbox: one row per incident, event (opened / resolved) and channel, written in
+        # the transaction that opened or resolved the incident; a process claims a row (a lease)
+        # before it sends, so each is delivered once.
+        """CREATE TABLE incident_deliveries (
+            incident_id TEXT NOT NULL, event TEXT NOT NULL, channel TEXT NOT NULL,
+            state TEXT NOT NULL, tries BIGINT NOT NULL DEFAULT 0,
+            created_at DOUBLE PRECISION NOT NULL, next_at DOUBLE PRECISION NOT NULL,
+            lease_until DOUBLE PRECISION, sent_at DOUBLE PRECISION, last_error TEXT,
+            PRIMARY KEY (incident_id, event, channel))""",
+        "CREATE INDEX incident_deliveries_due ON incident_deliveries (state, next_at)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

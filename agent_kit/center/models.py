@@ -359,6 +359,35 @@ class ReportList(BaseModel):
     reports: list[ReportInfo]
 
 
+class IncidentDelivery(BaseModel):
+    channel: str
+    event: Literal["opened", "resolved"]
+    state: Literal["due", "sending", "sent", "failed"]
+    tries: int               # rounds of sending made so far
+    sent_at: datetime | None
+    last_error: str | None   # the failure's kind: "HTTP 503", "ConnectError", "SMTP 451"
+
+
+class Incident(BaseModel):
+    incident_id: str
+    rule: str
+    kind: Literal["offline", "workstation_not_ready", "not_ready", "check_failing"]
+    subject: str
+    state: Literal["open", "resolved"]
+    since: datetime
+    opened_at: datetime
+    resolved_at: datetime | None
+    facts: dict[str, object]
+    resolved_facts: dict[str, object] | None
+    message: dict[str, object]   # the latest event's message id + parameters
+    text: str                    # that message in the reader's language
+    deliveries: list[IncidentDelivery]
+
+
+class IncidentList(BaseModel):
+    incidents: list[Incident]
+
+
 class ReflectorInfo(BaseModel):
     host: str | None
     port: int

@@ -86,6 +86,8 @@ ACTIONS: dict[str, Action] = {
     "policy.read": _action("read the policy", "admin", "supervisor", "viewer", "workstation"),
     "gate.ask": _action("ask the gate", "admin", "gate", "workstation"),
     "metrics.read": _action("read the metrics", "admin", "viewer", every_team=True),
+    # an incident may name any team's workstations, or count the whole fleet
+    "incidents.read": _action("read the alert incidents", "admin", "viewer", every_team=True),
     "session.read": _action("read who is signed in", "admin", "supervisor", "viewer"),
     "workstation": _action("send a workstation's data", "workstation"),
 }
@@ -124,6 +126,7 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/users/{name}/key"): "user.admin",
     ("GET", "/api/v1/audit"): "audit.read",
     ("GET", "/api/v1/audit.csv"): "audit.read",
+    ("GET", "/api/v1/incidents"): "incidents.read",
     # dashboard pages and files (public shells)
     ("GET", "/"): PUBLIC,
     ("GET", "/agents/{agent_id}"): PUBLIC,

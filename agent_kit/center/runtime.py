@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_kit.center import credentials
+from agent_kit.center.alert_config import AlertConfig, load_alert_config
 from agent_kit.center.clearance import SECRET_NAME, ClearanceSigner, new_private_pem
 from agent_kit.center.data_dir import secure_center_files
 from agent_kit.center.database import Database
@@ -127,6 +128,7 @@ class CenterRuntime:
     center_key: bytes
     admin_hash: str
     policy: PolicyDocument
+    alerting: AlertConfig = field(default_factory=AlertConfig)
     # agent_id -> (secret, retired). A secret never changes for an agent id (its nonce is fixed
     # at enrollment); only retirement does, so entries are kept and dropped by a sweep for
     # retirements made elsewhere (other processes, the CLI) every AUTH_CACHE_S.
@@ -209,8 +211,10 @@ class CenterRuntime:
 
 def build_runtime(settings: CenterSettings) -> CenterRuntime:
     """Open the database (its files the owner's only), migrate it, open the center's sealed
-    secrets; raises SecretsKeyError (one line) when they cannot be opened."""
+    secrets; raises SecretsKeyError (one line) when they cannot be opened, AlertConfigError
+    when the alerts file is wrong."""
     env_token = env_admin_token()   # refused before anything is opened
+    alerting = load_alert_config(settings.alerts_path, settings.webhook_url)
     data_dir = Path(settings.data_dir)
     secure_center_files(data_dir, settings.db_url, key_file_path(data_dir))
     db = Database(settings.db_url, pool_size=4 if settings.db_url.startswith("sqlite") else 8)
@@ -234,5 +238,6 @@ def build_runtime(settings: CenterSettings) -> CenterRuntime:
                          signer=signer,
                          center_key=center_key, admin_hash=admin_hash,
                          policy=load_policy_document(settings.policy_path),
+                         alerting=alerting,
                          failures=SourceBudgets(settings.auth_failure_burst,
                                                 1 / settings.auth_failure_refill_s))

@@ -56,16 +56,14 @@ class CenterSettings:
     reflector_host: str | None = None        # advertised; None = "the host you reached me on"
     reflector_port: int = 8751
     policy_path: str | None = None
-    webhook_url: str | None = None
-    webhook_attempts: int = 3                # tries per alert, the first included
-    webhook_timeout_s: float = 5.0           # each try's connect / read / write timeouts
-    webhook_backoff_s: float = 0.5           # first wait between tries (then doubling, jitter)
+    webhook_url: str | None = None           # a generic webhook channel ("webhook")
+    alerts_path: str | None = None           # alert rules and channels (alert_config.py)
     metrics_public: bool = False
     heartbeat_interval_s: int = 15           # told to workstations at enrollment
     body_limit_bytes: int = heartbeat.MAX_BODY_BYTES
     report_limit_bytes: int = 2 * MIB
     clock_window_s: int = signing.CLOCK_WINDOW_S   # accepted distance of a signed timestamp
-    alert_period_s: float = 5.0              # how often offline/not-ready transitions are checked
+    alert_period_s: float = 5.0              # how often the alert rules are evaluated
     tls: bool = False                        # session cookie gets Secure
     serve_dashboard: bool = True
     mount_speedtest: bool = True

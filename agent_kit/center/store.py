@@ -605,7 +605,7 @@ class Store:
                          (agent_id, report_id))
         return str(row[0]) if row else None
 
-    # -- metrics and alerts ---------------------------------------------------------------
+    # -- metrics ----------------------------------------------------------------------
     def failing_tally(self, now: float) -> dict[str, int]:
         """Online workstations failing each check id."""
         tally: dict[str, int] = {}
@@ -622,24 +622,6 @@ class Store:
         with self.db.transaction() as tx:
             row = tx.one("SELECT value FROM counters WHERE name = ?", (name,))
         return int(row[0]) if row else 0
-
-    def alert_candidates(self, now: float) -> list[tuple[str, str, str, str, str]]:
-        """Workstations whose alert state differs from their derived condition:
-        ``(agent_id, hostname, old, new, failing)`` with states ok / offline / not_ready."""
-        with self.db.transaction() as tx:
-            rows = tx.all(
-                "SELECT agent_id, hostname, COALESCE(alert_state, 'ok'), cond, failing FROM ("
-                " SELECT agent_id, hostname, alert_state, failing, CASE WHEN deadline < ? THEN"
-                " 'offline' WHEN ready = 0 THEN 'not_ready' ELSE 'ok' END AS cond FROM agents"
-                " WHERE retired_at IS NULL AND last_seen IS NOT NULL) s"
-                " WHERE cond <> COALESCE(alert_state, 'ok')", (now,))
-        return [(str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in rows]
-
-    def claim_alert(self, agent_id: str, old: str, new: str) -> bool:
-        """Move the alert state; True for the one process that did (no double alerts)."""
-        with self.db.transaction(write=True) as tx:
-            return tx.rowcount("UPDATE agents SET alert_state = ? WHERE agent_id = ? AND "
-                               "COALESCE(alert_state, 'ok') = ?", (new, agent_id, old)) == 1
 
 
 def _where(flt: AgentFilter, now: float) -> tuple[str, list[Any]]:
