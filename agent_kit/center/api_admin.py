@@ -299,7 +299,9 @@ async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONRes
     now = rt.now
     row = await run_in_threadpool(rt.store.agent, agent_id) if _id_form(agent_id) else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
-    verdict = decide(row, latest, now, rt.policy.policy)
+    # judged by the workstation's effective policy (its team's override over the fleet's)
+    effective = await run_in_threadpool(rt.policies.for_agent, agent_id) if row else None
+    verdict = decide(row, latest, now, effective.policy if effective else None)
     return JSONResponse({"allowed": verdict.allowed,
                          "reasons": render_all(verdict.reasons, viewer_language(request)),
                          "as_of": iso(now),
