@@ -55,10 +55,11 @@ class Center:
         return httpx.Client(base_url=self.url, timeout=30.0,
                             headers={"Authorization": f"Bearer {self.admin_token}"})
 
-    def create_token(self, uses: int = 100, ttl_s: int = 3600, note: str | None = None) -> str:
+    def create_token(self, uses: int = 100, ttl_s: int = 3600, note: str | None = None,
+                     team: str | None = None) -> str:
         with self.admin() as client:
-            response = client.post("/api/v1/tokens",
-                                   json={"uses": uses, "ttl_s": ttl_s, "note": note})
+            response = client.post("/api/v1/tokens", json={"uses": uses, "ttl_s": ttl_s,
+                                                           "note": note, "team": team})
         response.raise_for_status()
         return str(response.json()["token"])
 

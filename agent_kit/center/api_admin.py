@@ -30,6 +30,7 @@ from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
 from agent_kit.center.models import (
+    AgentChange,
     AgentDetail,
     AgentList,
     ClearanceKey,
@@ -44,6 +45,7 @@ from agent_kit.center.models import (
 )
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
+from agent_kit.center.teams import TeamName
 from agent_kit.center.untrusted_text import csv_cell
 from agent_kit.center.viewer_language import localized_heartbeat, render_all, viewer_language
 from agent_kit.core.wire.text import LINE_PATTERN
@@ -119,9 +121,9 @@ async def create_token(request: Request, _: Admin) -> JSONResponse:
     req = await read_json(request, TokenCreate)
     rt = runtime(request)
     token, token_id, expires = await run_in_threadpool(rt.store.create_token, req.uses,
-                                                       req.ttl_s, req.note, rt.now)
-    return JSONResponse({"token": token, "token_id": token_id, "expires_at": _ts(expires)},
-                        status_code=201)
+                                                       req.ttl_s, req.note, rt.now, req.team)
+    return JSONResponse({"token": token, "token_id": token_id, "expires_at": _ts(expires),
+                         "team": req.team}, status_code=201)
 
 
 @router.get("/api/v1/tokens", response_model=TokenList)
@@ -134,6 +136,7 @@ async def list_tokens(request: Request, _: Admin) -> dict[str, Any]:
         "created_at": _ts(t.created_at), "expires_at": _ts(t.expires_at),
         "revoked_at": _ts(t.revoked_at) if t.revoked_at else None,
         "active": t.revoked_at is None and t.expires_at > now and t.uses < t.uses_max,
+        "team": t.team,
     } for t in rows]}
 
 
@@ -150,8 +153,9 @@ async def revoke_token_by_id(request: Request, token_id: str, _: Admin) -> Respo
 
 # -- the fleet ------------------------------------------------------------------------------
 def _filter(state: str | None, ready: bool | None, q: str | None,
-            failing: str | None) -> AgentFilter:
-    return AgentFilter(state=state, ready=ready, q=q or None, failing=failing or None)
+            failing: str | None, team: str | None) -> AgentFilter:
+    return AgentFilter(state=state, ready=ready, q=q or None, failing=failing or None,
+                       team=team)
 
 
 StateQ = Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")]
@@ -159,11 +163,12 @@ SortQ = Annotated[str, Query(pattern="^(" + "|".join(s.replace("-", r"\-")
                                                       for s in SORTS) + ")$")]
 TextQ = Annotated[str | None, Query(max_length=100, pattern=LINE_PATTERN)]
 FailingQ = Annotated[str | None, Query(pattern=CHECK_ID)]
+TeamQ = Annotated[TeamName | None, Query(description="only this team's workstations")]
 
 
 @router.get("/api/v1/agents", response_model=AgentList)
 async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool | None = None,
-                 q: TextQ = None, failing: FailingQ = None,
+                 q: TextQ = None, failing: FailingQ = None, team: TeamQ = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                  sort: SortQ = "hostname") -> JSONResponse:
@@ -171,24 +176,24 @@ async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool |
     rt = runtime(request)
     now = rt.now
     total, counts, rows = await run_in_threadpool(
-        rt.store.overview, _filter(state, ready, q, failing), sort, limit, offset, now)
+        rt.store.overview, _filter(state, ready, q, failing, team), sort, limit, offset, now)
     return JSONResponse({"total": total, "counts": counts,
                          "agents": [agent_view(r, now) for r in rows]})
 
 
-CSV_COLUMNS = ("agent_id", "hostname", "display_name", "state", "ready", "verdict", "failing",
+CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "ready", "verdict", "failing",
                "last_seen", "since", "interval_s", "agent_version", "last_seq")
 
 
 @router.get("/api/v1/agents.csv", response_class=PlainTextResponse)
 async def agents_csv(request: Request, _: Admin, state: StateQ = None,
                      ready: bool | None = None, q: TextQ = None, failing: FailingQ = None,
-                     sort: SortQ = "hostname") -> Response:
+                     team: TeamQ = None, sort: SortQ = "hostname") -> Response:
     """The filtered fleet as CSV (a spreadsheet-safe export: formulas are neutralised)."""
     rt = runtime(request)
     now = rt.now
     _total, _counts, rows = await run_in_threadpool(
-        rt.store.overview, _filter(state, ready, q, failing), sort, CSV_LIMIT, 0, now)
+        rt.store.overview, _filter(state, ready, q, failing, team), sort, CSV_LIMIT, 0, now)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -228,6 +233,19 @@ async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
     # the workstation's messages in the reader's language (?lang=, cookie, Accept-Language)
     return JSONResponse({**agent_view(row, rt.now),
                          "latest": localized_heartbeat(latest, viewer_language(request))})
+
+
+@router.patch("/api/v1/agents/{agent_id}", response_model=AgentDetail,
+              openapi_extra=json_body(AgentChange),
+              responses={404: {"description": "unknown agent"}})
+async def change_agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+    """Move a workstation to another team (``{"team": "tokyo-2"}``; null: no team)."""
+    req = await read_json(request, AgentChange)
+    rt = runtime(request)
+    if not _id_form(agent_id) or not await run_in_threadpool(rt.store.set_team, agent_id,
+                                                             req.team):
+        raise APIError(404, "not_found", "unknown agent")
+    return await agent(request, agent_id, _)
 
 
 @router.get("/api/v1/agents/{agent_id}/heartbeats", response_model=HeartbeatHistory,

@@ -57,6 +57,15 @@ def _note(note: str | None) -> str | None:
     return note
 
 
+def _team(team: str | None, option: str = "--team") -> str | None:
+    """A team name as the API takes it (``teams.team_refusal``), else a one-line refusal."""
+    from agent_kit.center.teams import team_refusal
+
+    if team is not None and (why := team_refusal(team)) is not None:
+        _fail(f"{option} {team!r}: {why}")
+    return team
+
+
 def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
     from agent_kit.center.settings import CenterSettings, default_data_dir, resolve_db_url
 
@@ -310,15 +319,18 @@ def token_create(db: DbOpt = None, data_dir: DataOpt = None,
                  ttl: Annotated[str, typer.Option(help="Lifetime: 3600, 30m, 24h, 7d.")]
                  = "24h",
                  note: Annotated[str | None, typer.Option(max=200)] = None,
+                 team: Annotated[str | None, typer.Option(
+                     help="Team/site every workstation enrolled with it joins.")] = None,
                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Make an enrollment token (shown once)."""
     ttl_s = _parse_duration(ttl)
     if not 60 <= ttl_s <= 366 * 86400:
         _fail("--ttl must be between 1 minute and 366 days")
-    token, token_id, expires = _store(db, data_dir).create_token(uses, ttl_s, _note(note),
-                                                                  time.time())
+    token, token_id, expires = _store(db, data_dir).create_token(
+        uses, ttl_s, _note(note), time.time(), _team(team))
     if json_out:
-        typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires}))
+        typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires,
+                               "team": team}))
     else:
         typer.echo(token)
         typer.echo(f"(id {token_id}, {uses} use(s), expires "
@@ -333,8 +345,9 @@ def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
         state = "revoked" if t.revoked_at else "expired" if t.expires_at <= now else \
             "used up" if t.uses >= t.uses_max else "active"
         expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t.expires_at))
+        team = f"team {t.team}  " if t.team else ""
         typer.echo(f"{t.token_id}  {t.uses}/{t.uses_max}  {state:8}  expires {expires}  "
-                   f"{_shown(t.note or '')}".rstrip())
+                   f"{team}{_shown(t.note or '')}".rstrip())
 
 
 @token_app.command("revoke")
@@ -519,13 +532,15 @@ def policy_rollback(version: Annotated[int, typer.Argument(min=1, help="The vers
 
 @app.command()
 def agents(db: DbOpt = None, data_dir: DataOpt = None,
+           team: Annotated[str | None, typer.Option(help="Only this team's.")] = None,
            json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The fleet: every workstation with its state and what fails."""
+    """The fleet: every workstation with its team, state and what fails."""
     from agent_kit.center.fleet import agent_view
     from agent_kit.center.store import AgentFilter
 
     now = time.time()
-    total, counts, rows = _store(db, data_dir).overview(AgentFilter(), "hostname", None, 0, now)
+    total, counts, rows = _store(db, data_dir).overview(AgentFilter(team=_team(team)),
+                                                        "hostname", None, 0, now)
     views = [agent_view(r, now) for r in rows]
     if json_out:
         typer.echo(json.dumps({"total": total, "counts": counts, "agents": views}, indent=2))
@@ -533,8 +548,8 @@ def agents(db: DbOpt = None, data_dir: DataOpt = None,
     for v in views:
         ready = {True: "ready", False: "NOT READY", None: "-"}[v["ready"]]  # type: ignore[index]
         failing = ",".join(v["failing"])  # type: ignore[arg-type]
-        typer.echo(f"{_shown(v['agent_id'])}  {_shown(v['hostname']):24}  {v['state']:10}  "
-                   f"{ready:9}  {_shown(failing)}")
+        typer.echo(f"{_shown(v['agent_id'])}  {_shown(v['hostname']):24}  "
+                   f"{v['team'] or '-':12}  {v['state']:10}  {ready:9}  {_shown(failing)}")
     typer.echo(f"{total} workstation(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()),
                err=True)
 
@@ -545,6 +560,19 @@ def retire(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
     if not _store(db, data_dir).retire(agent_id, time.time()):
         _fail(f"no workstation {agent_id!r}")
     typer.echo(f"workstation {agent_id} retired")
+
+
+@app.command()
+def move(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None,
+         team: Annotated[str | None, typer.Option(help="The team/site it joins.")] = None,
+         no_team: Annotated[bool, typer.Option("--no-team", help="Take it out of any team.")]
+         = False) -> None:
+    """Move a workstation to another team (--team NAME) or out of any (--no-team)."""
+    if (team is None) == (not no_team):
+        _fail("give either --team NAME or --no-team")
+    if not _store(db, data_dir).set_team(agent_id, _team(team)):
+        _fail(f"no workstation {agent_id!r}")
+    typer.echo(f"workstation {agent_id} moved to " + (f"team {team}" if team else "no team"))
 
 
 def main() -> None:

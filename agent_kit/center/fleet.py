@@ -51,10 +51,11 @@ class AgentRow:
     ready: int | None
     ready_since: str | None
     failing: str
+    team: str | None = None
 
 
 AGENT_COLUMNS = ("agent_id, hostname, display_name, retired_at, last_seen, deadline, last_seq, "
-                 "interval_s, agent_version, verdict, ready, ready_since, failing")
+                 "interval_s, agent_version, verdict, ready, ready_since, failing, team")
 
 
 def state_of(row: AgentRow, now: float) -> str:
@@ -78,6 +79,7 @@ def agent_view(row: AgentRow, now: float) -> dict[str, object]:
         ready, since = bool(row.ready), row.ready_since
     return {
         "agent_id": row.agent_id, "hostname": row.hostname, "display_name": row.display_name,
+        "team": row.team,
         "state": state, "ready": ready, "verdict": row.verdict,
         "failing": [f for f in row.failing.split(",") if f],
         "last_seen": iso(row.last_seen), "since": since, "interval_s": row.interval_s,

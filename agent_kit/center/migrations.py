@@ -74,6 +74,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             signature TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)""",
         "CREATE INDEX used_signatures_by_expiry ON used_signatures (expires_at)",
     )),
+    Migration(3, "teams: a workstation belongs to a team/site, given by its enrollment token", (
+        # NULL: no team (only admins and all-teams viewers see it).
+        "ALTER TABLE agents ADD COLUMN team TEXT",
+        "ALTER TABLE enrollment_tokens ADD COLUMN team TEXT",
+        "CREATE INDEX agents_by_team ON agents (team)",
+    )),
     Migration(7, "policy versions: the fleet's call standards and teams' overrides, edited "
               "at the center", (
         # Every change is a new row, never an update: the active version of a scope (the fleet

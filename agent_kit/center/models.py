@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
+from agent_kit.center.teams import TeamName
 from agent_kit.core.wire import heartbeat as wire
 from agent_kit.core.wire.text import LINE_PATTERN
 
@@ -143,12 +144,15 @@ class TokenCreate(BaseModel):
     uses: int = Field(default=1, ge=1, le=100_000)
     ttl_s: int = Field(default=86_400, ge=60, le=366 * 86_400)
     note: ShortText | None = None
+    # the team every workstation enrolled with this token joins (None: no team)
+    team: TeamName | None = None
 
 
 class TokenCreated(BaseModel):
     token: str
     token_id: str
     expires_at: datetime
+    team: str | None
 
 
 class TokenInfo(BaseModel):
@@ -160,6 +164,7 @@ class TokenInfo(BaseModel):
     expires_at: datetime
     revoked_at: datetime | None
     active: bool
+    team: str | None
 
 
 class TokenList(BaseModel):
@@ -187,6 +192,7 @@ class Agent(BaseModel):
     agent_id: str
     hostname: str
     display_name: str | None
+    team: str | None
     state: AgentState
     ready: bool | None
     verdict: str | None
@@ -196,6 +202,13 @@ class Agent(BaseModel):
     interval_s: float | None
     agent_version: str | None
     last_seq: int | None
+
+
+class AgentChange(BaseModel):
+    """``PATCH /api/v1/agents/{id}``: move the workstation to another team (null: no team)."""
+
+    model_config = STRICT
+    team: TeamName | None
 
 
 class AgentDetail(Agent):

@@ -36,6 +36,7 @@ class AgentFilter:
     ready: bool | None = None
     q: str | None = None
     failing: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class TokenRow:
     created_at: float
     expires_at: float
     revoked_at: float | None
+    team: str | None = None
 
 
 class ReportQuota(Exception):
@@ -109,22 +111,33 @@ class Store:
         return str(row[0]) if row else None
 
     # -- enrollment tokens ----------------------------------------------------------------
-    def create_token(self, uses: int, ttl_s: float, note: str | None,
-                     now: float) -> tuple[str, str, float]:
+    def create_token(self, uses: int, ttl_s: float, note: str | None, now: float,
+                     team: str | None = None) -> tuple[str, str, float]:
+        """A new enrollment token (shown once); every workstation enrolled with it joins
+        ``team`` (a name ``teams.team_refusal`` accepts, or None)."""
         token = credentials.new_token("enr")
         token_id = secrets.token_hex(6)
         expires = now + ttl_s
         with self.db.transaction(write=True) as tx:
             tx.execute("INSERT INTO enrollment_tokens (token_id, token_hash, note, uses_max, uses,"
-                       " created_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                       (token_id, credentials.token_hash(token), note, uses, now, expires))
+                       " created_at, expires_at, team) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                       (token_id, credentials.token_hash(token), note, uses, now, expires,
+                        team))
         return token, token_id, expires
 
     def tokens(self) -> list[TokenRow]:
         with self.db.transaction() as tx:
             rows = tx.all("SELECT token_id, note, uses_max, uses, created_at, expires_at, "
-                          "revoked_at FROM enrollment_tokens ORDER BY created_at, token_id")
+                          "revoked_at, team FROM enrollment_tokens ORDER BY created_at, "
+                          "token_id")
         return [TokenRow(*r) for r in rows]
+
+    def token(self, token_id: str) -> TokenRow | None:
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT token_id, note, uses_max, uses, created_at, expires_at, "
+                         "revoked_at, team FROM enrollment_tokens WHERE token_id = ?",
+                         (token_id,))
+        return TokenRow(*row) if row else None
 
     def revoke_token(self, token_id: str, now: float) -> bool:
         with self.db.transaction(write=True) as tx:
@@ -137,7 +150,7 @@ class Store:
                now: float) -> tuple[str, str] | None:
         """Spend one use of ``token``; a new workstation ``(agent_id, nonce)`` or None."""
         with self.db.transaction(write=True) as tx:
-            row = tx.one("SELECT token_id FROM enrollment_tokens WHERE token_hash = ? AND "
+            row = tx.one("SELECT token_id, team FROM enrollment_tokens WHERE token_hash = ? AND "
                          "revoked_at IS NULL AND expires_at > ? AND uses < uses_max",
                          (credentials.token_hash(token), now))
             if row is None:
@@ -147,8 +160,8 @@ class Store:
                 return None
             agent_id, nonce = credentials.new_agent_id(), secrets.token_hex(16)
             tx.execute("INSERT INTO agents (agent_id, hostname, display_name, nonce, token_id, "
-                       "enrolled_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (agent_id, hostname, display_name, nonce, row[0], now))
+                       "enrolled_at, team) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (agent_id, hostname, display_name, nonce, row[0], now, row[1]))
         return agent_id, nonce
 
     # -- workstations ---------------------------------------------------------------------
@@ -173,6 +186,12 @@ class Store:
             tx.execute("UPDATE agents SET retired_at = ? WHERE agent_id = ? AND retired_at IS "
                        "NULL", (now, agent_id))
             return tx.one("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)) is not None
+
+    def set_team(self, agent_id: str, team: str | None) -> bool:
+        """Move a workstation to ``team`` (None: no team); False when there is no such one."""
+        with self.db.transaction(write=True) as tx:
+            return tx.rowcount("UPDATE agents SET team = ? WHERE agent_id = ?",
+                               (team, agent_id)) == 1
 
     def agent(self, agent_id: str) -> AgentRow | None:
         with self.db.transaction() as tx:
@@ -391,6 +410,9 @@ def _where(flt: AgentFilter, now: float) -> tuple[str, list[Any]]:
     if flt.failing:
         parts.append("failing LIKE ? ESCAPE '\\'")
         params.append("%," + _like_escape(flt.failing) + ",%")
+    if flt.team:
+        parts.append("team = ?")
+        params.append(flt.team)
     return " AND ".join(f"({p})" for p in parts), params
 
 
