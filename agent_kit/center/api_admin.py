@@ -245,6 +245,7 @@ async def change_agent(request: Request, agent_id: str, _: Admin) -> JSONRespons
     if not _id_form(agent_id) or not await run_in_threadpool(rt.store.set_team, agent_id,
                                                              req.team):
         raise APIError(404, "not_found", "unknown agent")
+    rt.policies.forget_agent(agent_id)   # its new team's policy from its next heartbeat on
     return await agent(request, agent_id, _)
 
 

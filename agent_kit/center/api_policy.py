@@ -32,11 +32,11 @@ from agent_kit.center.models import (
 )
 from agent_kit.center.policy_versions import EffectivePolicy, PolicyRefused, PolicyVersion
 from agent_kit.center.request_bodies import json_body, read_json
-from agent_kit.core.wire.text import LINE_PATTERN
+from agent_kit.center.teams import TeamName
 
 router = APIRouter(prefix="/api/v1")
 Admin = Annotated[Caller, Depends(require_admin)]
-TeamQ = Annotated[str | None, Query(min_length=1, max_length=64, pattern=LINE_PATTERN)]
+TeamQ = Annotated[TeamName | None, Query(description="a team's override")]
 REFUSED = {422: {"description": "invalid_policy: the parser's reason, nothing stored"}}
 
 

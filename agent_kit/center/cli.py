@@ -397,7 +397,11 @@ def _comment(comment: str | None) -> str | None:
     return comment
 
 
-def _policy_db(db: str | None, data_dir: Path | None) -> Any:
+def _policy_db(db: str | None, data_dir: Path | None, team: str | None = None) -> Any:
+    from agent_kit.center.teams import team_refusal
+
+    if team is not None and (why := team_refusal(team)) is not None:
+        _fail(f"--team: {why}")
     return _store(db, data_dir).db
 
 
@@ -413,7 +417,7 @@ def policy_show(db: DbOpt = None, data_dir: DataOpt = None, team: TeamOpt = None
     from agent_kit.center import policy_versions as pv
     from agent_kit.center.api_policy import document
 
-    store_db = _policy_db(db, data_dir)
+    store_db = _policy_db(db, data_dir, team)
     if effective:
         doc = document(pv.effective_for(store_db, team))
         if json_out:
@@ -467,7 +471,7 @@ def policy_set(file: Annotated[str, typer.Argument(help="The TOML file ('-': sta
     if "\x00" in text:
         _fail("invalid policy: it contains NUL characters")
     try:
-        row = pv.add_version(_policy_db(db, data_dir), team, text, author=CLI_AUTHOR,
+        row = pv.add_version(_policy_db(db, data_dir, team), team, text, author=CLI_AUTHOR,
                              comment=_comment(comment), now=time.time())
     except pv.PolicyRefused as exc:
         _fail(f"invalid policy: {exc}")
@@ -483,7 +487,7 @@ def policy_unset(team: Annotated[str, typer.Option("--team", help="The team.")],
     """Remove a team's override (recorded as a version): the team runs the fleet's policy."""
     from agent_kit.center import policy_versions as pv
 
-    row = pv.add_version(_policy_db(db, data_dir), team, None, author=CLI_AUTHOR,
+    row = pv.add_version(_policy_db(db, data_dir, team), team, None, author=CLI_AUTHOR,
                          comment=_comment(comment), now=time.time())
     assert row is not None
     typer.echo(f"policy version {row.version_id}: team {_shown(team)} runs the fleet's policy")
@@ -496,7 +500,7 @@ def policy_history(db: DbOpt = None, data_dir: DataOpt = None, team: TeamOpt = N
     """The versions, newest first: id, when, who, scope, comment."""
     from agent_kit.center import policy_versions as pv
 
-    rows = pv.list_versions(_policy_db(db, data_dir), team, every_scope=every)
+    rows = pv.list_versions(_policy_db(db, data_dir, team), team, every_scope=every)
     if json_out:
         typer.echo(json.dumps([{"version_id": r.version_id, "team": r.team, "tag": r.tag,
                                 "author": r.author, "comment": r.comment,

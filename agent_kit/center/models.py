@@ -252,8 +252,6 @@ class PolicyDocument(BaseModel):
     layers: list[PolicyLayerOut]
 
 
-# A team name as the center stores it (agents.team): a short line.
-TeamName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=LINE_PATTERN)]
 Comment = Annotated[str, StringConstraints(max_length=500, pattern=LINE_PATTERN)]
 
 

@@ -338,6 +338,10 @@ class PolicyBook:
                 self._teams[agent_id] = (self.clock(), team)
         return self.effective(team)
 
+    def forget_agent(self, agent_id: str) -> None:
+        """The workstation changed teams (in this process): read its team again."""
+        self._teams.pop(agent_id, None)
+
     def changed(self) -> None:
         """A change made by this process: read again at the next use."""
         with self._lock:

@@ -173,7 +173,9 @@ class Store:
 
     def agent_team(self, agent_id: str) -> str | None:
         """The workstation's team, whose policy override it runs (None: the fleet's)."""
-        return None   # teams (agents.team) are not in this schema yet
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT team FROM agents WHERE agent_id = ?", (agent_id,))
+        return str(row[0]) if row and row[0] is not None else None
 
     def retired_since(self, since: float) -> list[str]:
         """Workstations retired at or after ``since`` (epoch seconds)."""

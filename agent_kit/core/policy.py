@@ -250,6 +250,15 @@ def _validate(data: dict[str, Any], source: str, text: str, *, require_all: bool
                 raise PolicyError(source, where, problem)
             if _is_number(value) and value <= 0:
                 raise PolicyError(source, where, "must be greater than 0")
+    gate = data.get("gate", {})
+    if require_all and isinstance(gate.get("window"), int) \
+            and isinstance(gate.get("fail_to_block"), int) \
+            and gate["fail_to_block"] > gate["window"]:
+        # the monitor's hysteresis cannot count more failing samples than its window holds
+        raise PolicyError(source, _where(text, "gate.fail_to_block", key="fail_to_block",
+                                         section="gate"),
+                          f"must not exceed gate.window ({gate['window']}), not "
+                          f"{gate['fail_to_block']}")
     checks = data.get("checks", {})
     if not isinstance(checks, dict):
         raise PolicyError(source, _where(text, "checks", key="checks"), "must be a table")
