@@ -30,7 +30,8 @@ from agent_kit.center.database import Database, Tx
 from agent_kit.core.policy import Policy, PolicyError, default_policy_text, load_policy_layers
 
 REFRESH_S = 10.0        # effective policies re-read at most this often per process
-TEAM_CACHE_S = 30.0     # a workstation's team re-read at most this often
+TEAM_CACHE_S = 300.0    # a workstation's team re-read at most this often (moves are rare; the
+#                         process that moves one forgets it at once)
 MAX_TOML_CHARS = 64 * 1024
 SERVE_AUTHOR = "serve --policy"
 _COLUMNS = ("version_id, team, toml, tag, name, version, author, comment, created_at, "
