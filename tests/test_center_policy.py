@@ -414,3 +414,82 @@ def test_a_team_override_reaches_only_that_team_and_the_gate_judges_by_it(tmp_pa
         assert fleet_document(center, "tokyo-1")["layers"][-1]["scope"] == "fleet"
         for client in clients.values():
             client.close()
+
+
+# -- storage on both databases ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg_url():
+    from tests.lab.postgres import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    from agent_kit.center.database import Database
+    from agent_kit.center.store import Store
+
+    url = f"sqlite:///{tmp_path / 'center.db'}" if request.param == "sqlite" \
+        else request.getfixturevalue("pg_url")
+    database = Database(url)
+    Store(database).setup()
+    with database.transaction(write=True) as tx:
+        tx.execute("DELETE FROM policy_versions")
+        tx.execute("DELETE FROM agents")
+        tx.execute("INSERT INTO agents (agent_id, hostname, nonce, enrolled_at, team) "
+                   "VALUES ('ws-t', 'ws-t', '00', 1.0, 'tokyo-1')")
+    yield database
+    database.close()
+
+
+def test_versions_on_sqlite_and_postgresql_concurrent_changes_and_the_book(db, tmp_path):
+    import threading
+
+    from agent_kit.center import policy_versions as pv
+    from agent_kit.center.store import Store
+
+    seed = tmp_path / "seed.toml"
+    seed.write_text(LENIENT)
+    first = pv.seed_from_serve(db, str(seed), now=1.0)
+    assert first is not None and first.author == "serve --policy" and first.team is None
+    assert pv.seed_from_serve(db, str(seed), now=2.0) is None        # same text: nothing
+    # eight changes at once: each its own version, none lost
+    errors: list[BaseException] = []
+
+    def change(i: int) -> None:
+        try:
+            pv.add_version(db, None, LENIENT.replace('version = "1"', f'version = "c{i}"'),
+                           author="admin", comment=f"change {i}", now=10.0 + i)
+        except BaseException as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    history = pv.list_versions(db)
+    assert len({v.version_id for v in history}) == 9
+    assert sorted(v.comment for v in history if v.comment and v.comment.startswith("change")) \
+        == [f"change {i}" for i in range(8)]
+    with pytest.raises(pv.PolicyRefused, match="not valid TOML"):
+        pv.add_version(db, None, "[[[", author="admin", comment=None, now=30.0)
+    assert len(pv.list_versions(db)) == 9
+
+    book = pv.PolicyBook(db, Store(db).agent_team)
+    fleet = book.for_agent("ws-unknown")
+    override = pv.add_version(db, "tokyo-1", '[checks."system.disk"]\nwarn = 20\nfail = 10\n',
+                              author="admin", comment=None, now=40.0)
+    assert override is not None
+    book.changed()
+    tokyo = book.for_agent("ws-t")
+    assert tokyo.tag != fleet.tag and tokyo.policy.check("system.disk").fail == 10
+    assert book.cached_for_agent("ws-t") == tokyo
+    back = pv.roll_back(db, first.version_id, author="admin", comment=None, now=50.0)
+    assert back.rollback_of == first.version_id and back.toml == LENIENT
+    book.changed()
+    assert book.for_agent("ws-unknown").policy.version == "1"
+    assert pv.effective_for(db, None).tag == pv.effective_tag(
+        (pv.PolicyLayer("fleet", None, back.version_id, LENIENT),))
