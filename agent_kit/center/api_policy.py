@@ -32,6 +32,7 @@ from agent_kit.center.models import (
 )
 from agent_kit.center.policy_versions import EffectivePolicy, PolicyRefused, PolicyVersion
 from agent_kit.center.request_bodies import json_body, read_json
+from agent_kit.center.runtime import CenterRuntime
 from agent_kit.center.teams import TeamName
 
 router = APIRouter(prefix="/api/v1")
@@ -70,7 +71,7 @@ def version_json(row: PolicyVersion, active_ids: set[int], *,
     return out
 
 
-def _active_ids(rt: Any, teams: set[str | None]) -> set[int]:
+def _active_ids(rt: CenterRuntime, teams: set[str | None]) -> set[int]:
     found = (versions.active_version(rt.db, team) for team in teams)
     return {row.version_id for row in found if row is not None}
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent_kit.center.database import Database, Tx
 from agent_kit.core.policy import Policy, PolicyError, default_policy_text, load_policy_layers
@@ -121,12 +122,12 @@ def build_effective(team: str | None, fleet: PolicyVersion | None,
 
 
 # -- queries ------------------------------------------------------------------------------------
-def _row(values: tuple[object, ...]) -> PolicyVersion:
+def _row(values: tuple[Any, ...]) -> PolicyVersion:
     (version_id, team, toml, tag, name, version, author, comment, created_at,
      rollback_of) = values
-    return PolicyVersion(int(version_id), team, toml, tag, name, version,  # type: ignore[arg-type]
-                         author, comment, float(created_at),  # type: ignore[arg-type]
-                         int(rollback_of) if rollback_of is not None else None)  # type: ignore[call-overload]
+    return PolicyVersion(int(version_id), team, toml, str(tag), name, version, str(author),
+                         comment, float(created_at),
+                         None if rollback_of is None else int(rollback_of))
 
 
 def _active(tx: Tx, team: str | None) -> PolicyVersion | None:
