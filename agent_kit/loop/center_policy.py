@@ -22,6 +22,7 @@ from agent_kit.core.policy import Policy, PolicyError, load_policy, load_policy_
 from agent_kit.link.client import CenterClient
 from agent_kit.link.private_files import write_private_file
 from agent_kit.link.state_folder import state_dir
+from agent_kit.loop.hysteresis import GateConfig
 
 log = logging.getLogger("agent_kit.loop.center_policy")
 
@@ -45,9 +46,13 @@ def cache_path() -> Path:
 def fetch_center_policy(client: CenterClient, cache: Path | None = None) -> CenterPolicy:
     """The center's policy for this workstation, validated, then cached. Raises
     ``CenterUnavailable``/``CenterRefused`` (no answer), ``PolicyError`` (an answer the parser
-    refuses: the cache is kept), ``OSError`` (the cache cannot be written)."""
+    or the gate's settings refuse: the cache is kept), ``OSError`` (the cache cannot be written)."""
     document = client.policy_document()
     policy = load_policy_layers(document.layers)     # validated before it is cached
+    try:   # and by the gate's own rules, which the monitor applies it with
+        GateConfig.from_policy(policy)
+    except ValueError as exc:
+        raise PolicyError("center policy", None, str(exc)) from None
     cache = cache or cache_path()
     fresh = cache.with_suffix(".new")
     write_private_file(fresh, json.dumps({
