@@ -493,3 +493,24 @@ def test_versions_on_sqlite_and_postgresql_concurrent_changes_and_the_book(db, t
     assert book.for_agent("ws-unknown").policy.version == "1"
     assert pv.effective_for(db, None).tag == pv.effective_tag(
         (pv.PolicyLayer("fleet", None, back.version_id, LENIENT),))
+
+
+def test_a_stored_version_this_center_cannot_read_falls_back_to_the_newest_readable(tmp_path):
+    """A row a newer agent-center wrote (a check id this one does not know): served are the
+    newest versions this center's gate can judge by, not a 500 on every heartbeat."""
+    from agent_kit.center import policy_versions as pv
+    from agent_kit.center.database import Database
+    from agent_kit.center.store import Store
+
+    database = Database(f"sqlite:///{tmp_path / 'center.db'}")
+    Store(database).setup()
+    readable = pv.add_version(database, None, LENIENT, author="admin", comment=None, now=1.0)
+    assert readable is not None
+    newer = '[checks."network.future_check"]\nwarn = 1\n'
+    with database.transaction(write=True) as tx:
+        tx.execute("INSERT INTO policy_versions (team, toml, tag, author, created_at) "
+                   "VALUES (NULL, ?, ?, 'a newer center', 2.0)", (newer, pv.text_tag(newer)))
+    effective = pv.effective_for(database, None)
+    assert [layer.version_id for layer in effective.layers] == [readable.version_id]
+    assert effective.policy.name == "lab fleet"
+    database.close()

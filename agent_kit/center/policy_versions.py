@@ -20,6 +20,7 @@ once).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,8 @@ from typing import Any
 
 from agent_kit.center.database import Database, Tx
 from agent_kit.core.policy import Policy, PolicyError, default_policy_text, load_policy_layers
+
+log = logging.getLogger("agent_kit.center.policy")
 
 REFRESH_S = 10.0        # effective policies re-read at most this often per process
 TEAM_CACHE_S = 300.0    # a workstation's team re-read at most this often (moves are rare; the
@@ -170,10 +173,33 @@ def list_versions(db: Database, team: str | None = None, *, every_scope: bool = 
 
 
 def effective_for(db: Database, team: str | None) -> EffectivePolicy:
+    """The effective policy of ``team`` from its scopes' active versions. Should they not merge
+    here (a version written by a newer agent-center that knows check ids this one does not, in
+    a rolling upgrade; a row written by hand), the newest versions this center can read are
+    used, and the error is logged once per version: the center serves only what its gate can
+    judge by."""
     with db.transaction() as tx:
-        fleet = _active(tx, None)
-        override = _active(tx, team) if team is not None else None
-    return build_effective(team, fleet, override)
+        fleets = [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM policy_versions WHERE team "
+                                          "IS NULL ORDER BY version_id DESC LIMIT ?",
+                                          (FALLBACK_DEPTH,))]
+        overrides = [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM policy_versions WHERE "
+                                             "team = ? ORDER BY version_id DESC LIMIT ?",
+                                             (team, FALLBACK_DEPTH))] if team is not None else []
+    for fleet in fleets or [None]:
+        for override in overrides or [None]:
+            try:
+                return build_effective(team, fleet, override)
+            except PolicyError as exc:
+                key = (fleet.version_id if fleet else 0, override.version_id if override else 0)
+                if key not in _UNREADABLE and len(_UNREADABLE) < 1000:
+                    _UNREADABLE.add(key)
+                    log.error("policy versions %s cannot be applied by this center (%s): the "
+                              "newest readable ones are served", key, exc)
+    return build_effective(team, None, None)
+
+
+FALLBACK_DEPTH = 20     # versions of a scope tried when the newest cannot be read
+_UNREADABLE: set[tuple[int, int]] = set()   # (fleet, team) version ids already logged
 
 
 def _teams_with_override(tx: Tx) -> list[str]:
