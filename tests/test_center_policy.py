@@ -139,7 +139,7 @@ def test_versions_are_validated_recorded_rolled_back_and_kept_across_restarts(tm
 
         made = new_version(center, STRICT_DISK, comment="disks must be huge")
         assert made.status_code == 201, made.text
-        assert made.json()["version_id"] == 2 and made.json()["author"] == "admin"
+        assert made.json()["version_id"] == 2 and made.json()["author"] == "admin-token"
         strict = fleet_document(center)
         assert strict["tag"] != first["tag"] and strict["version"] == "2"
         with center.admin() as admin:
@@ -165,7 +165,20 @@ def test_versions_are_validated_recorded_rolled_back_and_kept_across_restarts(tm
     with run_center(data, token, ["--policy", str(fleet_file)]) as center:
         history = versions(center)
         assert [(v["version_id"], v["author"]) for v in history[:2]] == \
-            [(5, "serve --policy"), (4, "admin")]
+            [(5, "serve --policy"), (4, "admin-token")]
+        # every change in the audit log, with who, what and the version it made
+        with center.admin() as admin:
+            events = admin.get("/api/v1/audit", params={"limit": 100}).json()["events"]
+        policy_events = [(e["actor"], e["action"], e["target"], e["detail"]["version_id"])
+                         for e in events if e["action"].startswith("policy.")]
+        assert sorted(policy_events, key=lambda e: e[3]) == [
+            ("serve --policy", "policy.change", "fleet", 1),
+            ("admin-token", "policy.change", "fleet", 2),
+            ("admin-token", "policy.rollback", "fleet", 3),
+            ("admin-token", "policy.change", "fleet", 4),
+            ("serve --policy", "policy.change", "fleet", 5)]
+        assert not any(e["action"].startswith("policy.") and e["detail"].get("version_id") is
+                       None for e in events)      # the refused ones left no event
         assert fleet_document(center)["toml"] == LENIENT
         new_version(center, STRICT_DISK).raise_for_status()      # version 6
     # a restart with it again, and one without --policy: the active version stays
@@ -204,7 +217,7 @@ def test_the_cli_shows_sets_lists_and_rolls_back(tmp_path):
                       ).returncode == 2
     history = json.loads(center_cli(data, "policy", "history", "--all", "--json").stdout)
     assert [(h["version_id"], h["team"]) for h in history] == [(2, "tokyo-1"), (1, None)]
-    assert history[1]["author"] == "agent-center policy (CLI)"
+    assert history[1]["author"].startswith("cli:")
     rolled = center_cli(data, "policy", "rollback", "1")
     assert rolled.returncode == 0 and "version 3 active" in rolled.stdout
     assert center_cli(data, "policy", "rollback", "42").returncode == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 from agent_kit.center import checks_js
 
 STATIC = Path(checks_js.__file__).parent / "static"
-PAGES = ("index.html", "agent.html")
+PAGES = ("index.html", "agent.html", "audit.html")
 
 
 def test_check_catalogue_copy_matches_the_agents() -> None:

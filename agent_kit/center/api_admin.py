@@ -14,21 +14,26 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 
 from agent_kit import __version__
+from agent_kit.center.audit import AuditEvent
 from agent_kit.center.auth import (
     SESSION_COOKIE,
-    Caller,
-    caller_admin,
+    USER_KEY_PREFIX,
+    audit_event,
+    authorize,
+    authorize_for,
     failure,
     has_signature,
+    principal_of_secret,
     refuse_if_throttled,
     request_source,
-    require_admin,
     require_single_use_workstation,
     runtime,
+    start_session,
 )
 from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
+from agent_kit.center.principals import Principal
 from agent_kit.center.models import (
     AgentChange,
     AgentDetail,
@@ -38,6 +43,7 @@ from agent_kit.center.models import (
     Health,
     HeartbeatHistory,
     ReportList,
+    SessionInfo,
     SessionRequest,
     TokenCreate,
     TokenCreated,
@@ -51,7 +57,9 @@ from agent_kit.center.viewer_language import localized_heartbeat, render_all, vi
 from agent_kit.core.wire.text import LINE_PATTERN
 
 router = APIRouter()
-Admin = Annotated[Caller, Depends(require_admin)]
+# The principal, allowed by the route's rule (principals.ROUTE_ACCESS); team scoping is the
+# route's own (a workstation of a team it does not see is unknown: 404).
+Person = Annotated[Principal, Depends(authorize)]
 # What every id the center makes (agents, tokens, reports) looks like: a path segment that
 # does not is answered "unknown" without a query (a NUL in one made PostgreSQL fail).
 ID_FORM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -88,18 +96,29 @@ def _offer_json(request: Request) -> dict[str, Any] | None:
 @router.post("/api/v1/session", status_code=204, openapi_extra=json_body(SessionRequest),
              responses={401: {"description": "wrong token"}})
 async def login(request: Request) -> Response:
-    """Exchange the admin token for an HttpOnly session cookie."""
+    """Exchange the admin token or a user's key for an HttpOnly session cookie."""
     rt = runtime(request)
     source = request_source(request)
     refuse_if_throttled(rt, source)   # the admin token may be a person's choice: no guessing
     req = await read_json(request, SessionRequest)
-    if not rt.admin_token_valid(req.token):
-        raise failure(rt, source, APIError(401, "unauthorized", "that is not the admin token"))
-    session = await run_in_threadpool(rt.store.create_session, rt.now, rt.session_tag)
+    principal = await run_in_threadpool(principal_of_secret, rt, req.token)
+    user_key = req.token.startswith(USER_KEY_PREFIX)
+    method = "user key" if user_key else "admin token"
+    if principal is None:
+        # recorded without the secret: only what kind of credential was tried
+        await run_in_threadpool(rt.store.record, AuditEvent(
+            "anonymous", source, "login_failed", None, {"method": method}), rt.now)
+        raise failure(rt, source, APIError(401, "unauthorized",
+                                           "that is not the admin token or a user's key"))
     response = Response(status_code=204)
-    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
-                        secure=rt.settings.tls, path="/", max_age=12 * 3600)
+    await run_in_threadpool(start_session, rt, response, principal, source, method)
     return response
+
+
+@router.get("/api/v1/session", response_model=SessionInfo)
+async def whoami(request: Request, who: Person) -> dict[str, object]:
+    """Who the caller is: subject, role and teams (what the dashboard may offer them)."""
+    return who.to_json()
 
 
 @router.delete("/api/v1/session", status_code=204)
@@ -108,7 +127,9 @@ async def logout(request: Request) -> Response:
     # CORS preflight, which the center never answers), and logging out must always work.
     session = request.cookies.get(SESSION_COOKIE)
     if session and len(session) <= 200:
-        await run_in_threadpool(runtime(request).store.delete_session, session)
+        rt = runtime(request)
+        await run_in_threadpool(rt.store.delete_session, session, rt.now, AuditEvent(
+            "", request_source(request), "logout"))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -117,19 +138,23 @@ async def logout(request: Request) -> Response:
 # -- enrollment tokens -----------------------------------------------------------------------
 @router.post("/api/v1/tokens", status_code=201, response_model=TokenCreated,
              openapi_extra=json_body(TokenCreate))
-async def create_token(request: Request, _: Admin) -> JSONResponse:
+async def create_token(request: Request, who: Person) -> JSONResponse:
     req = await read_json(request, TokenCreate)
     rt = runtime(request)
-    token, token_id, expires = await run_in_threadpool(rt.store.create_token, req.uses,
-                                                       req.ttl_s, req.note, rt.now, req.team)
+    if not who.sees_team(req.team) or (who.role != "admin" and req.team is None):
+        raise APIError(403, "forbidden", "a supervisor makes enrollment tokens only for their "
+                       f"teams ({', '.join(who.team_scope or ())}): give one as \"team\"")
+    token, token_id, expires = await run_in_threadpool(
+        rt.store.create_token, req.uses, req.ttl_s, req.note, rt.now, req.team,
+        audit_event(who, request, "token.create"))
     return JSONResponse({"token": token, "token_id": token_id, "expires_at": _ts(expires),
                          "team": req.team}, status_code=201)
 
 
 @router.get("/api/v1/tokens", response_model=TokenList)
-async def list_tokens(request: Request, _: Admin) -> dict[str, Any]:
+async def list_tokens(request: Request, who: Person) -> dict[str, Any]:
     rt = runtime(request)
-    rows = await run_in_threadpool(rt.store.tokens)
+    rows = [t for t in await run_in_threadpool(rt.store.tokens) if who.sees_team(t.team)]
     now = rt.now
     return {"tokens": [{
         "token_id": t.token_id, "note": t.note, "uses": t.uses_max, "used": t.uses,
@@ -142,11 +167,14 @@ async def list_tokens(request: Request, _: Admin) -> dict[str, Any]:
 
 @router.delete("/api/v1/tokens/{token_id}", status_code=204,
                responses={404: {"description": "unknown token"}})
-async def revoke_token_by_id(request: Request, token_id: str, _: Admin) -> Response:
+async def revoke_token_by_id(request: Request, token_id: str, who: Person) -> Response:
     """Revoke an enrollment token (workstations already enrolled keep their credentials)."""
     rt = runtime(request)
-    if not _id_form(token_id, 32) or not await run_in_threadpool(rt.store.revoke_token,
-                                                                  token_id, rt.now):
+    found = await run_in_threadpool(rt.store.token, token_id) if _id_form(token_id, 32) \
+        else None
+    if found is None or not who.sees_team(found.team) or not await run_in_threadpool(
+            rt.store.revoke_token, token_id, rt.now,
+            audit_event(who, request, "token.revoke", token_id, team=found.team)):
         raise APIError(404, "not_found", "unknown token")
     return Response(status_code=204)
 
@@ -167,7 +195,7 @@ TeamQ = Annotated[TeamName | None, Query(description="only this team's workstati
 
 
 @router.get("/api/v1/agents", response_model=AgentList)
-async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool | None = None,
+async def agents(request: Request, who: Person, state: StateQ = None, ready: bool | None = None,
                  q: TextQ = None, failing: FailingQ = None, team: TeamQ = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -176,24 +204,26 @@ async def agents(request: Request, _: Admin, state: StateQ = None, ready: bool |
     rt = runtime(request)
     now = rt.now
     total, counts, rows = await run_in_threadpool(
-        rt.store.overview, _filter(state, ready, q, failing, team), sort, limit, offset, now)
+        rt.store.overview, _filter(state, ready, q, failing, team), sort, limit, offset, now,
+        who.team_scope)
     return JSONResponse({"total": total, "counts": counts,
                          "agents": [agent_view(r, now) for r in rows]})
 
 
-CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "ready", "verdict", "failing",
-               "last_seen", "since", "interval_s", "agent_version", "last_seq")
+CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "ready", "verdict",
+               "failing", "last_seen", "since", "interval_s", "agent_version", "last_seq")
 
 
 @router.get("/api/v1/agents.csv", response_class=PlainTextResponse)
-async def agents_csv(request: Request, _: Admin, state: StateQ = None,
+async def agents_csv(request: Request, who: Person, state: StateQ = None,
                      ready: bool | None = None, q: TextQ = None, failing: FailingQ = None,
                      team: TeamQ = None, sort: SortQ = "hostname") -> Response:
     """The filtered fleet as CSV (a spreadsheet-safe export: formulas are neutralised)."""
     rt = runtime(request)
     now = rt.now
     _total, _counts, rows = await run_in_threadpool(
-        rt.store.overview, _filter(state, ready, q, failing, team), sort, CSV_LIMIT, 0, now)
+        rt.store.overview, _filter(state, ready, q, failing, team), sort, CSV_LIMIT, 0, now,
+        who.team_scope)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -214,21 +244,22 @@ async def agents_csv(request: Request, _: Admin, state: StateQ = None,
         "Content-Disposition": f'attachment; filename="agent-fleet-{stamp}.csv"'})
 
 
-async def _agent_row(request: Request, agent_id: str) -> Any:
+async def _agent_row(request: Request, agent_id: str, who: Principal) -> Any:
+    """The workstation, if ``who`` sees its team; else 404 as for one that does not exist."""
     rt = runtime(request)
     if not _id_form(agent_id):
         raise APIError(404, "not_found", "unknown agent")
     row = await run_in_threadpool(rt.store.agent, agent_id)
-    if row is None:
+    if row is None or not who.sees_team(row.team):
         raise APIError(404, "not_found", "unknown agent")
     return row
 
 
 @router.get("/api/v1/agents/{agent_id}", response_model=AgentDetail,
             responses={404: {"description": "unknown agent"}})
-async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+async def agent(request: Request, agent_id: str, who: Person) -> JSONResponse:
     rt = runtime(request)
-    row = await _agent_row(request, agent_id)
+    row = await _agent_row(request, agent_id, who)
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id)
     # the workstation's messages in the reader's language (?lang=, cookie, Accept-Language)
     return JSONResponse({**agent_view(row, rt.now),
@@ -238,53 +269,56 @@ async def agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
 @router.patch("/api/v1/agents/{agent_id}", response_model=AgentDetail,
               openapi_extra=json_body(AgentChange),
               responses={404: {"description": "unknown agent"}})
-async def change_agent(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+async def change_agent(request: Request, agent_id: str, who: Person) -> JSONResponse:
     """Move a workstation to another team (``{"team": "tokyo-2"}``; null: no team)."""
     req = await read_json(request, AgentChange)
     rt = runtime(request)
-    if not _id_form(agent_id) or not await run_in_threadpool(rt.store.set_team, agent_id,
-                                                             req.team):
+    if not _id_form(agent_id) or not await run_in_threadpool(
+            rt.store.set_team, agent_id, req.team, rt.now,
+            audit_event(who, request, "agent.move", agent_id)):
         raise APIError(404, "not_found", "unknown agent")
     rt.policies.forget_agent(agent_id)   # its new team's policy from its next heartbeat on
-    return await agent(request, agent_id, _)
+    return await agent(request, agent_id, who)
 
 
 @router.get("/api/v1/agents/{agent_id}/heartbeats", response_model=HeartbeatHistory,
             responses={404: {"description": "unknown agent"}})
-async def heartbeats(request: Request, agent_id: str, _: Admin,
+async def heartbeats(request: Request, agent_id: str, who: Person,
                      since_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
                      limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> JSONResponse:
     """Stored heartbeats after ``since_seq``, in seq order (page with the last seq)."""
-    await _agent_row(request, agent_id)
+    await _agent_row(request, agent_id, who)
     rows = await run_in_threadpool(runtime(request).store.heartbeats, agent_id, since_seq, limit)
     lang = viewer_language(request)
     return JSONResponse({"heartbeats": [localized_heartbeat(r, lang) for r in rows]})
 
 
 @router.post("/api/v1/agents/{agent_id}/retire", responses={404: {"description": "unknown"}})
-async def retire(request: Request, agent_id: str, _: Admin) -> JSONResponse:
+async def retire(request: Request, agent_id: str, who: Person) -> JSONResponse:
     """Revoke the workstation's credential: its requests are refused from now on."""
     rt = runtime(request)
-    if not _id_form(agent_id) or not await run_in_threadpool(rt.store.retire, agent_id,
-                                                             rt.now):
+    row = await _agent_row(request, agent_id, who)
+    if not await run_in_threadpool(rt.store.retire, agent_id, rt.now, audit_event(
+            who, request, "agent.retire", agent_id, team=row.team)):
         raise APIError(404, "not_found", "unknown agent")
     rt.forget_agent(agent_id)
     return JSONResponse({"agent_id": agent_id, "state": "retired"})
 
 
 @router.get("/api/v1/agents/{agent_id}/reports", response_model=ReportList)
-async def reports(request: Request, agent_id: str, _: Admin) -> dict[str, Any]:
-    await _agent_row(request, agent_id)
+async def reports(request: Request, agent_id: str, who: Person) -> dict[str, Any]:
+    await _agent_row(request, agent_id, who)
     rows = await run_in_threadpool(runtime(request).store.reports, agent_id)
     return {"reports": [{"report_id": r, "created_at": _ts(t), "size_bytes": n}
                         for r, t, n in rows]}
 
 
 @router.get("/api/v1/agents/{agent_id}/reports/{report_id}", response_class=HTMLResponse)
-async def report(request: Request, agent_id: str, report_id: str, _: Admin) -> Response:
+async def report(request: Request, agent_id: str, report_id: str, who: Person) -> Response:
     """One uploaded report, shown sandboxed: its scripts cannot reach the dashboard."""
     if not _id_form(agent_id) or not _id_form(report_id, 32):
         raise APIError(404, "not_found", "unknown report")
+    await _agent_row(request, agent_id, who)
     html = await run_in_threadpool(runtime(request).store.report, agent_id, report_id)
     if html is None:
         raise APIError(404, "not_found", "unknown report")
@@ -312,9 +346,8 @@ async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONRes
         caller = await require_single_use_workstation(request)
         if caller.agent_id != agent_id:
             raise APIError(403, "forbidden", "a workstation may ask only about itself")
-    elif await run_in_threadpool(caller_admin, request, True) is None:
-        raise APIError(401, "unauthorized", "a gate key or the admin token (Bearer) is needed",
-                       headers={"WWW-Authenticate": "Bearer"})
+    else:
+        await run_in_threadpool(authorize_for, request, "gate.ask")
     now = rt.now
     row = await run_in_threadpool(rt.store.agent, agent_id) if _id_form(agent_id) else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
@@ -341,7 +374,7 @@ async def metrics(request: Request) -> Response:
     failing checks, heartbeats stored, this center's intake counters."""
     rt = runtime(request)
     if not rt.settings.metrics_public:
-        await run_in_threadpool(require_admin, request)
+        await run_in_threadpool(authorize_for, request, "metrics.read")
     body, content_type = await run_in_threadpool(rt.metrics.render,
                                                  request.headers.get("accept"))
     return Response(body, media_type=content_type)

@@ -1,7 +1,8 @@
 """The call-standards policy's routes: what a workstation runs (``GET /api/v1/policy``), and the
 versions IT edits (``/api/v1/policy/versions``: list, show, create, roll back, diff). Storage
 and merging: :mod:`agent_kit.center.policy_versions`. Reading is for the admin (and, for its
-own effective policy, the workstation); every change needs the admin."""
+own effective policy, the workstation); every change needs an admin and is written to the
+audit log (``policy.change``, ``policy.rollback``) with the version it made."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from agent_kit.center import policy_versions as versions
 from agent_kit.center.auth import (
-    Caller,
-    caller_admin,
+    audit_event,
+    authorize,
+    authorize_for,
     has_signature,
-    require_admin,
     require_workstation,
     runtime,
 )
@@ -31,19 +32,17 @@ from agent_kit.center.models import (
     PolicyVersionList,
 )
 from agent_kit.center.policy_versions import EffectivePolicy, PolicyRefused, PolicyVersion
+from agent_kit.center.principals import Principal
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.runtime import CenterRuntime
 from agent_kit.center.teams import TeamName
 
 router = APIRouter(prefix="/api/v1")
-Admin = Annotated[Caller, Depends(require_admin)]
+# Each route's rule is in principals.ROUTE_ACCESS: reading for admins, supervisors and viewers
+# (policy.history), changing for admins (policy.write).
+Person = Annotated[Principal, Depends(authorize)]
 TeamQ = Annotated[TeamName | None, Query(description="a team's override")]
 REFUSED = {422: {"description": "invalid_policy: the parser's reason, nothing stored"}}
-
-
-def author_of(caller: Caller) -> str:
-    """Who made a change, as recorded with it (the admin credential: ``admin``)."""
-    return caller.role
 
 
 def document(eff: EffectivePolicy) -> dict[str, Any]:
@@ -53,6 +52,11 @@ def document(eff: EffectivePolicy) -> dict[str, Any]:
             "layers": [{"scope": layer.scope, "team": layer.team,
                         "version_id": layer.version_id, "toml": layer.toml}
                        for layer in eff.layers]}
+
+
+def _scope_target(team: str | None) -> str:
+    """The audit log's target of a policy change: ``fleet`` or ``team:<name>``."""
+    return "fleet" if team is None else f"team:{team}"
 
 
 def _ts(epoch: float) -> str:
@@ -87,15 +91,14 @@ async def policy(request: Request, team: TeamQ = None) -> JSONResponse:
         caller = await require_workstation(request)
         assert caller.agent_id is not None
         eff = await run_in_threadpool(rt.policies.for_agent, caller.agent_id)
-    elif await run_in_threadpool(caller_admin, request) is None:
-        raise APIError(401, "unauthorized", "a signed workstation request or the admin token")
     else:
+        await run_in_threadpool(authorize_for, request, "policy.read")
         eff = await run_in_threadpool(rt.policies.effective, team)
     return JSONResponse(document(eff))
 
 
 @router.get("/policy/versions", response_model=PolicyVersionList)
-async def list_policy_versions(request: Request, _: Admin, team: TeamQ = None,
+async def list_policy_versions(request: Request, _: Person, team: TeamQ = None,
                                every: bool = False,
                                limit: Annotated[int, Query(ge=1, le=1000)] = 100
                                ) -> dict[str, Any]:
@@ -113,7 +116,7 @@ async def list_policy_versions(request: Request, _: Admin, team: TeamQ = None,
 
 @router.get("/policy/versions/{version_id}", response_model=PolicyVersionDetail,
             responses={404: {"description": "unknown version"}})
-async def show_policy_version(request: Request, version_id: int, _: Admin) -> dict[str, Any]:
+async def show_policy_version(request: Request, version_id: int, _: Person) -> dict[str, Any]:
     """One version with its text."""
     rt = runtime(request)
 
@@ -130,7 +133,7 @@ async def show_policy_version(request: Request, version_id: int, _: Admin) -> di
 
 @router.post("/policy/versions", status_code=201, response_model=PolicyVersionDetail,
              openapi_extra=json_body(PolicyChange), responses=REFUSED)
-async def create_policy_version(request: Request, caller: Admin) -> JSONResponse:
+async def create_policy_version(request: Request, who: Person) -> JSONResponse:
     """A new active version of the fleet's policy or of a team's override, validated by the
     agent's parser (422 ``invalid_policy`` with its reason: nothing stored). Workstations pick
     it up at their next heartbeat."""
@@ -139,8 +142,10 @@ async def create_policy_version(request: Request, caller: Admin) -> JSONResponse
         raise APIError(422, "invalid_policy", "the policy contains NUL characters")
     rt = runtime(request)
     try:
-        row = await run_in_threadpool(versions.add_version, rt.db, req.team, req.toml,
-                                      author=author_of(caller), comment=req.comment, now=rt.now)
+        row = await run_in_threadpool(
+            versions.add_version, rt.db, req.team, req.toml, author=who.subject,
+            comment=req.comment, now=rt.now,
+            audit=audit_event(who, request, "policy.change", _scope_target(req.team)))
     except PolicyRefused as exc:
         raise APIError(422, "invalid_policy", str(exc)) from None
     assert row is not None
@@ -151,13 +156,14 @@ async def create_policy_version(request: Request, caller: Admin) -> JSONResponse
 @router.post("/policy/rollback", status_code=201, response_model=PolicyVersionDetail,
              openapi_extra=json_body(PolicyRollback),
              responses={**REFUSED, 404: {"description": "unknown version"}})
-async def roll_back_policy(request: Request, caller: Admin) -> JSONResponse:
+async def roll_back_policy(request: Request, who: Person) -> JSONResponse:
     """Make an older version's text active again in its scope, recorded as a new version."""
     req = await read_json(request, PolicyRollback)
     rt = runtime(request)
     try:
-        row = await run_in_threadpool(versions.roll_back, rt.db, req.version_id,
-                                      author=author_of(caller), comment=req.comment, now=rt.now)
+        row = await run_in_threadpool(
+            versions.roll_back, rt.db, req.version_id, author=who.subject, comment=req.comment,
+            now=rt.now, audit=audit_event(who, request, "policy.rollback"))
     except LookupError:
         raise APIError(404, "not_found", "unknown policy version") from None
     except PolicyRefused as exc:
@@ -168,7 +174,7 @@ async def roll_back_policy(request: Request, caller: Admin) -> JSONResponse:
 
 @router.get("/policy/diff", response_model=PolicyDiff,
             responses={404: {"description": "unknown version"}})
-async def diff_policy_versions(request: Request, _: Admin,
+async def diff_policy_versions(request: Request, _: Person,
                                from_version: Annotated[int, Query(alias="from", ge=1,
                                                                   le=2**62)],
                                to_version: Annotated[int, Query(alias="to", ge=1, le=2**62)]

@@ -22,7 +22,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: CenterSettings | None = None) -> FastAPI:
-    from agent_kit.center import api_admin, api_policy, api_workstation
+    from agent_kit.center import api_admin, api_policy, api_users, api_workstation
     from agent_kit.center.alerts import AlertLoop
     from agent_kit.center.errors import BodyLimit, install_error_handlers
     from agent_kit.center.request_bodies import add_body_schemas
@@ -49,6 +49,7 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
     app.include_router(api_workstation.router)
     app.include_router(api_admin.router)
     app.include_router(api_policy.router)
+    app.include_router(api_users.router)
 
     if settings.serve_dashboard:
         from fastapi.staticfiles import StaticFiles
@@ -67,6 +68,11 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
         @app.get("/agents/{agent_id}", include_in_schema=False)
         async def agent_page(request: Request, agent_id: str) -> Response:
             return HTMLResponse(page(STATIC / "agent.html", viewer_language(request)),
+                                headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
+
+        @app.get("/audit", include_in_schema=False)
+        async def audit_page(request: Request) -> Response:
+            return HTMLResponse(page(STATIC / "audit.html", viewer_language(request)),
                                 headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/favicon.ico", include_in_schema=False)
@@ -99,6 +105,7 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    check_route_rules(app)
 
     app.add_middleware(SecurityHeaders)
 
@@ -115,6 +122,33 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
     wrapped = BodyLimit(HeartbeatFastPath(app, rt), settings.body_limit_bytes, limits)
     app.state.asgi = ReadDeadlines(RefusalLog(wrapped))
     return app
+
+
+def app_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every ``(method, path)`` the app serves (HEAD as GET; a mounted app as ``MOUNT``)."""
+    from fastapi.routing import iter_route_contexts
+    from starlette.routing import Mount
+
+    found: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        path = str(getattr(route, "path", ""))
+        if isinstance(route, Mount):
+            found.add(("MOUNT", path))
+            continue
+        for method in getattr(route, "methods", None) or ():
+            found.add(("GET" if method == "HEAD" else method, path))
+    return sorted(found)
+
+
+def check_route_rules(app: FastAPI) -> None:
+    """Refuse to build an app with a route that has no access rule (``principals.py``)."""
+    from agent_kit.center.principals import route_rule
+
+    missing = [f"{m} {p}" for m, p in app_routes(app) if route_rule(m, p) is None]
+    if missing:
+        raise RuntimeError("routes without an access rule in principals.ROUTE_ACCESS: "
+                           + ", ".join(missing))
 
 
 class SecurityHeaders:

@@ -1,5 +1,11 @@
-"""Who is calling: the admin (bearer token or dashboard session cookie), a gate client (gate
-key), or a workstation (HMAC request signature, docs/center-api.md). FastAPI dependencies.
+"""Who is calling, and whether they may: the principal of a request (``principals.Principal``:
+the admin token, a named user's key, a dashboard session of either or of an OpenID Connect
+login, a gate key; a workstation by its HMAC request signature, docs/center-api.md), checked
+against the route's rule (``principals.ROUTE_ACCESS``). FastAPI dependencies.
+
+Every dashboard session, whatever the login, is made by :func:`start_session` ("create a
+session for principal X"): the admin-token and user-key login here, and an OpenID Connect
+login, which maps its claims to a ``Principal`` (role, teams, subject) and calls it the same way.
 
 And what a hostile caller meets here (docs/center-api.md, "Refusals of hostile callers"):
 
@@ -23,29 +29,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from agent_kit.center import credentials
+from agent_kit.center.audit import AuditEvent
 from agent_kit.center.errors import APIError
+from agent_kit.center.principals import ADMIN_TOKEN_SUBJECT, Principal, refusal, route_rule
 from agent_kit.center.runtime import CenterRuntime
 from agent_kit.center.throttle import retry_after_header
 from agent_kit.core.wire import signing
 
 log = logging.getLogger("agent_kit.center")
 SESSION_COOKIE = "agent_center_session"
-Role = Literal["admin", "gate", "workstation"]
+SESSION_MAX_AGE_S = 12 * 3600
+USER_KEY_PREFIX = "usr_"
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 # A used signature is kept this long past the clock window: center hosts' clocks differ a little.
 USED_SIGNATURE_MARGIN_S = 60
 
 
-@dataclass(frozen=True)
-class Caller:
-    role: Role
-    agent_id: str | None = None
+# What the routes are given: the principal the request acts for.
+Caller = Principal
 
 
 def runtime(request: Request) -> CenterRuntime:
@@ -120,38 +126,96 @@ def require_same_origin(request: Request) -> None:
                        "center's own pages (Sec-Fetch-Site / Origin of another site)")
 
 
-def caller_admin(request: Request, gate_keys: bool = False) -> Caller | None:
-    """The admin (or, with ``gate_keys``, a gate client) by Bearer token or session cookie;
-    None when no credential is presented; 401 (or 429) when the one presented is wrong; 403
-    ``csrf`` for a cookie write from another site's page."""
+def authenticate(request: Request) -> Principal | None:
+    """The principal of the Bearer credential or the session cookie; None when no credential
+    is presented; 401 (or 429) when the one presented is wrong; 403 ``csrf`` for a cookie
+    write from another site's page. Gate keys (made by the center, presented by programs) are
+    checked even from a throttled address; the admin token and user keys (a person may type
+    them) are not."""
     rt = runtime(request)
     token = _bearer(request)
     if token is not None:
         source = request_source(request)
-        if gate_keys and token.startswith("gate_") and \
-                rt.store.gate_key_valid(credentials.token_hash(token)):
-            return Caller("gate")
+        if token.startswith("gate_"):
+            key_id = rt.store.gate_key_id(credentials.token_hash(token))
+            if key_id is not None:
+                return Principal("gate", f"gate-key:{key_id}")
         refuse_if_throttled(rt, source)
-        if rt.admin_token_valid(token):
-            return Caller("admin")
-        raise failure(rt, source, _unauthorized("that is not the admin token" + (
-            " or a gate key" if gate_keys else "")))
+        found = principal_of_secret(rt, token)
+        if found is not None:
+            return found
+        raise failure(rt, source, _unauthorized(
+            "that is not the admin token, a user's key or a gate key"))
     session = request.cookies.get(SESSION_COOKIE)
     if session:
-        if len(session) <= 200 and rt.store.session_valid(session, rt.now, rt.session_tag):
+        principal = rt.store.session_principal(session, rt.now, rt.session_tag) \
+            if len(session) <= 200 else None
+        if principal is not None:
             if request.method not in SAFE_METHODS:
                 require_same_origin(request)
-            return Caller("admin")
+            return principal
         raise failure(rt, request_source(request),
                       _unauthorized("the dashboard session has ended: log in again"))
     return None
 
 
-def require_admin(request: Request) -> Caller:
-    found = caller_admin(request)
-    if found is None:
-        raise _unauthorized("an admin token (Bearer) or a dashboard session is needed")
-    return found
+def principal_of_secret(rt: CenterRuntime, secret: str) -> Principal | None:
+    """Whose secret this is: a named user's key (``usr_...``) or the admin token; None."""
+    if secret.startswith(USER_KEY_PREFIX):
+        user = rt.store.user_by_key(secret)
+        return user.principal() if user is not None else None
+    if rt.admin_token_valid(secret):
+        return Principal("admin", ADMIN_TOKEN_SUBJECT)
+    return None
+
+
+def authorize_for(request: Request, action: str) -> Principal:
+    """The request's principal if it may do ``action`` (a ``principals.ACTIONS`` key); else
+    401 (no or a wrong credential) or 403 ``forbidden`` with the reason."""
+    principal = authenticate(request)
+    if principal is None:
+        raise _unauthorized("a credential is needed: a user's key or the admin token "
+                            "(Bearer), or a dashboard session")
+    why = refusal(principal, action)
+    if why is not None:
+        raise APIError(403, "forbidden", why)
+    return principal
+
+
+def authorize(request: Request) -> Principal:
+    """FastAPI dependency: the principal, if it may call this route by the route's rule in
+    ``principals.ROUTE_ACCESS`` (a route without a rule is refused to everyone)."""
+    route = request.scope.get("route")
+    rule = route_rule(request.method, getattr(route, "path", ""))
+    if rule is None or rule == "public":
+        raise APIError(403, "forbidden", "this route has no access rule")
+    return authorize_for(request, rule)
+
+
+def require_admin(request: Request) -> Principal:
+    return authorize_for(request, "user.admin")
+
+
+def start_session(rt: CenterRuntime, response: Response, principal: Principal, source: str,
+                  method: str) -> None:
+    """Create a dashboard session for ``principal`` and set its cookie on ``response`` (HttpOnly,
+    SameSite=Strict, 12 h); the login is recorded in the audit log (``method``: how they
+    proved who they are: "admin token", "user key", "openid connect"). Blocking (database):
+    call it from a worker thread. A named user's session (``principal.user_id``) takes their
+    role and teams from the users table at each request and ends with their key; any other
+    principal's keeps the role and teams it was made with, for its lifetime."""
+    session = rt.store.create_session(rt.now, rt.session_tag, principal, AuditEvent(
+        principal.subject, source, "login", principal.subject,
+        {"method": method, "role": principal.role,
+         "teams": None if principal.teams is None else sorted(principal.teams)}))
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
+                        secure=rt.settings.tls, path="/", max_age=SESSION_MAX_AGE_S)
+
+
+def audit_event(principal: Principal, request: Request, action: str,
+                target: str | None = None, **detail: object) -> AuditEvent:
+    """An audit event done by ``principal`` from the request's address."""
+    return AuditEvent(principal.subject, request_source(request), action, target, detail)
 
 
 def has_signature(request: Request) -> bool:
@@ -182,7 +246,8 @@ async def _verified_workstation(request: Request) -> tuple[Caller, str, str]:
     body = await request.body()
     await verify_workstation(rt, request.method, request.url.path, agent_id, timestamp, body,
                              signature, source)
-    return Caller("workstation", agent_id), timestamp, signature
+    return Principal("workstation", f"workstation:{agent_id}", agent_id=agent_id), timestamp, \
+        signature
 
 
 async def use_signature(rt: CenterRuntime, timestamp: str, signature: str) -> None:

@@ -22,8 +22,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="The contact center's side of agent-kit.")
 token_app = typer.Typer(no_args_is_help=True, help="Enrollment tokens.")
 gate_app = typer.Typer(no_args_is_help=True, help="Keys for the gate API (ACD / SSO).")
+user_app = typer.Typer(no_args_is_help=True, help="People: named users with a role and teams.")
 app.add_typer(token_app, name="token")
 app.add_typer(gate_app, name="gate-key")
+app.add_typer(user_app, name="user")
 policy_app = typer.Typer(no_args_is_help=True, help="The fleet's call-standards policy and "
                          "teams' overrides, versioned (workstations follow at their next "
                          "heartbeat).")
@@ -64,6 +66,19 @@ def _team(team: str | None, option: str = "--team") -> str | None:
     if team is not None and (why := team_refusal(team)) is not None:
         _fail(f"{option} {team!r}: {why}")
     return team
+
+
+def _by_cli(action: str, target: str | None = None, **detail: object) -> Any:
+    """The audit event of a change made with these subcommands: actor ``cli:<OS user>``."""
+    import getpass
+
+    from agent_kit.center.audit import AuditEvent
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    return AuditEvent(f"cli:{who}", "local", action, target, detail)
 
 
 def _settings(db: str | None, data_dir: Path | None, **kw: Any) -> Any:
@@ -327,7 +342,7 @@ def token_create(db: DbOpt = None, data_dir: DataOpt = None,
     if not 60 <= ttl_s <= 366 * 86400:
         _fail("--ttl must be between 1 minute and 366 days")
     token, token_id, expires = _store(db, data_dir).create_token(
-        uses, ttl_s, _note(note), time.time(), _team(team))
+        uses, ttl_s, _note(note), time.time(), _team(team), _by_cli("token.create"))
     if json_out:
         typer.echo(json.dumps({"token": token, "token_id": token_id, "expires_at": expires,
                                "team": team}))
@@ -353,7 +368,8 @@ def token_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Revoke an enrollment token."""
-    if not _store(db, data_dir).revoke_token(token_id, time.time()):
+    if not _store(db, data_dir).revoke_token(token_id, time.time(),
+                                             _by_cli("token.revoke", token_id)):
         _fail(f"no token {token_id!r}")
     typer.echo(f"token {token_id} revoked")
 
@@ -362,7 +378,8 @@ def token_revoke(token_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> N
 def gate_key_create(db: DbOpt = None, data_dir: DataOpt = None,
                     note: Annotated[str | None, typer.Option()] = None) -> None:
     """Make a key for the gate API (shown once)."""
-    key, key_id = _store(db, data_dir).create_gate_key(_note(note), time.time())
+    key, key_id = _store(db, data_dir).create_gate_key(_note(note), time.time(),
+                                                       _by_cli("gate_key.create"))
     typer.echo(key)
     typer.echo(f"(id {key_id})", err=True)
 
@@ -379,14 +396,14 @@ def gate_key_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
 @gate_app.command("revoke")
 def gate_key_revoke(key_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Revoke a gate key (a leaked ACD/SSO key): refused from the next request on."""
-    if not _store(db, data_dir).revoke_gate_key(key_id, time.time()):
+    if not _store(db, data_dir).revoke_gate_key(key_id, time.time(),
+                                                _by_cli("gate_key.revoke", key_id)):
         _fail(f"no gate key {key_id!r}")
     typer.echo(f"gate key {key_id} revoked")
 
 
 TeamOpt = Annotated[str | None, typer.Option("--team", help="A team's override instead of "
                                              "the fleet's policy.")]
-CLI_AUTHOR = "agent-center policy (CLI)"
 
 
 def _comment(comment: str | None) -> str | None:
@@ -471,8 +488,9 @@ def policy_set(file: Annotated[str, typer.Argument(help="The TOML file ('-': sta
     if "\x00" in text:
         _fail("invalid policy: it contains NUL characters")
     try:
-        row = pv.add_version(_policy_db(db, data_dir, team), team, text, author=CLI_AUTHOR,
-                             comment=_comment(comment), now=time.time())
+        event = _by_cli("policy.change")
+        row = pv.add_version(_policy_db(db, data_dir, team), team, text, author=event.actor,
+                             comment=_comment(comment), now=time.time(), audit=event)
     except pv.PolicyRefused as exc:
         _fail(f"invalid policy: {exc}")
     assert row is not None
@@ -487,8 +505,9 @@ def policy_unset(team: Annotated[str, typer.Option("--team", help="The team.")],
     """Remove a team's override (recorded as a version): the team runs the fleet's policy."""
     from agent_kit.center import policy_versions as pv
 
-    row = pv.add_version(_policy_db(db, data_dir, team), team, None, author=CLI_AUTHOR,
-                         comment=_comment(comment), now=time.time())
+    event = _by_cli("policy.change")
+    row = pv.add_version(_policy_db(db, data_dir, team), team, None, author=event.actor,
+                         comment=_comment(comment), now=time.time(), audit=event)
     assert row is not None
     typer.echo(f"policy version {row.version_id}: team {_shown(team)} runs the fleet's policy")
 
@@ -525,8 +544,9 @@ def policy_rollback(version: Annotated[int, typer.Argument(min=1, help="The vers
     from agent_kit.center import policy_versions as pv
 
     try:
-        row = pv.roll_back(_policy_db(db, data_dir), version, author=CLI_AUTHOR,
-                           comment=_comment(comment), now=time.time())
+        event = _by_cli("policy.rollback")
+        row = pv.roll_back(_policy_db(db, data_dir), version, author=event.actor,
+                           comment=_comment(comment), now=time.time(), audit=event)
     except LookupError:
         _fail(f"no policy version {version}")
     except pv.PolicyRefused as exc:
@@ -561,7 +581,8 @@ def agents(db: DbOpt = None, data_dir: DataOpt = None,
 @app.command()
 def retire(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
     """Revoke a workstation's credential (takes effect within 30 s on running centers)."""
-    if not _store(db, data_dir).retire(agent_id, time.time()):
+    if not _store(db, data_dir).retire(agent_id, time.time(),
+                                       _by_cli("agent.retire", agent_id)):
         _fail(f"no workstation {agent_id!r}")
     typer.echo(f"workstation {agent_id} retired")
 
@@ -574,9 +595,94 @@ def move(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None,
     """Move a workstation to another team (--team NAME) or out of any (--no-team)."""
     if (team is None) == (not no_team):
         _fail("give either --team NAME or --no-team")
-    if not _store(db, data_dir).set_team(agent_id, _team(team)):
+    if not _store(db, data_dir).set_team(agent_id, _team(team), time.time(),
+                                         _by_cli("agent.move", agent_id)):
         _fail(f"no workstation {agent_id!r}")
     typer.echo(f"workstation {agent_id} moved to " + (f"team {team}" if team else "no team"))
+
+
+RoleOpt = Annotated[str, typer.Option(help="admin, supervisor or viewer.")]
+TeamsOpt = Annotated[list[str] | None, typer.Option(
+    "--team", help="A team the user sees (repeat for several); a supervisor needs one, a "
+    "viewer without any sees every team.")]
+
+
+def _grant(role: str, teams: list[str] | None) -> tuple[str, tuple[str, ...] | None]:
+    from agent_kit.center.api_users import grant_refusal
+
+    if role not in ("admin", "supervisor", "viewer"):
+        _fail(f"--role {role!r}: use admin, supervisor or viewer")
+    found = tuple(sorted({_team(t) or "" for t in teams})) if teams else None
+    if (why := grant_refusal(role, found)) is not None:
+        _fail(why)
+    return role, found
+
+
+def _user_name(name: str) -> str:
+    import re
+
+    from agent_kit.center.models import USER_NAME_PATTERN
+
+    if re.fullmatch(USER_NAME_PATTERN, name) is None:
+        _fail(f"user name {name!r}: 1 to 64 characters of a-z 0-9 . _ @ -, starting with a "
+              "letter or digit")
+    return name
+
+
+@user_app.command("create")
+def user_create(name: str, role: RoleOpt, db: DbOpt = None, data_dir: DataOpt = None,
+                team: TeamsOpt = None,
+                note: Annotated[str | None, typer.Option(max=200)] = None) -> None:
+    """Make a user with a role and teams; prints their key once (for the dashboard login and
+    as Bearer)."""
+    grant = _grant(role, team)
+    made = _store(db, data_dir).create_user(_user_name(name), *grant, _note(note), time.time(),
+                                            _by_cli("user.create"))
+    if made is None:
+        _fail(f"there is a user named {name} already")
+    typer.echo(made[1])
+    typer.echo(f"(user {name}, {role}" + (f", teams {', '.join(grant[1])})" if grant[1]
+                                           else ")"), err=True)
+
+
+@user_app.command("list")
+def user_list(db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Users: name, role, teams, note (never a key)."""
+    for u in _store(db, data_dir).users():
+        teams = ",".join(u.teams) if u.teams is not None else "every team"
+        typer.echo(f"{u.name}  {u.role:10}  {teams}  {_shown(u.note or '')}".rstrip())
+
+
+@user_app.command("set")
+def user_set(name: str, role: RoleOpt, db: DbOpt = None, data_dir: DataOpt = None,
+             team: TeamsOpt = None) -> None:
+    """Give a user another role and teams (their sessions follow at their next request)."""
+    store = _store(db, data_dir)
+    old = store.user(_user_name(name))
+    if old is None:
+        _fail(f"no user {name!r}")
+    grant = _grant(role, team)
+    store.change_user(name, *grant, old.note, time.time(), _by_cli("user.change"))
+    typer.echo(f"user {name} is now {role}" + (f" of {', '.join(grant[1])}" if grant[1] else ""))
+
+
+@user_app.command("new-key")
+def user_new_key(name: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """A new key for a user (printed once); the old key and its sessions stop at once."""
+    key = _store(db, data_dir).new_user_key(_user_name(name), time.time(),
+                                            _by_cli("user.new_key", name))
+    if key is None:
+        _fail(f"no user {name!r}")
+    typer.echo(key)
+
+
+@user_app.command("delete")
+def user_delete(name: str, db: DbOpt = None, data_dir: DataOpt = None) -> None:
+    """Delete a user: their key and sessions stop at once."""
+    if not _store(db, data_dir).delete_user(_user_name(name), time.time(),
+                                            _by_cli("user.delete", name)):
+        _fail(f"no user {name!r}")
+    typer.echo(f"user {name} deleted")
 
 
 def main() -> None:

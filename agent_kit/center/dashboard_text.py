@@ -1,6 +1,6 @@
 """The dashboard's own words in the reader's language (en, ja, ko, sv).
 
-The pages (``static/index.html``, ``static/agent.html``) are served with the reader's language
+The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served with the reader's language
 (``center.viewer_language``: the language selector's cookie, else ``Accept-Language``) in
 ``<html lang>`` and the translations of :data:`UI_TEXT` and the check titles as a JSON block
 (``<script type="application/json" id="ui-text">``, data, not code: the page's CSP allows no
@@ -24,9 +24,7 @@ UI_TEXT = (
     # the pages
     N_("Fleet · agent-center"), N_("Agent · agent-center"), N_("Skip to content"), N_("Main"),
     N_("Fleet"), N_("Log out"), N_("Sign in"),
-    N_("Enter the admin token of this center. It was printed when the center first started, "
-       "or set with"),
-    N_("Admin token"), N_("Fleet summary"), N_("Connection"), N_("Online"), N_("Offline"),
+    N_("Fleet summary"), N_("Connection"), N_("Online"), N_("Offline"),
     N_("Never seen"), N_("Retired"), N_("Call readiness"), N_("Ready"), N_("Not ready"),
     N_("Filter agents"), N_("Search"), N_("Hostname, name or agent id"), N_("State"),
     N_("Any state"), N_("Readiness"), N_("Any"), N_("Failing check"), N_("Any check"),
@@ -37,6 +35,12 @@ UI_TEXT = (
     N_("Next ›"), N_("Breadcrumb"), N_("Login gate"), N_("Current problems"), N_("History"),
     N_("Period"), N_("Last heartbeat"), N_("Diagnosis reports"), N_("Language"),
     N_("Hostname"), N_("Agent id"), N_("Every check"),
+    # sign-in with a user's key or the admin token; the audit page (static/audit.html)
+    N_("Enter your key, or the admin token of this center."), N_("Key or admin token"),
+    N_("Audit log · agent-center"), N_("Audit log"), N_("Filter the audit log"), N_("Who"),
+    N_("For example user:sue or admin-token"), N_("What"), N_("Any action"), N_("From"),
+    N_("Until"), N_("Time"), N_("On what"), N_("Details"), N_("From address"),
+    N_("No event matches these filters."),
     # the scripts (t("..."))
     N_("No agents"), N_("Updated {time}"), N_("Verdict: {verdict}"), N_("Ready since"),
     N_("Not ready since"), N_("Heartbeat interval"), N_("Agent version"), N_("Heartbeats"),
@@ -57,9 +61,19 @@ UI_TEXT = (
     N_("{title}, {start} to {end}."),
     N_("No heartbeat received yet."), N_("Agent not found"), N_("No agent has the id"),
     N_("No readings in this period"), N_("no reading"), N_("just now"), N_("{time} ago"),
-    N_("in {time}"), N_("never"), N_("That admin token is not valid."),
+    N_("in {time}"), N_("never"),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
+    N_("That is not a valid key or admin token."),
+    # audit.js: the audit actions (center/audit.py AUDIT_ACTIONS) and the page's messages
+    N_("Signed in"), N_("Sign-in refused"), N_("Signed out"), N_("Enrollment token made"),
+    N_("Enrollment token revoked"), N_("Workstation retired"),
+    N_("Workstation moved to another team"), N_("Gate key made"), N_("Gate key revoked"),
+    N_("User made"), N_("User's role or teams changed"), N_("User given a new key"),
+    N_("User deleted"), N_("Call standards policy changed"),
+    N_("Call standards policy rolled back to an earlier version"),
+    N_("Only an admin may read the audit log."),
+    N_("Events {first} to {last} of {total}"),
 )
 
 

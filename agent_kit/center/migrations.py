@@ -80,6 +80,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE enrollment_tokens ADD COLUMN team TEXT",
         "CREATE INDEX agents_by_team ON agents (team)",
     )),
+    Migration(4, "named users with roles; sessions for any principal; the audit log", (
+        # A user's key is stored hashed (SHA-256, like every bearer string the center makes);
+        # key_id changes with each new key, and a user's sessions are bound to it.
+        """CREATE TABLE users (
+            user_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            teams TEXT, note TEXT, key_hash TEXT NOT NULL UNIQUE, key_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+        # Who a session acts for (principals.Principal); a row without a subject is the admin
+        # token's (made before this migration). user_id: a named user's session (its role and
+        # teams are read from users at each request); else role and teams are the session's.
+        "ALTER TABLE sessions ADD COLUMN subject TEXT",
+        "ALTER TABLE sessions ADD COLUMN role TEXT",
+        "ALTER TABLE sessions ADD COLUMN teams TEXT",
+        "ALTER TABLE sessions ADD COLUMN user_id TEXT",
+        """CREATE TABLE audit_log (
+            event_id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
+            source TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT)""",
+        "CREATE INDEX audit_log_by_time ON audit_log (at, event_id)",
+        "CREATE INDEX audit_log_by_actor ON audit_log (actor, at)",
+    )),
     Migration(7, "policy versions: the fleet's call standards and teams' overrides, edited "
               "at the center", (
         # Every change is a new row, never an update: the active version of a scope (the fleet

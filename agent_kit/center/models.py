@@ -176,6 +176,77 @@ class SessionRequest(BaseModel):
     token: Secret
 
 
+USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+UserName = Annotated[str, StringConstraints(pattern=USER_NAME_PATTERN)]
+PersonRole = Literal["admin", "supervisor", "viewer"]
+Teams = Annotated[list[TeamName], Field(min_length=1, max_length=100)]
+
+
+class UserCreate(BaseModel):
+    """``POST /api/v1/users``. ``teams``: a supervisor's (at least one), a viewer's (none or
+    null: every team); an admin has none."""
+
+    model_config = STRICT
+    name: UserName
+    role: PersonRole
+    teams: Teams | None = None
+    note: ShortText | None = None
+
+
+class UserChange(BaseModel):
+    """``PATCH /api/v1/users/{name}``: what is given changes, the rest stays."""
+
+    model_config = STRICT
+    role: PersonRole | None = None
+    teams: Teams | None = None
+    note: ShortText | None = None
+
+
+class UserInfo(BaseModel):
+    name: str
+    role: PersonRole
+    teams: list[str] | None
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserCreated(BaseModel):
+    user: UserInfo
+    key: str
+
+
+class UserList(BaseModel):
+    users: list[UserInfo]
+
+
+class UserKey(BaseModel):
+    key: str
+
+
+class AuditEventInfo(BaseModel):
+    event_id: str
+    at: datetime
+    actor: str
+    source: str
+    action: str
+    target: str | None
+    detail: dict[str, object]
+
+
+class AuditPage(BaseModel):
+    total: int
+    events: list[AuditEventInfo]
+
+
+class SessionInfo(BaseModel):
+    """``GET /api/v1/session``: who the caller is (``principals.Principal``)."""
+
+    subject: str
+    role: Literal["admin", "supervisor", "viewer"]
+    teams: list[str] | None
+
+
 class GateDecision(BaseModel):
     allowed: bool
     reasons: list[str]

@@ -19,6 +19,7 @@ once).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_kit.center.audit import AuditEvent, record
 from agent_kit.center.database import Database, Tx
 from agent_kit.core.policy import Policy, PolicyError, default_policy_text, load_policy_layers
 
@@ -261,11 +263,27 @@ def _insert(tx: Tx, team: str | None, toml: str | None, name: str | None,
     return _row(row)
 
 
+def _audit(tx: Tx, event: AuditEvent | None, row: PolicyVersion, now: float) -> None:
+    """The change's audit event, in its transaction, with what it made."""
+    if event is None:
+        return
+    detail = {**event.detail, "version_id": row.version_id, "tag": row.tag[:16],
+              "removed": row.toml is None}
+    if row.rollback_of is not None:
+        detail["rollback_of"] = row.rollback_of
+    if row.comment:
+        detail["comment"] = row.comment
+    target = event.target or ("fleet" if row.team is None else f"team:{row.team}")
+    record(tx, dataclasses.replace(event, target=target, detail=detail), now)
+
+
 def add_version(db: Database, team: str | None, toml: str | None, *, author: str,
                 comment: str | None, now: float, rollback_of: int | None = None,
-                only_if_changed: bool = False) -> PolicyVersion | None:
-    """Validate and store a new active version of a scope; raises PolicyRefused. With
-    ``only_if_changed``, nothing is stored (None) when the text is the active one's."""
+                only_if_changed: bool = False,
+                audit: AuditEvent | None = None) -> PolicyVersion | None:
+    """Validate and store a new active version of a scope (with ``audit``, its event in the
+    same transaction); raises PolicyRefused. With ``only_if_changed``, nothing is stored (None)
+    when the text is the active one's."""
     with db.transaction(write=True) as tx:
         _lock(tx, db)
         if only_if_changed:
@@ -273,11 +291,13 @@ def add_version(db: Database, team: str | None, toml: str | None, *, author: str
             if active is not None and active.toml == toml:
                 return None
         name, version = _validate_change(tx, team, toml)
-        return _insert(tx, team, toml, name, version, author, comment, now, rollback_of)
+        row = _insert(tx, team, toml, name, version, author, comment, now, rollback_of)
+        _audit(tx, audit, row, now)
+        return row
 
 
 def roll_back(db: Database, version_id: int, *, author: str, comment: str | None,
-              now: float) -> PolicyVersion:
+              now: float, audit: AuditEvent | None = None) -> PolicyVersion:
     """Make an older version's text active again in its scope, recorded as a new version
     (``rollback_of``); raises LookupError for an unknown version, PolicyRefused if its text no
     longer merges (a team override under today's fleet policy)."""
@@ -289,8 +309,10 @@ def roll_back(db: Database, version_id: int, *, author: str, comment: str | None
             raise LookupError(f"no policy version {version_id}")
         old = _row(row)
         name, version = _validate_change(tx, old.team, old.toml)
-        return _insert(tx, old.team, old.toml, name, version, author,
-                       comment or f"rollback to version {old.version_id}", now, old.version_id)
+        row = _insert(tx, old.team, old.toml, name, version, author,
+                      comment or f"rollback to version {old.version_id}", now, old.version_id)
+        _audit(tx, audit, row, now)
+        return row
 
 
 def seed_from_serve(db: Database, path: str | None, now: float) -> PolicyVersion | None:
@@ -305,7 +327,8 @@ def seed_from_serve(db: Database, path: str | None, now: float) -> PolicyVersion
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyRefused(f"{path}: cannot read: {exc}") from None
     return add_version(db, None, text, author=SERVE_AUTHOR, comment=f"from {path}", now=now,
-                       only_if_changed=True)
+                       only_if_changed=True,
+                       audit=AuditEvent(SERVE_AUTHOR, "local", "policy.change", "fleet"))
 
 
 def diff_versions(a: PolicyVersion, b: PolicyVersion) -> str:

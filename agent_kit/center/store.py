@@ -1,7 +1,8 @@
 """Every query of the center, on top of :mod:`agent_kit.center.database` (both dialects).
 
 Intake (the hot path) lives in :mod:`agent_kit.center.intake`; this module holds the rest:
-center secrets, enrollment tokens, workstations, gate keys, sessions, reports, the overview.
+center secrets, enrollment tokens, workstations, gate keys, sessions, users, the audit log,
+reports, the overview.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from agent_kit.center import credentials
-from agent_kit.center.database import Database
+from agent_kit.center import audit, credentials
+from agent_kit.center.audit import AuditEvent, AuditFilter, AuditRow
+from agent_kit.center.database import Database, Tx
 from agent_kit.center.fleet import AGENT_COLUMNS, AgentRow
 from agent_kit.center.migrations import migrate
+from agent_kit.center.principals import ADMIN_TOKEN_SUBJECT, Principal, Role
 
 SESSION_TTL_S = 12 * 3600
 SORTS = {
@@ -49,6 +52,46 @@ class TokenRow:
     expires_at: float
     revoked_at: float | None
     team: str | None = None
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """A named user (never their key: only its hash is stored, and its id)."""
+
+    user_id: str
+    name: str
+    role: str
+    teams: tuple[str, ...] | None   # None: every team
+    note: str | None
+    created_at: float
+    updated_at: float
+
+    def principal(self) -> Principal:
+        role: Role = self.role  # type: ignore[assignment]  # checked when stored
+        return Principal(role, f"user:{self.name}",
+                         None if self.teams is None else frozenset(self.teams),
+                         user_id=self.user_id)
+
+
+USER_COLUMNS = "user_id, name, role, teams, note, created_at, updated_at"
+
+
+def _teams_text(teams: tuple[str, ...] | frozenset[str] | None) -> str | None:
+    return None if teams is None else ",".join(sorted(teams))
+
+
+def _teams_of(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(t for t in text.split(",") if t)
+
+
+def _user(row: tuple[Any, ...]) -> UserRow:
+    return UserRow(str(row[0]), str(row[1]), str(row[2]), _teams_of(row[3]), row[4],
+                   float(row[5]), float(row[6]))
+
+
+def _audit(tx: Tx, event: AuditEvent | None, now: float) -> None:
+    if event is not None:
+        audit.record(tx, event, now)
 
 
 class ReportQuota(Exception):
@@ -112,7 +155,8 @@ class Store:
 
     # -- enrollment tokens ----------------------------------------------------------------
     def create_token(self, uses: int, ttl_s: float, note: str | None, now: float,
-                     team: str | None = None) -> tuple[str, str, float]:
+                     team: str | None = None, audit: AuditEvent | None = None
+                     ) -> tuple[str, str, float]:
         """A new enrollment token (shown once); every workstation enrolled with it joins
         ``team`` (a name ``teams.team_refusal`` accepts, or None)."""
         token = credentials.new_token("enr")
@@ -123,6 +167,10 @@ class Store:
                        " created_at, expires_at, team) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
                        (token_id, credentials.token_hash(token), note, uses, now, expires,
                         team))
+            if audit is not None:
+                _audit(tx, AuditEvent(audit.actor, audit.source, "token.create", token_id,
+                                      {"team": team, "uses": uses, "ttl_s": int(ttl_s),
+                                       "note": note}), now)
         return token, token_id, expires
 
     def tokens(self) -> list[TokenRow]:
@@ -139,12 +187,14 @@ class Store:
                          (token_id,))
         return TokenRow(*row) if row else None
 
-    def revoke_token(self, token_id: str, now: float) -> bool:
+    def revoke_token(self, token_id: str, now: float, audit: AuditEvent | None = None) -> bool:
         with self.db.transaction(write=True) as tx:
-            return tx.rowcount("UPDATE enrollment_tokens SET revoked_at = ? WHERE token_id = ? "
-                               "AND revoked_at IS NULL", (now, token_id)) == 1 or \
-                tx.one("SELECT 1 FROM enrollment_tokens WHERE token_id = ?", (token_id,)) \
-                is not None
+            if tx.rowcount("UPDATE enrollment_tokens SET revoked_at = ? WHERE token_id = ? "
+                           "AND revoked_at IS NULL", (now, token_id)) == 1:
+                _audit(tx, audit, now)
+                return True
+            return tx.one("SELECT 1 FROM enrollment_tokens WHERE token_id = ?",
+                          (token_id,)) is not None
 
     def enroll(self, token: str, hostname: str, display_name: str | None,
                now: float) -> tuple[str, str] | None:
@@ -183,17 +233,26 @@ class Store:
             return [str(r[0]) for r in tx.all("SELECT agent_id FROM agents WHERE retired_at >= ?",
                                               (since,))]
 
-    def retire(self, agent_id: str, now: float) -> bool:
+    def retire(self, agent_id: str, now: float, audit: AuditEvent | None = None) -> bool:
         with self.db.transaction(write=True) as tx:
-            tx.execute("UPDATE agents SET retired_at = ? WHERE agent_id = ? AND retired_at IS "
-                       "NULL", (now, agent_id))
+            if tx.rowcount("UPDATE agents SET retired_at = ? WHERE agent_id = ? AND retired_at "
+                           "IS NULL", (now, agent_id)) == 1:
+                _audit(tx, audit, now)
+                return True
             return tx.one("SELECT 1 FROM agents WHERE agent_id = ?", (agent_id,)) is not None
 
-    def set_team(self, agent_id: str, team: str | None) -> bool:
+    def set_team(self, agent_id: str, team: str | None, now: float = 0.0,
+                 audit: AuditEvent | None = None) -> bool:
         """Move a workstation to ``team`` (None: no team); False when there is no such one."""
         with self.db.transaction(write=True) as tx:
-            return tx.rowcount("UPDATE agents SET team = ? WHERE agent_id = ?",
-                               (team, agent_id)) == 1
+            row = tx.one("SELECT team FROM agents WHERE agent_id = ?", (agent_id,))
+            if row is None:
+                return False
+            tx.execute("UPDATE agents SET team = ? WHERE agent_id = ?", (team, agent_id))
+            if audit is not None and row[0] != team:
+                _audit(tx, AuditEvent(audit.actor, audit.source, "agent.move", agent_id,
+                                      {"from": row[0], "to": team}), now)
+            return True
 
     def agent(self, agent_id: str) -> AgentRow | None:
         with self.db.transaction() as tx:
@@ -214,9 +273,16 @@ class Store:
         return [_heartbeat_out(r) for r in rows]
 
     def overview(self, flt: AgentFilter, sort: str, limit: int | None, offset: int,
-                 now: float) -> tuple[int, dict[str, int], list[AgentRow]]:
-        """Filtered total, whole-fleet counts, and one page of rows (``limit`` None: all)."""
+                 now: float, scope: tuple[str, ...] | None = None
+                 ) -> tuple[int, dict[str, int], list[AgentRow]]:
+        """Filtered total, whole-fleet counts, and one page of rows (``limit`` None: all).
+        ``scope``: only these teams' workstations, counts included (a supervisor's, a
+        team-limited viewer's view); None: the whole fleet."""
         where, params = _where(flt, now)
+        scoped, scope_params = _scope(scope)
+        if scoped:
+            where = f"{scoped} AND ({where})" if where else scoped
+            params = [*scope_params, *params]
         order = SORTS[sort]
         with self.db.transaction() as tx:
             c = tx.one(
@@ -226,12 +292,13 @@ class Store:
                 " SUM(CASE WHEN retired_at IS NULL AND deadline < ? THEN 1 ELSE 0 END),"
                 " SUM(CASE WHEN retired_at IS NULL AND deadline >= ? THEN 1 ELSE 0 END),"
                 " SUM(CASE WHEN retired_at IS NULL AND deadline >= ? AND ready = 1 THEN 1 "
-                "ELSE 0 END) FROM agents", (now, now, now))
+                f"ELSE 0 END) FROM agents{' WHERE ' + scoped if scoped else ''}",
+                (now, now, now, *scope_params))
             assert c is not None
             _, retired, never, offline, online, ready = (int(v or 0) for v in c)
             counts = {"online": online, "offline": offline, "never_seen": never,
                       "retired": retired, "ready": ready, "not_ready": online - ready + offline}
-            if where:
+            if where != scoped:
                 t = tx.one(f"SELECT COUNT(*) FROM agents WHERE {where}", params)
                 total = int(t[0]) if t else 0
             else:
@@ -242,11 +309,15 @@ class Store:
         return total, counts, [AgentRow(*r) for r in rows]
 
     # -- gate keys and sessions -----------------------------------------------------------
-    def create_gate_key(self, note: str | None, now: float) -> tuple[str, str]:
+    def create_gate_key(self, note: str | None, now: float, audit: AuditEvent | None = None
+                        ) -> tuple[str, str]:
         key, key_id = credentials.new_token("gate"), secrets.token_hex(6)
         with self.db.transaction(write=True) as tx:
             tx.execute("INSERT INTO gate_keys (key_id, key_hash, note, created_at) VALUES "
                        "(?, ?, ?, ?)", (key_id, credentials.token_hash(key), note, now))
+            if audit is not None:
+                _audit(tx, AuditEvent(audit.actor, audit.source, "gate_key.create", key_id,
+                                      {"note": note}), now)
         return key, key_id
 
     def gate_keys(self) -> list[tuple[str, str | None, float, float | None]]:
@@ -257,35 +328,78 @@ class Store:
         return [(str(r[0]), r[1], float(r[2]), None if r[3] is None else float(r[3]))
                 for r in rows]
 
-    def revoke_gate_key(self, key_id: str, now: float) -> bool:
+    def revoke_gate_key(self, key_id: str, now: float, audit: AuditEvent | None = None
+                        ) -> bool:
         """Revoke a gate key (at once, for every process: each request checks the database);
         False when there is no such key."""
         with self.db.transaction(write=True) as tx:
-            return tx.rowcount("UPDATE gate_keys SET revoked_at = ? WHERE key_id = ? "
-                               "AND revoked_at IS NULL", (now, key_id)) == 1 or \
-                tx.one("SELECT 1 FROM gate_keys WHERE key_id = ?", (key_id,)) is not None
+            if tx.rowcount("UPDATE gate_keys SET revoked_at = ? WHERE key_id = ? "
+                           "AND revoked_at IS NULL", (now, key_id)) == 1:
+                _audit(tx, audit, now)
+                return True
+            return tx.one("SELECT 1 FROM gate_keys WHERE key_id = ?", (key_id,)) is not None
+
+    def gate_key_id(self, key_hash: str) -> str | None:
+        """The id of the active gate key with this hash, None if there is none."""
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT key_id FROM gate_keys WHERE key_hash = ? AND revoked_at IS "
+                         "NULL", (key_hash,))
+        return str(row[0]) if row else None
 
     def gate_key_valid(self, key_hash: str) -> bool:
-        with self.db.transaction() as tx:
-            return tx.one("SELECT 1 FROM gate_keys WHERE key_hash = ? AND revoked_at IS NULL",
-                          (key_hash,)) is not None
+        return self.gate_key_id(key_hash) is not None
 
-    def create_session(self, now: float, admin_tag: str) -> str:
-        """A new dashboard session, valid while the admin token is the one ``admin_tag``
-        names (``CenterRuntime.session_tag``)."""
+    def create_session(self, now: float, admin_tag: str, principal: Principal | None = None,
+                       audit: AuditEvent | None = None) -> str:
+        """A new dashboard session for ``principal`` (None: the admin token's). Bound to what
+        may end it: the admin token's session (``admin_tag``, ``CenterRuntime.session_tag``)
+        to that token; a named user's to their current key (``users.key_id``); any other
+        principal's (OpenID Connect) carries its role and teams itself, for its lifetime."""
         session = credentials.new_token("ses", 32)
+        p = principal or Principal("admin", ADMIN_TOKEN_SUBJECT)
         with self.db.transaction(write=True) as tx:
             tx.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-            tx.execute("INSERT INTO sessions (session_hash, created_at, expires_at, admin_tag) "
-                       "VALUES (?, ?, ?, ?)", (credentials.token_hash(session), now,
-                                               now + SESSION_TTL_S, admin_tag))
+            bound = admin_tag
+            if p.user_id is not None:
+                row = tx.one("SELECT key_id FROM users WHERE user_id = ?", (p.user_id,))
+                if row is None:
+                    raise ValueError("no such user")
+                bound = str(row[0])
+            elif p.subject != ADMIN_TOKEN_SUBJECT:
+                bound = "principal"
+            tx.execute("INSERT INTO sessions (session_hash, created_at, expires_at, admin_tag, "
+                       "subject, role, teams, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (credentials.token_hash(session), now, now + SESSION_TTL_S, bound,
+                        p.subject, p.role, _teams_text(p.teams), p.user_id))
+            _audit(tx, audit, now)
         return session
 
-    def session_valid(self, session: str, now: float, admin_tag: str) -> bool:
+    def session_principal(self, session: str, now: float, admin_tag: str) -> Principal | None:
+        """Who an unexpired session acts for, None when it is unknown, expired, or what it
+        was bound to changed (a new admin token; the user's new key, deletion)."""
         with self.db.transaction() as tx:
-            return tx.one("SELECT 1 FROM sessions WHERE session_hash = ? AND expires_at > ? "
-                          "AND admin_tag = ?", (credentials.token_hash(session), now,
-                                                admin_tag)) is not None
+            row = tx.one(
+                "SELECT s.admin_tag, s.subject, s.role, s.teams, s.user_id, u.key_id, u.name, "
+                "u.role, u.teams FROM sessions s LEFT JOIN users u ON u.user_id = s.user_id "
+                "WHERE s.session_hash = ? AND s.expires_at > ?",
+                (credentials.token_hash(session), now))
+        if row is None:
+            return None
+        bound, subject, role, teams, user_id, key_id, name, user_role, user_teams = row
+        if user_id is not None:
+            if key_id is None or bound != key_id:
+                return None
+            return UserRow(str(user_id), str(name), str(user_role), _teams_of(user_teams),
+                           None, 0.0, 0.0).principal()
+        if subject is None or subject == ADMIN_TOKEN_SUBJECT:
+            return Principal("admin", ADMIN_TOKEN_SUBJECT) if bound == admin_tag else None
+        if bound != "principal" or role not in ("admin", "supervisor", "viewer"):
+            return None
+        found = _teams_of(teams)
+        return Principal(role, str(subject), None if found is None else frozenset(found))
+
+    def session_valid(self, session: str, now: float, admin_tag: str) -> bool:
+        return self.session_principal(session, now, admin_tag) is not None
 
     # -- single-use signatures ------------------------------------------------------------
     def use_signature(self, signature: str, expires_at: float, sweep_before: float | None
@@ -298,10 +412,107 @@ class Store:
             return tx.rowcount("INSERT INTO used_signatures (signature, expires_at) VALUES "
                                "(?, ?) ON CONFLICT DO NOTHING", (signature, expires_at)) == 1
 
-    def delete_session(self, session: str) -> None:
+    def delete_session(self, session: str, now: float = 0.0,
+                       audit: AuditEvent | None = None) -> None:
+        """End a session; ``audit`` (a logout) is recorded with the session's subject as the
+        actor, when there was such a session."""
         with self.db.transaction(write=True) as tx:
+            row = tx.one("SELECT subject FROM sessions WHERE session_hash = ?",
+                         (credentials.token_hash(session),))
+            if row is None:
+                return
             tx.execute("DELETE FROM sessions WHERE session_hash = ?",
                        (credentials.token_hash(session),))
+            if audit is not None:
+                _audit(tx, AuditEvent(str(row[0] or ADMIN_TOKEN_SUBJECT), audit.source,
+                                      audit.action, audit.target, audit.detail), now)
+
+    # -- users ----------------------------------------------------------------------------
+    def create_user(self, name: str, role: str, teams: tuple[str, ...] | None,
+                    note: str | None, now: float, audit: AuditEvent | None = None
+                    ) -> tuple[UserRow, str] | None:
+        """A new user and their key (shown once); None when the name is taken."""
+        key, user_id = credentials.new_token("usr"), "u-" + secrets.token_hex(6)
+        with self.db.transaction(write=True) as tx:
+            if tx.rowcount("INSERT INTO users (user_id, name, role, teams, note, key_hash, "
+                           "key_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (name) DO NOTHING",
+                           (user_id, name, role, _teams_text(teams), note,
+                            credentials.token_hash(key), secrets.token_hex(8), now, now)) != 1:
+                return None
+            if audit is not None:
+                _audit(tx, AuditEvent(audit.actor, audit.source, "user.create", name,
+                                      {"role": role, "teams": _teams_list(teams)}), now)
+        return UserRow(user_id, name, role, teams, note, now, now), key
+
+    def users(self) -> list[UserRow]:
+        with self.db.transaction() as tx:
+            rows = tx.all(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")
+        return [_user(r) for r in rows]
+
+    def user(self, name: str) -> UserRow | None:
+        with self.db.transaction() as tx:
+            row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (name,))
+        return _user(row) if row else None
+
+    def user_by_key(self, key: str) -> UserRow | None:
+        with self.db.transaction() as tx:
+            row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE key_hash = ?",
+                         (credentials.token_hash(key),))
+        return _user(row) if row else None
+
+    def change_user(self, name: str, role: str, teams: tuple[str, ...] | None,
+                    note: str | None, now: float, audit: AuditEvent | None = None
+                    ) -> UserRow | None:
+        """Set a user's role, teams and note (their sessions follow at the next request)."""
+        with self.db.transaction(write=True) as tx:
+            before = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (name,))
+            if before is None:
+                return None
+            old = _user(before)
+            tx.execute("UPDATE users SET role = ?, teams = ?, note = ?, updated_at = ? WHERE "
+                       "name = ?", (role, _teams_text(teams), note, now, name))
+            if audit is not None:
+                _audit(tx, AuditEvent(audit.actor, audit.source, "user.change", name, {
+                    "role": [old.role, role],
+                    "teams": [_teams_list(old.teams), _teams_list(teams)]}), now)
+        return UserRow(old.user_id, name, role, teams, note, old.created_at, now)
+
+    def new_user_key(self, name: str, now: float, audit: AuditEvent | None = None
+                     ) -> str | None:
+        """A new key for the user (shown once): the old one, and every session made with it,
+        stop at once. None when there is no such user."""
+        key = credentials.new_token("usr")
+        with self.db.transaction(write=True) as tx:
+            if tx.rowcount("UPDATE users SET key_hash = ?, key_id = ?, updated_at = ? WHERE "
+                           "name = ?", (credentials.token_hash(key), secrets.token_hex(8), now,
+                                        name)) != 1:
+                return None
+            _audit(tx, audit, now)
+        return key
+
+    def delete_user(self, name: str, now: float, audit: AuditEvent | None = None) -> bool:
+        """Delete a user: their key and sessions stop at once (the audit log keeps their
+        name). False when there is no such user."""
+        with self.db.transaction(write=True) as tx:
+            row = tx.one("SELECT user_id FROM users WHERE name = ?", (name,))
+            if row is None:
+                return False
+            tx.execute("DELETE FROM sessions WHERE user_id = ?", (row[0],))
+            tx.execute("DELETE FROM users WHERE user_id = ?", (row[0],))
+            _audit(tx, audit, now)
+        return True
+
+    # -- the audit log --------------------------------------------------------------------
+    def record(self, event: AuditEvent, now: float) -> None:
+        """Write an event on its own (a failed login: no change goes with it)."""
+        with self.db.transaction(write=True) as tx:
+            audit.record(tx, event, now)
+
+    def audit_events(self, flt: AuditFilter, limit: int, offset: int
+                     ) -> tuple[int, list[AuditRow]]:
+        with self.db.transaction() as tx:
+            return audit.read(tx, flt, limit, offset)
 
     # -- reports --------------------------------------------------------------------------
     def add_report(self, agent_id: str, html: str, now: float, *, per_hour: int,
@@ -416,6 +627,19 @@ def _where(flt: AgentFilter, now: float) -> tuple[str, list[Any]]:
         parts.append("team = ?")
         params.append(flt.team)
     return " AND ".join(f"({p})" for p in parts), params
+
+
+def _teams_list(teams: tuple[str, ...] | frozenset[str] | None) -> list[str] | None:
+    return None if teams is None else sorted(teams)
+
+
+def _scope(teams: tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    """The WHERE clause limiting agents to ``teams`` (none at all for an empty tuple)."""
+    if teams is None:
+        return "", []
+    if not teams:
+        return "(1 = 0)", []
+    return f"(team IN ({', '.join('?' for _ in teams)}))", list(teams)
 
 
 def _like_escape(text: str) -> str:
