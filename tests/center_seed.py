@@ -275,3 +275,35 @@ def history(count: int, readings: Callable[[int], Mapping[str, Reading]],
                    if status == "fail"]
         out.append(heartbeat(first_seq + i, at, checks, interval_s=interval_s, reasons=reasons))
     return out
+
+
+def home_results(*, vpn_up: bool = True, link: tuple[str, str, int | None] = ("eth0", "wired",
+                 1000), microphone: str = "Jabra Evolve2 40", microphone_kind: str = "usb_headset",
+                 speaker: str | None = None) -> list[CheckResult]:
+    """A workstation's VPN, link and headset checks judged by the agent's own evaluators
+    (default policy), with their message ids and parameters: a tunnel up or not, the link
+    ``(interface, kind, speed)`` and the default microphone (and another default speaker)."""
+    from agent_kit.core.policy import load_policy
+    from agent_kit.evaluate.audio import evaluate_headset
+    from agent_kit.evaluate.link import evaluate_link
+    from agent_kit.evaluate.vpn import evaluate_vpn
+    from probes.audio.devices import AudioDevice, DeviceInventory
+    from probes.network.vpn import TunnelInfo, VpnReading
+    from probes.system import LinkReading
+
+    policy = load_policy(None)
+    tunnels = (TunnelInfo(name="tun0", is_up=True, addresses=("10.8.0.2",),
+                          reason="a tun device"),) if vpn_up else ()
+    vpn = VpnReading(tunnels=tunnels, center_host="center.example", center_address="10.8.0.1",
+                     center_interface="tun0" if vpn_up else "eth0",
+                     center_via_tunnel=vpn_up, default_interface="eth0",
+                     default_via_tunnel=False, problem=None)
+    interface, kind, speed = link
+    mic = AudioDevice("input", "mic", microphone, microphone_kind,  # type: ignore[arg-type]
+                      ("device.bus=usb",), True)
+    out = AudioDevice("output", "out", speaker or microphone,
+                      "builtin" if speaker else microphone_kind,  # type: ignore[arg-type]
+                      (), True)
+    return [*evaluate_vpn(vpn, policy),
+            *evaluate_link(LinkReading(interface, kind, "", speed), policy),  # type: ignore[arg-type]
+            evaluate_headset(DeviceInventory("pulseaudio", (mic, out)), policy)]

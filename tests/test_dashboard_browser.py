@@ -17,13 +17,22 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.center_seed import Center, Workstation, heartbeat, history, run_center
+from agent_kit.core.results import CheckResult, Status
+from tests.center_seed import (
+    Center,
+    Workstation,
+    heartbeat,
+    history,
+    home_results,
+    run_center,
+    sent_heartbeat,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -34,24 +43,27 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 HISTORY = 40                 # heartbeats per charted agent
 INTERVAL_S = 60              # online agents stay online for the whole module (60 + 120 s grace)
 BULK = 30                    # never-seen agents, so the fleet has more than one page
+ALICE_BEATS = 20             # alice's heartbeats: 19 minutes of them
 ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
 
 
 @dataclass(frozen=True)
 class Fleet:
     center: Center
-    alice: Workstation       # online, ready, every check passes
-    bob: Workstation         # online, not ready: jitter and loss fail
+    alice: Workstation       # online, ready, every check passes (wired, USB headset)
+    bob: Workstation         # online, not ready for a few minutes: jitter and loss fail
     carol: Workstation       # online, ready with a warning
-    quiet: Workstation       # went offline (1 s interval, then silence)
+    quiet: Workstation       # went offline (1 s interval, then silence), last: VPN down
     dave: Workstation        # enrolled, never seen
     erin: Workstation        # retired
+    vera: Workstation        # online, not ready for 40 minutes: the VPN is down
     rtt_bob: tuple[float, ...]
+    alice_times: tuple[str, ...]   # measured_at of alice's heartbeats
     report_id: str
 
     @property
     def total(self) -> int:
-        return 6 + BULK
+        return 7 + BULK
 
 
 def _bob_rtt(i: int) -> float:
@@ -87,20 +99,34 @@ def _seed(center: Center) -> Fleet:
     # First the agent that must go offline: 1 s interval, so the center calls it offline
     # after interval + grace (10 s minimum) of silence.
     quiet = center.enroll(token, "quiet-pc", "Quentin Quiet")
-    quiet.send([heartbeat(1, datetime.now(UTC), {"network.rtt": ("pass", 20.0)}, interval_s=1)])
-    alice = center.enroll(token, "alice-pc", "Alice Ready")
-    bob = center.enroll(token, "bob-pc", "Bob Failing")
-    carol = center.enroll(token, "carol-pc", "Carol Warning")
+    quiet.send([_judged(1, home_results(vpn_up=False), interval_s=1)])
+    # two sites: tokyo-1 (vera, bob: not ready), osaka (alice, carol: ready); the rest none
+    tokyo = center.create_token(uses=2, note="tokyo", team="tokyo-1")
+    osaka = center.create_token(uses=2, note="osaka", team="osaka")
+    alice = center.enroll(osaka, "alice-pc", "Alice Ready")
+    bob = center.enroll(tokyo, "bob-pc", "Bob Failing")
+    carol = center.enroll(osaka, "carol-pc", "Carol Warning")
     dave = center.enroll(token, "dave-pc", "Dave New")
     erin = center.enroll(token, "erin-pc", "Erin Gone")
     for i in range(BULK):
         center.enroll(token, f"bulk-{i:02d}.corp.example")
 
-    alice.send(history(HISTORY, lambda i: {"network.rtt": ("pass", 25.0 + i % 5),
-                                           "network.jitter": ("pass", 2.0)},
-                       interval_s=INTERVAL_S))
+    vera = center.enroll(tokyo, "vera-pc", "Vera VPN")
+    vera.send([_judged(1, home_results(vpn_up=False), interval_s=INTERVAL_S,
+                       gate_since=datetime.now(UTC) - timedelta(minutes=40))])
+    # Alice: 20 minutes of heartbeats (fewer than the 1 h period shows), no loss at all and a
+    # MOS at G.107's ceiling: flat lines at the ends of their quantities' ranges.
+    alice_beats = []
+    for i in range(ALICE_BEATS):
+        at = datetime.now(UTC) - timedelta(seconds=INTERVAL_S * (ALICE_BEATS - 1 - i))
+        alice_beats.append(_judged(i + 1, [*home_results(), *_readings({
+            "network.rtt": ("pass", 25.0 + i % 5), "network.jitter": ("pass", 2.0),
+            "network.loss": ("pass", 0.0), "network.mos": ("pass", 4.5)})], at=at))
+    alice.send(alice_beats)
     bob.send(history(HISTORY, _bob_readings, interval_s=INTERVAL_S))
     carol.send(history(5, lambda i: {"network.rtt": ("warn", 120.0)}, interval_s=INTERVAL_S))
+    carol.send([_judged(6, [*home_results(link=("wlan0", "wifi", 300)),
+                            *_readings({"network.rtt": ("warn", 120.0)})])])
     erin.send(history(2, lambda i: {"network.rtt": ("pass", 22.0)}, interval_s=INTERVAL_S))
     with center.admin() as admin:
         admin.post(f"/api/v1/agents/{erin.agent_id}/retire").raise_for_status()
@@ -123,7 +149,22 @@ def _seed(center: Center) -> Fleet:
             assert time.monotonic() < deadline, f"quiet agent still {state}"
             time.sleep(0.5)
     rtt = tuple(_bob_rtt(i) for i in range(HISTORY)) + (_bob_rtt(HISTORY - 1),)
-    return Fleet(center, alice, bob, carol, quiet, dave, erin, rtt, report_id)
+    return Fleet(center, alice, bob, carol, quiet, dave, erin, vera, rtt,
+                 tuple(b["measured_at"] for b in alice_beats), report_id)
+
+
+def _readings(readings: dict[str, tuple[str, float | None]]) -> list[CheckResult]:
+    return [CheckResult(id=cid, group=cid.split(".")[0], status=Status(status), value=value,
+                        unit=None, warn=None, fail=None, message="")
+            for cid, (status, value) in readings.items()]
+
+
+def _judged(seq: int, results: list[CheckResult], *, interval_s: float = INTERVAL_S,
+            at: datetime | None = None, gate_since: datetime | None = None):  # type: ignore[no-untyped-def]
+    """A heartbeat of these results, its gate's reasons the failing checks' messages."""
+    at = at or datetime.now(UTC)
+    return sent_heartbeat(seq, results, at, interval_s=interval_s, gate_since=gate_since or at,
+                          reasons=[r.msg for r in results if r.blocks and r.msg])  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
@@ -173,12 +214,14 @@ def _rows(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.eval_on_selector_all("#agent-rows tr", "rows => rows.map(r => r.dataset.agentId)")
 
 
-FILTER_KEYS = ("q", "state", "ready", "failing", "sort")
+FILTER_KEYS = ("q", "state", "ready", "failing", "team", "sort")
 
 
 def _wait_loaded(page, **params: str) -> None:  # type: ignore[no-untyped-def]
     """Until the table shows the page for exactly these filters (others unset), and the
     given limit/offset."""
+    params = {"sort": "attention", **params}     # the page's default order
+
     def wanted(loaded: str) -> bool:
         got = {k: v for k, v in re.findall(r"([^&=]+)=([^&]*)", loaded)}
         return (all(got.get(k, "") == params.get(k, "") for k in FILTER_KEYS)
@@ -207,19 +250,20 @@ def test_login_gate_and_fleet_counts(page, fleet: Fleet) -> None:
     page.wait_for_selector("#agents[data-loaded]")
     counts = {key: page.inner_text(f"#count-{key}") for key in
               ("online", "offline", "never_seen", "retired", "ready", "not_ready")}
-    assert counts == {"online": "3", "offline": "1", "never_seen": str(1 + BULK),
+    # the offline agent is counted offline, not as not ready now
+    assert counts == {"online": "4", "offline": "1", "never_seen": str(1 + BULK),
                       "retired": "1", "ready": "2", "not_ready": "2"}
     assert len(_rows(page)) == fleet.total
     assert page.inner_text("#result-count") == f"1–{fleet.total} of {fleet.total} agents"
 
     row = page.locator(f"tr[data-agent-id='{fleet.bob.agent_id}']")
-    assert row.locator(".badge").all_inner_texts() == ["Online", "Not ready"]
+    assert row.locator(".badge").all_inner_texts() == ["Not ready"]     # one status per row
     assert row.locator(".chip").all_inner_texts() == ["Jitter (RFC 3550)", "Packet loss"]
     assert row.locator("td.time time").count() == 2          # since, last seen
     quiet = page.locator(f"tr[data-agent-id='{fleet.quiet.agent_id}']")
-    assert quiet.locator(".badge").all_inner_texts() == ["Offline", "Not ready"]
+    assert quiet.locator(".badge").count() == 0
     dave = page.locator(f"tr[data-agent-id='{fleet.dave.agent_id}']")
-    assert dave.locator(".badge").all_inner_texts() == ["Never seen", "No data"]
+    assert dave.locator(".badge").all_inner_texts() == ["Never seen"]
     _shot(page, "fleet")
 
     # The session cookie keeps the admin logged in across pages; logging out ends it.
@@ -243,8 +287,8 @@ def test_filters_search_and_pages_are_served_by_the_center(page, fleet: Fleet) -
 
     page.select_option("#f-failing", "")
     page.select_option("#f-ready", "false")
-    _wait_loaded(page, ready="false")
-    assert sorted(_rows(page)) == sorted([fleet.bob.agent_id, fleet.quiet.agent_id])
+    _wait_loaded(page, ready="false")        # online and not ready, the longest first
+    assert _rows(page) == [fleet.vera.agent_id, fleet.bob.agent_id]
 
     page.click("#clear-filters")
     page.fill("#f-q", "CAROL")                      # case-insensitive, debounced
@@ -277,7 +321,8 @@ def test_filters_search_and_pages_are_served_by_the_center(page, fleet: Fleet) -
     _wait_loaded(page, state="online")
     page.click("th[data-sort=hostname] button")
     _wait_loaded(page, state="online", sort="hostname")
-    assert _rows(page) == [fleet.alice.agent_id, fleet.bob.agent_id, fleet.carol.agent_id]
+    assert _rows(page) == [fleet.alice.agent_id, fleet.bob.agent_id, fleet.carol.agent_id,
+                           fleet.vera.agent_id]
     assert page.get_attribute("th[data-sort=hostname]", "aria-sort") == "ascending"
     # The center did the filtering: the browser asked with the filters in the query.
     assert any("failing=network.jitter" in url for url in requests)
@@ -298,8 +343,7 @@ def test_csv_export_downloads_the_filtered_rows(page, fleet: Fleet) -> None:
     download = info.value
     text = Path(download.path()).read_text("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert sorted(r["agent_id"] for r in rows) == sorted([fleet.bob.agent_id,
-                                                          fleet.quiet.agent_id])
+    assert [r["agent_id"] for r in rows] == [fleet.vera.agent_id, fleet.bob.agent_id]
     bob = next(r for r in rows if r["agent_id"] == fleet.bob.agent_id)
     assert bob["hostname"] == "bob-pc"
     assert "network.jitter" in bob["failing"] and "network.loss" in bob["failing"]
@@ -325,14 +369,16 @@ def test_agent_history_draws_the_charts(page, fleet: Fleet) -> None:
     page.wait_for_selector("#charts[data-drawn]")
     assert page.url.endswith(f"/agents/{fleet.bob.agent_id}")
     assert page.inner_text("#agent-name") == "Bob Failing"
-    assert page.locator("#agent-badges .badge").all_inner_texts()[:2] == ["Online", "Not ready"]
+    # each status once: connection and readiness in the head, no verdict or gate badge again
+    assert page.locator("#agent-badges .badge").all_inner_texts() == ["Online", "Not ready"]
+    assert page.locator("#gate .badge").count() == 0
     assert page.get_attribute("#charts", "data-drawn") == str(HISTORY + 1)
 
     # Current problems: the failing checks with the agent's messages; the gate's reasons.
     problems = page.inner_text("#problems")
     assert "Jitter (RFC 3550)" in problems and "Jitter is 41.5 ms: calls will break up." in problems
     assert "Packet loss" in problems and "4.2 % of packets are lost." in problems
-    assert page.locator("#gate .badge").inner_text() == "Closed"
+    assert page.inner_text("#gate .gate-state") == "Login is denied."
     assert page.locator("#gate .reasons li").all_inner_texts() == [
         "Jitter 41.5 ms is above 30 ms", "Packet loss 4.2 % is above 3 %"]
 
@@ -398,7 +444,6 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
     """IT reads in Japanese: the page's words and a Korean agent's messages and gate reasons
     are Japanese (rendered by the center from the heartbeat's message ids); the selector
     switches the page to English, where the same agent reads in English."""
-    from agent_kit.core import i18n
     from agent_kit.core.wire import heartbeat as wire
     from tests.test_languages import closed_gate, judged_in
 
@@ -409,6 +454,17 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
                                    gate_reasons=gate.reason_msgs, interval_s=INTERVAL_S,
                                    measured_at=time.time())
     kim.send([wire.identified_heartbeat(content, seq=1)])
+    try:
+        _read_kim_in_japanese_then_english(page, fleet, kim)
+    finally:   # out of the way of the overview tests after this one
+        with fleet.center.admin() as admin:
+            admin.post(f"/api/v1/agents/{kim.agent_id}/retire").raise_for_status()
+
+
+def _read_kim_in_japanese_then_english(page, fleet: Fleet,  # type: ignore[no-untyped-def]
+                                       kim: Workstation) -> None:
+    from agent_kit.center.dashboard_text import ui_text
+    from agent_kit.core import i18n
 
     page.context.add_cookies([{"name": "agent_center_lang", "value": "ja",
                                "url": fleet.center.url}])
@@ -422,7 +478,14 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
     cpu_ja = i18n.render(i18n.M_("CPU {load:.0f} % busy on {cores} cores", load=97.0, cores=4),
                          "ja")
     assert cpu_ja in page.inner_text("#problems")
-    assert page.locator("#gate .badge").inner_text() == "閉"
+    assert page.inner_text("#gate .gate-state") == ui_text("ja")["Login is denied."]
+    # the overview gives Kim's first reason in Japanese too
+    page.goto("/")
+    page.wait_for_selector("#agents[data-loaded]")
+    kim_row = page.locator(f"tr[data-agent-id='{kim.agent_id}']")
+    assert kim_row.locator(".reason-text").inner_text() == cpu_ja
+    page.goto(f"/agents/{kim.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
     body = page.inner_text("main")   # (the language selector names 한국어 itself)
     assert not HANGUL.search(body), "Korean left on a Japanese page"
     assert "現在の問題" in body
@@ -434,5 +497,175 @@ def test_the_dashboard_in_japanese_renders_a_korean_agents_messages(page, fleet:
     page.wait_for_selector("html[lang=en]")
     page.wait_for_selector("#charts[data-drawn]")
     assert "CPU 97 % busy on 4 cores" in page.inner_text("#problems")
-    assert page.locator("#gate .badge").inner_text() == "Closed"
+    assert page.inner_text("#gate .gate-state") == "Login is denied."
     assert not HANGUL.search(page.inner_text("main"))
+
+
+def _row(page, ws: Workstation):  # type: ignore[no-untyped-def]
+    return page.locator(f"tr[data-agent-id='{ws.agent_id}']")
+
+
+def test_the_overview_answers_who_cannot_take_calls_and_why_first(page, fleet: Fleet) -> None:
+    _login(page)
+    rows = _rows(page)
+    # online and not ready, the longest first; then offline; then ready, warnings first
+    assert rows[:5] == [fleet.vera.agent_id, fleet.bob.agent_id, fleet.quiet.agent_id,
+                        fleet.carol.agent_id, fleet.alice.agent_id]
+    assert page.get_attribute(f"tr[data-agent-id='{rows[-1]}']", "data-status") == "retired"
+    retired = page.locator("tr[data-status=retired] td.reason").all_inner_texts()
+    assert retired and set(retired) == {"—"}         # no reason: it takes no calls at all
+    assert page.get_attribute("th[data-sort=attention]", "aria-sort") == "other"
+
+    vera = _row(page, fleet.vera)
+    assert vera.locator(".badge").all_inner_texts() == ["Not ready"]
+    # the first reason in words (the agent's message, rendered by the center), and its check
+    assert vera.locator(".reason-text").inner_text() == "no VPN tunnel is up"
+    assert vera.locator(".chip").all_inner_texts() == ["VPN tunnel",
+                                                       "Center reached through the VPN"]
+    since = vera.locator("td.since").inner_text()
+    assert re.fullmatch(r"not ready since .*\d\d:\d\d.*\s\(4[01] min\)", since), since
+    bob = _row(page, fleet.bob)
+    assert bob.locator(".reason-text").inner_text() == "Jitter is 41.5 ms: calls will break up."
+    assert bob.locator("td.since").inner_text().startswith("not ready since ")
+
+    # offline: its last state as a past fact, not "not ready" now
+    quiet = _row(page, fleet.quiet)
+    assert quiet.locator("td.status").inner_text() == "Offline, last: not ready (VPN tunnel)"
+    assert quiet.locator("td.since").inner_text().startswith("offline since ")
+    assert "past" in (quiet.locator("td.reason").get_attribute("class") or "")
+    assert quiet.locator(".reason-text").inner_text() == "no VPN tunnel is up"
+
+    alice = _row(page, fleet.alice)
+    assert alice.locator(".badge").all_inner_texts() == ["Ready"]
+    assert alice.locator("td.since").inner_text().startswith("ready since ")
+    assert alice.locator("td.reason").inner_text() == "—"
+    _shot(page, "overview")
+
+    # counts per team, the team with the most not ready first; a team's name filters by it
+    teams = page.eval_on_selector_all("#team-rows tr", "rows => rows.map(r => [r.dataset.team,"
+                                      " ...[...r.querySelectorAll('td')].map(c => c.innerText)])")
+    # (then by offline: the workstations without a team have the offline quiet-pc)
+    assert teams == [["tokyo-1", "2", "0", "0", "0"], ["", "0", "1", "0", str(1 + BULK)],
+                     ["osaka", "0", "0", "2", "0"]]
+    page.click("#team-rows button[data-team=tokyo-1]")
+    _wait_loaded(page, team="tokyo-1")
+    assert _rows(page) == [fleet.vera.agent_id, fleet.bob.agent_id]
+    assert page.input_value("#f-team") == "tokyo-1" and "team=tokyo-1" in page.url
+    page.click("#team-rows button[data-team=tokyo-1]")     # again: every team
+    _wait_loaded(page)
+
+    # the Status header gives the order back after another sort
+    page.click("th[data-sort=hostname] button")
+    _wait_loaded(page, sort="hostname")
+    assert _rows(page)[0] == fleet.alice.agent_id
+    page.click("th[data-sort=attention] button")
+    _wait_loaded(page)
+    assert _rows(page)[:2] == [fleet.vera.agent_id, fleet.bob.agent_id]
+    assert "sort=" not in page.url
+
+
+def _axis(page, figure: str) -> tuple[float, float, list[float]]:  # type: ignore[no-untyped-def]
+    svg = page.locator(f"#{figure} svg.chart-svg")
+    ticks = [float(v) for v in page.eval_on_selector_all(
+        f"#{figure} .chart-ytick", "ts => ts.map(t => t.dataset.value)")]
+    return float(svg.get_attribute("data-y-lo") or "nan"), \
+        float(svg.get_attribute("data-y-hi") or "nan"), ticks
+
+
+def _ms(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp() * 1000
+
+
+def test_an_agents_page_names_its_devices_and_fits_its_charts(page, fleet: Fleet) -> None:
+    _login(page)
+    page.goto(f"/agents/{fleet.alice.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
+    assert page.locator("#agent-badges .badge").all_inner_texts() == ["Online", "Ready"]
+    assert page.inner_text("[data-device=headset]") == "Jabra Evolve2 40 (USB headset)"
+    assert page.inner_text("[data-device=link]") == "wired (eth0 at 1000 Mbit/s)"
+    assert page.inner_text("#gate .gate-state") == "Login is allowed."
+
+    # the 1 h period shows the 20 minutes the heartbeats cover, not 40 empty ones before them
+    svg = page.locator("#chart-rtt svg.chart-svg")
+    assert float(svg.get_attribute("data-t0") or 0) == _ms(fleet.alice_times[0])
+    # (to one interval past the last heartbeat: how long its state holds)
+    assert float(svg.get_attribute("data-t1") or 0) == _ms(fleet.alice_times[-1]) + \
+        INTERVAL_S * 1000
+    assert page.locator("#chart-mos .chart-legend li").all_inner_texts() == ["MOS"]
+    assert f"{ALICE_BEATS} heartbeats from " in page.inner_text("#history-note")
+
+    # no impossible axes: 0 % loss all along starts at 0, a MOS of 4.5 ends at 4.5
+    lo, hi, ticks = _axis(page, "chart-loss")
+    assert lo == 0 and hi > 0 and min(ticks) == 0, (lo, hi, ticks)
+    lo, hi, ticks = _axis(page, "chart-mos")
+    assert 1 <= lo < 4.5 and hi == 4.5 and all(1 <= v <= 4.5 for v in ticks), (lo, hi, ticks)
+    for figure in ("chart-rtt", "chart-jitter"):
+        lo, _, ticks = _axis(page, figure)
+        assert lo == 0 and min(ticks) >= 0, figure
+    assert page.inner_text("#chart-mos .chart-latest") == "4.5 MOS"   # not "MOS 4.5 MOS"
+    _shot(page, "agent-alice")
+
+    # bob's falling MOS and noise: axes fitted, still inside the physical ranges
+    page.goto(f"/agents/{fleet.bob.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
+    lo, hi, ticks = _axis(page, "chart-mos")
+    assert 1 <= lo <= 3.4 and 4.3 <= hi <= 4.5, (lo, hi)
+    lo, hi, _ = _axis(page, "chart-noise")
+    assert lo <= -58 and -52 <= hi <= 0, (lo, hi)
+
+    # the offline agent: what it last was, once
+    page.goto(f"/agents/{fleet.quiet.agent_id}")
+    page.wait_for_selector("#charts[data-drawn]")
+    assert page.locator("#agent-badges .badge").all_inner_texts() == ["Offline, last: not ready"]
+    assert "offline" in page.inner_text("#gate")
+    _shot(page, "agent-offline")
+
+
+def _wait_refreshed(page, refreshes: int) -> None:  # type: ignore[no-untyped-def]
+    """Until the page has asked the center again by itself (its CSP allows no string eval, so
+    no wait_for_function: the attribute is read from here)."""
+    deadline = time.monotonic() + 30
+    while int(page.get_attribute("#agents", "data-refreshes") or 0) <= refreshes:
+        assert time.monotonic() < deadline, "the overview did not refresh itself"
+        page.wait_for_timeout(200)
+
+
+def test_the_overview_refreshes_itself_keeping_filters_scroll_and_focus(page, fleet: Fleet
+                                                                        ) -> None:
+    """A heartbeat sent while the page is open shows without a reload; the reader's place (the
+    scroll position, the focused link, the filters) stays."""
+    live = fleet.center.enroll(fleet.center.create_token(), "live-pc", "Liam Live")
+    page.set_viewport_size({"width": 1360, "height": 600})
+    _login(page)
+    refreshes = int(page.get_attribute("#agents", "data-refreshes") or 0)
+    assert _row(page, live).locator(".badge").all_inner_texts() == ["Never seen"]
+    page.evaluate("window.scrollTo(0, 250)")
+    page.focus(f"tr[data-agent-id='{fleet.alice.agent_id}'] a.agent-name")
+    before_url = page.url
+
+    live.send([_judged(1, home_results(vpn_up=False))])     # the VPN is down at Liam's
+    _wait_refreshed(page, refreshes)
+    page.wait_for_selector(f"tr[data-agent-id='{live.agent_id}'][data-status=not_ready]",
+                           timeout=30_000)
+    row = _row(page, live)
+    assert row.locator(".reason-text").inner_text() == "no VPN tunnel is up"
+    assert _rows(page)[:3] == [fleet.vera.agent_id, fleet.bob.agent_id, live.agent_id]
+    # where the reader was: not back at the top (Chromium's scroll anchoring may move it by
+    # what the rows above grew: Liam's row is taller now that it gives a reason)
+    assert abs(page.evaluate("window.scrollY") - 250) <= 60
+    assert page.evaluate("document.activeElement.closest('tr').dataset.agentId") == \
+        fleet.alice.agent_id
+    assert page.url == before_url
+    assert page.inner_text("#count-not_ready") == "3"
+    _shot(page, "overview-live")
+
+    # with a filter: Liam's VPN comes back; the filtered view shows it, the filter stays
+    page.select_option("#f-state", "online")
+    _wait_loaded(page, state="online")
+    refreshes = int(page.get_attribute("#agents", "data-refreshes") or 0)
+    live.send([_judged(2, home_results())])
+    page.wait_for_selector(f"tr[data-agent-id='{live.agent_id}'][data-status=ready]",
+                           timeout=30_000)
+    assert int(page.get_attribute("#agents", "data-refreshes") or 0) > refreshes
+    assert page.input_value("#f-state") == "online" and "state=online" in page.url
+    assert page.inner_text("#count-not_ready") == "2"

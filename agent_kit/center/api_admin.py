@@ -31,9 +31,9 @@ from agent_kit.center.auth import (
     start_session,
 )
 from agent_kit.center.clearance import NONCE_PATTERN
+from agent_kit.center.devices import devices_of
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
-from agent_kit.center.principals import Principal
 from agent_kit.center.models import (
     AgentChange,
     AgentDetail,
@@ -49,11 +49,17 @@ from agent_kit.center.models import (
     TokenCreated,
     TokenList,
 )
+from agent_kit.center.principals import Principal
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 from agent_kit.center.teams import TeamName
 from agent_kit.center.untrusted_text import csv_cell
-from agent_kit.center.viewer_language import localized_heartbeat, render_all, viewer_language
+from agent_kit.center.viewer_language import (
+    first_reason,
+    localized_heartbeat,
+    render_all,
+    viewer_language,
+)
 from agent_kit.core.wire.text import LINE_PATTERN
 
 router = APIRouter()
@@ -103,7 +109,7 @@ async def login(request: Request) -> Response:
     req = await read_json(request, SessionRequest)
     principal = await run_in_threadpool(principal_of_secret, rt, req.token)
     user_key = req.token.startswith(USER_KEY_PREFIX)
-    method = "user key" if user_key else "admin token"
+    method = "user_key" if user_key else "admin_token"
     if principal is None:
         # recorded without the secret: only what kind of credential was tried
         await run_in_threadpool(rt.store.record, AuditEvent(
@@ -200,18 +206,28 @@ async def agents(request: Request, who: Person, state: StateQ = None, ready: boo
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                  sort: SortQ = "hostname") -> JSONResponse:
-    """One page of the fleet, filtered server-side, with counts over the whole fleet."""
+    """One page of the fleet, filtered server-side, with counts over the whole fleet and per
+    team; each row that is not ready (now, or when last seen) with its first reason in the
+    reader's language."""
     rt = runtime(request)
     now = rt.now
     total, counts, rows = await run_in_threadpool(
         rt.store.overview, _filter(state, ready, q, failing, team), sort, limit, offset, now,
         who.team_scope)
-    return JSONResponse({"total": total, "counts": counts,
-                         "agents": [agent_view(r, now) for r in rows]})
+    # only the rows that have a reason to show: their last heartbeats, one query
+    wanted = [r.agent_id for r in rows if r.last_seen is not None and r.ready == 0
+              and r.retired_at is None]
+    latest = await run_in_threadpool(rt.store.latest_heartbeats, wanted) if wanted else {}
+    lang = viewer_language(request)
+    views = [{**agent_view(r, now), "reason": first_reason(latest.get(r.agent_id), lang)}
+             for r in rows]
+    teams = await run_in_threadpool(rt.store.team_counts, now, who.team_scope)
+    return JSONResponse({"total": total, "counts": counts, "teams": teams, "agents": views})
 
 
-CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "ready", "verdict",
-               "failing", "last_seen", "since", "interval_s", "agent_version", "last_seq")
+CSV_COLUMNS = ("agent_id", "hostname", "display_name", "team", "state", "status", "ready",
+               "last_ready", "verdict", "failing", "last_seen", "since", "interval_s",
+               "agent_version", "last_seq")
 
 
 @router.get("/api/v1/agents.csv", response_class=PlainTextResponse)
@@ -262,8 +278,11 @@ async def agent(request: Request, agent_id: str, who: Person) -> JSONResponse:
     row = await _agent_row(request, agent_id, who)
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id)
     # the workstation's messages in the reader's language (?lang=, cookie, Accept-Language)
-    return JSONResponse({**agent_view(row, rt.now),
-                         "latest": localized_heartbeat(latest, viewer_language(request))})
+    lang = viewer_language(request)
+    reason = first_reason(latest, lang) if row.ready == 0 else None
+    return JSONResponse({**agent_view(row, rt.now), "reason": reason,
+                         "devices": devices_of(latest, lang),
+                         "latest": localized_heartbeat(latest, lang)})
 
 
 @router.patch("/api/v1/agents/{agent_id}", response_model=AgentDetail,

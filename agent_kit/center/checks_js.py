@@ -34,7 +34,9 @@ def render() -> str:
                            for s in CATALOGUE if s.chart == chart.figure)
         lines.append(f"  {{figure: {json.dumps(chart.figure)}, title: {json.dumps(chart.title)}, "
                      f"unit: {json.dumps(chart.unit)}, "
-                     f"zeroBased: {json.dumps(chart.zero_based)},\n   series: [{series}]}},")
+                     f"zeroBased: {json.dumps(chart.zero_based)}, "
+                     f"floor: {json.dumps(chart.floor)}, ceiling: {json.dumps(chart.ceiling)},"
+                     f"\n   series: [{series}]}},")
     lines.append("]);")
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,7 @@
 """The dashboard's own words in the reader's language (en, ja, ko, sv).
 
-The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served with the reader's language
+The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served
+with the reader's language
 (``center.viewer_language``: the language selector's cookie, else ``Accept-Language``) in
 ``<html lang>`` and the translations of :data:`UI_TEXT` and the check titles as a JSON block
 (``<script type="application/json" id="ui-text">``, data, not code: the page's CSP allows no
@@ -29,7 +30,8 @@ UI_TEXT = (
     N_("Filter agents"), N_("Search"), N_("Hostname, name or agent id"), N_("State"),
     N_("Any state"), N_("Readiness"), N_("Any"), N_("Failing check"), N_("Any check"),
     N_("Clear"), N_("Export CSV"), N_("Agents of the fleet"), N_("Agent"),
-    N_("Failing checks"), N_("Since when the agent is ready, or not ready"), N_("Since"),
+    N_("Who cannot take calls first: not ready (the longest first), then offline, then ready"),
+    N_("Reason"), N_("Since when the agent is ready, not ready or offline"), N_("Since"),
     N_("Last seen"), N_("Version"), N_("No agent matches these filters."), N_("Pages"),
     N_("Rows per page"), N_("Previous page"), N_("‹ Previous"), N_("Next page"),
     N_("Next ›"), N_("Breadcrumb"), N_("Login gate"), N_("Current problems"), N_("History"),
@@ -42,11 +44,11 @@ UI_TEXT = (
     N_("Until"), N_("Time"), N_("On what"), N_("Details"), N_("From address"),
     N_("No event matches these filters."),
     # the scripts (t("..."))
-    N_("No agents"), N_("Updated {time}"), N_("Verdict: {verdict}"), N_("Ready since"),
+    N_("No agents"), N_("Updated {time}"), N_("Ready since"),
     N_("Not ready since"), N_("Heartbeat interval"), N_("Agent version"), N_("Heartbeats"),
-    N_("none"), N_("No heartbeat yet: the gate denies login."), N_("Open"), N_("Closed"),
-    N_("since"), N_("The agent is {state}: the center denies login until a fresh heartbeat "
-                    "arrives."),
+    N_("none"), N_("No heartbeat yet: the gate denies login."),
+    N_("The agent is {state}: the center denies login until a fresh heartbeat "
+       "arrives."),
     N_("Recovering: every check passes again. The gate reopens once they have kept passing "
        "for the policy's recovery time, so that nobody flaps in and out. It closed because:"),
     N_("No reason given."), N_("Fix: {fix}"), N_("No heartbeat yet."),
@@ -64,7 +66,7 @@ UI_TEXT = (
     N_("in {time}"), N_("never"),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
-    N_("That is not a valid key or admin token."),
+    N_("That key or admin token is not valid."),
     # audit.js: the audit actions (center/audit.py AUDIT_ACTIONS) and the page's messages
     N_("Signed in"), N_("Sign-in refused"), N_("Signed out"), N_("Enrollment token made"),
     N_("Enrollment token revoked"), N_("Workstation retired"),
@@ -73,7 +75,17 @@ UI_TEXT = (
     N_("User deleted"), N_("Call standards policy changed"),
     N_("Call standards policy rolled back to an earlier version"),
     N_("Only an admin may read the audit log."),
-    N_("Events {first} to {last} of {total}"),
+    N_("Events {first} to {last} of {total}"), N_("Team"), N_("Teams"), N_("Role"),
+    N_("Uses"), N_("Valid for"), N_("Note"), N_("Signed in with"), N_("From team"),
+    N_("To team"), N_("Admin token"), N_("User's key"), N_("every team"), N_("{hours} h"),
+    N_("Admin"), N_("Supervisor"), N_("Viewer"),
+    # the overview's status, reason and since (app.js); the agent page's devices and gate
+    N_("Offline, last: ready"), N_("Offline, last: not ready"),
+    N_("Offline, last: not ready ({check})"), N_("not ready since {time}"),
+    N_("ready since {time}"), N_("offline since {time}"), N_("Offline since"),
+    N_("sound plays through {speaker}"), N_("Login is allowed."), N_("Login is denied."),
+    # counts per team (index.html, app.js)
+    N_("Counts per team"), N_("Any team"), N_("No team"),
 )
 
 

@@ -5,8 +5,11 @@ two intervals (at least 10 s, at most 5 min), an agent heartbeating every 15 s i
 after its last heartbeat, so the alert checker (every 5 s) reports it within 60 s, as the issue
 asks. *never_seen*: enrolled, no heartbeat yet; *retired*: its credential was revoked.
 
-*ready* is the last heartbeat's gate (open = ready); an offline workstation is not ready (the
-gate would deny it) and its "since" is the moment it went offline.
+*ready* is the last heartbeat's gate (open = ready) while the workstation is online. An offline
+workstation is neither ready nor not ready *now*: its ``ready`` is null, its last known gate is
+``last_ready`` (a past fact: "offline, last: not ready"), and its "since" is the moment it went
+offline (the gate still denies it a login). ``status`` says it in one word, and is what "since"
+refers to: ``not_ready``, ``ready``, ``offline``, ``never_seen`` or ``retired``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ def state_of(row: AgentRow, now: float) -> str:
     return "offline" if row.deadline < now else "online"
 
 
+def status_of(state: str, ready: int | None) -> str:
+    """One word for the row: its state, or for an online workstation its readiness."""
+    if state != "online":
+        return state
+    return "ready" if ready else "not_ready"
+
+
 def agent_view(row: AgentRow, now: float) -> dict[str, object]:
     """The API's Agent object (docs/center-api.md)."""
     state = state_of(row, now)
@@ -74,13 +84,15 @@ def agent_view(row: AgentRow, now: float) -> dict[str, object]:
     if state in ("retired", "never_seen"):
         ready, since = None, None
     elif state == "offline":
-        ready, since = False, iso(row.deadline)
+        ready, since = None, iso(row.deadline)
     else:
         ready, since = bool(row.ready), row.ready_since
+    last_ready = None if row.last_seen is None or row.ready is None else bool(row.ready)
     return {
         "agent_id": row.agent_id, "hostname": row.hostname, "display_name": row.display_name,
         "team": row.team,
-        "state": state, "ready": ready, "verdict": row.verdict,
+        "state": state, "status": status_of(state, row.ready), "ready": ready,
+        "last_ready": last_ready, "verdict": row.verdict,
         "failing": [f for f in row.failing.split(",") if f],
         "last_seen": iso(row.last_seen), "since": since, "interval_s": row.interval_s,
         "agent_version": row.agent_version, "last_seq": row.last_seq,

@@ -35,6 +35,7 @@ AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=200, pattern=LINE_PATTERN)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LINE_PATTERN)]
 AgentState = Literal["online", "offline", "never_seen", "retired"]
+AgentStatus = Literal["not_ready", "ready", "offline", "never_seen", "retired"]
 MAX_SEQ = wire.MAX_SEQ
 
 _DERIVED: dict[type, type[BaseModel]] = {}
@@ -259,13 +260,20 @@ class ClearanceKey(BaseModel):
     public_key_pem: str
 
 
+class Reason(BaseModel):
+    check: str | None
+    text: str | None
+
+
 class Agent(BaseModel):
     agent_id: str
     hostname: str
     display_name: str | None
     team: str | None
     state: AgentState
+    status: AgentStatus
     ready: bool | None
+    last_ready: bool | None
     verdict: str | None
     failing: list[str]
     last_seen: datetime | None
@@ -273,6 +281,28 @@ class Agent(BaseModel):
     interval_s: float | None
     agent_version: str | None
     last_seq: int | None
+    reason: Reason | None = None
+
+
+class HeadsetInfo(BaseModel):
+    check: str
+    status: str | None
+    microphone: str | None
+    speaker: str | None
+    kind: str | None
+
+
+class LinkInfo(BaseModel):
+    check: str
+    status: str | None
+    interface: str | None
+    speed_mbps: float | None
+    text: str | None
+
+
+class DeviceInfo(BaseModel):
+    headset: HeadsetInfo | None
+    link: LinkInfo | None
 
 
 class AgentChange(BaseModel):
@@ -283,6 +313,7 @@ class AgentChange(BaseModel):
 
 
 class AgentDetail(Agent):
+    devices: DeviceInfo
     latest: dict[str, object] | None
 
 
@@ -295,9 +326,19 @@ class FleetCounts(BaseModel):
     not_ready: int
 
 
+class TeamCounts(BaseModel):
+    team: str | None
+    online: int
+    offline: int
+    never_seen: int
+    ready: int
+    not_ready: int
+
+
 class AgentList(BaseModel):
     total: int
     counts: FleetCounts
+    teams: list[TeamCounts]
     agents: list[Agent]
 
 

@@ -20,7 +20,18 @@ from agent_kit.center.migrations import migrate
 from agent_kit.center.principals import ADMIN_TOKEN_SUBJECT, Principal, Role
 
 SESSION_TTL_S = 12 * 3600
+# "attention", the dashboard's order: who cannot take calls first. Rank 0: online and not ready,
+# the longest first; 1: offline, the most recent first (a workstation that just dropped out is
+# news, one gone for days is off shift); 2: online and ready, those with warnings first; 3: never
+# seen; 4: retired. ``?`` is the time now (what online means). NULLs never reach an ORDER BY
+# term: SQLite and PostgreSQL sort them at opposite ends.
+_RANK = ("CASE WHEN retired_at IS NOT NULL THEN 4 WHEN last_seen IS NULL THEN 3"
+         " WHEN deadline < ? THEN 1 WHEN ready = 0 THEN 0 ELSE 2 END")
+ATTENTION = (f"{_RANK}, CASE WHEN {_RANK} = 0 THEN COALESCE(ready_since, '') ELSE '' END,"
+             f" CASE WHEN {_RANK} = 1 THEN COALESCE(deadline, 0) ELSE 0 END DESC,"
+             f" CASE WHEN {_RANK} = 2 AND verdict = 'warn' THEN 0 ELSE 1 END, hostname, agent_id")
 SORTS = {
+    "attention": ATTENTION,
     "agent_id": "agent_id",
     "-agent_id": "agent_id DESC",
     "hostname": "hostname, agent_id",
@@ -266,6 +277,21 @@ class Store:
                          (agent_id,))
         return _heartbeat_out(row) if row else None
 
+    def latest_heartbeats(self, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The last heartbeat of each of these workstations (one page of the overview: its
+        rows' reasons), by agent id; those without one are left out."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(agent_ids), 500):
+            chunk = agent_ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            with self.db.transaction() as tx:
+                rows = tx.all("SELECT a.agent_id, h.body, h.received_at FROM agents a JOIN "
+                              "heartbeats h ON h.agent_id = a.agent_id AND h.seq = a.last_seq "
+                              f"WHERE a.agent_id IN ({marks})", chunk)
+            for agent_id, body, received_at in rows:
+                out[str(agent_id)] = _heartbeat_out((body, received_at))
+        return out
+
     def heartbeats(self, agent_id: str, since_seq: int, limit: int) -> list[dict[str, Any]]:
         with self.db.transaction() as tx:
             rows = tx.all("SELECT body, received_at FROM heartbeats WHERE agent_id = ? AND "
@@ -284,6 +310,7 @@ class Store:
             where = f"{scoped} AND ({where})" if where else scoped
             params = [*scope_params, *params]
         order = SORTS[sort]
+        order_params = [now] * order.count("?")
         with self.db.transaction() as tx:
             c = tx.one(
                 "SELECT COUNT(*),"
@@ -296,8 +323,10 @@ class Store:
                 (now, now, now, *scope_params))
             assert c is not None
             _, retired, never, offline, online, ready = (int(v or 0) for v in c)
+            # not ready = online and not ready: an offline workstation is not counted as not
+            # ready now (its last state is a past fact), it is counted offline
             counts = {"online": online, "offline": offline, "never_seen": never,
-                      "retired": retired, "ready": ready, "not_ready": online - ready + offline}
+                      "retired": retired, "ready": ready, "not_ready": online - ready}
             if where != scoped:
                 t = tx.one(f"SELECT COUNT(*) FROM agents WHERE {where}", params)
                 total = int(t[0]) if t else 0
@@ -305,8 +334,31 @@ class Store:
                 total = int(c[0])
             page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
             rows = tx.all(f"SELECT {AGENT_COLUMNS} FROM agents"
-                          f"{' WHERE ' + where if where else ''} ORDER BY {order}{page}", params)
+                          f"{' WHERE ' + where if where else ''} ORDER BY {order}{page}",
+                          [*params, *order_params])
         return total, counts, [AgentRow(*r) for r in rows]
+
+    def team_counts(self, now: float, scope: tuple[str, ...] | None = None
+                    ) -> list[dict[str, Any]]:
+        """Per team (``None``: no team), over the fleet less the retired (``scope``: only these
+        teams, as in ``overview``): online, offline, never seen, ready and not ready (online
+        and not ready, as in ``overview``), the teams with the most not ready first."""
+        scoped, scope_params = _scope(scope)
+        with self.db.transaction() as tx:
+            rows = tx.all(
+                "SELECT team,"
+                " SUM(CASE WHEN deadline >= ? THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN deadline < ? THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN last_seen IS NULL THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN deadline >= ? AND ready = 1 THEN 1 ELSE 0 END)"
+                f" FROM agents WHERE retired_at IS NULL{' AND ' + scoped if scoped else ''}"
+                " GROUP BY team", (now, now, now, *scope_params))
+        out = [{"team": team, "online": int(on or 0), "offline": int(off or 0),
+                "never_seen": int(never or 0), "ready": int(ready or 0),
+                "not_ready": int(on or 0) - int(ready or 0)}
+               for team, on, off, never, ready in rows]
+        return sorted(out, key=lambda t: (-t["not_ready"], -t["offline"], t["team"] is None,
+                                          t["team"] or ""))
 
     # -- gate keys and sessions -----------------------------------------------------------
     def create_gate_key(self, note: str | None, now: float, audit: AuditEvent | None = None
@@ -612,8 +664,8 @@ def _where(flt: AgentFilter, now: float) -> tuple[str, list[Any]]:
     if flt.ready is True:
         parts.append("retired_at IS NULL AND deadline >= ? AND ready = 1")
         params.append(now)
-    elif flt.ready is False:
-        parts.append("retired_at IS NULL AND (deadline < ? OR ready = 0)")
+    elif flt.ready is False:   # online and not ready (as counted: offline is not "not ready")
+        parts.append("retired_at IS NULL AND deadline >= ? AND ready = 0")
         params.append(now)
     if flt.q:
         pattern = "%" + _like_escape(flt.q.lower()) + "%"

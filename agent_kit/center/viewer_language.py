@@ -91,10 +91,31 @@ def localized_reasons(texts: Sequence[object], messages: Sequence[object],
     return out
 
 
+def first_reason(body: dict[str, Any] | None, lang: str) -> dict[str, str | None] | None:
+    """Why a workstation cannot take calls, in one line of ``lang``: its first failing check
+    (the heartbeat lists them in catalogue order: the link and the VPN before what they cause)
+    with that check's message, ``{"check": id, "text": message or None}``; when no check fails
+    but the gate is still closed (its recovery time), the gate's first reason with
+    ``"check": None``; None when the heartbeat gives no reason at all."""
+    if body is None:
+        return None
+    for check in body.get("checks") or []:
+        if isinstance(check, dict) and check.get("status") == "fail":
+            message = _message(check.get("message_id"), check.get("message_params"))
+            text = render(message, lang) if message is not None else check.get("message")
+            return {"check": str(check.get("id")), "text": str(text) if text else None}
+    gate = body.get("gate")
+    if isinstance(gate, dict) and not gate.get("open") and gate.get("reasons"):
+        reasons = localized_reasons(gate.get("reasons") or [],
+                                    gate.get("reason_messages") or [], lang)
+        return {"check": None, "text": reasons[0]}
+    return None
+
+
 def render_all(messages: Iterable[Msg | str], lang: str) -> list[str]:
     """Messages the center made itself (``center.gate``), in ``lang``."""
     return [render(m, lang) for m in messages]
 
 
-__all__ = ["LANG_COOKIE", "SUPPORTED", "accepted_language", "localized_heartbeat",
-           "localized_reasons", "render_all", "viewer_language"]
+__all__ = ["LANG_COOKIE", "SUPPORTED", "accepted_language", "first_reason",
+           "localized_heartbeat", "localized_reasons", "render_all", "viewer_language"]

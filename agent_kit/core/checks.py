@@ -60,15 +60,21 @@ class ChartSpec:
     title: str
     unit: str
     zero_based: bool   # a y axis from 0 (loss, delay) or fitted (MOS, levels)
+    # The quantity's physical range: the y axis never reaches past it (no loss below 0 %, no
+    # MOS above 4.5) unless a reading does. None: no limit on that side.
+    floor: float | None = None
+    ceiling: float | None = None
 
 
 CHARTS: tuple[ChartSpec, ...] = (
-    ChartSpec("chart-rtt", N_("Round-trip time"), "ms", True),
-    ChartSpec("chart-jitter", N_("Jitter"), "ms", True),
-    ChartSpec("chart-loss", N_("Packet loss"), "%", True),
-    ChartSpec("chart-mos", N_("Call quality (MOS)"), "MOS", False),
-    ChartSpec("chart-noise", N_("Background noise"), "dBFS(A)", False),
-    ChartSpec("chart-bandwidth", N_("Bandwidth"), "Mbit/s", True),
+    ChartSpec("chart-rtt", N_("Round-trip time"), "ms", True, floor=0),
+    ChartSpec("chart-jitter", N_("Jitter"), "ms", True, floor=0),
+    ChartSpec("chart-loss", N_("Packet loss"), "%", True, floor=0, ceiling=100),
+    # G.107's MOS is 1 to 4.5 (STANDARDS.md: MOS clamped to [1, 4.5]); a test call's ViSQOL
+    # MOS-LQO may read a little higher and then widens the axis
+    ChartSpec("chart-mos", N_("Call quality (MOS)"), "MOS", False, floor=1, ceiling=4.5),
+    ChartSpec("chart-noise", N_("Background noise"), "dBFS(A)", False, ceiling=0),  # full scale
+    ChartSpec("chart-bandwidth", N_("Bandwidth"), "Mbit/s", True, floor=0),
 )
 
 _STATUS_CHOICE = ("pass", "warn", "fail")

@@ -1,14 +1,17 @@
-/* One agent's page: who it is, its login gate and current problems, the history of its call
- * quality readings (charts from GET /api/v1/agents/{id}/heartbeats) and its uploaded
- * diagnosis reports. */
+/* One agent's page: who it is and which headset and network link it uses, its login gate and
+ * current problems, the history of its call quality readings (charts from
+ * GET /api/v1/agents/{id}/heartbeats, over the span the heartbeats of the chosen period cover)
+ * and its uploaded diagnosis reports. Each status is shown once: the connection and readiness
+ * badges in the head; the gate card says what the gate does and why, without a badge of its own. */
 "use strict";
 
 (() => {
-  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatValue, formatAbsolute, t} =
-    Center;
+  const {api, el, stateBadge, readyBadge, checkTitle, timeCell, formatValue, formatAbsolute,
+         formatClock, t} = Center;
   const PAGE_LIMIT = 1000;          // heartbeats per request
   const MAX_HEARTBEATS = 12000;     // enough for 24 h at a 15 s interval, with room
   const RANGES_S = [3600, 21600, 86400];
+  const MIN_SPAN_MS = 5 * 60 * 1000;  // a chart spans at least this (one heartbeat is a dot)
   // generated from the catalogue (checks.js); titles and line names in the reader's language
   const CHARTS = window.CHARTS.map((c) => ({
     ...c, title: t(c.title), series: c.series.map((s) => ({...s, name: t(s.name)}))}));
@@ -32,19 +35,49 @@
     document.getElementById("crumb").textContent = name;
     document.getElementById("agent-hostname").textContent = agent.hostname || "—";
     document.getElementById("agent-id").textContent = agent.agent_id;
-    const verdict = agent.verdict
-      ? el("span", {class: "badge verdict-" + agent.verdict}, t("Verdict: {verdict}", {verdict: t(agent.verdict)})) : null;
-    document.getElementById("agent-badges").replaceChildren(
-      stateBadge(agent.state), readyBadge(agent.ready), verdict || "");
-    const readySince = agent.ready === true ? t("Ready since") : agent.ready === false
-      ? t("Not ready since") : t("Since");
+    // Connection and readiness, once each (the verdict and the gate say the same: not here).
+    // Offline: what it last was, as a past fact, never "not ready" now.
+    const badges = [stateBadge(agent.state)];
+    if (agent.state === "online") badges.push(readyBadge(agent.ready));
+    else if (agent.state === "offline" && agent.last_ready !== null) {
+      badges.push(el("span", {class: "badge state-offline"}, agent.last_ready
+        ? t("Offline, last: ready") : t("Offline, last: not ready")));
+      badges.shift();
+    }
+    document.getElementById("agent-badges").replaceChildren(...badges);
+    const sinceLabel = {ready: t("Ready since"), not_ready: t("Not ready since"),
+                        offline: t("Offline since")}[agent.status] || t("Since");
     document.getElementById("facts").replaceChildren(
       fact(t("Last seen"), timeCell(agent.last_seen)),
-      fact(readySince, timeCell(agent.since)),
+      fact(sinceLabel, agent.since ? el("span", null, formatClock(agent.since), " · ",
+                                        timeCell(agent.since)) : timeCell(null)),
+      ...deviceFacts(agent.devices || {}),
       fact(t("Heartbeat interval"), agent.interval_s ? agent.interval_s + " s" : "—"),
       fact(t("Agent version"), agent.agent_version || "—"),
       fact(t("Heartbeats"), agent.last_seq ? String(agent.last_seq) : t("none")),
     );
+  }
+
+  /** Which headset and which network link the last heartbeat names (the workstation's own
+   * device names, as text). */
+  function deviceFacts(devices) {
+    const out = [];
+    const headset = devices.headset;
+    if (headset && headset.microphone) {
+      const value = el("span", {class: "device", "data-device": "headset"},
+        headset.microphone + (headset.kind ? " (" + headset.kind + ")" : ""));
+      if (headset.speaker) {
+        value.append(el("span", {class: "sub device-speaker"},
+                        t("sound plays through {speaker}", {speaker: headset.speaker})));
+      }
+      out.push(fact(checkTitle(headset.check), value));
+    }
+    const link = devices.link;
+    if (link && (link.text || link.interface)) {
+      out.push(fact(checkTitle(link.check),
+                    el("span", {class: "device", "data-device": "link"}, link.text || link.interface)));
+    }
+    return out;
   }
 
   function renderGate(latest) {
@@ -55,12 +88,10 @@
     }
     const gate = latest.gate;
     const stale = agent.state !== "online";
-    const head = el("p", {class: "gate-state"},
-      el("span", {class: "badge " + (gate.open && !stale ? "ready-yes" : "ready-no")},
-         gate.open ? t("Open") : t("Closed")),
-      " ",
-      gate.since ? el("span", {class: "muted"}, t("since") + " ", timeCell(gate.since)) : "");
-    const children = [head];
+    // What the gate does, in words (readiness itself is the head's badge, shown once)
+    const head = el("p", {class: "gate-state", "data-open": String(gate.open && !stale)},
+      gate.open ? t("Login is allowed.") : t("Login is denied."));
+    const children = stale ? [] : [head];
     if (stale) {
       children.push(el("p", {class: "note"},
         t("The agent is {state}: the center denies login until a fresh heartbeat arrives.",
@@ -251,6 +282,18 @@
     figure.append(svg);
   }
 
+  /** The charts' time axis: the span the heartbeats cover (at least MIN_SPAN_MS, ending at
+   * the last one), not the whole period asked for: an agent that started 20 minutes ago has 20
+   * minutes of charts, not 40 empty ones before them. */
+  function fittedDomain(beats, endMs) {
+    if (!beats.length) return [endMs - rangeS * 1000, endMs];
+    const first = Date.parse(beats[0].measured_at);
+    // the last heartbeat holds for one interval: the gate strip shows its state that long
+    const last = Date.parse(beats[beats.length - 1].measured_at) +
+      Math.max(1, agent.interval_s || 15) * 1000;
+    return [Math.min(first, last - MIN_SPAN_MS), last];
+  }
+
   async function loadHistory() {
     const note = document.getElementById("history-note");
     for (const button of document.querySelectorAll("[data-range]")) {
@@ -267,15 +310,19 @@
       document.getElementById("charts").setAttribute("aria-busy", "true");
       heartbeats = await loadHeartbeats(endMs);
       document.getElementById("charts").removeAttribute("aria-busy");
+    }
+    domain = fittedDomain(heartbeats, endMs);
+    if (heartbeats.length) {
       const span = {count: heartbeats.length,
-                    start: formatAbsolute(new Date(endMs - rangeS * 1000).toISOString()),
-                    end: formatAbsolute(new Date(endMs).toISOString())};
+                    start: formatAbsolute(heartbeats[0].measured_at),
+                    end: formatAbsolute(heartbeats[heartbeats.length - 1].measured_at)};
       note.textContent = agent.state === "online"
         ? t("{count} heartbeats from {start} to {end}.", span)
         : t("{count} heartbeats from {start} to {end} (the last hours before the agent went " +
             "quiet).", span);
+    } else if (agent.last_seq) {
+      note.textContent = t("No readings in this period");
     }
-    domain = [endMs - rangeS * 1000, endMs];
     drawCharts();
   }
 
@@ -285,7 +332,8 @@
     renderGateStrip(heartbeats, domain, gapMs);
     for (const chart of CHARTS) {
       Charts.lineChart(document.getElementById(chart.figure), {
-        title: chart.title, unit: chart.unit, zeroBased: chart.zeroBased, gapMs, domain,
+        title: chart.title, unit: chart.unit, zeroBased: chart.zeroBased,
+        floor: chart.floor, ceiling: chart.ceiling, gapMs, domain,
         series: chart.series.map((s) => ({...s, points: seriesOf(s.key, heartbeats)})),
       });
     }

@@ -5,10 +5,12 @@
 "use strict";
 
 const FleetQuery = (() => {
-  const FILTERS = ["q", "state", "ready", "failing"];
+  const FILTERS = ["q", "state", "ready", "failing", "team"];
   const PAGE_SIZES = [25, 50, 100, 200];
+  // Without a sort in the address bar: who cannot take calls first (the center's "attention").
+  const DEFAULT_SORT = "attention";
 
-  /** {q, state, ready, failing, sort, offset, limit} from a location.search string. */
+  /** {q, state, ready, failing, team, sort, offset, limit} from a location.search string. */
   function read(search) {
     const params = new URLSearchParams(search);
     const view = {};
@@ -20,7 +22,7 @@ const FleetQuery = (() => {
     return view;
   }
 
-  /** The filters and sort (what the CSV export takes too). */
+  /** The filters and the sort chosen (what the address bar keeps). */
   function filterParams(view) {
     const params = new URLSearchParams();
     for (const key of FILTERS) if (view[key]) params.set(key, view[key]);
@@ -28,9 +30,16 @@ const FleetQuery = (() => {
     return params;
   }
 
-  /** The filters plus the page: the query of GET /api/v1/agents. */
-  function pageParams(view) {
+  /** The filters and the sort in effect (what the CSV export takes: the rows as shown). */
+  function sortedParams(view) {
     const params = filterParams(view);
+    if (!view.sort) params.set("sort", DEFAULT_SORT);
+    return params;
+  }
+
+  /** The filters, the sort and the page: the query of GET /api/v1/agents. */
+  function pageParams(view) {
+    const params = sortedParams(view);
     params.set("limit", String(view.limit));
     params.set("offset", String(view.offset));
     return params;
@@ -43,5 +52,5 @@ const FleetQuery = (() => {
                     {credentials: "same-origin", headers: {Accept: "application/json"}}),
   };
   early.response.catch(() => {});  // app.js reports the failure when it takes the answer over
-  return {FILTERS, PAGE_SIZES, read, filterParams, pageParams, early};
+  return {FILTERS, PAGE_SIZES, DEFAULT_SORT, read, filterParams, sortedParams, pageParams, early};
 })();

@@ -32,6 +32,32 @@ const Charts = (() => {
     return {ticks, lo: start, hi: end, step};
   }
 
+  /**
+   * The y axis for readings from vMin to vMax: nice ticks, from 0 when zeroBased, and never
+   * past the quantity's physical range (spec.floor, spec.ceiling: no loss below 0 %, no MOS
+   * above 4.5) unless a reading lies there. Flat data gets room on the side that has it.
+   */
+  function valueAxis(vMin, vMax, spec) {
+    const floor = typeof spec.floor === "number" ? spec.floor : -Infinity;
+    const ceiling = typeof spec.ceiling === "number" ? spec.ceiling : Infinity;
+    let lo = spec.zeroBased ? Math.min(0, vMin) : vMin;
+    let hi = vMax;
+    if (!(hi > lo)) {
+      const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.1 : 1;
+      if (lo - pad < floor) hi = lo + 2 * pad;        // at the floor (0 % loss): room above
+      else if (hi + pad > ceiling) lo = hi - 2 * pad;  // at the ceiling: room below
+      else { lo -= pad; hi += pad; }
+    }
+    const nice = niceTicks(lo, hi, 4);
+    const axisLo = Math.max(nice.lo, Math.min(floor, vMin));
+    const axisHi = Math.min(nice.hi, Math.max(ceiling, vMax));
+    const eps = nice.step * 1e-6;
+    const ticks = nice.ticks.filter((v) => v >= axisLo - eps && v <= axisHi + eps);
+    if (!ticks.length || ticks[0] - axisLo > eps) ticks.unshift(axisLo);
+    if (ticks[ticks.length - 1] < axisHi - eps) ticks.push(axisHi);
+    return {ticks, lo: axisLo, hi: axisHi, step: nice.step};
+  }
+
   const TIME_STEPS_S = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
                         86400, 172800, 604800];
 
@@ -125,7 +151,8 @@ const Charts = (() => {
     const plotW = width - MARGIN.left - MARGIN.right;
     const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
     const root = svg("svg", {width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`,
-                             role: "img", class: "chart-svg"});
+                             role: "img", class: "chart-svg",
+                             "data-t0": spec.domain[0], "data-t1": spec.domain[1]});
     const titleEl = svg("title");
     root.append(titleEl);
 
@@ -140,10 +167,10 @@ const Charts = (() => {
       return;
     }
 
-    let vMin = Math.min(...all.map((p) => p.v));
-    let vMax = Math.max(...all.map((p) => p.v));
-    if (spec.zeroBased) vMin = Math.min(0, vMin);
-    const y = niceTicks(vMin, vMax, 4);
+    const y = valueAxis(Math.min(...all.map((p) => p.v)), Math.max(...all.map((p) => p.v)),
+                        spec);
+    root.setAttribute("data-y-lo", y.lo);
+    root.setAttribute("data-y-hi", y.hi);
     const [t0, t1] = spec.domain;
     const x = (t) => MARGIN.left + ((t - t0) / Math.max(1, t1 - t0)) * plotW;
     const yPos = (v) => MARGIN.top + plotH - ((v - y.lo) / (y.hi - y.lo)) * plotH;
@@ -153,7 +180,7 @@ const Charts = (() => {
       const py = yPos(v);
       grid.append(svg("line", {x1: MARGIN.left, x2: width - MARGIN.right, y1: py, y2: py}));
       const label = svg("text", {x: MARGIN.left - 6, y: py + 4, "text-anchor": "end",
-                                 class: "chart-tick"});
+                                 class: "chart-tick chart-ytick", "data-value": v});
       label.textContent = formatNumber(v, y.step);
       grid.append(label);
     }
@@ -210,7 +237,8 @@ const Charts = (() => {
       .map((s) => {
         const pts = s.points.filter((p) => p.v !== null && isFinite(p.v));
         if (!pts.length) return null;
-        const label = spec.series.length > 1 ? s.name + " " : "";
+        // (no "MOS 3.4 MOS": a line named like the unit needs no name before its value)
+        const label = spec.series.length > 1 && s.name !== spec.unit ? s.name + " " : "";
         return label + formatValueUnit(pts[pts.length - 1].v, spec.unit);
       })
       .filter(Boolean).join(" · ");
@@ -219,6 +247,8 @@ const Charts = (() => {
       const legend = document.createElement("ul");
       legend.className = "chart-legend";
       spec.series.forEach((s, index) => {
+        // (a line with no reading in the period is not drawn: no swatch for it either)
+        if (!s.points.some((p) => p.v !== null && isFinite(p.v))) return;
         const item = document.createElement("li");
         const swatch = document.createElement("span");
         swatch.className = "swatch series-" + index;
@@ -326,5 +356,5 @@ const Charts = (() => {
     });
   }
 
-  return {lineChart, niceTicks, timeTicks};
+  return {lineChart, niceTicks, valueAxis, timeTicks};
 })();

@@ -31,16 +31,16 @@ window.CHECKS = Object.freeze({
 });
 /* The agent page's charts: each line is a check that names the chart. */
 window.CHARTS = Object.freeze([
-  {figure: "chart-rtt", title: "Round-trip time", unit: "ms", zeroBased: true,
+  {figure: "chart-rtt", title: "Round-trip time", unit: "ms", zeroBased: true, floor: 0, ceiling: null,
    series: [{name: "RTT", key: "network.rtt"}]},
-  {figure: "chart-jitter", title: "Jitter", unit: "ms", zeroBased: true,
+  {figure: "chart-jitter", title: "Jitter", unit: "ms", zeroBased: true, floor: 0, ceiling: null,
    series: [{name: "Jitter", key: "network.jitter"}]},
-  {figure: "chart-loss", title: "Packet loss", unit: "%", zeroBased: true,
+  {figure: "chart-loss", title: "Packet loss", unit: "%", zeroBased: true, floor: 0, ceiling: 100,
    series: [{name: "Loss", key: "network.loss"}]},
-  {figure: "chart-mos", title: "Call quality (MOS)", unit: "MOS", zeroBased: false,
+  {figure: "chart-mos", title: "Call quality (MOS)", unit: "MOS", zeroBased: false, floor: 1, ceiling: 4.5,
    series: [{name: "MOS", key: "network.mos"}, {name: "Test call", key: "network.test_call"}]},
-  {figure: "chart-noise", title: "Background noise", unit: "dBFS(A)", zeroBased: false,
+  {figure: "chart-noise", title: "Background noise", unit: "dBFS(A)", zeroBased: false, floor: null, ceiling: 0,
    series: [{name: "Noise", key: "audio.noise"}]},
-  {figure: "chart-bandwidth", title: "Bandwidth", unit: "Mbit/s", zeroBased: true,
+  {figure: "chart-bandwidth", title: "Bandwidth", unit: "Mbit/s", zeroBased: true, floor: 0, ceiling: null,
    series: [{name: "Down", key: "bandwidth.down"}, {name: "Up", key: "bandwidth.up"}]},
 ]);

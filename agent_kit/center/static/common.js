@@ -158,19 +158,35 @@ const Center = (() => {
     return isNaN(date) ? String(iso) : absoluteFormat.format(date);
   }
 
+  /** A span of time in its largest fitting unit: "42 s", "5 min", "3 h", "2 d". */
+  function formatSpan(seconds) {
+    const abs = Math.abs(Math.round(seconds));
+    if (abs < 90) return abs + " s";
+    if (abs < 90 * 60) return Math.round(abs / 60) + " min";
+    if (abs < 36 * 3600) return Math.round(abs / 3600) + " h";
+    return Math.round(abs / 86400) + " d";
+  }
+
   /** "42 s ago", "5 min ago", "3 h ago", "2 d ago" (and "in ..." for clocks ahead). */
   function formatRelative(iso, nowMs = Date.now()) {
     const at = Date.parse(iso);
     if (isNaN(at)) return String(iso);
     const seconds = Math.round((nowMs - at) / 1000);
-    const abs = Math.abs(seconds);
-    let text;
-    if (abs < 5) return t("just now");
-    if (abs < 90) text = abs + " s";
-    else if (abs < 90 * 60) text = Math.round(abs / 60) + " min";
-    else if (abs < 36 * 3600) text = Math.round(abs / 3600) + " h";
-    else text = Math.round(abs / 86400) + " d";
+    if (Math.abs(seconds) < 5) return t("just now");
+    const text = formatSpan(seconds);
     return seconds >= 0 ? t("{time} ago", {time: text}) : t("in {time}", {time: text});
+  }
+
+  const clockFormat = new Intl.DateTimeFormat(LANG, {hour: "2-digit", minute: "2-digit"});
+  const dayClockFormat = new Intl.DateTimeFormat(LANG, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
+
+  /** The moment as a reader says it: "10:02" today, "Dec 1, 10:02" on another day. */
+  function formatClock(iso, nowMs = Date.now()) {
+    const date = new Date(iso);
+    if (isNaN(date)) return String(iso);
+    return date.toDateString() === new Date(nowMs).toDateString()
+      ? clockFormat.format(date) : dayClockFormat.format(date);
   }
 
   /** <time> with relative text, the exact moment in the tooltip; "—" for null. */
@@ -242,7 +258,7 @@ const Center = (() => {
         onLoggedIn();
       } catch (err) {
         const wrong = err.status === 401 || err.status === 403 || err.status === 422;
-        showLogin(wrong ? t("That is not a valid key or admin token.") : err.message);
+        showLogin(wrong ? t("That key or admin token is not valid.") : err.message);
       } finally {
         button.disabled = false;
       }
@@ -271,7 +287,7 @@ const Center = (() => {
 
   return {
     ApiError, api, el, stateBadge, readyBadge, checkTitle, checkUnit, formatAbsolute,
-    formatRelative, timeCell, formatCount, formatValue, setupLogin, showLogin, hideLogin,
+    formatRelative, formatSpan, formatClock, timeCell, formatCount, formatValue, setupLogin, showLogin, hideLogin,
     handleError, showBanner, STATE_LABELS, t, LANG,
   };
 })();
