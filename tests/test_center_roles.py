@@ -66,6 +66,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/api/v1/heartbeats"): {**WORKSTATION_ONLY, "workstation": 200},
     ("POST", "/api/v1/reports"): {**WORKSTATION_ONLY, "workstation": 201},
     ("GET", "/api/v1/policy"): expect(**READERS, workstation=200),
+    ("GET", "/api/v1/policy/versions"): expect(**READERS),
+    ("GET", "/api/v1/policy/versions/{version_id}"): expect(**READERS),
+    ("GET", "/api/v1/policy/diff"): expect(**READERS),
+    ("POST", "/api/v1/policy/versions"): expect(admin_token=201, admin_user=201),
+    ("POST", "/api/v1/policy/rollback"): expect(admin_token=201, admin_user=201),
     ("GET", "/api/v1/gate/{agent_id}"): expect(**ADMINS, gate=200, workstation=200),
     ("GET", "/metrics"): expect(**ADMINS, viewer=200),
     ("POST", "/api/v1/tokens"): expect(admin_token=201, admin_user=201, supervisor=201),
@@ -221,6 +226,16 @@ def _call(lab: Lab, method: str, path: str, role: str, other_team: bool = False)
         concrete = path.replace("{name}", lab.throwaway_user())
         if method == "PATCH":
             kw["json"] = {"note": "changed"}
+    elif path.startswith("/api/v1/policy/"):
+        # the fleet's active version, stored again as it is: the lab's policy never changes
+        active = _active_policy_version(lab)
+        concrete = path.replace("{version_id}", str(active["version_id"]))
+        if path == "/api/v1/policy/versions" and method == "POST":
+            kw["json"] = {"toml": active["toml"], "comment": f"as {role}"}
+        elif path == "/api/v1/policy/rollback":
+            kw["json"] = {"version_id": active["version_id"]}
+        elif path == "/api/v1/policy/diff":
+            kw["params"] = {"from": active["version_id"], "to": active["version_id"]}
     elif path == "/api/v1/heartbeats":
         kw["json"] = {"heartbeats": [heartbeat(2 + len(lab.made), datetime.now(UTC), GOOD)]}
         lab.made.append(role)
@@ -233,6 +248,26 @@ def _call(lab: Lab, method: str, path: str, role: str, other_team: bool = False)
     elif path == "/speedtest":
         concrete = "/speedtest/latency.txt"
     return ("GET" if method == "MOUNT" else method), concrete, kw
+
+
+def _active_policy_version(lab: Lab) -> dict[str, Any]:
+    """The fleet's active policy version, with its text (made from the default's when the lab's
+    center has none yet)."""
+    auth = {"Authorization": f"Bearer {lab.secrets['admin_token']}"}
+    listed = httpx.get(f"{lab.center.url}/api/v1/policy/versions", headers=auth, timeout=30)
+    listed.raise_for_status()
+    active = [v for v in listed.json()["versions"] if v["active"]]
+    if not active:
+        toml = httpx.get(f"{lab.center.url}/api/v1/policy", headers=auth, timeout=30
+                         ).json()["toml"]
+        made = httpx.post(f"{lab.center.url}/api/v1/policy/versions", headers=auth,
+                          json={"toml": toml}, timeout=30)
+        made.raise_for_status()
+        return dict(made.json())
+    one = httpx.get(f"{lab.center.url}/api/v1/policy/versions/{active[0]['version_id']}",
+                    headers=auth, timeout=30)
+    one.raise_for_status()
+    return dict(one.json())
 
 
 def _send(lab: Lab, role: str, call: Call) -> httpx.Response:

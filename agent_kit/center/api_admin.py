@@ -296,6 +296,7 @@ async def change_agent(request: Request, agent_id: str, who: Person) -> JSONResp
             rt.store.set_team, agent_id, req.team, rt.now,
             audit_event(who, request, "agent.move", agent_id)):
         raise APIError(404, "not_found", "unknown agent")
+    rt.policies.forget_agent(agent_id)   # its new team's policy from its next heartbeat on
     return await agent(request, agent_id, who)
 
 
@@ -369,7 +370,9 @@ async def gate(request: Request, agent_id: str, nonce: NonceQ = None) -> JSONRes
     now = rt.now
     row = await run_in_threadpool(rt.store.agent, agent_id) if _id_form(agent_id) else None
     latest = await run_in_threadpool(rt.store.latest_heartbeat, agent_id) if row else None
-    verdict = decide(row, latest, now, rt.policy.policy)
+    # judged by the workstation's effective policy (its team's override over the fleet's)
+    effective = await run_in_threadpool(rt.policies.for_agent, agent_id) if row else None
+    verdict = decide(row, latest, now, effective.policy if effective else None)
     return JSONResponse({"allowed": verdict.allowed,
                          "reasons": render_all(verdict.reasons, viewer_language(request)),
                          "as_of": iso(now),

@@ -1,4 +1,4 @@
-"""What workstations call: enrollment, heartbeats, the policy, diagnosis reports."""
+"""What workstations call: enrollment, heartbeats, diagnosis reports (the policy: ``api_policy``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from fastapi.responses import JSONResponse
 
 from agent_kit.center.auth import (
     Caller,
-    authorize_for,
     failure,
-    has_signature,
     refuse_if_throttled,
     request_source,
     require_single_use_workstation,
@@ -24,7 +22,6 @@ from agent_kit.center.models import (
     EnrollResponse,
     HeartbeatAck,
     HeartbeatBatch,
-    PolicyDocument,
 )
 from agent_kit.center.request_bodies import json_body, read_json
 
@@ -73,19 +70,6 @@ async def heartbeats(request: Request, caller: Workstation) -> JSONResponse:
     ack = await accept_heartbeats(runtime(request), caller.agent_id,
                                   request.headers.get("content-type", ""), await request.body())
     return JSONResponse(ack)
-
-
-@router.get("/policy", response_model=PolicyDocument, responses=ERRORS)
-async def policy(request: Request) -> PolicyDocument:
-    """The call standards this center's workstations apply (workstation or admin)."""
-    from starlette.concurrency import run_in_threadpool
-
-    if has_signature(request):
-        await require_workstation(request)
-    else:
-        await run_in_threadpool(authorize_for, request, "policy.read")
-    doc = runtime(request).policy
-    return PolicyDocument(name=doc.name, version=doc.version, toml=doc.toml)
 
 
 @router.post("/reports", status_code=201, openapi_extra={"requestBody": {

@@ -22,7 +22,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: CenterSettings | None = None) -> FastAPI:
-    from agent_kit.center import api_admin, api_incidents, api_users, api_workstation
+    from agent_kit.center import api_admin, api_incidents, api_policy, api_users, api_workstation
     from agent_kit.center.alerts import AlertLoop
     from agent_kit.center.errors import BodyLimit, install_error_handlers
     from agent_kit.center.request_bodies import add_body_schemas
@@ -48,6 +48,7 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_workstation.router)
     app.include_router(api_admin.router)
+    app.include_router(api_policy.router)
     app.include_router(api_users.router)
     app.include_router(api_incidents.router)
 

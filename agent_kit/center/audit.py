@@ -26,6 +26,7 @@ AUDIT_ACTIONS = (
     "agent.retire", "agent.move",
     "gate_key.create", "gate_key.revoke",
     "user.create", "user.change", "user.new_key", "user.delete",
+    "policy.change", "policy.rollback",
 )
 ACTION_PATTERN = r"^(" + "|".join(a.replace(".", r"\.") for a in AUDIT_ACTIONS) + ")$"
 

@@ -26,6 +26,10 @@ user_app = typer.Typer(no_args_is_help=True, help="People: named users with a ro
 app.add_typer(token_app, name="token")
 app.add_typer(gate_app, name="gate-key")
 app.add_typer(user_app, name="user")
+policy_app = typer.Typer(no_args_is_help=True, help="The fleet's call-standards policy and "
+                         "teams' overrides, versioned (workstations follow at their next "
+                         "heartbeat).")
+app.add_typer(policy_app, name="policy")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="postgresql://... or a SQLite file "
                                            "(default: center.db in the data dir).")]
@@ -405,6 +409,158 @@ def gate_key_revoke(key_id: str, db: DbOpt = None, data_dir: DataOpt = None) -> 
                                                 _by_cli("gate_key.revoke", key_id)):
         _fail(f"no gate key {key_id!r}")
     typer.echo(f"gate key {key_id} revoked")
+
+
+TeamOpt = Annotated[str | None, typer.Option("--team", help="A team's override instead of "
+                                             "the fleet's policy.")]
+
+
+def _comment(comment: str | None) -> str | None:
+    from agent_kit.core.wire.text import line_refusal
+
+    if comment is not None and (why := line_refusal(comment)) is not None:
+        _fail(f"--comment {why}")
+    return comment
+
+
+def _policy_db(db: str | None, data_dir: Path | None, team: str | None = None) -> Any:
+    from agent_kit.center.teams import team_refusal
+
+    if team is not None and (why := team_refusal(team)) is not None:
+        _fail(f"--team: {why}")
+    return _store(db, data_dir).db
+
+
+@policy_app.command("show")
+def policy_show(db: DbOpt = None, data_dir: DataOpt = None, team: TeamOpt = None,
+                version: Annotated[int | None, typer.Option("--version", min=1,
+                                                            help="A stored version.")] = None,
+                effective: Annotated[bool, typer.Option(
+                    "--effective", help="The layers a workstation (of --team) merges over the "
+                    "default, with their tag.")] = False,
+                json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the active policy text of the fleet (or of --team), or a stored --version."""
+    from agent_kit.center import policy_versions as pv
+    from agent_kit.center.api_policy import document
+
+    store_db = _policy_db(db, data_dir, team)
+    if effective:
+        doc = document(pv.effective_for(store_db, team))
+        if json_out:
+            typer.echo(json.dumps(doc))
+        else:
+            typer.echo(f"# effective policy {doc['name']} ({doc['version']}), tag {doc['tag']}")
+            for layer in doc["layers"]:
+                where = "fleet" if layer["team"] is None else f"team {layer['team']}"
+                typer.echo(f"# --- {where}, version {layer['version_id']}")
+                typer.echo(_shown_text(layer["toml"]))
+        return
+    row = pv.get_version(store_db, version) if version is not None else         pv.active_version(store_db, team)
+    if row is None:
+        if version is not None:
+            _fail(f"no policy version {version}")
+        if team is not None:
+            _fail(f"team {team!r} has no policy override: it runs the fleet's")
+        typer.echo(_shown_text(pv.default_policy_text()) if not json_out else
+                   json.dumps({"version_id": None, "toml": pv.default_policy_text()}))
+        typer.echo("(no fleet version stored: the shipped default policy)", err=True)
+        return
+    if json_out:
+        typer.echo(json.dumps({"version_id": row.version_id, "team": row.team,
+                               "toml": row.toml, "tag": row.tag, "author": row.author,
+                               "comment": row.comment, "created_at": row.created_at}))
+        return
+    typer.echo(_shown_text(row.toml or "") if row.toml is not None else
+               f"(version {row.version_id}: team {row.team}'s override removed)")
+
+
+def _shown_text(text: str) -> str:
+    """A policy's text for the terminal: its lines kept, escape sequences shown, not run."""
+    from agent_kit.center.untrusted_text import terminal_text
+
+    return "\n".join(terminal_text(line) for line in text.splitlines())
+
+
+@policy_app.command("set")
+def policy_set(file: Annotated[str, typer.Argument(help="The TOML file ('-': standard "
+                                                   "input).")],
+               db: DbOpt = None, data_dir: DataOpt = None, team: TeamOpt = None,
+               comment: Annotated[str | None, typer.Option(max=500)] = None) -> None:
+    """Store FILE as the new active version (validated first; exit 2 with the reason if it is
+    refused, nothing stored)."""
+    from agent_kit.center import policy_versions as pv
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    if "\x00" in text:
+        _fail("invalid policy: it contains NUL characters")
+    try:
+        event = _by_cli("policy.change")
+        row = pv.add_version(_policy_db(db, data_dir, team), team, text, author=event.actor,
+                             comment=_comment(comment), now=time.time(), audit=event)
+    except pv.PolicyRefused as exc:
+        _fail(f"invalid policy: {exc}")
+    assert row is not None
+    typer.echo(f"policy version {row.version_id} active for "
+               f"{'the fleet' if team is None else 'team ' + _shown(team)}")
+
+
+@policy_app.command("unset")
+def policy_unset(team: Annotated[str, typer.Option("--team", help="The team.")],
+                 db: DbOpt = None, data_dir: DataOpt = None,
+                 comment: Annotated[str | None, typer.Option(max=500)] = None) -> None:
+    """Remove a team's override (recorded as a version): the team runs the fleet's policy."""
+    from agent_kit.center import policy_versions as pv
+
+    event = _by_cli("policy.change")
+    row = pv.add_version(_policy_db(db, data_dir, team), team, None, author=event.actor,
+                         comment=_comment(comment), now=time.time(), audit=event)
+    assert row is not None
+    typer.echo(f"policy version {row.version_id}: team {_shown(team)} runs the fleet's policy")
+
+
+@policy_app.command("history")
+def policy_history(db: DbOpt = None, data_dir: DataOpt = None, team: TeamOpt = None,
+                   every: Annotated[bool, typer.Option("--all", help="Every scope.")] = False,
+                   json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The versions, newest first: id, when, who, scope, comment."""
+    from agent_kit.center import policy_versions as pv
+
+    rows = pv.list_versions(_policy_db(db, data_dir, team), team, every_scope=every)
+    if json_out:
+        typer.echo(json.dumps([{"version_id": r.version_id, "team": r.team, "tag": r.tag,
+                                "author": r.author, "comment": r.comment,
+                                "created_at": r.created_at, "rollback_of": r.rollback_of,
+                                "removed": r.toml is None} for r in rows]))
+        return
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(r.created_at))
+        scope = "fleet" if r.team is None else f"team {_shown(r.team)}"
+        what = " (override removed)" if r.toml is None else \
+            f" (rollback to {r.rollback_of})" if r.rollback_of else ""
+        typer.echo(f"{r.version_id:>5}  {when}  {_shown(r.author)}  {scope}{what}  "
+                   f"{_shown(r.comment or '')}".rstrip())
+
+
+@policy_app.command("rollback")
+def policy_rollback(version: Annotated[int, typer.Argument(min=1, help="The version whose "
+                                                           "text becomes active again.")],
+                    db: DbOpt = None, data_dir: DataOpt = None,
+                    comment: Annotated[str | None, typer.Option(max=500)] = None) -> None:
+    """Make VERSION's text active again in its scope, recorded as a new version."""
+    from agent_kit.center import policy_versions as pv
+
+    try:
+        event = _by_cli("policy.rollback")
+        row = pv.roll_back(_policy_db(db, data_dir), version, author=event.actor,
+                           comment=_comment(comment), now=time.time(), audit=event)
+    except LookupError:
+        _fail(f"no policy version {version}")
+    except pv.PolicyRefused as exc:
+        _fail(f"version {version} cannot be active again: {exc}")
+    typer.echo(f"policy version {row.version_id} active (the text of version {version})")
 
 
 @app.command()

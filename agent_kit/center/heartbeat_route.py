@@ -46,7 +46,7 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
                             body: bytes) -> dict[str, Any]:
     """Validate a signed workstation's batch, store it (answered once committed) and return the
-    acknowledgement; 415/400/422 for a bad body, 409 ``seq_conflict``, 422 ``not_storable`` when
+    acknowledgement, with the tag of the policy the workstation should run; 415/400/422 for a bad body, 409 ``seq_conflict``, 422 ``not_storable`` when
     the database refuses it (the rest of its group is stored), 503 if the database is down or
     ``disk_full``."""
     batch: Any = parse_json(content_type, body, HeartbeatBatch)   # fields: core.wire.heartbeat
@@ -58,8 +58,13 @@ async def accept_heartbeats(rt: CenterRuntime, agent_id: str, content_type: str,
     if isinstance(outcome, Refused):
         raise APIError(422, "not_storable", f"the database refused this batch ({outcome.reason});"
                        " nothing of it was stored")
+    effective = rt.policies.cached_for_agent(agent_id)   # no database read when fresh
+    if effective is None:
+        from starlette.concurrency import run_in_threadpool
+
+        effective = await run_in_threadpool(rt.policies.for_agent, agent_id)
     return {"results": [{"id": i, "seq": s, "status": st} for i, s, st in outcome],
-            "server_time": int(rt.now)}
+            "server_time": int(rt.now), "policy_tag": effective.tag}
 
 
 def seq_conflict_detail(conflict: SeqConflict) -> dict[str, Any]:

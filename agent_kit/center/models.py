@@ -120,6 +120,9 @@ class HeartbeatResult(BaseModel):
 class HeartbeatAck(BaseModel):
     results: list[HeartbeatResult]
     server_time: int
+    # the tag of the policy this workstation should run (GET /api/v1/policy gives it): a
+    # monitor running another tag fetches the policy again
+    policy_tag: str | None = None
 
 
 class EnrollRequest(BaseModel):
@@ -343,10 +346,70 @@ class HeartbeatHistory(BaseModel):
     heartbeats: list[dict[str, object]]
 
 
+class PolicyLayerOut(BaseModel):
+    scope: Literal["fleet", "team"]
+    team: str | None
+    version_id: int
+    toml: str
+
+
 class PolicyDocument(BaseModel):
+    """The effective policy: the default with ``layers`` merged over it in order."""
+
     name: str
     version: str
-    toml: str
+    toml: str            # the fleet's text (what centers before versioning served)
+    tag: str
+    team: str | None
+    layers: list[PolicyLayerOut]
+
+
+Comment = Annotated[str, StringConstraints(max_length=500, pattern=LINE_PATTERN)]
+
+
+class PolicyChange(BaseModel):
+    """A new version: the fleet's (``team`` null) or a team's override (``toml`` null removes
+    the override: the team follows the fleet)."""
+
+    model_config = STRICT
+    team: TeamName | None = None
+    toml: Annotated[str, StringConstraints(max_length=64 * 1024)] | None
+    comment: Comment | None = None
+
+
+class PolicyRollback(BaseModel):
+    model_config = STRICT
+    version_id: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    comment: Comment | None = None
+
+
+class PolicyVersionOut(BaseModel):
+    version_id: int
+    scope: Literal["fleet", "team"]
+    team: str | None
+    name: str | None
+    version: str | None
+    tag: str
+    author: str
+    comment: str | None
+    created_at: datetime
+    rollback_of: int | None
+    active: bool
+    removed: bool          # a team override removed (the team follows the fleet)
+
+
+class PolicyVersionDetail(PolicyVersionOut):
+    toml: str | None
+
+
+class PolicyVersionList(BaseModel):
+    versions: list[PolicyVersionOut]
+
+
+class PolicyDiff(BaseModel):
+    from_version: int
+    to_version: int
+    diff: str
 
 
 class ReportInfo(BaseModel):

@@ -12,6 +12,8 @@ by OpenID Connect, a gate client (gate key) or a workstation (HMAC signature). I
 - ``gate``: the ACD's gate keys: the gate decision only;
 - ``workstation``: a workstation's own calls (heartbeats, its policy, its gate, its reports).
 
+Only an admin changes the policy; supervisors and viewers read it and its versions.
+
 Every route of the app has a rule in :data:`ROUTE_ACCESS` (``app.create_app`` refuses to start
 otherwise, and tests/test_center_roles.py checks each role on each route over HTTP). A
 workstation of a team the principal does not see is answered as unknown: 404, the same as a
@@ -84,6 +86,8 @@ ACTIONS: dict[str, Action] = {
     "user.admin": _action("manage users", "admin"),
     "audit.read": _action("read the audit log", "admin"),
     "policy.read": _action("read the policy", "admin", "supervisor", "viewer", "workstation"),
+    "policy.history": _action("read the policy's versions", "admin", "supervisor", "viewer"),
+    "policy.write": _action("change the policy", "admin"),
     "gate.ask": _action("ask the gate", "admin", "gate", "workstation"),
     "metrics.read": _action("read the metrics", "admin", "viewer", every_team=True),
     # an incident may name any team's workstations, or count the whole fleet
@@ -106,6 +110,11 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/heartbeats"): "workstation",
     ("POST", "/api/v1/reports"): "workstation",
     ("GET", "/api/v1/policy"): "policy.read",
+    ("GET", "/api/v1/policy/versions"): "policy.history",
+    ("GET", "/api/v1/policy/versions/{version_id}"): "policy.history",
+    ("GET", "/api/v1/policy/diff"): "policy.history",
+    ("POST", "/api/v1/policy/versions"): "policy.write",
+    ("POST", "/api/v1/policy/rollback"): "policy.write",
     ("GET", "/api/v1/gate/{agent_id}"): "gate.ask",
     ("GET", "/metrics"): "metrics.read",
     ("POST", "/api/v1/tokens"): "token.write",

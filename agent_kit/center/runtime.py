@@ -31,7 +31,7 @@ from agent_kit.center.sealed_secrets import (
 from agent_kit.center.settings import CenterSettings
 from agent_kit.center.store import Store
 from agent_kit.center.throttle import SourceBudgets
-from agent_kit.core.policy import Policy
+from agent_kit.center.policy_versions import PolicyBook, seed_from_serve
 
 log = logging.getLogger("agent_kit.center")
 
@@ -60,24 +60,6 @@ def env_admin_token() -> str | None:
             f"{ADMIN_TOKEN_MIN_CHARS} to {ADMIN_TOKEN_MAX_CHARS} (e.g. python3 -c "
             "'import secrets; print(secrets.token_urlsafe(32))')")
     return token
-
-
-@dataclass(frozen=True)
-class PolicyDocument:
-    name: str
-    version: str
-    toml: str
-    policy: Policy = field(compare=False, repr=False)   # parsed: the gate judges by it
-
-
-def load_policy_document(path: str | None) -> PolicyDocument:
-    """The policy workstations fetch: the file IT gave (merged over the default by the agent,
-    like ``--policy``), or the default. Validated here so a bad file stops the center early."""
-    from agent_kit.core.policy import default_policy_text, load_policy
-
-    policy = load_policy(path)
-    text = Path(path).read_text("utf-8") if path else default_policy_text()
-    return PolicyDocument(policy.name, policy.version, text, policy)
 
 
 def ensure_admin_token(store: Store, now: float) -> str | None:
@@ -127,7 +109,7 @@ class CenterRuntime:
     signer: ClearanceSigner
     center_key: bytes
     admin_hash: str
-    policy: PolicyDocument
+    policies: PolicyBook   # the fleet's and teams' policies (center.policy_versions)
     alerting: AlertConfig = field(default_factory=AlertConfig)
     # agent_id -> (secret, retired). A secret never changes for an agent id (its nonce is fixed
     # at enrollment); only retirement does, so entries are kept and dropped by a sweep for
@@ -232,12 +214,17 @@ def build_runtime(settings: CenterSettings) -> CenterRuntime:
               file=sys.stderr, flush=True)
     admin_hash = credentials.token_hash(env_token) if env_token else store.get_secret(ADMIN_HASH)
     assert admin_hash is not None
+    try:   # the serve --policy file becomes the fleet's version when it differs
+        seed_from_serve(db, settings.policy_path, now)
+    except BaseException:
+        db.close()
+        raise
     metrics = CenterMetrics(store, settings.now)
     intake = IntakeWriter(db, on_commit=metrics.count_commit)
     return CenterRuntime(settings=settings, db=db, store=store, intake=intake, metrics=metrics,
                          signer=signer,
                          center_key=center_key, admin_hash=admin_hash,
-                         policy=load_policy_document(settings.policy_path),
+                         policies=PolicyBook(db, store.agent_team),
                          alerting=alerting,
                          failures=SourceBudgets(settings.auth_failure_burst,
                                                 1 / settings.auth_failure_refill_s))

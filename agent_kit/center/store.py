@@ -232,6 +232,12 @@ class Store:
             row = tx.one("SELECT nonce, retired_at FROM agents WHERE agent_id = ?", (agent_id,))
         return (str(row[0]), row[1] is not None) if row else None
 
+    def agent_team(self, agent_id: str) -> str | None:
+        """The workstation's team, whose policy override it runs (None: the fleet's)."""
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT team FROM agents WHERE agent_id = ?", (agent_id,))
+        return str(row[0]) if row and row[0] is not None else None
+
     def retired_since(self, since: float) -> list[str]:
         """Workstations retired at or after ``since`` (epoch seconds)."""
         with self.db.transaction() as tx:

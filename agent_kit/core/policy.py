@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -106,10 +107,8 @@ def default_policy_text() -> str:
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """The default policy, with the file at ``path`` (if any) merged over it."""
-    base = _parse(default_policy_text(), "default policy")
-    _validate(base, "default policy", default_policy_text(), require_all=True)
     if path is None:
-        return _build(base, "default policy")
+        return load_policy_layers(())
     source = str(path)
     try:
         text = Path(path).read_text("utf-8")
@@ -117,8 +116,28 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(source, None, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(source, None, f"cannot read: {exc}") from None
-    override = _parse(text, source)
-    _validate(override, source, text, require_all=False)
+    return load_policy_layers(((text, source),))
+
+
+def load_policy_layers(layers: Sequence[tuple[str, str]]) -> Policy:
+    """The default policy with each ``(toml_text, source)`` layer merged over it in order (the
+    center's fleet policy, then a team's override): a layer sets only what it names. Each layer
+    is validated alone, then the merge as a whole; a problem names the layer's source."""
+    default_text = default_policy_text()
+    merged = _parse(default_text, "default policy")
+    _validate(merged, "default policy", default_text, require_all=True)
+    source = "default policy"
+    for text, source in layers:
+        override = _parse(text, source)
+        _validate(override, source, text, require_all=False)
+        merged = _merge(merged, override)
+        _validate(merged, source, text, require_all=True)
+    return _build(merged, source)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: top-level keys replaced, each check's and each section's
+    table merged key by key."""
     merged = dict(base)
     merged.update({k: v for k, v in override.items() if k not in ("checks", *SECTIONS)})
     merged["checks"] = {**base["checks"]}
@@ -127,8 +146,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     for section in SECTIONS:
         if section in override:
             merged[section] = {**base.get(section, {}), **override[section]}
-    _validate(merged, source, text, require_all=True)
-    return _build(merged, source)
+    return merged
 
 
 def parse_policy_text(text: str, source: str = "<policy>") -> Policy:
@@ -232,6 +250,15 @@ def _validate(data: dict[str, Any], source: str, text: str, *, require_all: bool
                 raise PolicyError(source, where, problem)
             if _is_number(value) and value <= 0:
                 raise PolicyError(source, where, "must be greater than 0")
+    gate = data.get("gate", {})
+    if require_all and isinstance(gate.get("window"), int) \
+            and isinstance(gate.get("fail_to_block"), int) \
+            and gate["fail_to_block"] > gate["window"]:
+        # the monitor's hysteresis cannot count more failing samples than its window holds
+        raise PolicyError(source, _where(text, "gate.fail_to_block", key="fail_to_block",
+                                         section="gate"),
+                          f"must not exceed gate.window ({gate['window']}), not "
+                          f"{gate['fail_to_block']}")
     checks = data.get("checks", {})
     if not isinstance(checks, dict):
         raise PolicyError(source, _where(text, "checks", key="checks"), "must be a table")

@@ -296,16 +296,14 @@ def center_unreachable_rule(policy_path: str | None = None) -> UnreachableRule:
     """``gate.center_unreachable`` and ``gate.local_login_max_s`` from ``--policy``, else the
     center's cached policy (what the monitor uses), else the default policy. Raises
     ``PolicyError`` for a bad ``--policy``."""
-    from agent_kit.core.policy import PolicyError, load_policy
-    from agent_kit.loop.monitor import center_policy_path
+    from agent_kit.core.policy import load_policy
+    from agent_kit.loop.center_policy import cached_center_policy
 
     if policy_path is not None:
         policy = load_policy(policy_path)
     else:
-        try:
-            policy = load_policy(center_policy_path())
-        except PolicyError:
-            policy = load_policy()
+        cached = cached_center_policy()
+        policy = cached.policy if cached is not None else load_policy()
     default = UnreachableRule()
     return UnreachableRule(
         str(policy.setting("gate", "center_unreachable", default.mode)),

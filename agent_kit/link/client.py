@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -98,6 +99,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class PolicyDocument:
+    """``GET /api/v1/policy``: ``(toml_text, source)`` layers to merge over the default in
+    order, and the center's tag for them."""
+
+    layers: tuple[tuple[str, str], ...]
+    tag: str | None
+
+
 class CenterClient:
     """Signed requests of one enrolled workstation to its center."""
 
@@ -107,6 +117,9 @@ class CenterClient:
         self.enrollment = enrollment
         self.clock = clock
         self.offset_s = clock_offset_s   # center clock minus ours, learnt from server_time
+        # the tag of the policy the center wants this workstation to run, from the last
+        # heartbeat acknowledgement (None: none yet, or a center before policy versions)
+        self.center_policy_tag: str | None = None
         self._http = httpx.Client(base_url=enrollment.center_url, transport=transport,
                                   timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
                                   headers={"User-Agent": f"agent-kit/{__version__}"})
@@ -175,6 +188,9 @@ class CenterClient:
         response = self.request("POST", heartbeat.PATH, heartbeat.heartbeat_batch(heartbeats))
         data = response.json()
         self.learn_server_time(data.get("server_time"))
+        tag = data.get("policy_tag")
+        if isinstance(tag, str):
+            self.center_policy_tag = tag
         return {r["id"]: r["status"] for r in data.get("results", [])
                 if isinstance(r, dict) and r.get("status") in ("stored", "duplicate")}
 
@@ -191,9 +207,23 @@ class CenterClient:
         data: dict[str, Any] = self.request("GET", path, params=params).json()
         return data
 
-    def policy_toml(self) -> str:
+    def policy_document(self) -> PolicyDocument:
+        """This workstation's effective policy at the center: the layers to merge over the
+        default in order (a center before policy versions sends one, its ``toml``) and the tag
+        the heartbeat acknowledgement names it by (None from such a center)."""
         data = self.request("GET", "/api/v1/policy").json()
-        toml = data.get("toml") if isinstance(data, dict) else None
-        if not isinstance(toml, str):
+        if not isinstance(data, dict) or not isinstance(data.get("toml"), str):
             raise CenterUnavailable("the center's policy answer has no TOML")
-        return toml
+        layers: list[tuple[str, str]] = []
+        raw = data.get("layers")
+        if isinstance(raw, list):
+            for layer in raw:
+                if not isinstance(layer, dict) or not isinstance(layer.get("toml"), str):
+                    raise CenterUnavailable("the center's policy answer has a bad layer")
+                where = "fleet" if layer.get("team") is None else f"team {layer.get('team')}"
+                layers.append((layer["toml"], f"center policy ({where}, version "
+                               f"{layer.get('version_id')})"))
+        else:
+            layers.append((data["toml"], "center policy"))
+        tag = data.get("tag")
+        return PolicyDocument(tuple(layers), tag if isinstance(tag, str) else None)

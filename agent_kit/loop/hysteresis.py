@@ -138,6 +138,14 @@ class Gate:
         self._shift_reason = reason if isinstance(reason, Msg) else verbatim(reason)
         return self._update(self.clock())
 
+    def reconfigure(self, config: GateConfig) -> GateState:
+        """New hysteresis settings (a new policy from the center), without a new shift: each
+        check keeps its latest samples, as many as the new window holds."""
+        self.config = config
+        for track in self._tracks.values():
+            track.samples = deque(track.samples, maxlen=config.window)
+        return self._update(self.clock())
+
     def observe(self, results: Iterable[CheckResult], *, full: bool = False,
                 at: float | None = None) -> GateState:
         """Take one sample of each result's check; ``full`` marks a run of every unit."""

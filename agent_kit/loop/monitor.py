@@ -47,8 +47,8 @@ from agent_kit.core.results import CheckResult
 from agent_kit.core.wire import heartbeat as wire_heartbeat
 from agent_kit.core.wire.heartbeat import HeartbeatContent
 from agent_kit.link.client import CenterClient, CenterRefused, CenterUnavailable
-from agent_kit.link.private_files import write_private_file
 from agent_kit.link.state_folder import Enrollment, state_dir
+from agent_kit.loop.center_policy import CenterPolicy
 from agent_kit.loop.courier import Backoff, Courier
 from agent_kit.loop.hysteresis import Blocker, Gate, GateConfig, GateState
 from agent_kit.loop.malloc_tuning import release_free_memory
@@ -77,6 +77,8 @@ SPEECH_ACTIVITY_CALL = 0.25  # P.56 activity factor from which a capture is "spe
 #                              (an agent on a call talks for roughly a third to a half
 #                              of the time; a quiet room scores 0)
 CALL_SAMPLES = 2            # consecutive speech captures that mean "a call is going on"
+POLICY_RETRY_S = 60.0       # a center policy that could not be fetched: asked again after this
+POLICY_REFUSED_RETRY_S = 600.0  # one this agent's parser refused (a newer center's check ids)
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,15 @@ def monitor_policy(policy: Policy) -> Policy:
 
 
 def build_heartbeat(latest: dict[str, CheckResult], gate: GateState, *, interval_s: float,
-                    measured_at: float) -> HeartbeatContent:
-    """The heartbeat body of the latest results and the gate (``core.wire.heartbeat``, the one
-    builder; the spool adds ``id``, ``seq``, ``dropped``)."""
+                    measured_at: float,
+                    policy: wire_heartbeat.PolicyRun | None = None) -> HeartbeatContent:
+    """The heartbeat body of the latest results, the gate and the policy judged by
+    (``core.wire.heartbeat``, the one builder; the spool adds ``id``, ``seq``, ``dropped``)."""
     return wire_heartbeat.build_heartbeat(
         latest.values(), gate_open=gate.open, gate_since=gate.since,
         gate_reasons=gate.reason_msgs or gate.reasons,
-        interval_s=interval_s, measured_at=measured_at, agent_version=__version__)
+        interval_s=interval_s, measured_at=measured_at, agent_version=__version__,
+        policy=policy)
 
 
 class PathBurst:
@@ -226,6 +230,11 @@ class MonitorDeps:
     trace_hops: Callable[[str, int, float], Any] | None = None
     # told when the gate opens, closes, or what holds it closed changes (the face prints it)
     on_gate: Callable[[GateState], None] | None = None
+    # the center's tag of ``policy`` (None: a local --policy, or the default for want of one)
+    policy_tag: str | None = None
+    # fetches the center's policy again (agent_kit.loop.center_policy.fetch_center_policy) when
+    # a heartbeat acknowledgement names another tag; None (a local --policy): never
+    fetch_policy: Callable[[], CenterPolicy] | None = None
 
 
 class Monitor:
@@ -263,6 +272,8 @@ class Monitor:
         self.state_trouble: dict[str, str] = {}
         self.gate_said: tuple[bool, bool, tuple[str, ...]] | None = None  # last on_gate
         self.opened_this_shift = False   # the first opening of a shift is not "again"
+        self.policy_tag = deps.policy_tag
+        self.policy_fetch_after = 0.0    # monotonic: no new fetch of the center's before
 
     # ---------------------------------------------------------------- the loop
 
@@ -300,7 +311,10 @@ class Monitor:
                 self.deps.on_gate(state)
         if mono() >= self.next_heartbeat and self.latest:
             heartbeat = build_heartbeat(self.latest, state, interval_s=self.interval_s,
-                                        measured_at=self.deps.client.now())
+                                        measured_at=self.deps.client.now(),
+                                        policy=wire_heartbeat.policy_run(
+                                            self.policy.name, self.policy.version,
+                                            self.policy_tag))
             try:
                 spooled = self.deps.spool.add(heartbeat)
             except sqlite3.OperationalError as exc:   # read-only, full: the next one may fit
@@ -319,10 +333,52 @@ class Monitor:
             else:
                 if result.stopped is not None:
                     self._stop_refused(result.stopped)
+                else:
+                    self.follow_center_policy()
         if self.context.center is None and mono() >= self.next_discovery:
             self.context = self.deps.context_factory(self.policy)
             self.next_discovery = mono() + REDISCOVER_S
         self.write_state()
+
+    def follow_center_policy(self) -> bool:
+        """Fetch and apply the center's policy when the last heartbeat acknowledgement names
+        another tag than the one this monitor runs (IT changed it, or the monitor started on
+        the cached or default policy); True when a new policy was applied. A policy that cannot
+        be fetched or is refused by the parser or the gate leaves the running one in place
+        (and the cache untouched), and is asked for again later."""
+        wanted = self.deps.client.center_policy_tag
+        fetch = self.deps.fetch_policy
+        if fetch is None or wanted is None or wanted == self.policy_tag \
+                or self.deps.monotonic() < self.policy_fetch_after:
+            return False
+        from agent_kit.core.policy import PolicyError
+
+        try:
+            fetched = fetch()
+            config = GateConfig.from_policy(monitor_policy(fetched.policy))
+        except (CenterUnavailable, CenterRefused, OSError) as exc:
+            log.warning("the center's new policy could not be fetched (%s): the running one "
+                        "stays", exc)
+            self.policy_fetch_after = self.deps.monotonic() + POLICY_RETRY_S
+            return False
+        except (PolicyError, ValueError) as exc:
+            log.error("the center's new policy is refused (%s): the running one stays", exc)
+            self.policy_fetch_after = self.deps.monotonic() + POLICY_REFUSED_RETRY_S
+            return False
+        self.apply_policy(fetched, config)
+        return True
+
+    def apply_policy(self, fetched: CenterPolicy, config: GateConfig) -> None:
+        """Run by ``fetched`` from now on, without a restart: the next measurements are judged
+        by it and the gate's hysteresis follows its settings (the samples taken so far stay)."""
+        self.deps.policy = fetched.policy
+        self.policy = monitor_policy(fetched.policy)
+        self.policy_tag = fetched.tag
+        self.trace_wanted = bool(fetched.policy.setting("path", "traceroute", True))
+        self.gate.reconfigure(config)
+        self.context = dataclasses.replace(self.context, policy=self.policy)
+        log.info("the center's policy %s (%s, tag %s) applied", self.policy.name,
+                 self.policy.version, self.policy_tag)
 
     def seconds_to_next(self) -> float:
         mono = self.deps.monotonic()
@@ -562,7 +618,7 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
                              "in it are lost; numbering continues after the center's)").format(
                                  path=spool_path, error=exc)) from None
     client = CenterClient(enrollment)
-    policy = _load_policy(policy_path, client)
+    policy, tag = _load_policy(policy_path, client)
     units = tuple(u for u in UNITS if groups is None or u.group in groups)
 
     def context(pol: Policy) -> ProbeContext:
@@ -575,44 +631,39 @@ def open_monitor(*, interval_s: float | None, policy_path: str | None,
             target = None
         return ProbeContext(policy=pol, center=target, interactive=False)
 
+    from agent_kit.loop.center_policy import fetch_center_policy
+
     deps = MonitorDeps(units=units, policy=policy, enrollment=enrollment,
                        context_factory=context, client=client, spool=spool, notify=notify,
-                       on_gate=on_gate)
+                       on_gate=on_gate, policy_tag=tag,
+                       fetch_policy=(None if policy_path is not None
+                                     else lambda: fetch_center_policy(client)))
     return Monitor(deps, interval_s=enrollment.heartbeat_interval_s if interval_s is None
                    else interval_s)  # an explicit 0 is refused, not the center's default
 
 
-def _load_policy(policy_path: str | None, client: CenterClient) -> Policy:
-    """``--policy``, else the center's policy (IT's file, merged over the default like
-    ``--policy``; cached for outages), else the default."""
+def _load_policy(policy_path: str | None,
+                 client: CenterClient) -> tuple[Policy, str | None]:
+    """``--policy``, else the center's policy for this workstation (cached for outages), else
+    the cached one, else the default; with the center's tag of it (None for the first and the
+    last: a heartbeat acknowledgement then makes the monitor fetch the center's)."""
     from agent_kit.core.policy import PolicyError, load_policy
+    from agent_kit.loop.center_policy import cached_center_policy, fetch_center_policy
 
     if policy_path is not None:
         try:
-            return load_policy(policy_path)
+            return load_policy(policy_path), None
         except PolicyError as exc:
             raise MonitorError(_("invalid policy: {error}").format(error=exc)) from None
-    cache = center_policy_path()
     try:
-        text = client.policy_toml()
-        fresh = cache.with_suffix(".new")
-        write_private_file(fresh, text)     # the user's only, like the rest of the folder
-        policy = load_policy(fresh)     # validate before it replaces the cached one
-        os.replace(fresh, cache)
-        return policy
+        fetched = fetch_center_policy(client)
+        return fetched.policy, fetched.tag
     except (CenterUnavailable, CenterRefused, PolicyError, OSError, ValueError) as exc:
         log.warning("center policy not used (%s)", exc)
-    if cache.exists():
-        try:
-            return load_policy(cache)
-        except PolicyError as exc:
-            log.warning("cached center policy not used (%s)", exc)
-    return load_policy()
-
-
-def center_policy_path() -> Path:
-    """Where the monitor caches the center's policy (``login`` reads it too)."""
-    return state_dir() / "center_policy.toml"
+    cached = cached_center_policy()
+    if cached is not None:
+        return cached.policy, cached.tag
+    return load_policy(), None
 
 
 def _problem(msg: Msg) -> GateProblem:

@@ -21,6 +21,8 @@
     "user.change": t("User's role or teams changed"),
     "user.new_key": t("User given a new key"),
     "user.delete": t("User deleted"),
+    "policy.change": t("Call standards policy changed"),
+    "policy.rollback": t("Call standards policy rolled back to an earlier version"),
   };
   const ROLES = {admin: t("Admin"), supervisor: t("Supervisor"), viewer: t("Viewer")};
   const view = {actor: "", action: "", since: "", until: "", offset: 0};

@@ -15,6 +15,7 @@ be left out: they read as null, or as an empty list), with :class:`Bounds` and
 """
 
 import math
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,20 @@ class GateState(TypedDict):
                                            Bounds(max_length=MAX_REASONS)]]
 
 
+PolicyTag = Annotated[str, Bounds(pattern=r"^[0-9a-f]{16}$")]
+PolicyName = Annotated[str, Bounds(max_length=MAX_TEXT_CHARS, pattern=LINE_PATTERN)]
+
+
+class PolicyRun(TypedDict):
+    """The policy the workstation judged by: its ``name`` and ``version`` keys, and the tag
+    of the center's policy (``GET /api/v1/policy``) when it runs the center's (null: its own
+    ``--policy`` file, or the shipped default because the center's could not be had)."""
+
+    name: PolicyName
+    version: Version
+    tag: NotRequired[PolicyTag | None]
+
+
 class CheckReading(TypedDict):
     """The latest result of one check (a number, or null for a state or an unknown)."""
 
@@ -160,6 +175,7 @@ class HeartbeatContent(TypedDict):
     verdict: Verdict
     gate: GateState
     checks: NotRequired[Annotated[list[CheckReading], Bounds(max_length=MAX_CHECKS)]]
+    policy: NotRequired[PolicyRun | None]
 
 
 class Heartbeat(HeartbeatIdentity, HeartbeatContent):
@@ -229,13 +245,15 @@ def check_reading(result: "CheckResult") -> CheckReading:
 def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
                     gate_since: float | None, gate_reasons: Sequence["str | Msg"],
                     interval_s: float, measured_at: float,
-                    agent_version: str = __version__) -> HeartbeatContent:
+                    agent_version: str = __version__,
+                    policy: PolicyRun | None = None) -> HeartbeatContent:
     """The heartbeat of the latest result of every check, in catalogue order, and the gate; every
     string cleaned of what the center refuses (control characters, lone surrogates:
     ``core.wire.text``) and, like every list, cut to its limit, so the center always accepts
     it. Times are unix seconds; a gate ``since`` of None is left out. A reason that is a message
     (``core.i18n.Msg``) goes as English text and as its id + parameters (``reason_messages``).
-    :func:`identified_heartbeat` adds ``id`` and ``seq``."""
+    ``policy``: what it judged by (:func:`policy_run`). :func:`identified_heartbeat` adds ``id``
+    and ``seq``."""
     # Imported here: the spool needs this module only to number heartbeats, and starts as fast
     # as before (its kill -9 test counts commits from the first 150 ms).
     from agent_kit.core.checks import CATALOGUE
@@ -252,7 +270,7 @@ def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
     if any(isinstance(r, Msg) for r in reasons):
         gate["reason_messages"] = [message_ref(r) if isinstance(r, Msg) else None
                                    for r in reasons]
-    return {
+    content: HeartbeatContent = {
         "measured_at": _iso(measured_at),
         "interval_s": float(min(max(interval_s, MIN_INTERVAL_S), MAX_INTERVAL_S)),
         "agent_version": clean_line(agent_version)[:MAX_VERSION_CHARS],
@@ -260,6 +278,19 @@ def build_heartbeat(results: Iterable["CheckResult"], *, gate_open: bool,
         "gate": gate,
         "checks": [check_reading(r) for r in ordered[:MAX_CHECKS]],
     }
+    if policy is not None:
+        content["policy"] = policy
+    return content
+
+
+def policy_run(name: str, version: str, tag: str | None) -> PolicyRun:
+    """The ``policy`` of a heartbeat, cleaned and cut to its limits (a tag not of the center's
+    form is left out)."""
+    run: PolicyRun = {"name": clean_line(name)[:MAX_TEXT_CHARS],
+                      "version": clean_line(version)[:MAX_VERSION_CHARS], "tag": None}
+    if tag is not None and re.fullmatch(r"[0-9a-f]{16}", tag):
+        run["tag"] = tag
+    return run
 
 
 def identified_heartbeat(content: HeartbeatContent, *, seq: int, heartbeat_id: str | None = None,
