@@ -198,9 +198,14 @@ def page(browser, lab: Lab):  # type: ignore[no-untyped-def]
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # expected: the 401 before signing in, the 403s of what a role or a refusal is
+    # expected: the 401 before signing in, the 403s of what a role or a refusal is; the lab
+    # provider has no favicon (its 404 is logged by the browser as a console error too)
     page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not re.search(r"status of 40[13]", msg.text) else None)
+            if msg.type == "error" and not re.search(r"status of 40[13]", msg.text)
+            and not page.url.startswith(lab.provider.issuer) else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status == 404 and not r.url.startswith(lab.provider.issuer + "/favicon")
+            else None)
     yield page
     context.close()
     assert not errors, f"errors in the browser: {errors}"
