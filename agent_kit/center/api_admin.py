@@ -33,7 +33,6 @@ from agent_kit.center.auth import (
 from agent_kit.center.clearance import NONCE_PATTERN
 from agent_kit.center.errors import APIError
 from agent_kit.center.fleet import agent_view, iso
-from agent_kit.center.principals import Principal
 from agent_kit.center.models import (
     AgentChange,
     AgentDetail,
@@ -49,6 +48,7 @@ from agent_kit.center.models import (
     TokenCreated,
     TokenList,
 )
+from agent_kit.center.principals import Principal
 from agent_kit.center.request_bodies import json_body, read_json
 from agent_kit.center.store import SORTS, STATES, AgentFilter
 from agent_kit.center.teams import TeamName

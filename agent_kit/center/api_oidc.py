@@ -92,7 +92,7 @@ async def oidc_callback(request: Request) -> Response:
         if refused.status in (400, 401):   # a forged or replayed answer counts as a failure
             wait = rt.failures.take(source)
             if wait:
-                raise TooManyFailures(wait)
+                raise TooManyFailures(wait) from None
         return _refusal(request, refused)
     role, teams = mapped
     principal = Principal(role, identity.subject, teams=teams)
@@ -109,7 +109,8 @@ def _refusal(request: Request, refused: OidcRefused) -> Response:
         from agent_kit.center.viewer_language import viewer_language
 
         text = page(STATIC / "sso.html", viewer_language(request)).replace(
-            "__CODE__", html.escape(refused.code)).replace("__REASON__", html.escape(refused.reason))
+            "__CODE__", html.escape(refused.code)).replace(
+            "<!--reason-->", html.escape(refused.reason))
         response: Response = HTMLResponse(text, status_code=refused.status, headers={
             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; frame-ancestors 'none'", "Cache-Control": "no-store"})

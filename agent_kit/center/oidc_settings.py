@@ -51,7 +51,7 @@ class GroupRule:
             raise OidcSettingsError(f"--oidc-group {text!r}: the role {role!r} is not one of "
                                     f"{', '.join(PERSON_ROLES)}")
         teams = tuple(t.strip() for t in team_text.split(",") if t.strip())
-        return cls(group, role, teams)  # type: ignore[arg-type]
+        return cls(group, role, teams)
 
     def check(self) -> None:
         for team in self.teams:

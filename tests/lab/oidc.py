@@ -94,7 +94,7 @@ def run_provider(redirect_url: str, accounts: Mapping[str, Mapping[str, object]]
            "OIDC_CLIENT": json.dumps({"client_id": client_id, "client_secret": secret,
                                       "redirect_uri": redirect_url}),
            "OIDC_ACCOUNTS": json.dumps(accounts)}
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (read on failure, closed below)
     process = subprocess.Popen(["node", str(SCRIPT)], env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     issuer = f"http://127.0.0.1:{port}"
