@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import getpass
 import io
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -121,9 +122,9 @@ def test_who_did_what_is_in_the_log_without_a_secret(center):
     assert by_action["user.change"]["detail"]["teams"] == [["north"], ["north", "south"]]
     assert by_action["token.create"]["detail"]["team"] == "north"
     assert by_action["agent.retire"]["detail"] == {"team": "north"}
-    assert by_action["login"]["detail"]["method"] == "user key"
+    assert by_action["login"]["detail"]["method"] == "user_key"
     assert by_action["login"]["detail"]["role"] == "supervisor"
-    assert by_action["login_failed"]["detail"] == {"method": "user key"}
+    assert by_action["login_failed"]["detail"] == {"method": "user_key"}
     assert {e["source"] for e in events if not e["actor"].startswith("cli:")} == {"127.0.0.1"}
     assert {e["source"] for e in events if e["actor"].startswith("cli:")} == {"local"}
     times = [e["at"] for e in events]
@@ -178,3 +179,19 @@ def test_the_log_filters_pages_and_exports(center):
             refused = admin.get("/api/v1/audit", params=params)
             assert refused.status_code == 422, (params, refused.text)
             assert words in refused.text, (params, refused.text)
+
+
+def test_it_reads_the_log_from_the_cli(center):
+    with center.admin() as admin:
+        made = admin.post("/api/v1/tokens", json={"note": "from the cli test"}).json()
+    listed = _cli(center, "audit", "--action", "token.create", "--since", "1h", "--json")
+    events = json.loads(listed.stdout)["events"]
+    assert events[0]["target"] == made["token_id"] and events[0]["actor"] == "admin-token"
+    assert all(e["action"] == "token.create" for e in events)
+    lines = _cli(center, "audit", "--actor", "admin-token", "--limit", "1").stdout.splitlines()
+    assert len(lines) == 1 and "admin-token  token.create  " + made["token_id"] in lines[0]
+    refused = subprocess.run([sys.executable, "-m", "agent_kit.center.cli", "audit",
+                              "--action", "everything", "--data-dir", str(center.data_dir),
+                              *DB_ARGS[center.url]], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "one of login" in refused.stderr

@@ -103,7 +103,7 @@ async def login(request: Request) -> Response:
     req = await read_json(request, SessionRequest)
     principal = await run_in_threadpool(principal_of_secret, rt, req.token)
     user_key = req.token.startswith(USER_KEY_PREFIX)
-    method = "user key" if user_key else "admin token"
+    method = "user_key" if user_key else "admin_token"
     if principal is None:
         # recorded without the secret: only what kind of credential was tried
         await run_in_threadpool(rt.store.record, AuditEvent(

@@ -200,7 +200,7 @@ def start_session(rt: CenterRuntime, response: Response, principal: Principal, s
                   method: str) -> None:
     """Create a dashboard session for ``principal`` and set its cookie on ``response`` (HttpOnly,
     SameSite=Strict, 12 h); the login is recorded in the audit log (``method``: how they
-    proved who they are: "admin token", "user key", "openid connect"). Blocking (database):
+    proved who they are, an id: "admin_token", "user_key", "openid_connect"). Blocking (database):
     call it from a worker thread. A named user's session (``principal.user_id``) takes their
     role and teams from the users table at each request and ends with their key; any other
     principal's keeps the role and teams it was made with, for its lifetime."""

@@ -473,6 +473,40 @@ def move(agent_id: str, db: DbOpt = None, data_dir: DataOpt = None,
     typer.echo(f"workstation {agent_id} moved to " + (f"team {team}" if team else "no team"))
 
 
+@app.command()
+def audit(db: DbOpt = None, data_dir: DataOpt = None,
+          since: Annotated[str | None, typer.Option(help="Only events this recent: 3600, "
+                                                    "30m, 24h, 7d.")] = None,
+          actor: Annotated[str | None, typer.Option(help="Only this actor (user:sue, "
+                                                    "admin-token, cli:root).")] = None,
+          action: Annotated[str | None, typer.Option(help="Only this action "
+                                                     "(token.create, agent.retire, ...).")]
+          = None,
+          limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+          json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The audit log, newest first: who did what, when, from where."""
+    from agent_kit.center.audit import AUDIT_ACTIONS, AuditFilter
+
+    if action is not None and action not in AUDIT_ACTIONS:
+        _fail(f"--action {action!r}: one of {', '.join(AUDIT_ACTIONS)}")
+    now = time.time()
+    flt = AuditFilter(since=now - _parse_duration(since) if since else None, actor=actor,
+                      action=action)
+    total, rows = _store(db, data_dir).audit_events(flt, limit, 0)
+    if json_out:
+        typer.echo(json.dumps({"total": total, "events": [
+            {"event_id": e.event_id, "at": e.at, "actor": e.actor, "source": e.source,
+             "action": e.action, "target": e.target, "detail": e.detail} for e in rows]},
+            indent=2, ensure_ascii=False))
+        return
+    for e in rows:
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(e.at))
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""
+        typer.echo(f"{at}  {_shown(e.actor)}  {e.action}  {_shown(e.target or '-')}  "
+                   f"{_shown(e.source)}  {_shown(detail)}".rstrip())
+    typer.echo(f"{len(rows)} of {total} event(s)", err=True)
+
+
 RoleOpt = Annotated[str, typer.Option(help="admin, supervisor or viewer.")]
 TeamsOpt = Annotated[list[str] | None, typer.Option(
     "--team", help="A team the user sees (repeat for several); a supervisor needs one, a "

@@ -65,14 +65,17 @@ UI_TEXT = (
     N_("in {time}"), N_("never"),
     N_("You are logged out."), N_("The center does not answer ({error})."),
     N_("pass"), N_("warn"), N_("fail"), N_("unknown"), N_("No data"),
-    N_("That is not a valid key or admin token."),
+    N_("That key or admin token is not valid."),
     # audit.js: the audit actions (center/audit.py AUDIT_ACTIONS) and the page's messages
     N_("Signed in"), N_("Sign-in refused"), N_("Signed out"), N_("Enrollment token made"),
     N_("Enrollment token revoked"), N_("Workstation retired"),
     N_("Workstation moved to another team"), N_("Gate key made"), N_("Gate key revoked"),
     N_("User made"), N_("User's role or teams changed"), N_("User given a new key"),
     N_("User deleted"), N_("Only an admin may read the audit log."),
-    N_("Events {first} to {last} of {total}"),
+    N_("Events {first} to {last} of {total}"), N_("Team"), N_("Teams"), N_("Role"),
+    N_("Uses"), N_("Valid for"), N_("Note"), N_("Signed in with"), N_("From team"),
+    N_("To team"), N_("Admin token"), N_("User's key"), N_("every team"), N_("{hours} h"),
+    N_("Admin"), N_("Supervisor"), N_("Viewer"),
     # single sign-on: the sign-in's button and the refusal page (static/sso.html; the
     # sentences are center/oidc.py's and api_oidc.py's refusals)
     N_("Sign in with SSO"), N_("Or, for IT: a key or the admin token"),

@@ -22,6 +22,7 @@
     "user.new_key": t("User given a new key"),
     "user.delete": t("User deleted"),
   };
+  const ROLES = {admin: t("Admin"), supervisor: t("Supervisor"), viewer: t("Viewer")};
   const view = {actor: "", action: "", since: "", until: "", offset: 0};
 
   function readLocation() {
@@ -60,15 +61,34 @@
     history.replaceState(null, "", search ? "?" + search : location.pathname);
   }
 
-  /** The event's parameters as "key: value" words (values as stored: ids and names). */
-  function detailText(detail) {
-    const parts = [];
-    for (const [key, value] of Object.entries(detail || {})) {
-      const shown = Array.isArray(value) ? value.map((v) => v === null ? "–" : String(v)).join(" → ")
-        : value === null ? "–" : typeof value === "object" ? JSON.stringify(value) : String(value);
-      parts.push(key + ": " + shown);
+  // The names of an event's parameters (audit.py writes them as ids) and of the ways to sign in.
+  const DETAIL_NAMES = {
+    team: t("Team"), teams: t("Teams"), role: t("Role"), uses: t("Uses"),
+    ttl_s: t("Valid for"), note: t("Note"), method: t("Signed in with"),
+    from: t("From team"), to: t("To team"),
+  };
+  const METHODS = {admin_token: t("Admin token"), user_key: t("User's key"),
+                   openid_connect: "OpenID Connect"};
+
+  /** One parameter's value in words: teams null is every team; [old, new] is a change. */
+  function valueText(key, value) {
+    if (value === null || value === undefined) return key === "teams" ? t("every team") : "–";
+    if (Array.isArray(value)) {
+      const change = value.length === 2 &&
+        (key !== "teams" || value.some((v) => v === null || Array.isArray(v)));
+      return change ? valueText(key, value[0]) + " → " + valueText(key, value[1]) : value.join(", ");
     }
-    return parts.join(", ");
+    if (key === "method") return METHODS[value] || String(value);
+    if (key === "ttl_s") return t("{hours} h", {hours: Math.round(Number(value) / 360) / 10});
+    if (key === "role") return ROLES[value] || String(value);
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+
+  /** The event's parameters as "name: value" in the reader's language. */
+  function detailText(detail) {
+    return Object.entries(detail || {})
+      .map(([key, value]) => (DETAIL_NAMES[key] || key) + ": " + valueText(key, value))
+      .join(", ");
   }
 
   function row(event) {
@@ -89,9 +109,10 @@
     try {
       page = await api("/api/v1/audit?" + query(true));
     } catch (err) {
-      if (err.status === 403) {
+      if (err.status === 403) {   // signed in, but not as an admin: say so, offer log out
+        Center.hideLogin();
+        document.getElementById("app").hidden = true;
         showBanner(t("Only an admin may read the audit log."));
-        document.getElementById("event-rows").replaceChildren();
         return;
       }
       handleError(err);

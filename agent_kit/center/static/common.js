@@ -242,7 +242,7 @@ const Center = (() => {
         onLoggedIn();
       } catch (err) {
         const wrong = err.status === 401 || err.status === 403 || err.status === 422;
-        showLogin(wrong ? t("That is not a valid key or admin token.") : err.message);
+        showLogin(wrong ? t("That key or admin token is not valid.") : err.message);
       } finally {
         button.disabled = false;
       }
