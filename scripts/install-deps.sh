@@ -14,7 +14,8 @@ APT_RUN=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins iproute2 l
 APT_TEST=(sox espeak-ng iperf3 iputils-ping openvpn postgresql chromium chromium-driver xvfb xdotool
           python3-tk gettext imagemagick binutils fonts-ipafont-gothic fonts-nanum nftables
           wrk    # bench/center_load.py's load generator
-          alsa-utils)   # /usr/share/sounds/alsa/*.wav: a real 48 kHz voice (voice bandwidth lab)
+          alsa-utils    # /usr/share/sounds/alsa/*.wav: a real 48 kHz voice (voice bandwidth lab)
+          nodejs npm)   # the single sign-on lab's OpenID provider (npm's oidc-provider)
 
 want=("${APT_RUN[@]}")
 [ "$mode" = test ] && want+=("${APT_TEST[@]}")
@@ -33,4 +34,9 @@ if [ "$mode" = test ]; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[center,test,build]'
 else
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[center]'
+fi
+
+if [ "$mode" = test ]; then
+  # the OpenID provider of tests/test_oidc_lab.py, into its cache folder in /tmp
+  python3 -m tests.lab.oidc install
 fi

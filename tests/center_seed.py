@@ -78,11 +78,13 @@ class Center:
 @contextlib.contextmanager
 def run_center(data_dir: Path, admin_token: str = "admin-" + uuid.uuid4().hex,
                extra_args: Sequence[str] = (), log_path: Path | None = None,
-               env: Mapping[str, str] | None = None) -> Iterator[Center]:
-    """Start ``agent-center serve`` on free loopback ports; stop it (SIGTERM) afterwards.
-    ``env``: more environment (e.g. the ``AGENT_CENTER_SECRETS_KEY`` that several processes on
-    one PostgreSQL share)."""
-    port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
+               env: Mapping[str, str] | None = None,
+               port: int | None = None) -> Iterator[Center]:
+    """Start ``agent-center serve`` on free loopback ports (``port``: this HTTP port, for a
+    URL that must be known before, such as a single sign-on redirect URL); stop it (SIGTERM)
+    afterwards. ``env``: more environment (e.g. the ``AGENT_CENTER_SECRETS_KEY`` that several
+    processes on one PostgreSQL share)."""
+    port, udp_port = port or free_port(), free_port(socket.SOCK_DGRAM)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AGENT_CENTER_ADMIN_TOKEN": admin_token, **(env or {})}
     cmd = [sys.executable, "-c", "from agent_kit.center.cli import main; main()", "serve",

@@ -62,6 +62,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/api/v1/session"): {**everyone(401), "admin_token": 204, "admin_user": 204,
                                   "supervisor": 204, "viewer": 204, "viewer_a": 204},
     ("DELETE", "/api/v1/session"): everyone(204),
+    # single sign-on: this center has none (tests/test_oidc_lab.py runs it against a provider)
+    ("GET", "/auth/oidc/login"): everyone(404),
+    ("GET", "/auth/oidc/callback"): everyone(404),
     ("GET", "/api/v1/session"): expect(**READERS),
     ("POST", "/api/v1/heartbeats"): {**WORKSTATION_ONLY, "workstation": 200},
     ("POST", "/api/v1/reports"): {**WORKSTATION_ONLY, "workstation": 201},

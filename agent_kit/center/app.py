@@ -22,7 +22,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: CenterSettings | None = None) -> FastAPI:
-    from agent_kit.center import api_admin, api_incidents, api_policy, api_users, api_workstation
+    from agent_kit.center import (api_admin, api_incidents, api_oidc, api_policy, api_users,
+                                  api_workstation)
     from agent_kit.center.alerts import AlertLoop
     from agent_kit.center.errors import BodyLimit, install_error_handlers
     from agent_kit.center.request_bodies import add_body_schemas
@@ -51,6 +52,7 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
     app.include_router(api_policy.router)
     app.include_router(api_users.router)
     app.include_router(api_incidents.router)
+    app.include_router(api_oidc.router)
 
     if settings.serve_dashboard:
         from fastapi.staticfiles import StaticFiles
@@ -60,20 +62,25 @@ def create_app(settings: CenterSettings | None = None) -> FastAPI:
         from agent_kit.center.dashboard_text import page
         from agent_kit.center.viewer_language import viewer_language
 
+        def _with_sso(html: str) -> str:
+            """The sign-in offers "Sign in with SSO" when the center has a provider."""
+            return html.replace('<div id="sso" class="sso" hidden>', '<div id="sso" class="sso">',
+                                1) if settings.oidc is not None else html
+
         # The pages in the reader's language (the selector's cookie, else Accept-Language).
         @app.get("/", include_in_schema=False)
         async def fleet_page(request: Request) -> Response:
-            return HTMLResponse(page(STATIC / "index.html", viewer_language(request)),
+            return HTMLResponse(_with_sso(page(STATIC / "index.html", viewer_language(request))),
                                 headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/agents/{agent_id}", include_in_schema=False)
         async def agent_page(request: Request, agent_id: str) -> Response:
-            return HTMLResponse(page(STATIC / "agent.html", viewer_language(request)),
+            return HTMLResponse(_with_sso(page(STATIC / "agent.html", viewer_language(request))),
                                 headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/audit", include_in_schema=False)
         async def audit_page(request: Request) -> Response:
-            return HTMLResponse(page(STATIC / "audit.html", viewer_language(request)),
+            return HTMLResponse(_with_sso(page(STATIC / "audit.html", viewer_language(request))),
                                 headers={**_PAGE_HEADERS, "Vary": "Cookie, Accept-Language"})
 
         @app.get("/favicon.ico", include_in_schema=False)

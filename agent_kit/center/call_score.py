@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_kit.core.wire.test_call import (
+    CallOffer,
     CallScore,
     CodecOffer,
     DirectionScore,
     ReceiveRecord,
     RecordError,
-    CallOffer,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class _Opus:
     payload_bytes = OPUS_BITRATE * PACKET_MS // 8000
 
     def __init__(self, clip: np.ndarray) -> None:
-        import opuslib   # libopus through ctypes; ImportError/OSError when it is missing
+        import opuslib  # libopus through ctypes; ImportError/OSError when it is missing
 
         self._opuslib = opuslib
         encoder = opuslib.Encoder(SAMPLE_RATE, 1, opuslib.APPLICATION_VOIP)

@@ -220,7 +220,27 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
           forwarded_allow_ips: Annotated[str | None, typer.Option(
               "--forwarded-allow-ips", help="Proxies (comma-separated addresses) whose "
               "X-Forwarded-For/-Proto are trusted for the client's address and scheme "
-              "(default: none).")] = None) -> None:
+              "(default: none).")] = None,
+          oidc_issuer: Annotated[str | None, typer.Option(
+              "--oidc-issuer", envvar="AGENT_CENTER_OIDC_ISSUER", help="Single sign-on: the "
+              "OpenID Connect provider's issuer URL (its client secret: the environment "
+              "variable AGENT_CENTER_OIDC_CLIENT_SECRET).")] = None,
+          oidc_client_id: Annotated[str | None, typer.Option(
+              "--oidc-client-id", envvar="AGENT_CENTER_OIDC_CLIENT_ID",
+              help="The client id registered at the provider.")] = None,
+          oidc_redirect_url: Annotated[str | None, typer.Option(
+              "--oidc-redirect-url", envvar="AGENT_CENTER_OIDC_REDIRECT_URL",
+              help="This center's https://HOST/auth/oidc/callback, as registered.")] = None,
+          oidc_group: Annotated[list[str] | None, typer.Option(
+              "--oidc-group", envvar="AGENT_CENTER_OIDC_GROUPS", help="GROUP=ROLE or "
+              "GROUP=ROLE:TEAM,TEAM: members of GROUP get ROLE (admin, supervisor, viewer) "
+              "for those teams (repeat the option).")] = None,
+          oidc_claim: Annotated[str, typer.Option(
+              "--oidc-claim", envvar="AGENT_CENTER_OIDC_CLAIM",
+              help="The claim that lists a person's groups.")] = "groups",
+          oidc_scopes: Annotated[str, typer.Option(
+              "--oidc-scopes", envvar="AGENT_CENTER_OIDC_SCOPES",
+              help="The scopes asked for (with openid).")] = "openid profile email") -> None:
     """Run the center: API, dashboard, gate, metrics, reflector and bandwidth endpoint."""
     import uvicorn
 
@@ -257,6 +277,14 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
             load_policy(policy)
         except PolicyError as exc:
             _fail(f"invalid policy: {exc}")
+    from agent_kit.center.oidc_settings import OidcSettingsError, oidc_settings
+
+    try:
+        oidc = oidc_settings(oidc_issuer, oidc_client_id,
+                             os.environ.get("AGENT_CENTER_OIDC_CLIENT_SECRET"),
+                             oidc_redirect_url, list(oidc_group or ()), oidc_claim, oidc_scopes)
+    except OidcSettingsError as exc:
+        _fail(str(exc))
     advertised = _hostport(advertise_reflector, "--advertise-reflector")
     settings = _settings(db, data_dir, policy_path=policy, webhook_url=webhook,
                          alerts_path=str(Path(alerts).resolve()) if alerts else None,
@@ -269,7 +297,7 @@ def serve(db: DbOpt = None, data_dir: DataOpt = None,
                          header_timeout_s=request_timeout, body_timeout_s=request_timeout,
                          bandwidth_budget_bytes=bandwidth_budget_mib * MIB,
                          auth_failure_burst=auth_failure_burst,
-                         auth_failure_refill_s=auth_failure_refill)
+                         auth_failure_refill_s=auth_failure_refill, oidc=oidc)
     reflector = None
     if udp_port:
         from agent_kit.center.reflector import start_reflector

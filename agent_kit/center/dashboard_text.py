@@ -1,7 +1,7 @@
 """The dashboard's own words in the reader's language (en, ja, ko, sv).
 
-The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``) are served
-with the reader's language
+The pages (``static/index.html``, ``static/agent.html``, ``static/audit.html``, and
+``static/sso.html``, the single sign-on's refusals) are served with the reader's language
 (``center.viewer_language``: the language selector's cookie, else ``Accept-Language``) in
 ``<html lang>`` and the translations of :data:`UI_TEXT` and the check titles as a JSON block
 (``<script type="application/json" id="ui-text">``, data, not code: the page's CSP allows no
@@ -86,6 +86,17 @@ UI_TEXT = (
     N_("sound plays through {speaker}"), N_("Login is allowed."), N_("Login is denied."),
     # counts per team (index.html, app.js)
     N_("Counts per team"), N_("Any team"), N_("No team"),
+    # single sign-on: the sign-in's button and the refusal page (static/sso.html; the
+    # sentences are center/oidc.py's and api_oidc.py's refusals)
+    N_("Sign in with SSO"), N_("Or, for IT: a key or the admin token"),
+    N_("Sign-in · agent-center"), N_("Back to sign-in"),
+    N_("This sign-in expired or was started in another window. Please sign in again."),
+    N_("The identity provider did not confirm who you are, or its answer could not be "
+       "verified. Please sign in again."),
+    N_("The identity provider cannot be reached. Please try again later."),
+    N_("You are signed in at the identity provider, but none of your groups gives you a role "
+       "on this center. Ask IT to add you to one."),
+    N_("Single sign-on is not set up on this center."),
 )
 
 

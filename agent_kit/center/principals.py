@@ -106,6 +106,8 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/test-call"): PUBLIC,        # throttled per address
     ("POST", "/api/v1/session"): PUBLIC,          # the login: a credential in the body
     ("DELETE", "/api/v1/session"): PUBLIC,        # the logout always works
+    ("GET", "/auth/oidc/login"): PUBLIC,          # single sign-on: to the provider
+    ("GET", "/auth/oidc/callback"): PUBLIC,       # ... and back: its validated answer
     ("GET", "/api/v1/session"): "session.read",
     ("POST", "/api/v1/heartbeats"): "workstation",
     ("POST", "/api/v1/reports"): "workstation",

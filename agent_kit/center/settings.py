@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from platformdirs.unix import Unix
 
+from agent_kit.center.oidc_settings import OidcSettings
 from agent_kit.core.wire import heartbeat, signing
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class CenterSettings:
     body_min_rate_bps: int = 500
     bandwidth_budget_bytes: int = 4096 * MIB
     test_calls_per_hour: int = 30            # scored test calls per source address (0: no budget)
+    oidc: OidcSettings | None = None         # single sign-on (oidc_settings.py); None: off
     now: Clock = field(default=time.time, compare=False, repr=False)
 
     def to_env(self) -> str:
@@ -105,4 +107,7 @@ def from_env() -> CenterSettings:
     if not raw:
         data_dir = default_data_dir()
         return CenterSettings(db_url=resolve_db_url(None, data_dir), data_dir=str(data_dir))
-    return CenterSettings(**json.loads(raw))
+    data = json.loads(raw)
+    if data.get("oidc") is not None:
+        data["oidc"] = OidcSettings.from_json(data["oidc"])
+    return CenterSettings(**data)

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent_kit.core.wire.test_call import RecordError, CallOffer, parse_record
+from agent_kit.core.wire.test_call import CallOffer, RecordError, parse_record
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
