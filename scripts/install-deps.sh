@@ -15,7 +15,7 @@ APT_TEST=(sox espeak-ng iperf3 iputils-ping openvpn postgresql chromium chromium
           python3-tk gettext imagemagick binutils fonts-ipafont-gothic fonts-nanum nftables
           wrk    # bench/center_load.py's load generator
           alsa-utils    # /usr/share/sounds/alsa/*.wav: a real 48 kHz voice (voice bandwidth lab)
-          nodejs npm)   # the single sign-on lab's OpenID provider (npm's oidc-provider)
+          nodejs)   # the single sign-on lab's OpenID provider (npm's oidc-provider; npm below)
 
 want=("${APT_RUN[@]}")
 [ "$mode" = test ] && want+=("${APT_TEST[@]}")
@@ -27,6 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm: Debian's nodejs needs the npm package; NodeSource's nodejs carries npm itself and
+# conflicts with that package, so it is installed only when the command is missing.
+if [ "$mode" = test ] && ! command -v npm >/dev/null; then
+  echo "installing Debian packages: npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --upgrade pip >/dev/null
