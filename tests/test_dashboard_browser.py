@@ -33,13 +33,10 @@ from tests.center_seed import (
     run_center,
     sent_heartbeat,
 )
+from tests.lab.chromium import ARTIFACTS, chromium_browser
 
 pytestmark = pytest.mark.lab
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 HISTORY = 40                 # heartbeats per charted agent
 INTERVAL_S = 60              # online agents stay online for the whole module (60 + 120 s grace)
 BULK = 30                    # never-seen agents, so the fleet has more than one page
@@ -170,15 +167,8 @@ def _judged(seq: int, results: list[CheckResult], *, interval_s: float = INTERVA
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A real Chromium; if it cannot start, the test fails (no skip)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                              headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.center_seed import Center, heartbeat, run_center
-from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from tests.lab.chromium import ARTIFACTS, chromium_browser
 
 pytestmark = pytest.mark.lab
 
@@ -61,15 +61,8 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                              headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture()

@@ -33,13 +33,11 @@ from agent_kit.center.auth import SESSION_COOKIE
 from agent_kit.center.clearance import verify_clearance
 from agent_kit.core.wire import signing
 from tests.center_seed import Center, Workstation, free_port, heartbeat, run_center
+from tests.lab.chromium import CHROMIUM, CHROMIUM_FLAGS
 from tests.lab.postgres import postgres_cluster
 
 pytestmark = pytest.mark.lab
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 REQUIRED = {"vpn.connected": ("pass", None), "audio.headset": ("pass", None)}
 BURST = 20          # settings.auth_failure_burst
 LOG_BURST = 20      # request_log.LOG_BURST

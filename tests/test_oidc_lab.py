@@ -20,7 +20,7 @@ import pytest
 
 from tests.center_seed import Center, free_port, heartbeat, run_center
 from tests.lab.oidc import LabUnavailable, OidcProvider, lab_unavailable, run_provider
-from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from tests.lab.chromium import ARTIFACTS, chromium_browser
 
 pytestmark = pytest.mark.lab
 
@@ -180,15 +180,8 @@ def test_the_admin_token_still_signs_in(lab: Lab) -> None:
 # -- in a browser -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser(lab: Lab) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                              headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.lab.chromium import ARTIFACTS, chromium_browser
 import pytest
 
 from agent_kit.core.checks import BY_ID
@@ -22,10 +23,6 @@ from agent_kit.evaluate.diagnosis import diagnose_report
 from agent_kit.face.html_report import render_html
 from agent_kit.face.svg_charts import level_bar
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 RTTS = [24.0 + 6 * ((i * 7) % 11) / 11 + (160.0 if i in (40, 41, 120) else 0.0)
         for i in range(250)]
 
@@ -110,15 +107,8 @@ def test_japanese_status_words_do_not_read_like_exam_results() -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A real Chromium; if it cannot start, the test fails (no skip)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                              headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.mark.lab
